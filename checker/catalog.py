@@ -1,0 +1,195 @@
+"""The catalog: one ordered TOML file that drives every kata, loaded into frozen dataclasses.
+
+Every path is derived from a kata's name and its position: kata ``strides`` at position 1
+lives in ``katas/01_strides/strides.py`` (stub), ``katas/01_strides/lesson.md`` (lesson),
+``solutions/01_strides/strides.py`` (reference), ``checker/checks/test_strides.py`` (hidden
+checks) and ``checker/mistakes/strides.py`` (known-wrong implementations).
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+FORMAT_VERSION = 1
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def data_root() -> Path:
+    """Folder holding ``katas/`` and ``solutions/``: inside the wheel, or the checkout."""
+    packaged = PACKAGE_DIR / "_data"
+    if (packaged / "katas" / "catalog.toml").is_file():
+        return packaged
+    return PACKAGE_DIR.parent
+
+
+class CatalogError(Exception):
+    """The catalog file is malformed (an author's error, not a learner's)."""
+
+
+class UnknownKata(LookupError):
+    """A kata name that the catalog does not hold."""
+
+    def __init__(self, name: str, suggestions: list[str]):
+        self.name = name
+        self.suggestions = suggestions
+        hint = f" Did you mean: {', '.join(suggestions)}?" if suggestions else ""
+        super().__init__(f"No kata named {name!r}.{hint} `kata list` shows them all.")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What the learner's code may not use while it runs (enforced by the checks' plugin)."""
+
+    forbid: tuple[str, ...] = ()  # dotted paths of callables, e.g. "torch.Tensor.unfold"
+    forbid_imports: tuple[str, ...] = ()  # top-level modules the learner's file may not import
+    explain: str = ""  # one sentence: why these are off-limits
+
+
+@dataclass(frozen=True)
+class Kata:
+    name: str
+    number: int
+    title: str
+    track: str
+    exercises: tuple[str, ...]
+    hints: tuple[str, ...]
+    under_the_hood: str = ""
+    rules: Rules = field(default_factory=Rules)
+    timeout: float = 10.0  # seconds per check
+    root: Path = field(default_factory=data_root)  # holds katas/ and solutions/
+    checks_dir: Path = PACKAGE_DIR / "checks"
+    mistakes_package: str = "checker.mistakes"
+
+    @property
+    def dirname(self) -> str:
+        return f"{self.number:02d}_{self.name}"
+
+    @property
+    def rel_stub(self) -> Path:
+        """Path of the learner's file, relative to a workspace root."""
+        return Path("katas") / self.dirname / f"{self.name}.py"
+
+    @property
+    def rel_lesson(self) -> Path:
+        return Path("katas") / self.dirname / "lesson.md"
+
+    @property
+    def stub_path(self) -> Path:
+        return self.root / self.rel_stub
+
+    @property
+    def lesson_path(self) -> Path:
+        return self.root / self.rel_lesson
+
+    @property
+    def solution_path(self) -> Path:
+        return self.root / "solutions" / self.dirname / f"{self.name}.py"
+
+    @property
+    def checks_path(self) -> Path:
+        return self.checks_dir / f"test_{self.name}.py"
+
+    @property
+    def mistakes_module(self) -> str:
+        return f"{self.mistakes_package}.{self.name}"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    katas: tuple[Kata, ...]
+    tracks: tuple[str, ...]
+
+    def names(self) -> list[str]:
+        return [k.name for k in self.katas]
+
+    def get(self, name: str) -> Kata:
+        for kata in self.katas:
+            if kata.name == name:
+                return kata
+        raise UnknownKata(name, difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5))
+
+    def index(self, name: str) -> int:
+        return self.names().index(name)
+
+    def previous(self, kata: Kata) -> Kata | None:
+        i = self.index(kata.name)
+        return self.katas[i - 1] if i > 0 else None
+
+    def following(self, kata: Kata) -> Kata | None:
+        i = self.index(kata.name)
+        return self.katas[i + 1] if i + 1 < len(self.katas) else None
+
+
+def parse_catalog(text: str, source: str = "catalog.toml", root: Path | None = None) -> Catalog:
+    """Parse catalog text. ``root`` holds katas/ and solutions/ (default: the shipped data).
+
+    A catalog may name ``checks_dir`` (relative to ``root``) and ``mistakes_package``; the
+    shipped one uses the package's own ``checker/checks`` and ``checker.mistakes``.
+    """
+    root = root or data_root()
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"{source}: not valid TOML: {exc}") from exc
+    if raw.get("format_version") != FORMAT_VERSION:
+        raise CatalogError(
+            f"{source}: format_version {raw.get('format_version')!r} is not {FORMAT_VERSION}"
+        )
+    tracks = tuple(raw.get("tracks", ()))
+    checks_dir = root / raw["checks_dir"] if "checks_dir" in raw else PACKAGE_DIR / "checks"
+    mistakes_package = raw.get("mistakes_package", "checker.mistakes")
+    katas: list[Kata] = []
+    seen: set[str] = set()
+    for number, entry in enumerate(raw.get("kata", ()), start=1):
+        try:
+            name = entry["name"]
+            rules = Rules(
+                forbid=tuple(entry.get("rules", {}).get("forbid", ())),
+                forbid_imports=tuple(entry.get("rules", {}).get("forbid_imports", ())),
+                explain=entry.get("rules", {}).get("explain", ""),
+            )
+            kata = Kata(
+                name=name,
+                number=number,
+                title=entry["title"],
+                track=entry["track"],
+                exercises=tuple(entry["exercises"]),
+                hints=tuple(entry.get("hints", ())),
+                under_the_hood=entry.get("under_the_hood", "").strip(),
+                rules=rules,
+                timeout=float(entry.get("timeout", 10.0)),
+                root=root,
+                checks_dir=checks_dir,
+                mistakes_package=mistakes_package,
+            )
+        except KeyError as exc:
+            raise CatalogError(f"{source}: kata #{number} lacks the key {exc}") from exc
+        if not name.isidentifier():
+            raise CatalogError(f"{source}: kata name {name!r} is not a Python identifier")
+        if name in seen:
+            raise CatalogError(f"{source}: kata name {name!r} appears twice")
+        if tracks and kata.track not in tracks:
+            raise CatalogError(f"{source}: kata {name!r} has unknown track {kata.track!r}")
+        if not kata.exercises:
+            raise CatalogError(f"{source}: kata {name!r} lists no exercises")
+        seen.add(name)
+        katas.append(kata)
+    if not katas:
+        raise CatalogError(f"{source}: no katas")
+    return Catalog(katas=tuple(katas), tracks=tracks or tuple(dict.fromkeys(k.track for k in katas)))
+
+
+@cache
+def load_catalog(path: Path | None = None) -> Catalog:
+    """Load a catalog file (default: the shipped one); its data root is the folder above it."""
+    path = (path or data_root() / "katas" / "catalog.toml").resolve()
+    return parse_catalog(path.read_text(encoding="utf-8"), str(path), root=path.parent.parent)

@@ -1,0 +1,104 @@
+"""The checks are tested too: for a kata, prove stub fails, solution passes, mistakes fail.
+
+Used by ``kata dev check`` (a table for kata authors) and by the project's own test suite.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from checker.catalog import Kata
+from checker.mistakes import Mistake, load_mistakes, materialize
+from checker.runner import CheckResult, run_checks
+
+
+@dataclass(frozen=True)
+class Proof:
+    """One line of the integrity table: a subject run through the checks, and its verdict."""
+
+    kata: str
+    subject: str  # "stub", "solution" or "mistake:<id>"
+    ok: bool
+    detail: str
+    diagnosed: bool | None = None  # for mistakes: named as its own misconception?
+
+
+RunFn = Callable[..., CheckResult]
+
+
+def prove_kata(
+    kata: Kata, *, seed: int = 12345, catalog: Path | None = None, run: RunFn = run_checks,
+    diagnose: bool = True,
+) -> list[Proof]:
+    proofs: list[Proof] = []
+    stub = run(kata, kata.stub_path, seed=seed, catalog=catalog, diagnose=False)
+    still_passing = [e.name for e in stub.exercises if e.ok]
+    proofs.append(Proof(
+        kata.name, "stub", stub.status in ("failed", "load_error") and not still_passing,
+        f"passes {', '.join(still_passing)}" if still_passing else _summary(stub),
+    ))
+    solution = run(kata, kata.solution_path, seed=seed, catalog=catalog, diagnose=False)
+    proofs.append(Proof(kata.name, "solution", solution.passed, _summary(solution)))
+    source = kata.solution_path.read_text(encoding="utf-8")
+    with tempfile.TemporaryDirectory(prefix="kata-mistakes-") as tmp:
+        for m in load_mistakes(kata.mistakes_module):
+            path = Path(tmp) / f"{m.id}.py"
+            path.write_text(materialize(source, m), encoding="utf-8")
+            result = run(kata, path, seed=seed, catalog=catalog, diagnose=diagnose)
+            proofs.append(_mistake_proof(kata, m, result, diagnose))
+    return proofs
+
+
+def _mistake_proof(kata: Kata, m: Mistake, result: CheckResult, diagnose: bool) -> Proof:
+    target = next((e for e in result.exercises if e.name == m.exercise), None)
+    if target is None:
+        return Proof(kata.name, f"mistake:{m.id}", False,
+                     f"targets unknown exercise {m.exercise!r} ({result.status}: {result.message})")
+    ok = not target.ok
+    diagnosed = None
+    if diagnose and ok:
+        diagnosed = any(mid == m.id for mid, _ in target.diagnosis)
+    detail = (f"{m.exercise} fails" if ok else f"{m.exercise} PASSES — the checks miss: "
+              f"{m.misconception}")
+    return Proof(kata.name, f"mistake:{m.id}", ok, detail, diagnosed)
+
+
+def _summary(result: CheckResult) -> str:
+    if result.status in ("load_error", "crashed", "timeout"):
+        return f"{result.status}: {result.message[:200]}"
+    bad = [f"{e.name}: {e.message.splitlines()[0][:160] if e.message else e.status}"
+           for e in result.exercises if not e.ok]
+    return (f"{result.exercises_passed}/{len(result.exercises)} exercises pass"
+            + (f"; {bad[0]}" if bad else ""))
+
+
+def mistake_counts(kata: Kata) -> dict[str, int]:
+    counts = {name: 0 for name in kata.exercises}
+    for m in load_mistakes(kata.mistakes_module):
+        counts[m.exercise] = counts.get(m.exercise, 0) + 1
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m checker.dev NAME [NAME ...]``: print the integrity proof (authors' shortcut)."""
+    import sys
+
+    from checker.catalog import load_catalog
+
+    names = argv if argv is not None else sys.argv[1:]
+    catalog = load_catalog()
+    bad = 0
+    for name in names or catalog.names():
+        for p in prove_kata(catalog.get(name)):
+            flag = "ok " if p.ok and p.diagnosed is not False else "BAD"
+            bad += flag == "BAD"
+            diag = "" if p.diagnosed is None else ("  [diagnosed]" if p.diagnosed else "  [NOT diagnosed]")
+            print(f"{flag} {p.kata:24} {p.subject:36} {p.detail}{diag}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,87 @@
+"""Known-wrong implementations: each a plausible learner mistake naming its misconception.
+
+A kata's mistakes live in ``checker/mistakes/<kata>.py``::
+
+    from checker.mistakes import mistake
+
+    @mistake("contiguous_strides", "Column-major order: the first dimension got stride 1.")
+    def fortran_strides(shape):
+        ...
+
+The project's tests run every kata's checks with each mistake substituted for its exercise
+(the solution supplies every other function) and require the exercise to fail. When a
+learner's exercise fails, the same substitution tells which misconception matches.
+This module must stay light: it may be imported by learner-side files (no torch import here).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+_ATTR = "__kata_mistake__"
+
+
+@dataclass(frozen=True)
+class Mistake:
+    exercise: str
+    id: str
+    misconception: str
+    func: Callable[..., Any]
+    module: str
+
+
+def mistake(exercise: str, misconception: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a function as a known-wrong implementation of ``exercise``."""
+
+    def mark(func: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(func, _ATTR, (exercise, misconception))
+        return func
+
+    return mark
+
+
+def load_mistakes(module_name: str) -> list[Mistake]:
+    """Every mistake defined in ``module_name``, in source order (empty if the module is absent)."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return []
+        raise
+    found = []
+    for name, value in vars(module).items():
+        tag = getattr(value, _ATTR, None)
+        if tag and getattr(value, "__module__", None) == module_name:
+            found.append(Mistake(exercise=tag[0], id=name, misconception=tag[1], func=value,
+                                 module=module_name))
+    return found
+
+
+def materialize(solution_source: str, m: Mistake) -> str:
+    """A complete implementation file: the solution with ``m`` standing in for its exercise."""
+    return (
+        f"{solution_source.rstrip()}\n\n\n"
+        f"# Known mistake {m.id}: {m.misconception}\n"
+        f"from {m.module} import {m.id} as {m.exercise}  # noqa: E402,F811\n"
+    )
+
+
+_solutions: dict[str, Any] = {}
+
+
+def _solution_of(kata_name: str) -> Any:
+    """The reference solution module of a shipped kata, for mistakes that wrap it."""
+    if kata_name not in _solutions:
+        import importlib.util
+
+        from checker.catalog import load_catalog
+
+        path = load_catalog().get(kata_name).solution_path
+        spec = importlib.util.spec_from_file_location(f"_kata_solution_{kata_name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _solutions[kata_name] = module
+    return _solutions[kata_name]

@@ -1,0 +1,295 @@
+"""The checks' pytest plugin: loads the code under test, seeds every check, writes the report.
+
+Run as ``python -m pytest -p checker.plugin --kata NAME --kata-impl PATH --kata-report OUT``
+with plugin autoload disabled (the runner does this). Without ``--kata`` the plugin is inert.
+
+Options (group "torch-katas"):
+  --kata NAME          the kata whose checks run (its rules come from the catalog)
+  --kata-catalog PATH  a catalog other than the shipped one
+  --kata-impl PATH     the file under test (a learner's file, a stub, a solution, a mistake)
+  --kata-seed N        the run's seed (random if absent); every check derives its own from it
+  --kata-report PATH   where to write the JSON report
+  --kata-diagnose      on failure, look for a known mistake that fails the same way
+
+Markers: ``@pytest.mark.exercise("name")`` ties a check to one exercise of the kata.
+Fixtures: ``impl`` (the code under test, see checker.learner.Impl), ``seed`` (this check's
+seed), ``rng`` (a numpy Generator seeded with it). torch, numpy and random are seeded with
+the check's seed before it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPORT_VERSION = 1
+_STATE = pytest.StashKey[dict]()
+_FLOAT_RE = re.compile(r"0x[0-9a-fA-F]+")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("torch-katas", "hidden kata checks")
+    group.addoption("--kata", default=None, help="name of the kata whose checks run")
+    group.addoption("--kata-catalog", default=None, help="catalog file (default: shipped)")
+    group.addoption("--kata-impl", default=None, help="file under test")
+    group.addoption("--kata-seed", type=int, default=None, help="seed for random inputs")
+    group.addoption("--kata-report", default=None, help="write the JSON report here")
+    group.addoption("--kata-diagnose", action="store_true", default=False,
+                    help="name the known mistake that a failure matches")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "exercise(name): the kata exercise this check judges")
+    if not config.getoption("--kata", default=None):
+        return
+    from checker.catalog import load_catalog
+
+    catalog_path = config.getoption("--kata-catalog")
+    catalog = load_catalog(Path(catalog_path) if catalog_path else None)
+    kata = catalog.get(config.getoption("--kata"))
+    seed = config.getoption("--kata-seed")
+    if seed is None:
+        seed = random.SystemRandom().randrange(1, 10**6)
+    impl_path = config.getoption("--kata-impl") or str(kata.stub_path)
+    config.stash[_STATE] = {
+        "kata": kata,
+        "seed": seed,
+        "impl_path": Path(impl_path).resolve(),
+        "results": {},
+        "load_error": None,
+        "started": time.perf_counter(),
+        "diagnose_budget": 0.2,
+    }
+
+
+def _state(config: pytest.Config) -> dict | None:
+    return config.stash.get(_STATE, None)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    state = _state(config)
+    if state is None:
+        return None
+    return f"torch-katas: kata={state['kata'].name} seed={state['seed']} impl={state['impl_path']}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = _state(config)
+    if state is None:
+        return
+    # Load the file once up front: a file that cannot load fails every exercise the same way.
+    from checker.learner import LearnerFileError, load_module
+
+    try:
+        load_module(state["impl_path"], state["kata"].rules)
+    except LearnerFileError as exc:
+        state["load_error"] = {"message": str(exc), "line": exc.line}
+    except Exception as exc:  # a forbidden API at import time, and the like
+        state["load_error"] = {"message": f"{type(exc).__name__}: {exc}", "line": None}
+
+
+def _check_seed(config: pytest.Config, nodeid: str) -> int:
+    state = _state(config)
+    base = state["seed"] if state else 0
+    return zlib.crc32(f"{base}:{nodeid}".encode()) & 0x7FFFFFFF
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    import numpy as np
+
+    np.random.seed(seed % 2**32)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
+
+
+@pytest.fixture
+def seed(request: pytest.FixtureRequest) -> int:
+    return _check_seed(request.config, request.node.nodeid)
+
+
+@pytest.fixture
+def rng(seed: int):
+    import numpy as np
+
+    return np.random.default_rng(seed)
+
+
+@pytest.fixture(autouse=True)
+def _kata_seeded(request: pytest.FixtureRequest) -> None:
+    if _state(request.config) is not None:
+        _seed_everything(_check_seed(request.config, request.node.nodeid))
+
+
+@pytest.fixture
+def impl(request: pytest.FixtureRequest):
+    state = _state(request.config)
+    if state is None:
+        pytest.skip("no --kata given: these checks run through `kata check`")
+    if state["load_error"]:
+        pytest.fail(state["load_error"]["message"], pytrace=False)
+    from checker.learner import Impl, load_module
+
+    module = load_module(state["impl_path"], state["kata"].rules)
+    return Impl(module, state["kata"].rules)
+
+
+def _exercise_of(item: pytest.Item) -> str | None:
+    marker = item.get_closest_marker("exercise")
+    return marker.args[0] if marker and marker.args else None
+
+
+def _message(call: pytest.CallInfo, impl_path: Path) -> str:
+    """What the learner reads for a failed check."""
+    excinfo = call.excinfo
+    if excinfo is None:
+        return ""
+    exc = excinfo.value
+    if isinstance(exc, pytest.fail.Exception | pytest.skip.Exception):
+        return str(exc.msg if hasattr(exc, "msg") else exc)
+    if isinstance(exc, AssertionError):
+        return str(exc) or "assertion failed"
+    if type(exc).__name__ == "Failed" and "Timeout" in str(exc):
+        return str(exc)
+    frames = [
+        e for e in excinfo.traceback if Path(str(e.path)).resolve() == impl_path
+    ]
+    if isinstance(exc, NotImplementedError) and frames:
+        return (
+            f"not implemented yet: {exc or 'the stub still raises NotImplementedError'}. "
+            "Replace the `raise NotImplementedError(...)` with your implementation."
+        )
+    where = ""
+    if frames:
+        last = frames[-1]
+        source = str(last.statement).strip() if last.statement else ""
+        where = f"\n  at {impl_path.name}:{last.lineno + 1}: {source}"
+    return f"your code raised {type(exc).__name__}: {exc}{where}"
+
+
+def _normalise(message: str) -> str:
+    return _FLOAT_RE.sub("0x?", message)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    state = _state(item.config)
+    if state is None:
+        return
+    report = outcome.get_result()
+    exercise = _exercise_of(item)
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        entry = {
+            "id": item.nodeid.split("::")[-1],
+            "outcome": report.outcome,
+            "duration": round(report.duration, 4),
+            "message": "" if report.passed else _message(call, state["impl_path"]),
+            "diagnosis": [],
+        }
+        if report.skipped and call.excinfo is not None:
+            entry["message"] = str(call.excinfo.value.msg if hasattr(call.excinfo.value, "msg") else call.excinfo.value)
+        if (
+            report.failed
+            and report.when == "call"
+            and exercise
+            and item.config.getoption("--kata-diagnose")
+            and isinstance(call.excinfo.value, AssertionError)
+        ):
+            entry["diagnosis"] = _diagnose(item, exercise, entry["message"], state)
+        state["results"].setdefault(exercise or "?", []).append(entry)
+
+
+def _diagnose(item: pytest.Item, exercise: str, message: str, state: dict) -> list[dict]:
+    """Re-run this check with each known mistake of the exercise; report those failing alike."""
+    from checker.learner import Impl, load_module
+    from checker.mistakes import load_mistakes
+
+    kata = state["kata"]
+    deadline = time.perf_counter() + state["diagnose_budget"]
+    target = _normalise(message)
+    matches = []
+    funcargs = getattr(item, "funcargs", None)
+    if funcargs is None or "impl" not in funcargs:
+        return []
+    saved = dict(funcargs)
+    try:
+        candidates = [m for m in load_mistakes(kata.mistakes_module) if m.exercise == exercise]
+        for m in candidates:
+            if time.perf_counter() > deadline:
+                break
+            module = load_module(kata.solution_path, kata.rules)
+            setattr(module, m.exercise, m.func)
+            funcargs["impl"] = Impl(module, kata.rules, label="the known mistake")
+            seed = _check_seed(item.config, item.nodeid)
+            if "rng" in funcargs:
+                import numpy as np
+
+                funcargs["rng"] = np.random.default_rng(seed)
+            _seed_everything(seed)
+            try:
+                item.runtest()
+            except AssertionError as exc:
+                if _normalise(str(exc)) == target:
+                    matches.append({"id": m.id, "misconception": m.misconception})
+            except Exception:
+                continue
+    finally:
+        funcargs.clear()
+        funcargs.update(saved)
+    return matches
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = _state(session.config)
+    if state is None:
+        return
+    path = session.config.getoption("--kata-report")
+    kata = state["kata"]
+    exercises = {}
+    for name in kata.exercises:
+        tests = state["results"].get(name, [])
+        failed = [t for t in tests if t["outcome"] == "failed"]
+        if not tests:
+            status = "missing"
+        elif failed:
+            status = "failed"
+        elif all(t["outcome"] == "skipped" for t in tests):
+            status = "skipped"
+        else:
+            status = "passed"
+        first = failed[0] if failed else None
+        exercises[name] = {
+            "status": status,
+            "message": first["message"] if first else (
+                tests[0]["message"] if status == "skipped" else ""),
+            "diagnosis": first["diagnosis"] if first else [],
+            "duration": round(sum(t["duration"] for t in tests), 4),
+            "checks": len(tests),
+            "failed_checks": len(failed),
+        }
+    strays = sorted(set(state["results"]) - set(kata.exercises))
+    report = {
+        "format_version": REPORT_VERSION,
+        "kata": kata.name,
+        "impl": str(state["impl_path"]),
+        "seed": state["seed"],
+        "load_error": state["load_error"],
+        "exercises": exercises,
+        "unassigned": strays,
+        "duration": round(time.perf_counter() - state["started"], 4),
+    }
+    if path:
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(report, fh)
+        os.replace(tmp, path)
