@@ -53,7 +53,7 @@ def load_mistakes(module_name: str) -> list[Mistake]:
         raise
     found = []
     for name, value in vars(module).items():
-        tag = getattr(value, _ATTR, None)
+        tag = vars(value).get(_ATTR) if isinstance(value, type) else getattr(value, _ATTR, None)
         if tag and getattr(value, "__module__", None) == module_name:
             found.append(Mistake(exercise=tag[0], id=name, misconception=tag[1], func=value,
                                  module=module_name))
