@@ -1,0 +1,325 @@
+"""The ``kata`` command line: parse, call the domain (app/workspace/runner), render.
+
+Commands that do not run checks never import torch or pytest.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from checker import __version__
+
+
+class App:
+    """Built once per invocation by the group callback, reached through ``ctx.obj``."""
+
+    def __init__(self) -> None:
+        from checker import render
+
+        self.render = render
+        self.out = render.console()
+        self.err = render.console(stderr=True)
+        self._ws = None
+
+    @property
+    def ws(self):
+        if self._ws is None:
+            from checker.workspace import Workspace, WorkspaceError
+
+            try:
+                self._ws = Workspace.find()
+            except WorkspaceError as exc:
+                raise click.ClickException(str(exc)) from None
+        return self._ws
+
+    def progress(self):
+        store = self.ws.progress
+        progress = store.load()
+        for notice in store.notices:
+            self.err.print(f"[bold yellow]{notice}[/]")
+        return progress
+
+    def kata(self, name: str | None):
+        from checker.catalog import UnknownKata
+
+        try:
+            return self.ws.catalog.get(name) if name else None
+        except UnknownKata as exc:
+            raise click.BadParameter(str(exc), param_hint="NAME") from None
+
+
+def domain_errors(func):
+    """Turn the domain's expected errors into ClickException (exit 1) with their message."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from checker.app import KataLocked
+        from checker.catalog import CatalogError
+        from checker.learner import LearnerFileError
+        from checker.progress import ProgressError
+        from checker.workspace import WorkspaceError
+
+        try:
+            return func(*args, **kwargs)
+        except (KataLocked, ProgressError, WorkspaceError, CatalogError, LearnerFileError) as exc:
+            raise click.ClickException(str(exc)) from None
+        except PermissionError as exc:
+            raise click.ClickException(
+                f"Permission denied: {exc.filename or exc}. Is the workspace read-only?") from None
+        except OSError as exc:
+            raise click.ClickException(f"{exc.strerror or exc}: {exc.filename or ''}".strip()) from None
+
+    return wrapper
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="kata")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """torch-katas: learn PyTorch's internals by re-implementing them.
+
+    \b
+    Start:   kata init ~/katas && cd ~/katas && kata next
+    Loop:    edit the file `kata next` names, then `kata check` (or `kata watch`)
+    """
+    ctx.obj = App()
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--exist-ok", is_flag=True, help="Succeed without changes if DIRECTORY already is one.")
+@pass_app
+@domain_errors
+def init(app: App, directory: Path, exist_ok: bool) -> None:
+    """Create a workspace in DIRECTORY (default: here) with every kata's stub and lesson."""
+    from checker.workspace import Workspace
+
+    ws, created = Workspace.create(directory, exist_ok=exist_ok)
+    if created:
+        app.out.print(f"Created a kata workspace in [bold]{ws.root}[/] "
+                      f"with {len(ws.catalog.katas)} katas.")
+    else:
+        app.out.print(f"[dim]{ws.root} is already a kata workspace; nothing was changed.[/]")
+    app.out.print(f"Next: [bold]cd {ws.root}[/] and run [bold]kata next[/].")
+
+
+@main.command("next")
+@pass_app
+@domain_errors
+def next_(app: App) -> None:
+    """Show the current kata: the file to edit, what it teaches, what to run."""
+    from checker.app import current_kata, rows
+
+    progress = app.progress()
+    kata = current_kata(app.ws, progress)
+    row = next((r for r in rows(app.ws, progress) if kata and r.kata.name == kata.name), None)
+    if kata is not None:
+        app.ws.install_kata_files(kata)  # a kata added to the catalog after `kata init`
+    file = app.ws.kata_file(kata) if kata else None
+    lesson = app.ws.lesson_file(kata).read_text(encoding="utf-8") if kata else ""
+    app.render.show_next(app.out, kata, file, lesson, row, len(app.ws.catalog.katas))
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--file", "file_", type=click.Path(path_type=Path),
+              help="Judge this file against NAME's checks; records no progress.")
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), help="Replay a run with this seed.")
+@click.option("-v", "--verbose", is_flag=True, help="Show every failing exercise and the output.")
+@pass_app
+@domain_errors
+def check(app: App, name: str | None, file_: Path | None, seed: int | None, verbose: bool) -> None:
+    """Run the hidden checks of the current kata (or NAME). Exit 0 pass, 1 fail."""
+    from checker import app as domain
+    from checker.runner import run_checks
+
+    if file_ is not None:
+        if not name:
+            raise click.UsageError("--file needs the kata NAME: `kata check NAME --file PATH`.")
+        ws = _workspace_or_none()
+        catalog = ws.catalog if ws else _shipped_catalog()
+        kata = _kata_in(catalog, name)
+        if not file_.is_file():
+            raise click.BadParameter(f"{file_} is not a file.", param_hint="--file")
+        result = run_checks(kata, file_.resolve(), seed=seed, catalog=_catalog_arg(ws),
+                            use_worker=_worker_dir(ws))
+        app.render.show_check_outcome(app.out, domain.CheckOutcome(kata, file_, result, recorded=False),
+                                      verbose=verbose)
+        sys.exit(_exit_code(result))
+    progress = app.progress()
+    kata = app.kata(name) or domain.resolve_kata(app.ws, progress, None)
+    domain.require_unlocked(app.ws, progress, kata)
+    path = app.ws.kata_file(kata)
+    result = run_checks(kata, path, seed=seed, catalog=_catalog_arg(app.ws),
+                        use_worker=_worker_dir(app.ws))
+    if result.status == "interrupted":
+        app.render.show_result(app.out, result, file=path)
+        sys.exit(130)
+    outcome = domain.record(app.ws, kata, result)
+    app.render.show_check_outcome(app.out, outcome, verbose=verbose)
+    sys.exit(_exit_code(result))
+
+
+def _exit_code(result) -> int:
+    return 0 if result.passed else 1
+
+
+def _workspace_or_none():
+    from checker.workspace import Workspace, WorkspaceError
+
+    try:
+        return Workspace.find()
+    except WorkspaceError:
+        return None
+
+
+def _shipped_catalog():
+    from checker.workspace import catalog_for
+
+    return catalog_for(None)
+
+
+def _kata_in(catalog, name: str):
+    from checker.catalog import UnknownKata
+
+    try:
+        return catalog.get(name)
+    except UnknownKata as exc:
+        raise click.BadParameter(str(exc), param_hint="NAME") from None
+
+
+def _catalog_arg(ws) -> Path | None:
+    import os
+
+    path = (ws.catalog_path if ws else None) or os.environ.get("KATA_CATALOG")
+    return Path(path) if path else None
+
+
+def _worker_dir(ws) -> Path | None:
+    return ws.state_dir if ws else None
+
+
+@main.command()
+@click.argument("name", required=False)
+@pass_app
+@domain_errors
+def hint(app: App, name: str | None) -> None:
+    """Reveal the next hint of the current kata (or NAME), one level per call."""
+    from checker import app as domain
+
+    kata = app.kata(name) or domain.resolve_kata(app.ws, app.progress(), None)
+    app.render.show_hint(app.out, domain.next_hint(app.ws, kata))
+
+
+@main.command()
+@click.argument("name", required=False)
+@pass_app
+@domain_errors
+def lesson(app: App, name: str | None) -> None:
+    """Read the lesson of the current kata (or NAME)."""
+    from checker import app as domain
+
+    kata = app.kata(name) or domain.resolve_kata(app.ws, app.progress(), None)
+    app.render.show_lesson(app.out, kata, app.ws.lesson_file(kata).read_text(encoding="utf-8"))
+
+
+@main.command("list")
+@pass_app
+@domain_errors
+def list_(app: App) -> None:
+    """Every kata with its state (done / current / locked) and exercises passed."""
+    from checker.app import rows
+
+    app.render.show_list(app.out, rows(app.ws, app.progress()))
+
+
+@main.command()
+@pass_app
+@domain_errors
+def progress(app: App) -> None:
+    """Overall and per-track progress bars."""
+    from checker.app import rows
+
+    app.render.show_progress(app.out, rows(app.ws, app.progress()), app.ws.catalog.tracks)
+
+
+@main.command()
+@click.argument("name")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+@domain_errors
+def reset(app: App, name: str, yes: bool) -> None:
+    """Put NAME's pristine stub back; your version is kept as a timestamped backup."""
+    kata = app.kata(name)
+    path = app.ws.kata_file(kata)
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"Replace {path} with the pristine stub? (yours is kept as a backup)",
+                      abort=True)
+    backup = app.ws.reset(kata)
+    app.out.print(f"Restored the stub of [bold]{kata.name}[/] at {app.render.path_link(path)}.")
+    if backup:
+        app.out.print(f"Your previous version is kept at {app.render.path_link(backup)}.")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Show it even before NAME has passed (spoils it).")
+@pass_app
+@domain_errors
+def solution(app: App, name: str, force: bool) -> None:
+    """Show NAME's reference solution beside your code, once NAME has passed."""
+    kata = app.kata(name)
+    if not app.progress().passed(kata.name) and not force:
+        raise click.ClickException(
+            f"Kata {kata.name!r} has not passed yet, so its solution stays hidden. "
+            f"`kata hint {kata.name}` helps; `kata solution {kata.name} --force` spoils it anyway.")
+    reference = kata.solution_path.read_text(encoding="utf-8")
+    try:
+        mine = app.ws.kata_file(kata).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        mine = None
+    app.render.show_solution(app.out, kata, reference, mine, forced=force and not app.progress().passed(kata.name))
+
+
+@main.group()
+def dev() -> None:
+    """Tools for kata authors."""
+
+
+@dev.command("check")
+@click.argument("names", nargs=-1)
+@click.option("--seed", type=int, default=12345, show_default=True)
+@pass_app
+@domain_errors
+def dev_check(app: App, names: tuple[str, ...], seed: int) -> None:
+    """Prove the checks: stub fails, solution passes, every mistake fails (and is named)."""
+    from checker.dev import prove_kata
+
+    ws = _workspace_or_none()
+    catalog = ws.catalog if ws else _shipped_catalog()
+    katas = [_kata_in(catalog, n) for n in names] or list(catalog.katas)
+    bad = 0
+    table = None
+    from rich.table import Table
+
+    table = Table(show_edge=False, header_style="bold")
+    for col in ("kata", "subject", "verdict", "diagnosed", "detail"):
+        table.add_column(col)
+    for kata in katas:
+        for p in prove_kata(kata, seed=seed, catalog=_catalog_arg(ws)):
+            good = p.ok and p.diagnosed is not False
+            bad += not good
+            table.add_row(kata.name, p.subject, "[green]ok[/]" if good else "[red]BAD[/]",
+                          {None: "", True: "yes", False: "[red]no[/]"}[p.diagnosed],
+                          app.render.escape(p.detail[:90]))
+    app.out.print(table)
+    if bad:
+        raise click.ClickException(f"{bad} integrity problem(s).")
+    app.out.print(f"[green]All {len(katas)} kata(s) proven.[/]")

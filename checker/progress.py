@@ -1,0 +1,217 @@
+"""The learner's progress: versioned JSON under .kata/, written atomically, with a backup.
+
+Kata names are stored, never positions. Writes go to a temp file that is fsynced and renamed
+over the old one; the previous good state is kept as ``progress.json.bak``. A damaged file is
+reported and recovered from the backup (the damaged copy is kept aside), never silently reset.
+Every read-modify-write happens under an exclusive lock, so two checks at once lose nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+FORMAT_VERSION = 1
+
+
+class ProgressError(Exception):
+    """Progress cannot be read or written; the message says what to do."""
+
+
+@dataclass
+class KataProgress:
+    status: str = "new"  # new | attempted | passed
+    attempts: int = 0
+    hints_shown: int = 0
+    passed_at: str | None = None
+    exercises_passed: int = 0
+    exercises_total: int = 0
+    last_seed: int | None = None
+    last_checked_at: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+@dataclass
+class Progress:
+    katas: dict[str, KataProgress] = field(default_factory=dict)
+
+    def of(self, name: str) -> KataProgress:
+        return self.katas.setdefault(name, KataProgress())
+
+    def passed(self, name: str) -> bool:
+        entry = self.katas.get(name)
+        return bool(entry and entry.passed)
+
+    def to_json(self) -> dict:
+        return {"format_version": FORMAT_VERSION,
+                "katas": {name: asdict(p) for name, p in sorted(self.katas.items())}}
+
+    @classmethod
+    def from_json(cls, data: object) -> Progress:
+        """Validate strictly; a ValueError names what is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError("top level is not an object")
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"format_version is {data.get('format_version')!r}, not {FORMAT_VERSION}")
+        katas = data.get("katas")
+        if not isinstance(katas, dict):
+            raise ValueError("'katas' is not an object")
+        out = cls()
+        fields = KataProgress.__dataclass_fields__
+        for name, raw in katas.items():
+            if not isinstance(raw, dict):
+                raise ValueError(f"entry for {name!r} is not an object")
+            unknown = set(raw) - set(fields)
+            if unknown:
+                raise ValueError(f"entry for {name!r} has unknown keys {sorted(unknown)}")
+            entry = KataProgress(**raw)
+            if entry.status not in ("new", "attempted", "passed"):
+                raise ValueError(f"entry for {name!r} has status {entry.status!r}")
+            for key in ("attempts", "hints_shown", "exercises_passed", "exercises_total"):
+                value = getattr(entry, key)
+                if type(value) is not int or value < 0:
+                    raise ValueError(f"entry for {name!r}: {key} is {value!r}")
+            out.katas[name] = entry
+        return out
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a crash leaves either the old or the new file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+class ProgressStore:
+    """Progress of one workspace: ``<root>/.kata/progress.json`` (+ ``.bak``, ``lock``)."""
+
+    def __init__(self, state_dir: Path):
+        self.dir = state_dir
+        self.path = state_dir / "progress.json"
+        self.backup = state_dir / "progress.json.bak"
+        self.lock_path = state_dir / "lock"
+        self.notices: list[str] = []  # recoveries to tell the learner about
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _parse(self, path: Path) -> Progress:
+        text = path.read_text(encoding="utf-8")
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        return Progress.from_json(data)
+
+    def load(self) -> Progress:
+        """Read progress, recovering from the backup if the main file is damaged or missing."""
+        main_error = None
+        try:
+            return self._parse(self.path)
+        except FileNotFoundError:
+            if not self.backup.exists():
+                return Progress()  # a new workspace
+            main_error = "it is missing"
+        except (ValueError, UnicodeDecodeError, TypeError) as exc:
+            main_error = str(exc) if not isinstance(exc, UnicodeDecodeError) else "not UTF-8 text"
+        except PermissionError:
+            raise ProgressError(f"{self.path} cannot be read (permission denied).") from None
+        except IsADirectoryError:
+            main_error = "it is a directory"
+        kept = self._set_aside(self.path)
+        try:
+            progress = self._parse(self.backup)
+        except (OSError, ValueError, UnicodeDecodeError, TypeError) as exc:
+            self.notices.append(
+                f"Progress file {self.path} was damaged ({main_error}) and its backup is unusable "
+                f"({exc}). Starting from empty progress; the damaged file is kept as {kept}."
+            )
+            return Progress()
+        self.notices.append(
+            f"Progress file {self.path} was damaged ({main_error}); recovered from the backup "
+            f"{self.backup.name}" + (f". The damaged file is kept as {kept.name}." if kept else ".")
+        )
+        with contextlib.suppress(OSError):
+            atomic_write(self.path, json.dumps(progress.to_json(), indent=2))
+        return progress
+
+    def _set_aside(self, path: Path) -> Path | None:
+        if not path.exists():
+            return None
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        target = path.with_name(f"{path.name}.damaged-{stamp}")
+        try:
+            os.replace(path, target)
+        except OSError:
+            return None
+        return target
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def save(self, progress: Progress) -> None:
+        text = json.dumps(progress.to_json(), indent=2)
+        try:
+            if self.path.is_file():
+                try:
+                    self._parse(self.path)
+                    atomic_write(self.backup, self.path.read_text(encoding="utf-8"))
+                except (ValueError, UnicodeDecodeError, TypeError):
+                    pass  # never overwrite a good backup with a damaged file
+            atomic_write(self.path, text)
+        except PermissionError as exc:
+            raise ProgressError(
+                f"Cannot write progress to {self.dir} ({exc.strerror}). Is the workspace "
+                "read-only? Make it writable (e.g. `chmod -R u+w .kata`) and run the command again."
+            ) from None
+        except OSError as exc:
+            raise ProgressError(f"Cannot write progress to {self.dir}: {exc.strerror or exc}.") from None
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[Progress]:
+        """Read-modify-write under an exclusive lock: ``with store.update() as p: ...``."""
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except PermissionError as exc:
+            raise ProgressError(
+                f"Cannot lock {self.lock_path} ({exc.strerror}). Is the workspace read-only? "
+                "Make it writable and run the command again."
+            ) from None
+        except OSError as exc:
+            raise ProgressError(f"Cannot lock {self.lock_path}: {exc.strerror or exc}.") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            progress = self.load()
+            yield progress
+            self.save(progress)
+        finally:
+            os.close(fd)

@@ -1,0 +1,153 @@
+"""A learner's workspace: a folder holding ``.kata/`` plus their copies of stubs and lessons.
+
+Commands find the workspace by walking up from the current directory, as git finds ``.git``.
+Writes never leave the workspace and never follow a symlink out of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from checker.catalog import Catalog, Kata, load_catalog
+from checker.progress import ProgressStore, atomic_write
+
+STATE_DIR = ".kata"
+META = "workspace.json"
+NOT_A_WORKSPACE = (
+    "Not inside a kata workspace (no .kata/ folder here or above {cwd}).\n"
+    "Create one with `kata init DIR` (e.g. `kata init ~/katas`), then `cd` into it."
+)
+
+
+class WorkspaceError(Exception):
+    """A workspace problem the learner can fix; the message says how."""
+
+
+def catalog_for(meta_catalog: str | None) -> Catalog:
+    override = meta_catalog or os.environ.get("KATA_CATALOG")
+    return load_catalog(Path(override) if override else None)
+
+
+@dataclass
+class Workspace:
+    root: Path
+    catalog: Catalog
+    catalog_path: str | None = None  # a non-shipped catalog this workspace was made from
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def progress(self) -> ProgressStore:
+        return ProgressStore(self.state_dir)
+
+    @property
+    def backups_dir(self) -> Path:
+        return self.state_dir / "backups"
+
+    # -- finding and creating -------------------------------------------------------------
+
+    @classmethod
+    def find(cls, start: Path | None = None) -> Workspace:
+        start = (start or Path.cwd()).resolve()
+        for folder in (start, *start.parents):
+            meta = folder / STATE_DIR / META
+            if meta.is_file():
+                try:
+                    data = json.loads(meta.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    data = {}
+                catalog_path = data.get("catalog") if isinstance(data, dict) else None
+                return cls(folder, catalog_for(catalog_path), catalog_path)
+        raise WorkspaceError(NOT_A_WORKSPACE.format(cwd=start))
+
+    @classmethod
+    def create(cls, root: Path, *, exist_ok: bool = False) -> tuple[Workspace, bool]:
+        """Make a workspace in ``root``; returns (workspace, created)."""
+        root = root.expanduser().absolute()
+        if (root / STATE_DIR).exists():
+            if exist_ok:
+                return cls.find(root), False
+            raise WorkspaceError(
+                f"{root} is already a kata workspace; nothing was changed. `cd {root}` and run "
+                "`kata next`, or pick another folder."
+            )
+        if root.exists() and not root.is_dir():
+            raise WorkspaceError(f"{root} exists and is not a folder.")
+        catalog_path = os.environ.get("KATA_CATALOG")
+        catalog = catalog_for(catalog_path)
+        try:
+            (root / STATE_DIR).mkdir(parents=True)
+            ws = cls(root, catalog, catalog_path)
+            for kata in catalog.katas:
+                ws.install_kata_files(kata)
+            meta = {"format_version": 1, "created": dt.datetime.now().isoformat(timespec="seconds")}
+            if catalog_path:
+                meta["catalog"] = str(Path(catalog_path).resolve())
+            atomic_write(root / STATE_DIR / META, json.dumps(meta, indent=2))
+        except PermissionError as exc:
+            raise WorkspaceError(f"Cannot create a workspace in {root}: {exc.strerror}.") from None
+        return ws, True
+
+    # -- paths ----------------------------------------------------------------------------
+
+    def kata_file(self, kata: Kata) -> Path:
+        return self.root / kata.rel_stub
+
+    def lesson_file(self, kata: Kata) -> Path:
+        path = self.root / kata.rel_lesson
+        return path if path.is_file() else kata.lesson_path
+
+    def _inside(self, path: Path) -> Path:
+        """``path`` if writing there stays inside the workspace (no symlinked folder out)."""
+        parent = path.parent.resolve()
+        if parent != self.root.resolve() and self.root.resolve() not in parent.parents:
+            raise WorkspaceError(
+                f"Refusing to write {path}: it leads outside the workspace {self.root} "
+                "(a symlinked folder?). Replace the link with a real folder."
+            )
+        return path
+
+    def install_kata_files(self, kata: Kata) -> None:
+        """Copy the pristine stub and lesson of ``kata`` if the workspace lacks them."""
+        folder = self.root / "katas" / kata.dirname
+        folder.mkdir(parents=True, exist_ok=True)
+        for src, dst in ((kata.stub_path, self.kata_file(kata)), (kata.lesson_path, folder / "lesson.md")):
+            if not dst.exists() and not dst.is_symlink() and src.is_file():
+                shutil.copyfile(src, self._inside(dst))
+
+    # -- reset ----------------------------------------------------------------------------
+
+    def reset(self, kata: Kata) -> Path | None:
+        """Put the pristine stub back; the learner's file is first kept as a backup.
+
+        Returns the backup's path (None if there was nothing to keep).
+        """
+        target = self._inside(self.kata_file(kata))
+        backup = None
+        if target.is_symlink() or target.exists():
+            self.backups_dir.mkdir(parents=True, exist_ok=True)
+            stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+            backup = self.backups_dir / f"{kata.name}-{stamp}.py"
+            if target.is_dir() and not target.is_symlink():
+                backup = backup.with_suffix("")
+                shutil.move(str(target), str(backup))
+            else:
+                try:
+                    data = target.read_bytes()
+                except OSError:
+                    data = None
+                if data is not None:
+                    backup.write_bytes(data)
+                else:
+                    backup = None
+                target.unlink()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(kata.stub_path, target)
+        return backup

@@ -1,0 +1,47 @@
+"""Shared fixtures: a tiny catalog of the tests' own, and workspaces made from it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+TINY = Path(__file__).parent / "tiny"
+TINY_CATALOG = TINY / "katas" / "catalog.toml"
+
+
+@pytest.fixture
+def tiny_env(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the CLI and the check child at the tiny catalog (and its mistakes package)."""
+    monkeypatch.setenv("KATA_CATALOG", str(TINY_CATALOG))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TINY), os.environ.get("PYTHONPATH")])))
+    monkeypatch.syspath_prepend(str(TINY))
+    return TINY_CATALOG
+
+
+@pytest.fixture
+def tiny_catalog(tiny_env):
+    from checker.catalog import load_catalog
+
+    return load_catalog(tiny_env)
+
+
+@pytest.fixture
+def workspace(tiny_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fresh workspace on the tiny catalog; the current directory is inside it."""
+    from checker.workspace import Workspace
+
+    ws, _ = Workspace.create(tmp_path / "ws")
+    monkeypatch.chdir(ws.root)
+    return ws
+
+
+def solve(ws, name: str) -> Path:
+    """Copy the tiny kata's solution over the learner's file."""
+    kata = ws.catalog.get(name)
+    target = ws.kata_file(kata)
+    target.write_text(kata.solution_path.read_text())
+    return target

@@ -1,0 +1,6 @@
+"""Tiny kata beta."""
+
+
+def neg(x: int) -> int:
+    """Return -x."""
+    raise NotImplementedError("neg: return -x")
