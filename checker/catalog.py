@@ -68,6 +68,7 @@ class Kata:
     root: Path = field(default_factory=data_root)  # holds katas/ and solutions/
     checks_dir: Path = PACKAGE_DIR / "checks"
     mistakes_package: str = "checker.mistakes"
+    catalog_file: Path | None = None  # None: the shipped catalog
 
     @property
     def dirname(self) -> str:
@@ -129,7 +130,10 @@ class Catalog:
         return self.katas[i + 1] if i + 1 < len(self.katas) else None
 
 
-def parse_catalog(text: str, source: str = "catalog.toml", root: Path | None = None) -> Catalog:
+def parse_catalog(
+    text: str, source: str = "catalog.toml", root: Path | None = None,
+    catalog_file: Path | None = None,
+) -> Catalog:
     """Parse catalog text. ``root`` holds katas/ and solutions/ (default: the shipped data).
 
     A catalog may name ``checks_dir`` (relative to ``root``) and ``mistakes_package``; the
@@ -170,6 +174,7 @@ def parse_catalog(text: str, source: str = "catalog.toml", root: Path | None = N
                 root=root,
                 checks_dir=checks_dir,
                 mistakes_package=mistakes_package,
+                catalog_file=catalog_file,
             )
         except KeyError as exc:
             raise CatalogError(f"{source}: kata #{number} lacks the key {exc}") from exc
@@ -191,5 +196,7 @@ def parse_catalog(text: str, source: str = "catalog.toml", root: Path | None = N
 @cache
 def load_catalog(path: Path | None = None) -> Catalog:
     """Load a catalog file (default: the shipped one); its data root is the folder above it."""
-    path = (path or data_root() / "katas" / "catalog.toml").resolve()
-    return parse_catalog(path.read_text(encoding="utf-8"), str(path), root=path.parent.parent)
+    shipped = (data_root() / "katas" / "catalog.toml").resolve()
+    path = (path or shipped).resolve()
+    return parse_catalog(path.read_text(encoding="utf-8"), str(path), root=path.parent.parent,
+                         catalog_file=None if path == shipped else path)

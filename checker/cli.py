@@ -148,8 +148,7 @@ def check(app: App, name: str | None, file_: Path | None, seed: int | None, verb
         kata = _kata_in(catalog, name)
         if not file_.is_file():
             raise click.BadParameter(f"{file_} is not a file.", param_hint="--file")
-        result = run_checks(kata, file_.resolve(), seed=seed, catalog=_catalog_arg(ws),
-                            use_worker=_worker_dir(ws))
+        result = run_checks(kata, file_.resolve(), seed=seed, use_worker=_worker_dir(ws))
         app.render.show_check_outcome(app.out, domain.CheckOutcome(kata, file_, result, recorded=False),
                                       verbose=verbose)
         sys.exit(_exit_code(result))
@@ -157,8 +156,7 @@ def check(app: App, name: str | None, file_: Path | None, seed: int | None, verb
     kata = app.kata(name) or domain.resolve_kata(app.ws, progress, None)
     domain.require_unlocked(app.ws, progress, kata)
     path = app.ws.kata_file(kata)
-    result = run_checks(kata, path, seed=seed, catalog=_catalog_arg(app.ws),
-                        use_worker=_worker_dir(app.ws))
+    result = run_checks(kata, path, seed=seed, use_worker=_worker_dir(app.ws))
     if result.status == "interrupted":
         app.render.show_result(app.out, result, file=path)
         sys.exit(130)
@@ -193,13 +191,6 @@ def _kata_in(catalog, name: str):
         return catalog.get(name)
     except UnknownKata as exc:
         raise click.BadParameter(str(exc), param_hint="NAME") from None
-
-
-def _catalog_arg(ws) -> Path | None:
-    import os
-
-    path = (ws.catalog_path if ws else None) or os.environ.get("KATA_CATALOG")
-    return Path(path) if path else None
 
 
 def _worker_dir(ws) -> Path | None:
@@ -313,7 +304,7 @@ def dev_check(app: App, names: tuple[str, ...], seed: int) -> None:
     for col in ("kata", "subject", "verdict", "diagnosed", "detail"):
         table.add_column(col)
     for kata in katas:
-        for p in prove_kata(kata, seed=seed, catalog=_catalog_arg(ws)):
+        for p in prove_kata(kata, seed=seed):
             good = p.ok and p.diagnosed is not False
             bad += not good
             table.add_row(kata.name, p.subject, "[green]ok[/]" if good else "[red]BAD[/]",

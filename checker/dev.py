@@ -30,24 +30,24 @@ RunFn = Callable[..., CheckResult]
 
 
 def prove_kata(
-    kata: Kata, *, seed: int = 12345, catalog: Path | None = None, run: RunFn = run_checks,
+    kata: Kata, *, seed: int = 12345, run: RunFn = run_checks,
     diagnose: bool = True,
 ) -> list[Proof]:
     proofs: list[Proof] = []
-    stub = run(kata, kata.stub_path, seed=seed, catalog=catalog, diagnose=False)
+    stub = run(kata, kata.stub_path, seed=seed, diagnose=False)
     still_passing = [e.name for e in stub.exercises if e.ok]
     proofs.append(Proof(
         kata.name, "stub", stub.status in ("failed", "load_error") and not still_passing,
         f"passes {', '.join(still_passing)}" if still_passing else _summary(stub),
     ))
-    solution = run(kata, kata.solution_path, seed=seed, catalog=catalog, diagnose=False)
+    solution = run(kata, kata.solution_path, seed=seed, diagnose=False)
     proofs.append(Proof(kata.name, "solution", solution.passed, _summary(solution)))
     source = kata.solution_path.read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory(prefix="kata-mistakes-") as tmp:
         for m in load_mistakes(kata.mistakes_module):
             path = Path(tmp) / f"{m.id}.py"
             path.write_text(materialize(source, m), encoding="utf-8")
-            result = run(kata, path, seed=seed, catalog=catalog, diagnose=diagnose)
+            result = run(kata, path, seed=seed, diagnose=diagnose)
             proofs.append(_mistake_proof(kata, m, result, diagnose))
     return proofs
 

@@ -22,7 +22,7 @@ from checker.catalog import Kata
 
 OUTPUT_TAIL_BYTES = 4000
 DEFAULT_MEMORY_MB = int(os.environ.get("KATA_MEMORY_MB", "4096"))
-MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+MAX_OUTPUT_BYTES = 512 * 1024 * 1024
 MAX_PROCESSES = 256
 
 
@@ -93,19 +93,18 @@ def from_report(report: dict, duration: float, output_tail: str = "") -> CheckRe
                        impl=report["impl"])
 
 
-def pytest_args(kata: Kata, impl: Path, seed: int, report: Path, *, catalog: Path | None,
-                diagnose: bool) -> list[str]:
+def pytest_args(kata: Kata, impl: Path, seed: int, report: Path, *, diagnose: bool) -> list[str]:
     args = [
         "-p", "checker.plugin", "-p", "pytest_timeout", "-p", "no:cacheprovider",
         "-c", str(Path(__file__).parent / "checks" / "pytest.ini"),
         "--rootdir", str(kata.checks_dir),
-        "-q", "--no-header", "-rN", "--tb=no", "--color=no",
+        "-q", "--no-header", "-rN", "--tb=no", "--color=no", "--capture=no",
         "--kata", kata.name, "--kata-impl", str(impl), "--kata-seed", str(seed),
         "--kata-report", str(report),
         f"--timeout={kata.timeout:g}", "--timeout-method=signal",
     ]
-    if catalog:
-        args += ["--kata-catalog", str(catalog)]
+    if kata.catalog_file:
+        args += ["--kata-catalog", str(kata.catalog_file)]
     if diagnose:
         args.append("--kata-diagnose")
     args.append(str(kata.checks_path))
@@ -179,7 +178,6 @@ def run_checks(
     impl: Path,
     *,
     seed: int | None = None,
-    catalog: Path | None = None,
     diagnose: bool = True,
     memory_mb: int = DEFAULT_MEMORY_MB,
     wall: float | None = None,
@@ -190,19 +188,19 @@ def run_checks(
 
     if seed is None:
         seed = random.SystemRandom().randrange(1, 10**6)
+    impl = Path(impl).absolute()
     wall = wall or wall_limit(kata)
     if use_worker is not None:
         from checker import worker
 
-        result = worker.try_run(use_worker, kata, impl, seed=seed, catalog=catalog,
-                                diagnose=diagnose, memory_mb=memory_mb, wall=wall)
+        result = worker.try_run(use_worker, kata, impl, seed=seed, diagnose=diagnose, memory_mb=memory_mb, wall=wall)
         if result is not None:
             return result
     with tempfile.TemporaryDirectory(prefix="kata-run-") as tmp:
         report = Path(tmp) / "report.json"
         output = Path(tmp) / "output.txt"
         cmd = [sys.executable, "-m", "pytest",
-               *pytest_args(kata, impl, seed, report, catalog=catalog, diagnose=diagnose)]
+               *pytest_args(kata, impl, seed, report, diagnose=diagnose)]
         start = time.perf_counter()
         with open(output, "wb") as out:
             proc = subprocess.Popen(

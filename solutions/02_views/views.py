@@ -65,7 +65,7 @@ def view_strides(
     # break a chunk); each new dim must fall inside one chunk.
     chunks = []  # (numel, stride of the chunk's last dim)
     numel, base = 1, None
-    for size, stride in reversed(list(zip(shape, strides))):
+    for size, stride in reversed(list(zip(shape, strides, strict=True))):
         if size == 1:
             continue
         if base is not None and stride != numel * base:

@@ -1,0 +1,322 @@
+"""Hidden checks for kata 06 — vjp. torch.func.vjp / jacrev / jvp are the oracle, in float64."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from checker.helpers import assert_close, assert_equal, describe, fail, layouts, random_shape
+from checker.learner import ForbiddenAPI
+
+pytestmark = pytest.mark.kata("vjp")
+
+# Bound at import, before any rules window swaps the Python-level entry points: the checks'
+# own callbacks (backward, vjp) talk to the C++ engine directly, as _engine_run_backward does.
+_ENGINE = torch.autograd.Variable._execution_engine
+_set_grad_enabled = torch._C._set_grad_enabled
+_is_grad_enabled = torch.is_grad_enabled
+DT = torch.float64
+
+
+def call(fn: Callable[..., Any], *args: Any, what: str, no_grad: bool = False) -> Any:
+    """Run the learner's function; an off-limits API becomes a failure that names it."""
+    try:
+        if no_grad:
+            with torch.no_grad():
+                return fn(*args)
+        return fn(*args)
+    except ForbiddenAPI as exc:
+        fail(f"{what}: {exc}.\n  Try: write the VJP with ordinary tensor ops (matmul, sum, mean, "
+             "expand, ...): nothing in this kata needs autograd.")
+
+
+def oracle_vjp(f: Callable[..., torch.Tensor], primals: tuple[torch.Tensor, ...],
+               cotangent: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    _, pullback = torch.func.vjp(f, *primals)
+    return tuple(g.detach() for g in pullback(cotangent))
+
+
+def tuple_of(got: Any, n: int, what: str) -> tuple:
+    if type(got) not in (tuple, list) or len(got) != n:
+        fail(f"{what}: expected a tuple of {n} tensors, got {describe(got)}.")
+    return tuple(got)
+
+
+# ----------------------------------------------------------------------------- linear_vjp
+
+
+def bias_shapes(batch: tuple[int, ...], n: int, m: int) -> list[tuple[int, ...]]:
+    shapes = [(m,), (1, m), (n, 1), (), (n, m), (1, 1)]
+    if batch:
+        shapes += [(*batch, 1, m), (*batch, n, 1)]
+    return shapes
+
+
+@pytest.mark.exercise("linear_vjp")
+def test_linear_vjp_matches_torch(impl, rng):
+    for batch in ((), (int(rng.integers(2, 4)),)):
+        n, k, m = random_shape(rng, 3, 2, 7)
+        for b_shape in bias_shapes(batch, n, m):
+            x = torch.randn(*batch, n, k, dtype=DT)
+            w = torch.randn(k, m, dtype=DT)
+            b = torch.randn(b_shape, dtype=DT)
+            g = torch.randn(*batch, n, m, dtype=DT)
+            expected = oracle_vjp(lambda x, w, b: x @ w + b, (x, w, b), g)
+            what = f"linear_vjp(x {tuple(x.shape)}, w {tuple(w.shape)}, b {b_shape}, grad_out {tuple(g.shape)})"
+            got = tuple_of(call(impl.linear_vjp, x.clone(), w.clone(), b.clone(), g.clone(),
+                                what=what, no_grad=True), 3, what)
+            hints = (
+                "y = x @ w, so grad_x = grad_out @ w.T: a (.., n, m) times an (m, k).",
+                "grad_w = x.T @ grad_out, shaped like w (k, m); w is shared by every batch "
+                "entry, so sum the per-entry products over the batch.",
+                "b was broadcast up to y's shape: sum grad_out over the dims b gained (leading) "
+                "and, with keepdim=True, over the dims where b had size 1.",
+            )
+            for name, e, gt, hint in zip(("grad_x", "grad_w", "grad_b"), expected, got, hints):
+                assert_close(gt, e, f"{what}: {name}", hint=hint)
+
+
+@pytest.mark.exercise("linear_vjp")
+def test_linear_vjp_any_layout(impl, rng):
+    n, k, m = random_shape(rng, 3, 2, 7)
+    x0, w0 = torch.randn(n, k, dtype=DT), torch.randn(k, m, dtype=DT)
+    b, g0 = torch.randn(m, dtype=DT), torch.randn(n, m, dtype=DT)
+    expected = oracle_vjp(lambda x, w, b: x @ w + b, (x0, w0, b), g0)
+    for (lx, x), (lw, w), (lg, g) in zip(layouts(x0), layouts(w0), layouts(g0)):
+        what = f"linear_vjp with x {lx}, w {lw}, grad_out {lg} (n, k, m = {n}, {k}, {m})"
+        got = tuple_of(call(impl.linear_vjp, x, w, b.clone(), g, what=what, no_grad=True), 3, what)
+        for name, e, gt in zip(("grad_x", "grad_w", "grad_b"), expected, got):
+            assert_close(gt, e, f"{what}: {name}",
+                         hint="work with shapes and ops (.T, @, sum), never with .stride() or "
+                         "the raw storage.")
+
+
+# ----------------------------------------------------------------------------- reduce_vjp
+
+
+def reduce_cases(rng) -> list[tuple[tuple[int, ...], Any, bool, bool]]:
+    cases = []
+    for _ in range(14):
+        ndim = int(rng.integers(1, 5))
+        shape = random_shape(rng, ndim, 2, 6)
+        kind = rng.random()
+        if kind < 0.15:
+            dim, keepdim = None, False
+        elif kind < 0.55:
+            dim = int(rng.integers(-ndim, ndim))
+            keepdim = bool(rng.random() < 0.4)
+        else:
+            count = int(rng.integers(1, ndim + 1))
+            picked = sorted(int(d) for d in rng.choice(ndim, size=count, replace=False))
+            dim = tuple(d - ndim if rng.random() < 0.4 else d for d in picked)
+            keepdim = bool(rng.random() < 0.4)
+        for mean in (False, True):
+            cases.append((shape, dim, keepdim, mean))
+    return cases
+
+
+@pytest.mark.exercise("reduce_vjp")
+def test_reduce_vjp_matches_torch(impl, rng):
+    for shape, dim, keepdim, mean in reduce_cases(rng):
+        x = torch.randn(shape, dtype=DT)
+
+        def f(x, dim=dim, keepdim=keepdim, mean=mean):
+            if dim is None:
+                return x.mean() if mean else x.sum()
+            return x.mean(dim, keepdim=keepdim) if mean else x.sum(dim, keepdim=keepdim)
+
+        y = f(x)
+        g = torch.randn(y.shape, dtype=DT)
+        (expected,) = oracle_vjp(f, (x,), g)
+        op = "mean" if mean else "sum"
+        what = (f"reduce_vjp for y = x.{op}(dim={dim}, keepdim={keepdim}) with x of shape {shape} "
+                f"(grad_out shape {tuple(g.shape)})")
+        got = call(impl.reduce_vjp, g.clone(), shape, dim, keepdim, mean, what=what, no_grad=True)
+        assert_close(got, expected, what,
+                     hint="each reduced element gets the grad_out value of its output slot; "
+                     "a mean divides by the number of elements reduced into that slot.")
+
+
+# ----------------------------------------------------------------------------- softmax_vjp
+
+
+@pytest.mark.exercise("softmax_vjp")
+def test_softmax_vjp_matches_torch(impl, rng):
+    for _ in range(8):
+        ndim = int(rng.integers(1, 4))
+        shape = random_shape(rng, ndim, 2, 6)
+        dim = int(rng.integers(-ndim, ndim))
+        x = torch.randn(shape, dtype=DT) * 2
+        y = torch.softmax(x, dim)
+        g = torch.randn(shape, dtype=DT)
+        (expected,) = oracle_vjp(lambda x, dim=dim: torch.softmax(x, dim), (x,), g)
+        what = f"softmax_vjp(y, grad_out, dim={dim}) for shape {shape}"
+        got = call(impl.softmax_vjp, y.clone(), g.clone(), dim, what=what, no_grad=True)
+        assert_close(got, expected, what,
+                     hint="every output of a softmax depends on every input along dim: "
+                     "grad_x = y * (grad_out - sum(grad_out * y, dim, keepdim=True)).")
+
+
+@pytest.mark.exercise("softmax_vjp")
+def test_softmax_vjp_of_a_transposed_output(impl, rng):
+    n, m = random_shape(rng, 2, 3, 7)
+    x = (torch.randn(m, n, dtype=DT) * 3).T
+    y = torch.softmax(x, 0)
+    g = torch.randn(n, m, dtype=DT).T.contiguous().T
+    (expected,) = oracle_vjp(lambda x: torch.softmax(x, 0), (x,), g)
+    what = f"softmax_vjp(y, grad_out, dim=0) for a transposed y of shape {(n, m)}"
+    got = call(impl.softmax_vjp, y, g, 0, what=what, no_grad=True)
+    assert_close(got, expected, what, hint="reduce over `dim`, not over the last dim.")
+
+
+# ----------------------------------------------------------------------------- layer_norm_vjp
+
+
+@pytest.mark.exercise("layer_norm_vjp")
+def test_layer_norm_vjp_matches_torch(impl, rng):
+    for _ in range(6):
+        ndim = int(rng.integers(1, 4))
+        shape = random_shape(rng, ndim, 2, 7)
+        n_norm = int(rng.integers(1, min(ndim, 2) + 1))
+        ns = shape[ndim - n_norm:]
+        eps = float(rng.choice([1e-5, 1e-3, 0.1]))
+        x = torch.randn(shape, dtype=DT) * 2 + 1
+        w = torch.randn(ns, dtype=DT)
+        b = torch.randn(ns, dtype=DT)
+        g = torch.randn(shape, dtype=DT)
+        expected = oracle_vjp(lambda x, w, b: F.layer_norm(x, ns, w, b, eps), (x, w, b), g)
+        what = f"layer_norm_vjp for x of shape {shape}, normalized_shape={ns}, eps={eps}"
+        got = tuple_of(call(impl.layer_norm_vjp, x.clone(), ns, w.clone(), b.clone(), eps,
+                            g.clone(), what=what, no_grad=True), 3, what)
+        hints = (
+            "mean and variance (biased, divide by N) are functions of x: with g = grad_out * "
+            "weight and xhat = (x - mean) * rstd, grad_x = rstd * (g - mean(g) - xhat * "
+            "mean(g * xhat)) over the normalized dims.",
+            "grad_weight = sum of grad_out * xhat over the leading (non-normalized) dims.",
+            "grad_bias = sum of grad_out over the leading (non-normalized) dims.",
+        )
+        for name, e, gt, hint in zip(("grad_x", "grad_weight", "grad_bias"), expected, got, hints):
+            assert_close(gt, e, f"{what}: {name}", hint=hint)
+
+
+# ----------------------------------------------------------------------------- jacobian
+
+
+class Backward:
+    """``backward(v)``: what ``y.backward(v, retain_graph=True, inputs=[x])`` does, counted."""
+
+    def __init__(self, y: torch.Tensor, x: torch.Tensor):
+        self.y, self.x, self.calls = y, x, 0
+
+    def __call__(self, v: Any) -> None:
+        self.calls += 1
+        if type(v) is not torch.Tensor:
+            fail(f"backward(v) was given {describe(v)}; v must be a tensor shaped like y.")
+        if v.shape != self.y.shape:
+            fail(f"backward(v): v has shape {tuple(v.shape)} but y has shape {tuple(self.y.shape)}. "
+                 "A cotangent has y's shape: it says how much each element of y matters.")
+        if v.dtype != self.y.dtype:
+            fail(f"backward(v): v has dtype {v.dtype} but y has dtype {self.y.dtype}.")
+        _ENGINE.run_backward((self.y,), (v.detach(),), True, False, (self.x,), True, True)
+
+
+def jacobian_cases(rng):
+    """(name, f, x) with non-scalar outputs of shapes unlike their inputs."""
+    a, b_, c, d = random_shape(rng, 4, 2, 5)
+    A, B = torch.randn(c, a, dtype=DT), torch.randn(b_, d, dtype=DT)
+    M = torch.randn(a, c, dtype=DT)
+    return [
+        (f"y = sin(A @ x @ B) * x.square().mean(), x {(a, b_)} -> y {(c, d)}",
+         lambda x: torch.sin(A @ x @ B) * x.square().mean(), torch.randn(a, b_, dtype=DT)),
+        (f"y = softmax(x @ M, -1), x {(a,)} -> y {(c,)}",
+         lambda x: torch.softmax(x @ M, -1), torch.randn(a, dtype=DT)),
+        (f"y = tanh(x).cumsum(0)[:, None] * x.sum(), x {(b_,)} -> y {(b_, 1)}",
+         lambda x: torch.tanh(x).cumsum(0)[:, None] * x.sum(), torch.randn(b_, dtype=DT)),
+    ]
+
+
+@pytest.mark.exercise("jacobian_from_backward")
+def test_jacobian_from_backward_matches_jacrev(impl, rng):
+    for i, (name, f, x0) in enumerate(jacobian_cases(rng)):
+        expected = torch.func.jacrev(f)(x0).detach()
+        x = x0.clone().requires_grad_(True)
+        stale = i == 0
+        if stale:
+            x.grad = torch.randn_like(x0)  # left over from an earlier backward
+        y = f(x)
+        backward = Backward(y, x)
+        what = f"jacobian_from_backward for {name}" + (" (x.grad held a stale gradient)" if stale else "")
+        got = call(impl.jacobian_from_backward, y, x, backward, what=what)
+        assert_close(got, expected, what,
+                     hint="row i of J (J[i] has x's shape) is the VJP with the one-hot cotangent "
+                     "e_i shaped like y; gradients accumulate in x.grad, so clear it (x.grad = None) "
+                     "before every backward(v).")
+        assert_equal(backward.calls, y.numel(), f"{what}: number of backward(v) calls",
+                     hint="one backward per output element: a VJP gives one row of J.")
+
+
+# ----------------------------------------------------------------------------- jvp
+
+
+class VJP:
+    """``vjp(fn, primal, cotangent)``: cotangent^T d fn/d primal, differentiable, counted."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, fn: Callable[[torch.Tensor], torch.Tensor], primal: Any, cotangent: Any) -> torch.Tensor:
+        self.calls += 1
+        for name, t in (("primal", primal), ("cotangent", cotangent)):
+            if type(t) is not torch.Tensor:
+                fail(f"vjp(fn, primal, cotangent): {name} is {describe(t)}, not a tensor.")
+        previous = _is_grad_enabled()
+        _set_grad_enabled(True)
+        try:
+            p = primal.detach().requires_grad_(True)
+            out = fn(p)
+            if type(out) is not torch.Tensor:
+                fail(f"vjp(fn, primal, cotangent): fn returned {describe(out)}, not a tensor.")
+            if out.shape != cotangent.shape:
+                fail(f"vjp(fn, primal, cotangent): the cotangent has shape {tuple(cotangent.shape)} "
+                     f"but fn(primal) has shape {tuple(out.shape)}. A cotangent lives where fn's "
+                     "OUTPUT lives.")
+            if not out.requires_grad:
+                return torch.zeros_like(p)
+            (grad,) = _ENGINE.run_backward((out,), (cotangent,), True, True, (p,), True, False)
+            return torch.zeros_like(p) if grad is None else grad
+        finally:
+            _set_grad_enabled(previous)
+
+
+def jvp_cases(rng):
+    a, b_, c = random_shape(rng, 3, 2, 6)
+    A = torch.randn(c, a, dtype=DT)
+    W = torch.randn(b_, c, dtype=DT)
+    return [
+        (f"f(x) = tanh(A @ x) * x.sum(), x {(a, b_)} -> {(c, b_)}",
+         lambda x: torch.tanh(A @ x) * x.sum(), torch.randn(a, b_, dtype=DT)),
+        (f"f(x) = softmax(x @ W, 0), x {(a, b_)} -> {(a, c)}",
+         lambda x: torch.softmax(x @ W, 0), torch.randn(a, b_, dtype=DT)),
+        (f"f(x) = (x ** 3).cumsum(0), x {(c,)} -> {(c,)}",
+         lambda x: (x ** 3).cumsum(0), torch.randn(c, dtype=DT)),
+    ]
+
+
+@pytest.mark.exercise("jvp_by_double_vjp")
+def test_jvp_by_double_vjp_matches_torch(impl, rng):
+    for name, f, x in jvp_cases(rng):
+        u = torch.randn_like(x)
+        expected = torch.func.jvp(f, (x,), (u,))[1].detach()
+        vjp = VJP()
+        what = f"jvp_by_double_vjp for {name}"
+        got = call(impl.jvp_by_double_vjp, f, x.clone(), u.clone(), vjp, what=what)
+        assert_close(got, expected, what,
+                     hint="g(v) = vjp(f, x, v) = J^T v is linear in v; vjp(g, v0, u) = J u for "
+                     "any v0 shaped like f(x).")
+        assert_equal(vjp.calls, 2, f"{what}: number of vjp calls",
+                     hint="one JVP costs two VJPs (one inside the other); n VJPs would build the "
+                     "whole Jacobian, which is what forward mode saves you from.")

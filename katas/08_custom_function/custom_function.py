@@ -1,0 +1,205 @@
+"""Kata 08 — custom_function: write your own torch.autograd.Function.
+
+A Function is a node you add to autograd's graph yourself: you say how to compute the output
+(forward), what to keep for later (setup_context) and how to turn the output's gradient into
+the inputs' gradients (backward). Use the modern form, which also works under torch.func:
+
+    class MyFn(torch.autograd.Function):
+        @staticmethod
+        def forward(x, k):                       # no ctx here; runs without building a graph
+            ...
+        @staticmethod
+        def setup_context(ctx, inputs, output):  # inputs is the tuple of forward's arguments
+            ...                                  # ctx.save_for_backward(...), ctx.k = k, ...
+        @staticmethod
+        def backward(ctx, grad_output):          # one gradient per forward OUTPUT
+            ...                                  # return one gradient per forward INPUT
+
+    y = MyFn.apply(x, 3)                         # never MyFn.forward(...) directly
+
+Rules: torch.logsumexp (and Tensor.logsumexp, torch.special.logsumexp) are off-limits —
+LogSumExp is yours to make stable. Everything else in torch is fine.
+Run `kata check` to judge this file, `kata hint` when stuck.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.autograd import Function
+
+
+class StraightThroughRound(Function):
+    """Round in the forward pass, pretend to be the identity in the backward pass.
+
+    round() has derivative 0 almost everywhere, which stops all learning through it. The
+    straight-through estimator (used for quantisation-aware training) keeps torch.round(x) as
+    the value but passes the incoming gradient through unchanged.
+
+    Shapes: x of any shape -> same shape.
+
+    Example:
+        >>> x = torch.tensor([0.4, 1.6, -2.7], requires_grad=True)
+        >>> y = StraightThroughRound.apply(x)      # tensor([ 0.,  2., -3.])
+        >>> y.backward(torch.tensor([1.0, 2.0, 3.0]))
+        >>> x.grad                                 # tensor([1., 2., 3.])
+        >>> type(y.grad_fn).__name__               # 'StraightThroughRoundBackward'
+    """
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("StraightThroughRound.forward: return torch.round(x)")
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        raise NotImplementedError("StraightThroughRound.setup_context: is anything needed later?")
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("StraightThroughRound.backward: pass the gradient through")
+
+
+class OutputSavingSigmoid(Function):
+    """sigmoid(x) that saves its OUTPUT for backward, not its input.
+
+    sigmoid'(x) = y * (1 - y) with y = sigmoid(x), so the output is all backward needs — no
+    recomputation of exp. Save it with ctx.save_for_backward (never as a ctx attribute): then
+    autograd can tell when someone modifies y in place before backward runs.
+
+    Shapes: x of any shape -> same shape.
+
+    Example:
+        >>> x = torch.tensor([0.0, 2.0], dtype=torch.float64, requires_grad=True)
+        >>> y = OutputSavingSigmoid.apply(x)       # tensor([0.5000, 0.8808])
+        >>> y.grad_fn.saved_tensors[0] is y or torch.equal(y.grad_fn.saved_tensors[0], y)
+        True
+        >>> y.sum().backward(); x.grad             # tensor([0.2500, 0.1050])
+    """
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("OutputSavingSigmoid.forward: compute sigmoid(x)")
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        raise NotImplementedError("OutputSavingSigmoid.setup_context: save the output")
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("OutputSavingSigmoid.backward: grad * y * (1 - y)")
+
+
+class LogSumExp(Function):
+    """log(sum(exp(x), dim)), stable for huge and tiny values, reducing ``dim`` away.
+
+    exp(1000) is inf and exp(-1000) is 0 even in float64: shift by the max along dim first.
+    Entries may be -inf (masked out); a whole slice never is. ``dim`` may be negative.
+    backward returns one gradient per forward input: the one for ``dim`` is None.
+
+    Shapes: x (d0, ..., dk), dim -> x's shape without dimension dim.
+
+    Example:
+        >>> x = torch.tensor([[1000.0, 1000.0], [-1000.0, -1000.0]], dtype=torch.float64)
+        >>> LogSumExp.apply(x, 1)                  # tensor([ 1000.6931, -999.3069])
+        >>> torch.log(torch.exp(x).sum(1))         # tensor([inf, -inf])  -- the naive formula
+    """
+
+    @staticmethod
+    def forward(x: torch.Tensor, dim: int) -> torch.Tensor:
+        raise NotImplementedError("LogSumExp.forward: a stable log(sum(exp(x), dim))")
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        raise NotImplementedError("LogSumExp.setup_context: save what backward needs, keep dim")
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        raise NotImplementedError("LogSumExp.backward: softmax along dim times grad; None for dim")
+
+
+class MatMul(Function):
+    """a @ b for 2-D a (n, k) and b (k, m), whose backward computes only what is needed.
+
+    ctx.needs_input_grad is a tuple of bools, one per forward input: whether autograd needs
+    that input's gradient. A gradient nobody needs costs a whole matmul; return None instead.
+
+    Shapes: a (n, k), b (k, m) -> (n, m).
+
+    Example:
+        >>> a = torch.randn(2, 3, requires_grad=True); b = torch.randn(3, 4)  # b is a constant
+        >>> y = MatMul.apply(a, b)
+        >>> grad_a, grad_b = y.grad_fn.apply(torch.ones(2, 4))  # calls your backward directly
+        >>> grad_a.shape, grad_b                   # (torch.Size([2, 3]), None)
+    """
+
+    @staticmethod
+    def forward(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("MatMul.forward: a @ b")
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        raise NotImplementedError("MatMul.setup_context: save a and b")
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        raise NotImplementedError("MatMul.backward: grad_a, grad_b — or None where not needed")
+
+
+class MaxWithOneHot(Function):
+    """The max along ``dim`` and a one-hot float mask of where it is (the argmax).
+
+    The mask has x's shape and dtype. It is data about the input, not a function you can
+    differentiate: mark it with ctx.mark_non_differentiable so it does not require grad.
+    (An integer output, such as argmax's indices, is never differentiable; a float one is
+    unless you say so.) The values' gradient goes to the winning element of each slice.
+
+    Shapes: x (d0, ..., dk), dim -> (values: x's shape without dim, onehot: x's shape).
+
+    Example:
+        >>> x = torch.tensor([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]], requires_grad=True)
+        >>> values, onehot = MaxWithOneHot.apply(x, 1)
+        >>> values, onehot                         # tensor([5., 7.]), [[0,1,0],[1,0,0]] as floats
+        >>> onehot.requires_grad                   # False
+        >>> values.backward(torch.tensor([10.0, 20.0])); x.grad   # [[0,10,0],[20,0,0]]
+    """
+
+    @staticmethod
+    def forward(x: torch.Tensor, dim: int):
+        raise NotImplementedError("MaxWithOneHot.forward: values and a one-hot mask")
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        raise NotImplementedError("MaxWithOneHot.setup_context: mark the mask non-differentiable")
+
+    @staticmethod
+    def backward(ctx, grad_values: torch.Tensor, grad_onehot: torch.Tensor):
+        raise NotImplementedError("MaxWithOneHot.backward: route grad_values to the argmax")
+
+
+class Softplus(Function):
+    """softplus(x) = log(1 + exp(x)), stable, whose backward can itself be differentiated.
+
+    softplus'(x) = sigmoid(x). Write backward with differentiable torch ops on tensors from
+    ctx.saved_tensors, so that autograd can differentiate it again (create_graph=True,
+    gradgradcheck, torch.func.grad(torch.func.grad(...))).
+
+    Shapes: x of any shape -> same shape.
+
+    Example:
+        >>> x = torch.tensor([0.0, 800.0], dtype=torch.float64, requires_grad=True)
+        >>> Softplus.apply(x)                      # tensor([  0.6931, 800.0000])
+        >>> (g,) = torch.autograd.grad(Softplus.apply(x).sum(), x, create_graph=True)
+        >>> g                                      # sigmoid(x), with a grad_fn
+        >>> torch.autograd.grad(g.sum(), x)        # sigmoid(x) * (1 - sigmoid(x))
+    """
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("Softplus.forward: max(x, 0) + log1p(exp(-|x|))")
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        raise NotImplementedError("Softplus.setup_context: save x")
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError("Softplus.backward: grad * sigmoid(x), differentiably")

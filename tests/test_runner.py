@@ -1,0 +1,127 @@
+"""Whatever the learner's file does, the runner returns an outcome and progress stays intact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from checker.runner import run_checks
+from tests.conftest import TINY
+
+IMPLS = TINY / "impls"
+
+
+@pytest.fixture
+def alpha(tiny_catalog):
+    return tiny_catalog.get("alpha")
+
+
+def run(kata, name: str, **kw):
+    return run_checks(kata, IMPLS / name, seed=7, **kw)
+
+
+def test_solution_passes_and_stub_fails(alpha):
+    assert run_checks(alpha, alpha.solution_path, seed=1).passed
+    stub = run_checks(alpha, alpha.stub_path, seed=1)
+    assert stub.status == "failed" and stub.exercises_passed == 0
+
+
+def test_infinite_loop_in_a_function_times_out_per_check(alpha):
+    result = run(alpha, "alpha_hang.py")
+    assert result.status == "failed"
+    add = next(e for e in result.exercises if e.name == "add")
+    assert not add.ok and "Timeout" in add.message
+    assert next(e for e in result.exercises if e.name == "mul").ok
+
+
+def test_infinite_loop_at_import_hits_the_wall_clock(alpha):
+    result = run(alpha, "alpha_import_hang.py", wall=6)
+    assert result.status == "timeout"
+    assert "infinite loop" in result.message
+
+
+def test_segfault_is_reported(alpha):
+    result = run(alpha, "alpha_segfault.py")
+    assert result.status == "crashed"
+    assert "segmentation fault" in result.message
+
+
+def test_sigkill_is_reported(alpha):
+    result = run(alpha, "alpha_kill.py")
+    assert result.status == "crashed" and "killed" in result.message
+
+
+def test_os_exit_becomes_a_failure(alpha):
+    result = run(alpha, "alpha_os_exit.py")
+    add = next(e for e in result.exercises if e.name == "add")
+    assert result.status == "failed" and "SystemExit" in add.message
+
+
+@pytest.mark.parametrize("impl,exc", [("alpha_sysexit.py", "SystemExit"),
+                                      ("alpha_keyboard.py", "KeyboardInterrupt")])
+def test_exit_and_interrupt_from_learner_code_fail_that_exercise(alpha, impl, exc):
+    result = run(alpha, impl)
+    add = next(e for e in result.exercises if e.name == "add")
+    assert result.status == "failed" and exc in add.message
+    assert next(e for e in result.exercises if e.name == "mul").ok
+
+
+def test_syntax_error_names_file_and_line(alpha):
+    result = run(alpha, "alpha_syntax.py")
+    assert result.status == "load_error"
+    assert "alpha_syntax.py:2" in result.message and "syntax error" in result.message
+
+
+def test_flood_of_output_is_truncated(alpha):
+    result = run(alpha, "alpha_flood.py")
+    assert result.status == "passed"
+    assert len(result.output_tail) <= 5000
+
+
+@pytest.mark.parametrize("content,needle", [
+    (None, "does not exist"),
+    (b"\xff\xfe def add(a, b): pass", "not valid UTF-8"),
+])
+def test_missing_or_undecodable_file(alpha, tmp_path, content, needle):
+    path = tmp_path / "alpha.py"
+    if content is not None:
+        path.write_bytes(content)
+    result = run_checks(alpha, path, seed=1)
+    assert result.status == "load_error" and needle in result.message
+
+
+def test_directory_instead_of_file(alpha, tmp_path):
+    (tmp_path / "alpha.py").mkdir()
+    result = run_checks(alpha, tmp_path / "alpha.py", seed=1)
+    assert result.status == "load_error" and "directory" in result.message
+
+
+def test_forbidden_api_fails_with_message(tiny_catalog, tmp_path):
+    beta = tiny_catalog.get("beta")
+    path = tmp_path / "beta.py"
+    path.write_text("from operator import neg as n\n\ndef neg(x):\n    import operator\n    return operator.neg(x)\n")
+    result = run_checks(beta, path, seed=1)
+    assert result.status == "failed"
+    assert "`operator.neg` is off-limits in this kata" in result.exercises[0].message
+
+
+def test_same_seed_same_inputs(alpha, tmp_path):
+    path = tmp_path / "alpha.py"
+    path.write_text("def add(a, b):\n    return a + b + 1\n\ndef mul(a, b):\n    return a * b\n")
+    first = run_checks(alpha, path, seed=99)
+    second = run_checks(alpha, path, seed=99)
+    other = run_checks(alpha, path, seed=100)
+    assert first.exercises[0].message == second.exercises[0].message
+    assert first.exercises[0].message != other.exercises[0].message
+
+
+def test_diagnosis_names_the_misconception(alpha, tmp_path):
+    path = tmp_path / "alpha.py"
+    path.write_text("def add(a, b):\n    return a - b\n\ndef mul(a, b):\n    return a * b\n")
+    result = run_checks(alpha, path, seed=3)
+    add = result.exercises[0]
+    assert [d[0] for d in add.diagnosis] == ["add_subtracts"]
+    other = tmp_path / "other.py"
+    other.write_text("def add(a, b):\n    return a * 2 + b\n\ndef mul(a, b):\n    return a * b\n")
+    assert run_checks(alpha, other, seed=3).exercises[0].diagnosis == ()
