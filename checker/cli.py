@@ -59,13 +59,15 @@ def domain_errors(func):
     def wrapper(*args, **kwargs):
         from checker.app import KataLocked
         from checker.catalog import CatalogError
+        from checker.editor import EditorError
         from checker.learner import LearnerFileError
         from checker.progress import ProgressError
         from checker.workspace import WorkspaceError
 
         try:
             return func(*args, **kwargs)
-        except (KataLocked, ProgressError, WorkspaceError, CatalogError, LearnerFileError) as exc:
+        except (KataLocked, ProgressError, WorkspaceError, CatalogError, LearnerFileError,
+                EditorError) as exc:
             raise click.ClickException(str(exc)) from None
         except PermissionError as exc:
             raise click.ClickException(
@@ -277,6 +279,41 @@ def solution(app: App, name: str, force: bool) -> None:
     except (OSError, UnicodeDecodeError):
         mine = None
     app.render.show_solution(app.out, kata, reference, mine, forced=force and not app.progress().passed(kata.name))
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--poll", is_flag=True, help="Poll for changes (network drives, WSL mounts).")
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), help="Use this seed for every run.")
+@pass_app
+@domain_errors
+def watch(app: App, name: str | None, poll: bool, seed: int | None) -> None:
+    """Re-check the current kata (or NAME) on every save. Keys: h hint, l list, r re-run, n next, q quit."""
+    from checker import app as domain
+    from checker import watch as watching
+
+    progress = app.progress()
+    kata = app.kata(name) or domain.resolve_kata(app.ws, progress, None)
+    domain.require_unlocked(app.ws, progress, kata)
+    session = watching.WatchSession(app.ws, kata, app.out, app.render, seed=seed,
+                                    passed=progress.passed(kata.name))
+    watching.run(session, poll=poll)
+
+
+@main.command("open")
+@click.argument("name", required=False)
+@pass_app
+@domain_errors
+def open_(app: App, name: str | None) -> None:
+    """Open the current kata's file (or NAME's) in $VISUAL / $EDITOR, else the default app."""
+    from checker import app as domain
+    from checker.editor import open_in_editor
+
+    kata = app.kata(name) or domain.resolve_kata(app.ws, app.progress(), None)
+    path = app.ws.kata_file(kata)
+    app.ws.install_kata_files(kata)
+    how = open_in_editor(path)
+    app.out.print(f"Opened {app.render.path_link(path, app.render.rel(path))} with {how}.")
 
 
 @main.group()

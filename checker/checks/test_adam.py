@@ -1,0 +1,471 @@
+"""Hidden checks for kata 14 — adam. torch.optim.Adam / AdamW are the oracle.
+
+Every step is compared with torch.optim run on a copy of the same parameter and the same
+gradients, in float64: the change made to the parameter, and the state (``step``,
+``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``). Steps 1, 2 and 3 are judged one at a time
+(a bias-correction off-by-one shows at step 1); a 50-step training trajectory with random
+hyper-parameters must stay on torch's, and when it leaves, the message names the first step
+and parameter and draws both loss curves. Structure is asserted too: the parameter and the
+state are updated in place, the caller's gradient is left alone, the state has torch's layout,
+and the foreach step runs a fixed number of tensor ops whatever the number of parameters.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from checker.helpers import (
+    CheckFailure,
+    assert_close,
+    assert_equal,
+    describe,
+    fail,
+    random_shape,
+    trajectory_picture,
+)
+from checker.learner import ForbiddenAPI
+
+pytestmark = pytest.mark.kata("adam")
+
+STATE_KEYS = ("step", "exp_avg", "exp_avg_sq")
+MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def call(what, fn, *args, **kwargs):
+    """Run the learner's code; a forbidden API becomes a teaching failure."""
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError:
+        raise
+    except ForbiddenAPI as exc:
+        fail(f"{what}: {exc}.\n  Try: write the update with tensor ops (lerp_, mul_, addcmul_, "
+             "sqrt, addcdiv_ or their torch._foreach_* forms); torch.optim is the reference here.")
+
+
+def sig(x: float) -> float:
+    """A hyper-parameter rounded to 4 significant digits, so messages stay readable."""
+    return float(f"{x:.4g}")
+
+
+def hyper(rng, *, weight_decay: bool | None = None) -> dict:
+    """Random hyper-parameters. eps is large enough, somewhere, to matter against tiny grads."""
+    if weight_decay is None:
+        weight_decay = bool(rng.random() < 0.7)
+    return {
+        "lr": sig(10 ** rng.uniform(-2.5, -1)),
+        "betas": (sig(rng.uniform(0.5, 0.95)), sig(rng.uniform(0.9, 0.9995))),
+        "eps": sig(10 ** rng.uniform(-8, -3)),
+        "weight_decay": sig(rng.uniform(0.05, 0.5)) if weight_decay else 0.0,
+    }
+
+
+def show(hp: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in hp.items())
+
+
+def mixed(shape, scale_low: float = -4.0) -> torch.Tensor:
+    """float64 values whose magnitudes span 10**scale_low .. 1 (tiny entries make eps matter)."""
+    mags = torch.empty(shape, dtype=torch.float64).uniform_(scale_low, 0.0)
+    return torch.randn(shape, dtype=torch.float64) * 10**mags
+
+
+def torch_state(param: torch.Tensor, amsgrad: bool = False) -> dict:
+    """A fresh state laid out exactly as torch.optim.Adam's _init_group lays it out."""
+    state = {
+        "step": torch.tensor(0.0),
+        "exp_avg": torch.zeros_like(param, memory_format=torch.preserve_format),
+        "exp_avg_sq": torch.zeros_like(param, memory_format=torch.preserve_format),
+    }
+    if amsgrad:
+        state["max_exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+    return state
+
+
+def make_optimizer(params, hp: dict, *, decoupled: bool, amsgrad: bool, foreach: bool = False):
+    cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+    return cls(params, lr=hp["lr"], betas=hp["betas"], eps=hp["eps"],
+               weight_decay=hp["weight_decay"], amsgrad=amsgrad, foreach=foreach)
+
+
+def reference_steps(param0, grads, hp, *, decoupled, amsgrad):
+    """torch.optim's parameter and state after each step, on its own copies."""
+    p = param0.clone().requires_grad_(True)
+    opt = make_optimizer([p], hp, decoupled=decoupled, amsgrad=amsgrad)
+    out = []
+    for g in grads:
+        p.grad = g.clone()
+        opt.step()
+        out.append((p.detach().clone(), {k: v.clone() for k, v in opt.state[p].items()}))
+    return out
+
+
+def check_step_value(step, k: int, what: str) -> None:
+    if type(step) is not torch.Tensor:
+        fail(f"{what}: state['step'] is {describe(step)}; torch.optim keeps it as a 0-dim "
+             "float32 tensor (torch.tensor(0.0)) and increments it in place.\n"
+             "  Try: state['step'] += 1 on the tensor you were given.")
+    if step.dim() != 0 or step.dtype != torch.float32:
+        fail(f"{what}: state['step'] is {describe(step)}; expected a 0-dim float32 tensor.")
+    if float(step) != float(k):
+        fail(f"{what}: state['step'] is {float(step):g}, expected {k}: add exactly 1 per step, "
+             "before the bias corrections use it.")
+
+
+def compare_state(state, ref_state, k: int, what: str, ptrs: dict | None = None) -> None:
+    """The learner's state after step k against torch.optim's, key by key."""
+    if not isinstance(state, dict):
+        fail(f"{what}: the state is {describe(state)}, expected the dict that was passed in.")
+    assert_equal(sorted(state), sorted(ref_state), f"{what}: the state's keys",
+                 hint="keep exactly torch.optim's keys: step, exp_avg, exp_avg_sq (and "
+                 "max_exp_avg_sq with amsgrad).")
+    check_step_value(state["step"], k, what)
+    for key in MOMENTS:
+        if key not in ref_state:
+            continue
+        got = state[key]
+        assert_close(got, ref_state[key], f"{what}: state[{key!r}] after step {k}",
+                     hint={"exp_avg": "exp_avg <- beta1*exp_avg + (1-beta1)*grad, with the "
+                           "weight-decayed grad for Adam's L2 decay.",
+                           "exp_avg_sq": "exp_avg_sq <- beta2*exp_avg_sq + (1-beta2)*grad**2 "
+                           "(no bias correction stored in the state).",
+                           "max_exp_avg_sq": "max_exp_avg_sq <- max(max_exp_avg_sq, exp_avg_sq) "
+                           "of the raw (not bias-corrected) exp_avg_sq, kept in the state."}[key])
+        if ptrs is not None and got.data_ptr() != ptrs[key]:
+            fail(f"{what}: state[{key!r}] is a new tensor after step {k}; torch.optim updates "
+                 "its state tensors in place (the optimiser's state_dict holds them).\n"
+                 "  Try: exp_avg.lerp_(...), exp_avg_sq.mul_(...).addcmul_(...), "
+                 "torch.maximum(..., out=...).")
+
+
+def run_steps(impl, fn_name: str, hp: dict, *, decoupled: bool, amsgrad: bool,
+              shape=None, transposed=False, extra=None) -> None:
+    """Steps 1, 2, 3 of the learner's single-tensor step, each compared with torch.optim."""
+    rng_shape = shape
+    param0 = mixed(rng_shape, scale_low=-1.0)
+    if transposed:
+        param0 = param0.t().contiguous().t()
+    grads = [mixed(rng_shape) * (0.3**k if amsgrad else 1.0) for k in range(3)]
+    if amsgrad:  # the first grad is the largest: max_exp_avg_sq must then hold it
+        grads[0] = grads[0] * 4
+    ref = reference_steps(param0, grads, hp, decoupled=decoupled, amsgrad=amsgrad)
+
+    p = param0.clone().requires_grad_(True)
+    state = torch_state(p, amsgrad)
+    ptrs = {k: v.data_ptr() for k, v in state.items() if k != "step"}
+    fn = getattr(impl, fn_name)
+    kwargs = dict(hp, **(extra or {}))
+    for k, g in enumerate(grads, start=1):
+        what = f"{fn_name}(param {tuple(p.shape)}, grad, state, {show(kwargs)}), step {k} of 3"
+        before = p.detach().clone()
+        g_in = g.clone()
+        p_ptr = p.data_ptr()
+        call(what, fn, p, g_in, state, **kwargs)
+        if p.data_ptr() != p_ptr:
+            fail(f"{what}: the parameter now points to new memory; update it in place "
+                 "(param.addcdiv_, param.mul_) under torch.no_grad().")
+        if not torch.equal(g_in, g):
+            fail(f"{what}: your step changed the caller's gradient tensor.\n"
+                 "  Try: grad = grad.add(param, alpha=weight_decay) makes a new tensor; "
+                 "grad.add_(...) overwrites p.grad, which the caller may still use.")
+        ref_p, ref_state = ref[k - 1]
+        delta = p.detach() - before
+        ref_delta = ref_p - before
+        hint = ("the update is -lr/(1-beta1**t) * exp_avg / (sqrt(exp_avg_sq)/sqrt(1-beta2**t) "
+                "+ eps) with t the step count AFTER incrementing (t=1 on the first step); eps is "
+                "added outside the square root.")
+        if decoupled and hp["weight_decay"]:
+            hint = ("AdamW first shrinks the parameter: param *= 1 - lr*weight_decay, then "
+                    "takes the plain Adam step (the decay never enters exp_avg/exp_avg_sq). "
+                    + hint)
+        elif hp["weight_decay"]:
+            hint = ("Adam's weight_decay is L2: grad = grad + weight_decay*param before the "
+                    "moments are updated. " + hint)
+        assert_close(delta, ref_delta, f"{what}: the change your step made to the parameter",
+                     rtol=1e-6, atol=1e-13, hint=hint)
+        compare_state(state, ref_state, k, what, ptrs)
+
+
+def trajectory_problem(rng):
+    """A small regression net: named float64 parameters, fixed data, an MSE loss."""
+    d_in, d_hid, d_out = random_shape(rng, 3, 3, 7)
+    params = {
+        "w1": torch.randn(d_hid, d_in, dtype=torch.float64) * 0.7,
+        "b1": torch.randn(d_hid, dtype=torch.float64) * 0.1,
+        "w2": torch.randn(d_out, d_hid, dtype=torch.float64) * 0.7,
+        "b2": torch.randn(d_out, dtype=torch.float64) * 0.1,
+    }
+    x = torch.randn(24, d_in, dtype=torch.float64)
+    y = torch.sin(x @ torch.randn(d_in, d_out, dtype=torch.float64))
+
+    def loss_fn(ps):
+        h = torch.tanh(x @ ps[0].T + ps[1])
+        return ((h @ ps[2].T + ps[3] - y) ** 2).mean()
+
+    return params, loss_fn
+
+
+def run_trajectory(impl, fn_name: str, rng, hp: dict, *, decoupled: bool, amsgrad: bool,
+                   foreach: bool, steps: int = 50, extra=None) -> None:
+    """``steps`` training steps with the learner's optimiser against torch.optim's."""
+    names_params, loss_fn = trajectory_problem(rng)
+    names = list(names_params)
+    ref_ps = [t.clone().requires_grad_(True) for t in names_params.values()]
+    opt = make_optimizer(ref_ps, hp, decoupled=decoupled, amsgrad=amsgrad, foreach=foreach)
+    ref_losses, ref_params = [], []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = loss_fn(ref_ps)
+        loss.backward()
+        ref_losses.append(float(loss))
+        opt.step()
+        ref_params.append([p.detach().clone() for p in ref_ps])
+    ref_states = [{k: v.clone() for k, v in opt.state[p].items()} for p in ref_ps]
+
+    ps = [t.clone().requires_grad_(True) for t in names_params.values()]
+    states = [torch_state(p, amsgrad) for p in ps]
+    fn = getattr(impl.module, fn_name)
+    kwargs = dict(hp, **(extra or {}))
+    label = "torch.optim.AdamW" if decoupled else "torch.optim.Adam"
+    what = f"{steps} training steps with {fn_name}({show(kwargs)})"
+    losses, params_after = [], []
+    with impl.rules():
+        for _ in range(steps):
+            loss = loss_fn(ps)
+            grads = torch.autograd.grad(loss, ps)
+            losses.append(float(loss))
+            if foreach:
+                call(what, fn, ps, list(grads), states, **kwargs)
+            else:
+                for p, g, s in zip(ps, grads, states):
+                    call(what, fn, p, g, s, **kwargs)
+            params_after.append([p.detach().clone() for p in ps])
+    for k in range(steps):
+        for name, got, exp in zip(names, params_after[k], ref_params[k]):
+            try:
+                assert_close(got, exp, f"parameter {name!r} after step {k + 1}",
+                             rtol=1e-6, atol=1e-9)
+            except CheckFailure as exc:
+                fail(f"{what}: your trajectory leaves {label}'s at step {k + 1} (of {steps}), "
+                     f"first at parameter {name!r}.\n  {exc}\n"
+                     f"  Training loss per step:\n{trajectory_picture(ref_losses, losses)}\n"
+                     "  Try: compare steps 1-3 by hand with torch.optim; a drift that starts "
+                     "late points at the bias corrections, eps or the weight decay.")
+    for name, state, ref_state in zip(names, states, ref_states):
+        compare_state(state, ref_state, steps, f"{what}: parameter {name!r}")
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts the aten ops that run, by name (the learner's code runs inside it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.counts: collections.Counter = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.counts[func.overloadpacket.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+
+# ----------------------------------------------------------------------------- init_state
+
+
+@pytest.mark.exercise("init_state")
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_init_state_has_torchs_layout(impl, rng, amsgrad):
+    for dtype, transposed in ((torch.float64, True), (torch.float32, False)):
+        shape = random_shape(rng, 2, 2, 7)
+        param = torch.randn(*shape, dtype=dtype)
+        if transposed:
+            param = param.t().contiguous().t()
+        param.requires_grad_(True)
+        ref_p = param.detach().clone(memory_format=torch.preserve_format).requires_grad_(True)
+        opt = torch.optim.Adam([ref_p], amsgrad=amsgrad)
+        ref_p.grad = torch.zeros_like(ref_p)
+        opt.step()
+        ref = opt.state[ref_p]
+        layout = "transposed " if transposed else ""
+        what = f"init_state({layout}param {describe(param)}, amsgrad={amsgrad})"
+        state = call(what, impl.init_state, param, amsgrad)
+        if not isinstance(state, dict):
+            fail(f"{what}: expected a dict, got {describe(state)}.")
+        assert_equal(sorted(state), sorted(ref), f"{what}: the state's keys",
+                     hint="torch.optim.Adam keeps 'step', 'exp_avg', 'exp_avg_sq', and "
+                     "'max_exp_avg_sq' only when amsgrad=True.")
+        check_step_value(state["step"], 0, what)
+        seen = {}
+        for key in MOMENTS:
+            if key not in ref:
+                continue
+            got = state[key]
+            assert_close(got, torch.zeros_like(ref[key]), f"{what}: state[{key!r}]",
+                         check_stride=True,
+                         hint="torch.zeros_like(param, memory_format=torch.preserve_format) "
+                         "keeps the parameter's dtype, shape AND strides.")
+            if got.requires_grad:
+                fail(f"{what}: state[{key!r}] requires grad; optimiser state is plain data.")
+            if got.untyped_storage().data_ptr() == param.untyped_storage().data_ptr():
+                fail(f"{what}: state[{key!r}] shares memory with the parameter.")
+            for other, ptr in seen.items():
+                if got.untyped_storage().data_ptr() == ptr:
+                    fail(f"{what}: state[{key!r}] and state[{other!r}] are the same memory; "
+                         "each moment needs its own zeros, or one update overwrites the other.")
+            seen[key] = got.untyped_storage().data_ptr()
+
+
+# ----------------------------------------------------------------------------- adam_step_
+
+
+@pytest.mark.exercise("adam_step_")
+def test_adam_steps_1_2_3(impl, rng):
+    hp = hyper(rng, weight_decay=True)
+    run_steps(impl, "adam_step_", hp, decoupled=False, amsgrad=False,
+              shape=random_shape(rng, 2, 3, 8))
+
+
+@pytest.mark.exercise("adam_step_")
+def test_adam_steps_without_weight_decay_on_transposed_param(impl, rng):
+    hp = hyper(rng, weight_decay=False)
+    run_steps(impl, "adam_step_", hp, decoupled=False, amsgrad=False,
+              shape=random_shape(rng, 2, 3, 8), transposed=True)
+
+
+@pytest.mark.exercise("adam_step_")
+def test_adam_trajectory_matches_torch(impl, rng):
+    run_trajectory(impl, "adam_step_", rng, hyper(rng), decoupled=False, amsgrad=False,
+                   foreach=False)
+
+
+# ----------------------------------------------------------------------------- adamw_step_
+
+
+@pytest.mark.exercise("adamw_step_")
+def test_adamw_steps_1_2_3(impl, rng):
+    hp = hyper(rng, weight_decay=True)
+    run_steps(impl, "adamw_step_", hp, decoupled=True, amsgrad=False,
+              shape=random_shape(rng, 2, 3, 8))
+
+
+@pytest.mark.exercise("adamw_step_")
+def test_adamw_trajectory_matches_torch(impl, rng):
+    run_trajectory(impl, "adamw_step_", rng, hyper(rng, weight_decay=True), decoupled=True,
+                   amsgrad=False, foreach=False)
+
+
+# ----------------------------------------------------------------------------- amsgrad_step_
+
+
+@pytest.mark.exercise("amsgrad_step_")
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_amsgrad_steps_1_2_3(impl, rng, decoupled):
+    hp = hyper(rng, weight_decay=True)
+    run_steps(impl, "amsgrad_step_", hp, decoupled=decoupled, amsgrad=True,
+              shape=random_shape(rng, 2, 3, 8), extra={"decoupled": decoupled})
+
+
+@pytest.mark.exercise("amsgrad_step_")
+def test_amsgrad_trajectory_matches_torch(impl, rng):
+    decoupled = bool(rng.random() < 0.5)
+    run_trajectory(impl, "amsgrad_step_", rng, hyper(rng), decoupled=decoupled, amsgrad=True,
+                   foreach=False, extra={"decoupled": decoupled})
+
+
+# ----------------------------------------------------------------------------- foreach_adam_
+
+
+def foreach_case(rng, n: int, *, amsgrad: bool, decoupled: bool, hp: dict):
+    """n parameters of distinct shapes whose states sit at different step counts."""
+    params, grads, ref_params, opts = [], [], [], []
+    for i in range(n):
+        shape = random_shape(rng, 2, 2, 6)
+        p = mixed(shape, scale_low=-1.0)
+        params.append(p.clone().requires_grad_(True))
+        ref_params.append(p.clone().requires_grad_(True))
+        grads.append(mixed(shape))
+    # A parameter that joined late has taken fewer steps: its bias corrections differ.
+    history = [int(rng.integers(0, 3)) for _ in range(n)]
+    states = []
+    for p, ref_p, h in zip(params, ref_params, history):
+        opt = make_optimizer([ref_p], hp, decoupled=decoupled, amsgrad=amsgrad)
+        for _ in range(h):
+            ref_p.grad = mixed(tuple(p.shape))
+            opt.step()
+        with torch.no_grad():
+            p.copy_(ref_p)
+        state = torch_state(p, amsgrad)
+        for k, v in opt.state[ref_p].items():
+            state[k].copy_(v)
+        states.append(state)
+        opts.append(opt)
+    return params, grads, states, ref_params, opts, history
+
+
+@pytest.mark.exercise("foreach_adam_")
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_foreach_step_matches_torch_per_parameter(impl, rng, decoupled):
+    amsgrad = bool(rng.random() < 0.5)
+    hp = hyper(rng)
+    params, grads, states, ref_params, opts, history = foreach_case(
+        rng, 4, amsgrad=amsgrad, decoupled=decoupled, hp=hp)
+    for ref_p, g, opt in zip(ref_params, grads, opts):
+        ref_p.grad = g.clone()
+        opt.step()
+    kwargs = dict(hp, amsgrad=amsgrad, decoupled=decoupled)
+    what = (f"foreach_adam_(4 params, grads, states, {show(kwargs)}) with states at steps "
+            f"{history}")
+    grads_in = [g.clone() for g in grads]
+    before = [p.detach().clone() for p in params]
+    ptrs = [p.data_ptr() for p in params]
+    call(what, impl.foreach_adam_, params, grads_in, states, **kwargs)
+    for i, (p, ref_p, opt) in enumerate(zip(params, ref_params, opts)):
+        if p.data_ptr() != ptrs[i]:
+            fail(f"{what}: parameter {i} now points to new memory; update params in place "
+                 "(torch._foreach_addcdiv_, torch._foreach_mul_).")
+        if not torch.equal(grads_in[i], grads[i]):
+            fail(f"{what}: your step changed the caller's gradient {i}.\n"
+                 "  Try: torch._foreach_add(grads, params, alpha=weight_decay) returns new "
+                 "tensors; the in-place form overwrites the caller's .grad.")
+        assert_close(p.detach() - before[i], ref_p.detach() - before[i],
+                     f"{what}: the change to parameter {i} (its state was at step {history[i]})",
+                     rtol=1e-6, atol=1e-13,
+                     hint="each parameter's bias corrections use ITS OWN step count; read "
+                     "every state['step'] after the increment.")
+        compare_state(states[i], opt.state[ref_p], history[i] + 1, f"{what}: parameter {i}")
+
+
+@pytest.mark.exercise("foreach_adam_")
+def test_foreach_runs_a_fixed_number_of_tensor_ops(impl, rng):
+    hp = hyper(rng)
+    counts = {}
+    for n in (2, 7):
+        params, grads, states, *_ = foreach_case(rng, n, amsgrad=True, decoupled=False, hp=hp)
+        what = f"foreach_adam_({n} params, ..., amsgrad=True, weight_decay={hp['weight_decay']!r})"
+        with OpCounter() as counter:
+            call(what, impl.foreach_adam_, params, grads, states, **hp, amsgrad=True)
+        counts[n] = counter.counts
+    grown = sorted(op for op in set(counts[2]) | set(counts[7])
+                   if op != "_local_scalar_dense" and counts[7][op] > counts[2][op])
+    if grown:
+        table = ", ".join(f"{op}: {counts[2][op]} -> {counts[7][op]}" for op in grown)
+        fail("foreach_adam_ runs more tensor ops as the number of parameters grows "
+             f"(2 params -> 7 params: {table}).\n"
+             "  A foreach step handles the whole list with one torch._foreach_* call per stage "
+             "(only reading each step count with .item() may grow).\n"
+             "  Try: torch._foreach_add_(steps, 1), torch._foreach_lerp_(exp_avgs, grads, "
+             "1 - beta1), torch._foreach_mul_/addcmul_, torch._foreach_sqrt, _foreach_div_, "
+             "_foreach_add_, and torch._foreach_addcdiv_(params, exp_avgs, denom, step_sizes).")
+
+
+@pytest.mark.exercise("foreach_adam_")
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_foreach_trajectory_matches_torch(impl, rng, decoupled):
+    amsgrad = bool(rng.random() < 0.5)
+    run_trajectory(impl, "foreach_adam_", rng, hyper(rng), decoupled=decoupled,
+                   amsgrad=amsgrad, foreach=True, extra={"amsgrad": amsgrad,
+                                                         "decoupled": decoupled})

@@ -1,0 +1,183 @@
+"""``kata watch``: re-check the current kata on every save and redraw the verdict in place.
+
+Events come from two threads into one queue: file changes (watchfiles, on the kata's folder so
+an editor's atomic save-by-rename is seen) and single keys (the terminal in cbreak mode).
+The session itself (:class:`WatchSession`) is plain logic over those events, so it is tested
+without a terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from checker import app as domain
+from checker.catalog import Kata
+from checker.runner import run_checks
+from checker.workspace import Workspace
+
+KEYS = "[bold]h[/] hint · [bold]l[/] list · [bold]r[/] re-run · [bold]q[/] quit"
+NO_EVENTS_TIP = (
+    "Saves not noticed? On network drives and WSL mounts file events may not arrive: "
+    "press r to re-run, or restart with `kata watch --poll`."
+)
+
+
+@dataclass
+class WatchSession:
+    ws: Workspace
+    kata: Kata
+    out: object  # a rich Console
+    render: object  # the checker.render module
+    seed: int | None = None
+    passed: bool = False
+    runs: int = field(default=0)
+
+    @property
+    def file(self) -> Path:
+        return self.ws.kata_file(self.kata)
+
+    def footer(self) -> None:
+        keys = KEYS + (" · [bold green]n[/] next kata" if self.passed else "")
+        self.out.print(f"\n[dim]Watching {self.render.escape(self.render.rel(self.file))} — {keys}[/]")
+
+    def check(self) -> None:
+        """Run the checks once and redraw."""
+        self.out.clear()
+        if not self.file.exists():
+            self.out.print(f"[bold yellow]{self.render.escape(str(self.file))} is gone.[/] "
+                           f"Waiting for it to come back — or restore the stub with "
+                           f"`kata reset {self.kata.name}`.")
+            self.footer()
+            return
+        result = run_checks(self.kata, self.file, seed=self.seed, use_worker=self.ws.state_dir)
+        self.runs += 1
+        if result.status == "interrupted":
+            return
+        outcome = domain.record(self.ws, self.kata, result)
+        self.passed = self.passed or result.passed
+        self.render.show_check_outcome(self.out, outcome)
+        self.footer()
+
+    def on_key(self, key: str) -> bool:
+        """Handle one key; False means quit."""
+        key = key.lower()
+        if key == "q":
+            return False
+        if key == "r":
+            self.check()
+        elif key == "h":
+            self.out.print()
+            self.render.show_hint(self.out, domain.next_hint(self.ws, self.kata))
+            self.footer()
+        elif key == "l":
+            self.out.print()
+            self.render.show_list(self.out, domain.rows(self.ws, self.ws.progress.load()))
+            self.footer()
+        elif key == "n" and self.passed:
+            nxt = domain.current_kata(self.ws, self.ws.progress.load())
+            if nxt is None or nxt.name == self.kata.name:
+                self.out.print("\n[bold green]No further kata: everything is done.[/]")
+                return True
+            self.kata, self.passed = nxt, False
+            self.ws.install_kata_files(nxt)
+            self.out.clear()
+            lesson = self.ws.lesson_file(nxt).read_text(encoding="utf-8")
+            self.render.show_next(self.out, nxt, self.file, lesson, None, len(self.ws.catalog.katas))
+            self.footer()
+        return True
+
+
+def key_events(events: queue.Queue, stop: threading.Event) -> None:
+    """Feed single key presses into ``events`` (nothing when stdin is not a terminal)."""
+    if not sys.stdin.isatty():
+        return
+    import select
+    import termios
+    import tty
+
+    fd = sys.stdin.fileno()
+    old = termios.tcgetattr(fd)
+    try:
+        tty.setcbreak(fd)
+        while not stop.is_set():
+            readable, _, _ = select.select([fd], [], [], 0.1)
+            if readable:
+                ch = sys.stdin.read(1)
+                if ch:
+                    events.put(("key", ch))
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, old)
+
+
+def file_events(folder_of: Callable[[], Path], name_of: Callable[[], str], events: queue.Queue,
+                stop: threading.Event, poll: bool) -> None:
+    """Feed saves of the watched file into ``events`` (the folder is watched, for renames)."""
+    import watchfiles
+
+    while not stop.is_set():
+        folder, name = folder_of(), name_of()
+        folder.mkdir(parents=True, exist_ok=True)
+        for changes in watchfiles.watch(folder, stop_event=stop, debounce=40, step=20,
+                                        force_polling=poll, yield_on_timeout=True,
+                                        rust_timeout=500, raise_interrupt=False):
+            if any(Path(p).name == name for _, p in changes):
+                events.put(("change", None))
+            if folder_of() != folder:
+                break  # moved on to another kata: watch its folder
+
+
+@contextlib.contextmanager
+def warm_worker(state_dir: Path) -> Iterator[None]:
+    """A worker for this workspace for the session's lifetime (one already running is kept)."""
+    from checker import worker
+
+    proc = worker.start(state_dir)
+    try:
+        yield
+    finally:
+        if proc is not None:
+            worker.stop(state_dir)
+            with contextlib.suppress(Exception):
+                proc.wait(timeout=3)
+
+
+def run(session: WatchSession, *, poll: bool = False) -> None:
+    events: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=file_events, daemon=True,
+                         args=(lambda: session.file.parent, lambda: session.file.name, events,
+                               stop, poll)),
+        threading.Thread(target=key_events, args=(events, stop), daemon=True),
+    ]
+    session.out.print("[dim]Starting the check worker (imports torch once)…[/]")
+    with warm_worker(session.ws.state_dir):
+        for t in threads:
+            t.start()
+        try:
+            session.check()
+            session.out.print(f"[dim]{NO_EVENTS_TIP}[/]")
+            while True:
+                kind, value = events.get()
+                if kind == "change":
+                    while not events.empty():  # collapse a burst of saves into one run
+                        nxt = events.get_nowait()
+                        if nxt[0] == "key":
+                            events.put(nxt)
+                            break
+                    session.check()
+                elif not session.on_key(value):
+                    break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=1)
+    session.out.print("\nStopped watching. Your progress is saved.")
