@@ -1,0 +1,82 @@
+"""Every kata in the shipped catalog is proven: stub fails, solution passes, mistakes fail.
+
+The runs go through one warm check worker (torch imported once, a fork per run), the same
+machinery as `kata watch`, so the suite stays fast as the catalog grows.
+"""
+
+from __future__ import annotations
+
+import functools
+import ast
+
+import pytest
+
+from checker.catalog import load_catalog
+from checker.dev import mistake_counts, prove_kata
+from checker.mistakes import load_mistakes
+from checker.runner import run_checks
+
+CATALOG = load_catalog()
+NAMES = CATALOG.names()
+
+
+@pytest.fixture(scope="session")
+def warm(tmp_path_factory):
+    from checker import worker
+
+    state_dir = tmp_path_factory.mktemp("worker-state")
+    proc = worker.start(state_dir, wait=120)
+    assert worker.is_running(state_dir), "the check worker did not start"
+    yield functools.partial(run_checks, use_worker=state_dir)
+    worker.stop(state_dir)
+    if proc is not None:
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kata_files_are_complete(name):
+    kata = CATALOG.get(name)
+    for path in (kata.stub_path, kata.lesson_path, kata.solution_path, kata.checks_path):
+        assert path.is_file(), f"{name}: missing {path}"
+    stub_names = {n.name for n in ast.parse(kata.stub_path.read_text()).body
+                  if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+    sol_names = {n.name for n in ast.parse(kata.solution_path.read_text()).body
+                 if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+    for ex in kata.exercises:
+        assert ex in stub_names, f"{name}: exercise {ex} is not in the stub"
+        assert ex in sol_names, f"{name}: exercise {ex} is not in the solution"
+    assert 4 <= len(kata.exercises) <= 6, f"{name}: {len(kata.exercises)} exercises"
+    assert len(kata.hints) >= 2, f"{name}: needs at least 2 tiered hints"
+    assert kata.under_the_hood, f"{name}: no under_the_hood note"
+    lesson = kata.lesson_path.read_text()
+    assert "## Where it lives in PyTorch" in lesson, f"{name}: lesson lacks source pointers"
+    checks = kata.checks_path.read_text()
+    for ex in kata.exercises:
+        assert f'exercise("{ex}")' in checks, f"{name}: no check marked for exercise {ex}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kata_ships_enough_mistakes(name):
+    kata = CATALOG.get(name)
+    counts = mistake_counts(kata)
+    assert sum(counts.values()) >= 5, f"{name}: {sum(counts.values())} mistakes, need 5"
+    missing = [ex for ex, n in counts.items() if n == 0]
+    assert not missing, f"{name}: no known mistake for {missing}"
+    unknown = [m.id for m in load_mistakes(kata.mistakes_module) if m.exercise not in kata.exercises]
+    assert not unknown, f"{name}: mistakes for unknown exercises: {unknown}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kata_is_proven(name, warm):
+    """Stub fails every exercise; solution passes; each mistake fails and is diagnosed."""
+    proofs = prove_kata(CATALOG.get(name), seed=20261122, run=warm)
+    bad = [p for p in proofs if not p.ok or p.diagnosed is False]
+    assert not bad, "\n".join(f"{p.subject}: {p.detail} (diagnosed={p.diagnosed})" for p in bad)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_solution_passes_with_other_seeds(name, warm):
+    kata = CATALOG.get(name)
+    for seed in (1, 987654):
+        result = warm(kata, kata.solution_path, seed=seed, diagnose=False)
+        assert result.passed, f"{name} solution fails with seed {seed}: {result.first_failure() or result.message}"
