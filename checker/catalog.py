@@ -52,6 +52,7 @@ class Rules:
     forbid: tuple[str, ...] = ()  # dotted paths of callables, e.g. "torch.Tensor.unfold"
     forbid_imports: tuple[str, ...] = ()  # top-level modules the learner's file may not import
     explain: str = ""  # one sentence: why these are off-limits
+    allow_processes: bool = False  # may the learner's code start processes (DataLoader workers)?
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ def parse_catalog(
                 forbid=tuple(entry.get("rules", {}).get("forbid", ())),
                 forbid_imports=tuple(entry.get("rules", {}).get("forbid_imports", ())),
                 explain=entry.get("rules", {}).get("explain", ""),
+                allow_processes=bool(entry.get("rules", {}).get("allow_processes", False)),
             )
             kata = Kata(
                 name=name,

@@ -47,7 +47,8 @@ def prove_kata(
         for m in load_mistakes(kata.mistakes_module):
             path = Path(tmp) / f"{m.id}.py"
             path.write_text(materialize(source, m), encoding="utf-8")
-            result = run(kata, path, seed=seed, diagnose=diagnose)
+            # A generous budget: the proof asks whether a mistake CAN be named, on any machine.
+            result = run(kata, path, seed=seed, diagnose=diagnose, diagnose_budget=30.0)
             proofs.append(_mistake_proof(kata, m, result, diagnose))
     return proofs
 
@@ -57,12 +58,16 @@ def _mistake_proof(kata: Kata, m: Mistake, result: CheckResult, diagnose: bool) 
     if target is None:
         return Proof(kata.name, f"mistake:{m.id}", False,
                      f"targets unknown exercise {m.exercise!r} ({result.status}: {result.message})")
-    ok = not target.ok
+    ok = not target.ok and result.status == "failed"  # a file that cannot even load proves nothing
     diagnosed = None
     if diagnose and ok:
         diagnosed = any(mid == m.id for mid, _ in target.diagnosis)
-    detail = (f"{m.exercise} fails" if ok else f"{m.exercise} PASSES — the checks miss: "
-              f"{m.misconception}")
+    if ok:
+        detail = f"{m.exercise} fails"
+    elif target.ok:
+        detail = f"{m.exercise} PASSES — the checks miss: {m.misconception}"
+    else:
+        detail = f"{result.status}: {result.message[:160]}"
     return Proof(kata.name, f"mistake:{m.id}", ok, detail, diagnosed)
 
 

@@ -218,23 +218,35 @@ def forbidden_message(dotted: str, rules: Rules) -> str:
     return f"`{dotted}` is off-limits in this kata{why}"
 
 
+def _swappable(func: Any) -> types.FunctionType | None:
+    """The function whose code to swap: ``func`` itself, or for a decorator's wrapper (which
+    has a closure) the innermost ``__wrapped__`` function, which every route ends up calling."""
+    while isinstance(func, types.FunctionType):
+        if not func.__code__.co_freevars:
+            return func
+        func = getattr(func, "__wrapped__", None)
+    return None
+
+
 @contextlib.contextmanager
 def forbid_callables(rules: Rules) -> Iterator[None]:
     """Make every callable in ``rules.forbid`` raise ForbiddenAPI until the block ends.
 
     Enforcement is on the underlying object, so aliases (``from torch.optim import Adam``,
-    ``getattr``, submodule paths) are caught as well: a Python function gets its code swapped,
-    a class its ``__init__``; anything else (builtins) is replaced where it is found.
+    ``getattr``, submodule paths) are caught as well: a Python function gets its code swapped
+    (a decorated one: the function it wraps), a class its ``__init__``; anything else
+    (builtins, C methods) is replaced where it is found.
     """
     undo: list[Callable[[], None]] = []
     try:
         for dotted in rules.forbid:
             owner, attr, target = resolve(dotted)
             message = forbidden_message(dotted, rules)
-            if isinstance(target, types.FunctionType) and not target.__code__.co_freevars:
-                old_code = target.__code__
-                target.__code__ = _raiser_code(message)
-                undo.append(lambda t=target, c=old_code: setattr(t, "__code__", c))
+            inner = _swappable(target)
+            if inner is not None:
+                old_code = inner.__code__
+                inner.__code__ = _raiser_code(message)
+                undo.append(lambda t=inner, c=old_code: setattr(t, "__code__", c))
             elif isinstance(target, type):
                 had = "__init__" in target.__dict__
                 old_init = target.__dict__.get("__init__")
@@ -298,20 +310,45 @@ def forbid_imports(rules: Rules, filename: str) -> Iterator[None]:
         importlib.import_module = real_import_module
 
 
+def _no_processes(*args: Any, **kwargs: Any) -> None:
+    raise ForbiddenAPI(
+        "starting processes is off-limits in kata code (os.fork, subprocess, multiprocessing): "
+        "solve the exercise in this process"
+    )
+
+
+PROCESS_STARTERS = (("os", "fork"), ("os", "forkpty"), ("os", "posix_spawn"),
+                    ("os", "posix_spawnp"), ("os", "system"), ("os", "popen"),
+                    ("subprocess", "Popen"), ("pty", "fork"))
+
+
 @contextlib.contextmanager
-def no_os_exit() -> Iterator[None]:
-    """``os._exit`` inside the learner's code becomes a catchable SystemExit."""
-    real = os._exit
+def no_escape(allow_processes: bool = False) -> Iterator[None]:
+    """In the learner's code ``os._exit`` becomes a catchable SystemExit and starting
+    processes raises (a fork bomb stops at its first fork, even where RLIMIT_NPROC does not
+    apply, as for root)."""
+    saved = [(os, "_exit", os._exit)]
     os._exit = _blocked_os_exit
+    for modname, attr in () if allow_processes else PROCESS_STARTERS:
+        module = sys.modules.get(modname) or importlib.import_module(modname)
+        if hasattr(module, attr):
+            saved.append((module, attr, getattr(module, attr)))
+            setattr(module, attr, _no_processes)
     try:
         yield
     finally:
-        os._exit = real
+        for module, attr, value in saved:
+            setattr(module, attr, value)
 
 
 @contextlib.contextmanager
 def rules_window(rules: Rules, filename: str) -> Iterator[None]:
-    with forbid_callables(rules), forbid_imports(rules, filename), no_os_exit(), TamperGuard():
+    with (
+        forbid_callables(rules),
+        forbid_imports(rules, filename),
+        no_escape(rules.allow_processes),
+        TamperGuard(),
+    ):
         yield
 
 

@@ -33,7 +33,7 @@ import pytest
 
 REPORT_VERSION = 1
 _STATE = pytest.StashKey[dict]()
-_FLOAT_RE = re.compile(r"0x[0-9a-fA-F]+")
+_ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]+")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,6 +45,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kata-report", default=None, help="write the JSON report here")
     group.addoption("--kata-diagnose", action="store_true", default=False,
                     help="name the known mistake that a failure matches")
+    group.addoption("--kata-diagnose-budget", type=float, default=0.2,
+                    help="seconds the diagnosis may add to one failing check")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -67,7 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "results": {},
         "load_error": None,
         "started": time.perf_counter(),
-        "diagnose_budget": 0.2,
+        "diagnose_budget": config.getoption("--kata-diagnose-budget"),
     }
 
 
@@ -176,8 +178,11 @@ def _message(call: pytest.CallInfo, impl_path: Path) -> str:
     return f"your code raised {type(exc).__name__}: {exc}{where}"
 
 
-def _normalise(message: str) -> str:
-    return _FLOAT_RE.sub("0x?", message)
+def _signature(exc: BaseException) -> str:
+    """What two failures must share to be "the same mistake": the exception type and text
+    (addresses masked). The learner's file name and line are deliberately not part of it."""
+    text = str(exc) if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {exc}"
+    return _ADDRESS_RE.sub("0x?", text)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -203,20 +208,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             and report.when == "call"
             and exercise
             and item.config.getoption("--kata-diagnose")
-            and isinstance(call.excinfo.value, AssertionError)
         ):
-            entry["diagnosis"] = _diagnose(item, exercise, entry["message"], state)
+            entry["diagnosis"] = _diagnose(item, exercise, _signature(call.excinfo.value), state)
         state["results"].setdefault(exercise or "?", []).append(entry)
 
 
-def _diagnose(item: pytest.Item, exercise: str, message: str, state: dict) -> list[dict]:
+def _diagnose(item: pytest.Item, exercise: str, target: str, state: dict) -> list[dict]:
     """Re-run this check with each known mistake of the exercise; report those failing alike."""
     from checker.learner import Impl, load_module
     from checker.mistakes import load_mistakes
 
     kata = state["kata"]
     deadline = time.perf_counter() + state["diagnose_budget"]
-    target = _normalise(message)
     matches = []
     funcargs = getattr(item, "funcargs", None)
     if funcargs is None or "impl" not in funcargs:
@@ -238,11 +241,9 @@ def _diagnose(item: pytest.Item, exercise: str, message: str, state: dict) -> li
             _seed_everything(seed)
             try:
                 item.runtest()
-            except AssertionError as exc:
-                if _normalise(str(exc)) == target:
+            except Exception as exc:
+                if _signature(exc) == target:
                     matches.append({"id": m.id, "misconception": m.misconception})
-            except Exception:
-                continue
     finally:
         funcargs.clear()
         funcargs.update(saved)

@@ -88,13 +88,16 @@ def show_result(out: Console, result: CheckResult, *, file: Path | None = None,
         out.print("Your progress is unchanged. Fix the file and run [bold]kata check[/] again.")
         return
     if result.status == "load_error":
-        out.print(f"[bold red]Your file could not be loaded:[/]\n  {escape(result.message)}")
-        out.print("Fix it and check again. `kata reset NAME` restores the stub "
+        message = result.message.replace("kata reset NAME", f"kata reset {result.kata}")
+        out.print(f"[bold red]Your file could not be loaded:[/]\n  {escape(message)}")
+        out.print(f"Fix it and check again. `kata reset {escape(result.kata)}` restores the stub "
                   "(your file is kept as a backup).")
         return
     width = max((len(e.name) for e in result.exercises), default=10)
     for e in result.exercises:
         note = "" if e.status == "passed" else f"  [dim]{escape(_first_line(e.message))}[/]"
+        if e.message.startswith("not implemented yet"):
+            note = "  [dim]not implemented yet[/]"
         if e.status == "skipped":
             note = f"  [yellow]skipped: {escape(_first_line(e.message))}[/]"
         out.print(f"  {MARK.get(e.status, '?')} {escape(e.name.ljust(width))}{note}")
@@ -117,7 +120,7 @@ def show_result(out: Console, result: CheckResult, *, file: Path | None = None,
 
 def _first_line(message: str) -> str:
     line = message.strip().splitlines()[0] if message.strip() else ""
-    return line if len(line) <= 100 else line[:99] + "…"
+    return line if len(line) <= 72 else line[:71] + "…"
 
 
 def show_check_outcome(out: Console, outcome: CheckOutcome, *, verbose: bool = False) -> None:

@@ -93,7 +93,8 @@ def from_report(report: dict, duration: float, output_tail: str = "") -> CheckRe
                        impl=report["impl"])
 
 
-def pytest_args(kata: Kata, impl: Path, seed: int, report: Path, *, diagnose: bool) -> list[str]:
+def pytest_args(kata: Kata, impl: Path, seed: int, report: Path, *, diagnose: bool,
+                diagnose_budget: float = 0.2) -> list[str]:
     args = [
         "-p", "checker.plugin", "-p", "pytest_timeout", "-p", "no:cacheprovider",
         "-c", str(Path(__file__).parent / "checks" / "pytest.ini"),
@@ -106,7 +107,7 @@ def pytest_args(kata: Kata, impl: Path, seed: int, report: Path, *, diagnose: bo
     if kata.catalog_file:
         args += ["--kata-catalog", str(kata.catalog_file)]
     if diagnose:
-        args.append("--kata-diagnose")
+        args += ["--kata-diagnose", f"--kata-diagnose-budget={diagnose_budget:g}"]
     args.append(str(kata.checks_path))
     return args
 
@@ -179,6 +180,7 @@ def run_checks(
     *,
     seed: int | None = None,
     diagnose: bool = True,
+    diagnose_budget: float = 0.2,
     memory_mb: int = DEFAULT_MEMORY_MB,
     wall: float | None = None,
     use_worker: Path | None = None,
@@ -193,14 +195,16 @@ def run_checks(
     if use_worker is not None:
         from checker import worker
 
-        result = worker.try_run(use_worker, kata, impl, seed=seed, diagnose=diagnose, memory_mb=memory_mb, wall=wall)
+        result = worker.try_run(use_worker, kata, impl, seed=seed, diagnose=diagnose,
+                                diagnose_budget=diagnose_budget, memory_mb=memory_mb, wall=wall)
         if result is not None:
             return result
     with tempfile.TemporaryDirectory(prefix="kata-run-") as tmp:
         report = Path(tmp) / "report.json"
         output = Path(tmp) / "output.txt"
         cmd = [sys.executable, "-m", "pytest",
-               *pytest_args(kata, impl, seed, report, diagnose=diagnose)]
+               *pytest_args(kata, impl, seed, report, diagnose=diagnose,
+                           diagnose_budget=diagnose_budget)]
         start = time.perf_counter()
         with open(output, "wb") as out:
             proc = subprocess.Popen(

@@ -79,7 +79,7 @@ def is_running(state_dir: Path) -> bool:
 
 
 def try_run(state_dir: Path, kata: Kata, impl: Path, *, seed: int, diagnose: bool,
-            memory_mb: int, wall: float):
+            diagnose_budget: float, memory_mb: int, wall: float):
     """Run through this workspace's warm worker; None when none is usable (use the cold path)."""
     from checker.runner import CheckResult, outcome_from_files
 
@@ -91,7 +91,8 @@ def try_run(state_dir: Path, kata: Kata, impl: Path, *, seed: int, diagnose: boo
         payload = {
             "op": "run", "protocol": PROTOCOL, "kata": kata.name,
             "catalog": str(kata.catalog_file) if kata.catalog_file else None,
-            "impl": str(impl), "seed": seed, "diagnose": diagnose, "memory_mb": memory_mb,
+            "impl": str(impl), "seed": seed, "diagnose": diagnose,
+            "diagnose_budget": diagnose_budget, "memory_mb": memory_mb,
             "wall": wall, "report": str(report), "output": str(output), "cwd": tmp,
         }
         start = time.perf_counter()
@@ -197,7 +198,8 @@ def _child(req: dict) -> None:
         import pytest
 
         args = pytest_args(kata, Path(req["impl"]), int(req["seed"]), Path(req["report"]),
-                           diagnose=bool(req["diagnose"]))
+                           diagnose=bool(req["diagnose"]),
+                           diagnose_budget=float(req.get("diagnose_budget", 0.2)))
         code = int(pytest.main(args))
         sys.stdout.flush()
         sys.stderr.flush()

@@ -155,7 +155,7 @@ def test_list_and_progress(run, workspace):
     assert "done" in listing and "current" in listing
     assert "2/2" in listing
     prog = run("progress").output
-    assert "1/2 katas" in prog and "Basics" in prog and "More" in prog
+    assert "1/3 katas" in prog and "Basics" in prog and "More" in prog
 
 
 def test_list_shows_locked(run):

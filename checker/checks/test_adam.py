@@ -31,8 +31,17 @@ from checker.learner import ForbiddenAPI
 
 pytestmark = pytest.mark.kata("adam")
 
-STATE_KEYS = ("step", "exp_avg", "exp_avg_sq")
 MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+
+
+def _warm_up() -> None:
+    """torch.optim's first step imports torch._dynamo (seconds): pay it at collection time."""
+    p = torch.zeros(1, requires_grad=True)
+    p.grad = torch.ones(1)
+    torch.optim.Adam([p]).step()
+
+
+_warm_up()
 
 
 # ----------------------------------------------------------------------------- helpers

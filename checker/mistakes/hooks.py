@@ -235,13 +235,10 @@ def grad_not_freed(params, make_optimizer):
     return handles
 
 
-@mistake("optimizer_in_backward", "One optimiser over all parameters was stepped in every hook: parameters get stepped several times.")
-def one_shared_optimizer(params, make_optimizer):
-    params = list(params)
-    opt = make_optimizer(params)
-
+@mistake("optimizer_in_backward", "A new optimiser was built inside the hook on every call, so its state (Adam's moments, step count) was lost.")
+def optimizer_built_in_hook(params, make_optimizer):
     def hook(p):
-        opt.step()
+        make_optimizer([p]).step()
         p.grad = None
 
     return [p.register_post_accumulate_grad_hook(hook) for p in params]

@@ -188,10 +188,12 @@ def flatten_contiguous_first(x, start_dim=0, end_dim=-1):
     return _solution_of("views").flatten(x.contiguous(), start_dim, end_dim)
 
 
-@mistake("flatten", "Never copies: row-major strides as_strided onto a layout that cannot be merged reads the wrong cells.")
+@mistake("flatten", "Never copies: where no view can merge the dims, row-major strides put on x itself read the wrong cells.")
 def flatten_never_copies(x, start_dim=0, end_dim=-1):
-    view = _solution_of("views").flatten(x.contiguous(), start_dim, end_dim)
-    return x.as_strided(view.shape, view.stride(), x.storage_offset())
+    result = _solution_of("views").flatten(x, start_dim, end_dim)
+    if result.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+        return result
+    return x.as_strided(result.shape, result.stride(), x.storage_offset())
 
 
 @mistake("flatten", "end_dim taken as exclusive, like a Python slice: the last dim to merge is left out.")
