@@ -247,7 +247,11 @@ def forbid_callables(rules: Rules) -> Iterator[None]:
                 old_code = inner.__code__
                 inner.__code__ = _raiser_code(message)
                 undo.append(lambda t=inner, c=old_code: setattr(t, "__code__", c))
-            elif isinstance(target, type):
+                if inner is target:
+                    continue
+                # A decorator's wrapper may fail before reaching the wrapped function (e.g.
+                # Optimizer.step reads self.defaults): block the wrapper by name as well.
+            if isinstance(target, type):
                 had = "__init__" in target.__dict__
                 old_init = target.__dict__.get("__init__")
 

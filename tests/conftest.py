@@ -22,6 +22,31 @@ def tiny_env(monkeypatch: pytest.MonkeyPatch) -> Path:
     return TINY_CATALOG
 
 
+@pytest.fixture(scope="session")
+def tiny_worker(tmp_path_factory):
+    """A warm check worker that can see the tiny catalog; returns a run_checks through it."""
+    import functools
+
+    from checker import worker
+    from checker.runner import run_checks
+
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TINY), old]))
+    try:
+        state_dir = tmp_path_factory.mktemp("tiny-worker")
+        proc = worker.start(state_dir, wait=120)
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+    assert worker.is_running(state_dir)
+    yield functools.partial(run_checks, use_worker=state_dir)
+    worker.stop(state_dir)
+    if proc is not None:
+        proc.wait(timeout=10)
+
+
 @pytest.fixture
 def tiny_catalog(tiny_env):
     from checker.catalog import load_catalog

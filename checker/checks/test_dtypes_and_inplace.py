@@ -23,6 +23,11 @@ DTYPES = [torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.i
           torch.complex128]
 
 
+# The first backward of a process imports lazily (about a second); pay it at import time,
+# not inside the first check that runs a backward.
+torch.ones(1, dtype=F64, requires_grad=True).exp().sum().backward()
+
+
 def call(fn, what, *args, hint=""):
     """Run the learner's function; an exception becomes a failure that names the call."""
     try:
@@ -443,11 +448,13 @@ def check_sgd(impl, params, lr, wd, label):
         if given[i] is not p:
             fail(f"{what}: {name} was replaced by a new tensor in the list. An optimiser and the "
                  "model hold the same parameter object: update it in place instead.")
-        if p.untyped_storage().data_ptr() != ptr or p.stride() != stride:
-            fail(f"{what}: {name} now lives in new memory (stride {stride} -> {p.stride()}). "
-                 "Assigning p.data = ... swaps the storage under the parameter; views and "
-                 "optimiser state that pointed at the old memory are cut off. Write into it "
-                 "in place instead.")
+        if p.untyped_storage().data_ptr() != ptr:
+            fail(f"{what}: {name} now lives in new memory. Assigning p.data = ... swaps the "
+                 "storage under the parameter; views and optimiser state that pointed at the "
+                 "old memory are cut off. Write into it in place instead.")
+        if p.stride() != stride:
+            fail(f"{what}: {name} changed its strides from {stride} to {p.stride()}; an "
+                 "in-place update keeps the parameter's layout.")
         if not p.is_leaf or p.grad_fn is not None or not p.requires_grad:
             fail(f"{what}: {name} is no longer a leaf that requires grad (is_leaf={p.is_leaf}, "
                  f"requires_grad={p.requires_grad}, grad_fn={type(p.grad_fn).__name__ if p.grad_fn else None}). "

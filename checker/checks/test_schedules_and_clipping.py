@@ -259,11 +259,11 @@ def test_schedule_at_boundary_steps(impl, rng):
             with learner(impl):
                 got = as_lr(impl.warmup_cosine_lr(s, base, warmup, total, min_lr), call)
             ok = close_lr(got, expected)
-            rows.append(f"  {'' if ok else '>'}{s:>5}  {expected:>14.10g}  {got:>14.10g}")
+            rows.append(f"  {' ' if ok else '>'}{s:>5}  {expected:>14.10g}  {got:>14.10g}")
             if not ok and bad is None:
                 bad = s
         if bad is not None:
-            fail(f"{call} is wrong at step {bad}:\n   step        expected            got\n"
+            fail(f"{call} is wrong at step {bad}:\n    step        expected             got\n"
                  + "\n".join(rows)
                  + "\n  Try: step 0 is 0 (with warmup), the end of warmup is exactly base_lr, "
                  "and total_steps onwards is exactly min_lr; progress counts from the end of "

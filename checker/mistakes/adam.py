@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from checker.mistakes import _solution_of, mistake
+from checker.mistakes import mistake
 
 
 def _adam(param, grad, state, lr, betas, eps, weight_decay, *, decoupled=False, amsgrad=False,
@@ -55,8 +55,9 @@ def _adam(param, grad, state, lr, betas, eps, weight_decay, *, decoupled=False, 
 
 @mistake("init_state", "The step count kept as a Python int: torch.optim keeps a 0-dim float32 tensor, incremented in place.")
 def step_as_int(param, amsgrad=False):
-    state = _solution_of("adam").init_state(param, amsgrad)
-    state["step"] = 0
+    state = {"step": 0}
+    for key in ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if amsgrad else []):
+        state[key] = torch.zeros_like(param, memory_format=torch.preserve_format)
     return state
 
 

@@ -13,7 +13,7 @@ Rules: no autograd in your code. ``Tensor.backward``, ``torch.autograd.backward`
 ``torch.autograd.grad``, ``torch.func`` (vjp, jvp, jacrev, jacfwd, grad, vmap, ...),
 ``torch.autograd.functional``, forward AD and ``torch.enable_grad``/``set_grad_enabled``
 raise while your functions run. The hand-written VJPs run under ``torch.no_grad()``.
-The checks compare you with ``torch.func.vjp`` / ``torch.func.jacrev`` in float64 with random
+The checks compare you with torch's own autograd in float64, with random
 cotangents. Run `kata check` to judge this file, `kata hint` when stuck.
 """
 

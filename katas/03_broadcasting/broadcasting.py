@@ -1,0 +1,88 @@
+"""Kata 03 — broadcasting: the rules, and what they mean for gradients.
+
+Two shapes broadcast when, lined up from the RIGHT (the last dims face each other, missing
+leading dims count as size 1), every pair of sizes is equal or one of them is 1. The result
+takes the larger size of each pair. A broadcast never copies: the smaller tensor is read
+again and again through a stride of 0. And because one input element feeds many outputs,
+its gradient is the SUM of their gradients — the gradient must be "un-broadcast".
+
+Rules: the library's own broadcasting helpers and matrix products are off-limits while your
+functions run (``torch.broadcast_shapes``/``broadcast_tensors``/``broadcast_to``,
+``Tensor.expand``/``expand_as``, ``Tensor.sum_to_size``, ``matmul``/``@``/``bmm``/``mm``/
+``einsum``/``tensordot``, and autograd's ``backward``/``grad``). Indexing with ``None``,
+``unsqueeze``, ``as_strided``, elementwise arithmetic and ``sum`` are yours to use.
+Run `kata check` to judge this file, `kata hint` when stuck.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape that ``shapes`` broadcast to, like ``torch.broadcast_shapes``.
+
+    Any number of shapes (zero shapes give ``()``); sizes may be 0 (0 and 1 broadcast to 0).
+    Plain Python: return a tuple of ints. For incompatible shapes raise ValueError with a
+    message that names the two sizes that clash.
+
+    Example:
+        >>> broadcast_shapes((2, 1, 3), (4, 1), ())
+        (2, 4, 3)
+        >>> broadcast_shapes((2, 3), (4, 3))
+        Traceback (most recent call last):
+        ValueError: dim -2: sizes 2 and 4 cannot broadcast (they differ and neither is 1)
+    """
+    raise NotImplementedError("broadcast_shapes: line the shapes up from the right")
+
+
+def broadcast_tensors(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Every tensor as a VIEW of the common broadcast shape, like ``torch.broadcast_tensors``.
+
+    No copies: each result shares its input's storage. New leading dims and size-1 dims that
+    grow get stride 0; every other dim keeps its stride. Inputs may be non-contiguous or
+    offset into a larger storage. Incompatible shapes raise ValueError.
+
+    Example:
+        >>> a, b = broadcast_tensors(torch.ones(3, 1), torch.zeros(4))
+        >>> a.shape, a.stride(), b.shape, b.stride()
+        (torch.Size([3, 4]), (1, 0), torch.Size([3, 4]), (0, 1))
+    """
+    raise NotImplementedError("broadcast_tensors: as_strided with stride 0 on broadcast dims")
+
+
+def sum_to_shape(grad: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Un-broadcast a gradient: sum ``grad`` down to ``shape``, like ``grad.sum_to_size(shape)``.
+
+    ``grad`` has the broadcast shape of an op whose input had ``shape`` (so ``shape``
+    broadcasts to ``grad.shape``). Sum away the extra leading dims, and sum every dim where
+    ``shape`` has a 1 but ``grad`` does not — keeping it as a size-1 dim. The result has
+    exactly ``shape``; it is the gradient autograd gives that input.
+
+    Example:
+        >>> g = torch.ones(2, 3, 4)
+        >>> sum_to_shape(g, (3, 1))
+        tensor([[8.],
+                [8.],
+                [8.]])
+    """
+    raise NotImplementedError("sum_to_shape: sum the leading dims, then the size-1 dims with keepdim")
+
+
+def batched_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` for stacks of matrices, written with broadcasting only: no loops, no matmul.
+
+    Shapes: ``a`` is (*batch_a, n, k), ``b`` is (*batch_b, k, m); the batch dims broadcast
+    against each other (like ``torch.matmul``); the result is (*batch, n, m) with
+    ``result[..., i, j] = sum_p a[..., i, p] * b[..., p, j]``. Build one broadcast product
+    and reduce it; the number of torch ops you run must not grow with any size.
+
+    Example:
+        >>> a = torch.arange(6.).reshape(2, 3)          # (n, k) = (2, 3), no batch
+        >>> b = torch.ones(4, 3, 1)                      # batch (4,), (k, m) = (3, 1)
+        >>> batched_matmul(a, b).shape
+        torch.Size([4, 2, 1])
+        >>> batched_matmul(a, b)[0].flatten().tolist()
+        [3.0, 12.0]
+    """
+    raise NotImplementedError("batched_matmul: a[..., :, :, None] * b[..., None, :, :], then sum")
