@@ -351,3 +351,7 @@ def dev_check(app: App, names: tuple[str, ...], seed: int) -> None:
     if bad:
         raise click.ClickException(f"{bad} integrity problem(s).")
     app.out.print(f"[green]All {len(katas)} kata(s) proven.[/]")
+
+
+if __name__ == "__main__":
+    main()

@@ -265,11 +265,11 @@ def run_trajectory(impl, fn_name: str, rng, hp: dict, *, decoupled: bool, amsgra
             if foreach:
                 call(what, fn, ps, list(grads), states, **kwargs)
             else:
-                for p, g, s in zip(ps, grads, states):
+                for p, g, s in zip(ps, grads, states, strict=True):
                     call(what, fn, p, g, s, **kwargs)
             params_after.append([p.detach().clone() for p in ps])
     for k in range(steps):
-        for name, got, exp in zip(names, params_after[k], ref_params[k]):
+        for name, got, exp in zip(names, params_after[k], ref_params[k], strict=True):
             try:
                 assert_close(got, exp, f"parameter {name!r} after step {k + 1}",
                              rtol=STEP_RTOL, atol=TRAJECTORY_ATOL * hp["lr"])
@@ -279,7 +279,7 @@ def run_trajectory(impl, fn_name: str, rng, hp: dict, *, decoupled: bool, amsgra
                      f"  Training loss per step:\n{trajectory_picture(ref_losses, losses)}\n"
                      "  Try: compare steps 1-3 by hand with torch.optim; a drift that starts "
                      "late points at the bias corrections, eps or the weight decay.")
-    for name, state, ref_state in zip(names, states, ref_states):
+    for name, state, ref_state in zip(names, states, ref_states, strict=True):
         compare_state(state, ref_state, steps, f"{what}: parameter {name!r}",
                       rtol=TRAJECTORY_ATOL)
 
@@ -405,7 +405,7 @@ def test_amsgrad_trajectory_matches_torch(impl, rng):
 def foreach_case(rng, n: int, *, amsgrad: bool, decoupled: bool, hp: dict):
     """n parameters of distinct shapes whose states sit at different step counts."""
     params, grads, ref_params, opts = [], [], [], []
-    for i in range(n):
+    for _ in range(n):
         shape = random_shape(rng, 2, 2, 6)
         p = mixed(shape, scale_low=-1.0)
         params.append(p.clone().requires_grad_(True))
@@ -414,7 +414,7 @@ def foreach_case(rng, n: int, *, amsgrad: bool, decoupled: bool, hp: dict):
     # A parameter that joined late has taken fewer steps: its bias corrections differ.
     history = [int(rng.integers(0, 3)) for _ in range(n)]
     states = []
-    for p, ref_p, h in zip(params, ref_params, history):
+    for p, ref_p, h in zip(params, ref_params, history, strict=True):
         opt = make_optimizer([ref_p], hp, decoupled=decoupled, amsgrad=amsgrad)
         for _ in range(h):
             ref_p.grad = mixed(tuple(p.shape))
@@ -436,7 +436,7 @@ def test_foreach_step_matches_torch_per_parameter(impl, rng, decoupled):
     hp = hyper(rng)
     params, grads, states, ref_params, opts, history = foreach_case(
         rng, 4, amsgrad=amsgrad, decoupled=decoupled, hp=hp)
-    for ref_p, g, opt in zip(ref_params, grads, opts):
+    for ref_p, g, opt in zip(ref_params, grads, opts, strict=True):
         ref_p.grad = g.clone()
         opt.step()
     kwargs = dict(hp, amsgrad=amsgrad, decoupled=decoupled)
@@ -446,7 +446,7 @@ def test_foreach_step_matches_torch_per_parameter(impl, rng, decoupled):
     before = [p.detach().clone() for p in params]
     ptrs = [p.data_ptr() for p in params]
     call(what, impl.foreach_adam_, params, grads_in, states, **kwargs)
-    for i, (p, ref_p, opt) in enumerate(zip(params, ref_params, opts)):
+    for i, (p, ref_p, opt) in enumerate(zip(params, ref_params, opts, strict=True)):
         if p.data_ptr() != ptrs[i]:
             fail(f"{what}: parameter {i} now points to new memory; update params in place "
                  "(torch._foreach_addcdiv_, torch._foreach_mul_).")

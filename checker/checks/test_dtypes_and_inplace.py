@@ -334,7 +334,7 @@ def run_layer(impl, x, w, b):
     versions = [t._version for t in (x, w, b)]
     out = call(impl.sigmoid_layer, what, x, w, b)
     assert_close(out, ref.detach(), what, hint="the values are 2 * sigmoid(x @ w + b) - 1.")
-    for name, t, v in zip("xwb", (x, w, b), versions):
+    for name, t, v in zip("xwb", (x, w, b), versions, strict=True):
         if t._version != v:
             fail(f"{what}: your code modified the input {name} in place (its _version went "
                  f"from {v} to {t._version}). Work on the result of x @ w, never on the inputs.")
@@ -347,7 +347,7 @@ def run_layer(impl, x, w, b):
         fail(f"{what}: out.backward(g) raised RuntimeError:\n  {str(exc).splitlines()[0]}\n"
              "  Try: an in-place op changed a tensor that autograd saved for backward; make "
              "that one op out of place.")
-    for name, t, r in zip("xwb", (x, w, b), (rx, rw, rb)):
+    for name, t, r in zip("xwb", (x, w, b), (rx, rw, rb), strict=True):
         if r.grad is None:
             continue
         if t.grad is None:
@@ -437,7 +437,8 @@ def check_sgd(impl, params, lr, wd, label):
                None if p.grad is None else p.grad.clone()) for p in params]
     given = list(params)
     call(impl.sgd_update_, what, given, lr, wd,
-         hint="update under torch.no_grad(), in place (p.sub_(...), p -= ...).")
+         hint="skip params whose .grad is None; update the others in place (p.sub_(...), "
+         "p -= ...) inside `with torch.no_grad():`.")
     if not torch.is_grad_enabled():
         torch.set_grad_enabled(True)
         fail(f"{what}: grad mode is still off after your function returned. Use `with "

@@ -1,8 +1,9 @@
-"""Hidden checks for kata 06 — vjp. torch's autograd is the oracle, in float64.
+"""Hidden checks for kata 06 — vjp. torch's autograd engine is the oracle, in float64.
 
-The reference VJPs come from torch.autograd.grad and the Jacobians from
-torch.autograd.functional.jacobian rather than torch.func.vjp / jacrev: torch.func's
-pullbacks import torch._dynamo on first use (several seconds), and the engine is the same.
+The reference VJPs and Jacobians come from the C++ autograd engine, called the way
+torch.autograd.grad calls it. Not through torch.func.vjp / jacrev (their pullbacks import
+torch._dynamo on first use) nor torch.autograd.grad itself (its _make_grads imports sympy when
+given grad_outputs): several seconds of imports for the same engine and the same numbers.
 """
 
 from __future__ import annotations
@@ -39,15 +40,27 @@ def call(fn: Callable[..., Any], *args: Any, what: str, no_grad: bool = False) -
              "expand, ...): nothing in this kata needs autograd.")
 
 
+def engine_grad(output: torch.Tensor, inputs: tuple[torch.Tensor, ...], cotangent: torch.Tensor,
+                *, keep_graph: bool = False, create_graph: bool = False) -> tuple[torch.Tensor, ...]:
+    """What torch.autograd.grad(output, inputs, cotangent) returns (unreachable inputs: zeros)."""
+    grads = _ENGINE.run_backward((output,), (cotangent,), keep_graph, create_graph, inputs, True, False)
+    return tuple(torch.zeros_like(i) if g is None else g for g, i in zip(grads, inputs))
+
+
 def oracle_vjp(f: Callable[..., torch.Tensor], primals: tuple[torch.Tensor, ...],
                cotangent: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """cotangent^T J for each primal, by torch's autograd (outside any rules window)."""
     leaves = tuple(p.detach().clone().requires_grad_(True) for p in primals)
-    return tuple(g.detach() for g in torch.autograd.grad(f(*leaves), leaves, cotangent))
+    return tuple(g.detach() for g in engine_grad(f(*leaves), leaves, cotangent))
 
 
 def oracle_jacobian(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    return torch.autograd.functional.jacobian(f, x.detach().clone()).detach()
+    """dy/dx with shape y.shape + x.shape, one reverse pass per output element."""
+    leaf = x.detach().clone().requires_grad_(True)
+    y = f(leaf)
+    eye = torch.eye(y.numel(), dtype=y.dtype)
+    rows = [engine_grad(y, (leaf,), e.reshape(y.shape), keep_graph=True)[0] for e in eye]
+    return torch.stack(rows).reshape(*y.shape, *x.shape).detach()
 
 
 def tuple_of(got: Any, n: int, what: str) -> tuple:
@@ -296,8 +309,7 @@ class VJP:
                      "OUTPUT lives.")
             if not out.requires_grad:
                 return torch.zeros_like(p)
-            (grad,) = _ENGINE.run_backward((out,), (cotangent,), True, True, (p,), True, False)
-            return torch.zeros_like(p) if grad is None else grad
+            return engine_grad(out, (p,), cotangent, keep_graph=True, create_graph=True)[0]
         finally:
             _set_grad_enabled(previous)
 

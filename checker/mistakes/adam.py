@@ -151,7 +151,7 @@ def max_unused(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, wei
 
 @mistake("foreach_adam_", "A Python loop of single-tensor updates: right numbers, but one kernel per parameter per stage, not foreach.")
 def python_loop(params, grads, states, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, decoupled=False):
-    for p, g, s in zip(params, grads, states):
+    for p, g, s in zip(params, grads, states, strict=True):
         _adam(p, g, s, lr, betas, eps, weight_decay, decoupled=decoupled, amsgrad=amsgrad)
 
 
@@ -160,7 +160,7 @@ def calls_torch_optim(params, grads, states, *, lr=1e-3, betas=(0.9, 0.999), eps
     cls = torch.optim.AdamW if decoupled else torch.optim.Adam
     opt = cls(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
               foreach=True)
-    for p, g, s in zip(params, grads, states):
+    for p, g, s in zip(params, grads, states, strict=True):
         p.grad = g
         opt.state[p] = s
     opt.step()

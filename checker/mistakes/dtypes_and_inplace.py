@@ -73,8 +73,6 @@ def zero_dim_like_scalar(a, b):
 
 @mistake("result_dtype", "A complex Python number always gave the default complex dtype, even with a float64 or float16 tensor.")
 def complex_scalar_default(a, b):
-    import torch
-
     got = _ref().result_dtype(a, b)
     if any(isinstance(x, complex) for x in (a, b)) and got.is_complex:
         return _kind_and_dtype(1j)[1]
