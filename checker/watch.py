@@ -12,7 +12,7 @@ import contextlib
 import queue
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +37,7 @@ class WatchSession:
     seed: int | None = None
     passed: bool = False
     runs: int = field(default=0)
+    worker: WarmWorker | None = None
 
     @property
     def file(self) -> Path:
@@ -55,6 +56,8 @@ class WatchSession:
                            f"`kata reset {self.kata.name}`.")
             self.footer()
             return
+        if self.worker is not None:
+            self.worker.ensure()
         result = run_checks(self.kata, self.file, seed=self.seed, use_worker=self.ws.state_dir)
         self.runs += 1
         if result.status == "interrupted":
@@ -132,17 +135,28 @@ def file_events(folder_of: Callable[[], Path], name_of: Callable[[], str], event
                 break  # moved on to another kata: watch its folder
 
 
-@contextlib.contextmanager
-def warm_worker(state_dir: Path) -> Iterator[None]:
-    """A worker for this workspace for the session's lifetime (one already running is kept)."""
-    from checker import worker
+class WarmWorker:
+    """The workspace's check worker for a watch session: started if absent, restarted when it
+    retired itself (a checker file changed), stopped at the end if this session started it."""
 
-    proc = worker.start(state_dir)
-    try:
-        yield
-    finally:
-        if proc is not None:
-            worker.stop(state_dir)
+    def __init__(self, state_dir: Path):
+        self.state_dir = state_dir
+        self.procs: list = []
+
+    def ensure(self) -> None:
+        from checker import worker
+
+        if not worker.is_running(self.state_dir):
+            proc = worker.start(self.state_dir)
+            if proc is not None:
+                self.procs.append(proc)
+
+    def close(self) -> None:
+        from checker import worker
+
+        if self.procs:
+            worker.stop(self.state_dir)
+        for proc in self.procs:
             with contextlib.suppress(Exception):
                 proc.wait(timeout=3)
 
@@ -157,27 +171,29 @@ def run(session: WatchSession, *, poll: bool = False) -> None:
         threading.Thread(target=key_events, args=(events, stop), daemon=True),
     ]
     session.out.print("[dim]Starting the check worker (imports torch once)…[/]")
-    with warm_worker(session.ws.state_dir):
+    session.worker = WarmWorker(session.ws.state_dir)
+    session.worker.ensure()
+    try:
         for t in threads:
             t.start()
-        try:
-            session.check()
-            session.out.print(f"[dim]{NO_EVENTS_TIP}[/]")
-            while True:
-                kind, value = events.get()
-                if kind == "change":
-                    while not events.empty():  # collapse a burst of saves into one run
-                        nxt = events.get_nowait()
-                        if nxt[0] == "key":
-                            events.put(nxt)
-                            break
-                    session.check()
-                elif not session.on_key(value):
-                    break
-        except KeyboardInterrupt:
-            pass
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(timeout=1)
+        session.check()
+        session.out.print(f"[dim]{NO_EVENTS_TIP}[/]")
+        while True:
+            kind, value = events.get()
+            if kind == "change":
+                while not events.empty():  # collapse a burst of saves into one run
+                    nxt = events.get_nowait()
+                    if nxt[0] == "key":
+                        events.put(nxt)
+                        break
+                session.check()
+            elif not session.on_key(value):
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=1)
+        session.worker.close()
     session.out.print("\nStopped watching. Your progress is saved.")

@@ -37,7 +37,13 @@ SENTINEL = 4321.5
 # ----------------------------------------------------------------------------- helpers
 
 
-def call(what, fn, *args):
+SHAPE_HINT = ("line the dims up from the RIGHT; a size must match the other or be 1. Print "
+              "the shapes of your intermediate tensors.")
+VIEW_HINT = ("every cell of an as_strided view must lie inside the input's storage: a dim that "
+             "grows from size 1 needs stride 0, not its old stride.")
+
+
+def call(what, fn, *args, hint=SHAPE_HINT):
     """Run the learner's function; a forbidden API or a torch error becomes a teaching failure."""
     try:
         return fn(*args)
@@ -46,9 +52,7 @@ def call(what, fn, *args):
     except ForbiddenAPI as exc:
         fail(f"{what}: {exc}.")
     except RuntimeError as exc:
-        fail(f"{what} raised RuntimeError: {exc}\n"
-             "  Try: line the dims up from the RIGHT; a size must match the other or be 1. "
-             "Print the shapes of your intermediate tensors.")
+        fail(f"{what} raised RuntimeError: {exc}\n  Try: {hint}")
 
 
 def owner(t: torch.Tensor) -> torch.Tensor:
@@ -162,7 +166,7 @@ def test_broadcast_tensors_are_stride_zero_views(impl, rng):
         tensors = [t for _, t in operands]
         expected = torch.broadcast_tensors(*tensors)
         what = "broadcast_tensors(" + ", ".join(f"{label} {tuple(t.shape)}" for label, t in operands) + ")"
-        got = call(what, impl.broadcast_tensors, *tensors)
+        got = call(what, impl.broadcast_tensors, *tensors, hint=VIEW_HINT)
         if type(got) not in (tuple, list) or len(got) != len(tensors):
             fail(f"{what}: expected a tuple of {len(tensors)} tensors, got {describe(got)}.")
         for i, (x, e, g) in enumerate(zip(tensors, expected, got, strict=True)):

@@ -361,10 +361,10 @@ def _check_hparams_structure(got, hp: dict, like: torch.Tensor) -> None:
 @pytest.mark.exercise("hparams_as_tensors")
 def test_hparams_as_tensors_compiles_once(impl, rng):
     _require_dynamo()
-    n = int(rng.integers(2, 4)) * 6
+    sets = _hparam_sets(rng)
+    n = sets[0]["groups"] * int(rng.integers(3, 6))
     p = torch.randn(n, dtype=torch.float64)
     g = torch.randn(n, dtype=torch.float64)
-    sets = _hparam_sets(rng)
     expected = [_grouped_step(p.clone(), g.clone(), hp) for hp in sets]
     converted = []
     for hp in sets:

@@ -74,13 +74,12 @@ def expected_graph(name: str, *inputs):
     return cls.apply(*inputs).grad_fn
 
 
-def assert_node_of(out, F, inputs, what: str) -> None:
-    """``out.grad_fn`` must be the backward node autograd made for the learner's Function F."""
+def assert_node_of(out, F, name: str, inputs, what: str) -> None:
+    """``out.grad_fn`` must be the node autograd made for the learner's Function F (exercise ``name``)."""
     node = getattr(out, "grad_fn", None)
     want = getattr(F, "_backward_cls", None)
     if want is not None and type(node) is want:
         return
-    name = getattr(F, "__name__", "YourFunction")
     got = "None (the output has no autograd history)" if node is None else type(node).__name__
     fail(
         f"{what}.grad_fn is {got}; expected {name}Backward, the node autograd creates for your "
@@ -134,7 +133,7 @@ def assert_vjp_under_func(impl, F, args, cotangent, expected, what: str) -> None
         return vjp_fn(cotangent)
 
     got = run(impl, f"torch.func.vjp({what})", go, hint=MODERN)
-    for i, (g, e) in enumerate(zip(got, expected)):
+    for i, (g, e) in enumerate(zip(got, expected, strict=True)):
         assert_close(g, e, f"torch.func.vjp({what}) gradient for input {i}",
                      hint="under torch.func your setup_context/backward run on wrapped tensors; "
                      "save tensors only with ctx.save_for_backward.")
@@ -150,7 +149,7 @@ def test_round_values_and_node(impl, rng):
     expected = torch.round(x.detach())
     y = run(impl, "StraightThroughRound.apply(x)", lambda: F.apply(x))
     assert_close(y, expected, "StraightThroughRound.apply(x)", hint="forward is torch.round(x).")
-    assert_node_of(y, F, (x,), "StraightThroughRound.apply(x)")
+    assert_node_of(y, F, "StraightThroughRound", (x,), "StraightThroughRound.apply(x)")
 
 
 @pytest.mark.exercise("StraightThroughRound")
@@ -190,7 +189,7 @@ def test_sigmoid_values_node_gradcheck(impl, rng):
     expected = torch.sigmoid(x.detach())
     y = run(impl, "OutputSavingSigmoid.apply(x)", lambda: F.apply(x))
     assert_close(y, expected, "OutputSavingSigmoid.apply(x)")
-    assert_node_of(y, F, (x,), "OutputSavingSigmoid.apply(x)")
+    assert_node_of(y, F, "OutputSavingSigmoid", (x,), "OutputSavingSigmoid.apply(x)")
     assert_gradcheck(impl, F.apply, (x,), "OutputSavingSigmoid.apply")
 
 
@@ -309,7 +308,7 @@ def test_logsumexp_gradcheck_and_node(impl, rng):
     x = randn(*random_shape(rng, ndim, 2, 5), requires_grad=True)
     dim = int(rng.integers(-ndim, ndim))
     y = run(impl, f"LogSumExp.apply(x, dim={dim})", lambda: F.apply(x, dim))
-    assert_node_of(y, F, (x, dim), f"LogSumExp.apply(x, dim={dim})")
+    assert_node_of(y, F, "LogSumExp", (x, dim), f"LogSumExp.apply(x, dim={dim})")
     assert_gradcheck(impl, lambda t: F.apply(t, dim), (x,), f"LogSumExp.apply(x, dim={dim})")
 
 
@@ -360,7 +359,7 @@ def test_matmul_values_grads_gradcheck(impl, rng):
     expected = a.detach() @ b.detach()
     y = run(impl, "MatMul.apply(a, b)", lambda: F.apply(a, b))
     assert_close(y, expected, f"MatMul.apply(a, b) for a {tuple(a.shape)}, b {tuple(b.shape)}")
-    assert_node_of(y, F, (a, b), "MatMul.apply(a, b)")
+    assert_node_of(y, F, "MatMul", (a, b), "MatMul.apply(a, b)")
     assert_gradcheck(impl, F.apply, (a, b), "MatMul.apply(a, b)")
 
 
@@ -374,13 +373,13 @@ def test_matmul_returns_none_where_no_grad_is_needed(impl, rng):
         expected = (g @ b.T, a.detach().T @ g)
         label = f"a.requires_grad={needs[0]}, b.requires_grad={needs[1]}"
         y = run(impl, f"MatMul.apply(a, b) with {label}", lambda a=a, b=b: F.apply(a, b))
-        assert_node_of(y, F, (a, b), f"MatMul.apply(a, b) with {label}")
+        assert_node_of(y, F, "MatMul", (a, b), f"MatMul.apply(a, b) with {label}")
         # Call the node's backward directly: autograd would silently drop unneeded gradients.
         raw = run(impl, f"MatMul backward with {label}", lambda y=y, g=g: y.grad_fn.apply(g))
         if not isinstance(raw, tuple) or len(raw) != 2:
             fail(f"MatMul.backward with {label} returned {describe(raw)}; expected a pair "
                  "(grad_a, grad_b).")
-        for i, (name, need) in enumerate(zip("ab", needs)):
+        for i, (name, need) in enumerate(zip("ab", needs, strict=True)):
             if not need and raw[i] is not None:
                 fail(
                     f"MatMul.backward with {label}: ctx.needs_input_grad is {needs}, yet backward "
@@ -448,7 +447,7 @@ def test_max_onehot_is_marked_non_differentiable(impl, rng):
         fail(f"values from MaxWithOneHot.apply(x, dim={dim}) does not require grad: only the "
              "one-hot mask should be non-differentiable.\n"
              "  Try: ctx.mark_non_differentiable(onehot) — mark the mask alone.")
-    assert_node_of(values, F, (x, dim), f"values from MaxWithOneHot.apply(x, dim={dim})")
+    assert_node_of(values, F, "MaxWithOneHot", (x, dim), f"values from MaxWithOneHot.apply(x, dim={dim})")
     if onehot.requires_grad or onehot.grad_fn is not None:
         fail(
             f"onehot from MaxWithOneHot.apply(x, dim={dim}): requires_grad={onehot.requires_grad}, "
@@ -507,7 +506,7 @@ def test_softplus_values_are_stable(impl, rng):
                  hint="log(1 + exp(800)) overflows: use max(x, 0) + log1p(exp(-|x|)).")
     x = x.requires_grad_()
     y = run(impl, "Softplus.apply(x)", lambda: F.apply(x))
-    assert_node_of(y, F, (x,), "Softplus.apply(x)")
+    assert_node_of(y, F, "Softplus", (x,), "Softplus.apply(x)")
 
 
 @pytest.mark.exercise("Softplus")

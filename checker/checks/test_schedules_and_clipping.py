@@ -101,7 +101,7 @@ def test_total_norm_matches_torch(impl, rng):
             hint="take the norm of each .grad (skip None), then the same norm of the vector of "
             "those norms; for inf that is the largest |value| of any gradient.",
         )
-        for i, (p, b) in enumerate(zip(params, before)):
+        for i, (p, b) in enumerate(zip(params, before, strict=False)):
             if (p.grad is None) != (b is None) or (b is not None and not torch.equal(p.grad, b)):
                 fail(f"total_grad_norm changed params[{i}].grad; it must only measure.")
 
@@ -131,7 +131,7 @@ def test_total_norm_takes_generators_single_tensors_and_no_grads(impl, rng):
 
 
 def assert_clipped_in_place(params, reference, grads, ptrs, what):
-    for i, (p, r) in enumerate(zip(params, reference)):
+    for i, (p, r) in enumerate(zip(params, reference, strict=False)):
         if r.grad is None:
             if p.grad is not None:
                 fail(f"{what}: params[{i}].grad was None and must stay None, but it is now "
@@ -279,7 +279,7 @@ def test_schedule_follows_closed_form_every_step(impl, rng):
     with learner(impl):
         got = [as_lr(impl.warmup_cosine_lr(s, base, warmup, total, min_lr), call)
                for s in range(total + 4)]
-    first = next((s for s, (e, g) in enumerate(zip(expected, got)) if not close_lr(g, e)), None)
+    first = next((s for s, (e, g) in enumerate(zip(expected, got, strict=False)) if not close_lr(g, e)), None)
     if first is not None:
         fail(f"{call} leaves the closed form at step {first}: expected {expected[first]:.10g}, "
              f"got {got[first]:.10g}.\n" + trajectory_picture(expected, got)
@@ -339,8 +339,8 @@ def lrs_text(lrs):
 
 
 def first_lr_mismatch(expected, got):
-    for t, (e, g) in enumerate(zip(expected, got)):
-        if len(e) != len(g) or not all(close_lr(gv, ev) for ev, gv in zip(e, g)):
+    for t, (e, g) in enumerate(zip(expected, got, strict=False)):
+        if len(e) != len(g) or not all(close_lr(gv, ev) for ev, gv in zip(e, g, strict=False)):
             return t
     return None
 
@@ -386,11 +386,11 @@ def test_scheduler_writes_the_schedule_like_lambda_lr(impl, rng):
         "write the step-0 lr in __init__; step() advances the counter, then writes; every "
         "group scales its own base lr.",
     )
-    for t, (used, reported) in enumerate(zip(got, last_lrs)):
+    for t, (used, reported) in enumerate(zip(got, last_lrs, strict=False)):
         if not isinstance(reported, list) or [float(v) for v in reported] != used:
             fail(f"{what}: after {t} calls to step(), get_last_lr() returned {reported!r} but the "
                  f"groups hold {lrs_text(used)}. Return a list with the lr of every group.")
-    for i, (p, r) in enumerate(zip(params, ref_params)):
+    for i, (p, r) in enumerate(zip(params, ref_params, strict=False)):
         assert_close(p, r, f"{what}: parameter {i} after training with your scheduler")
 
 
@@ -398,7 +398,7 @@ def test_scheduler_writes_the_schedule_like_lambda_lr(impl, rng):
 def test_scheduler_takes_base_lr_from_initial_lr(impl, rng):
     params, lrs, (_, total, min_lr), _ = make_problem(rng)
     opt = make_optimizer(params, lrs)
-    for group, base in zip(opt.param_groups, lrs):
+    for group, base in zip(opt.param_groups, lrs, strict=False):
         group["initial_lr"] = base
         group["lr"] = round(base / 7, 6)  # as after loading a checkpoint taken mid-run
     with learner(impl):
@@ -507,7 +507,7 @@ def test_resumed_run_continues_identically(impl, rng, order):
         "load_state_dict restores the step counter and base lrs, then writes that step's lr "
         "into every param group (no extra step).",
     )
-    for i, (p, r) in enumerate(zip(new_params, ref_params)):
+    for i, (p, r) in enumerate(zip(new_params, ref_params, strict=False)):
         assert_close(p, r, f"{what}: parameter {i} at the end of the resumed run")
 
 

@@ -63,7 +63,7 @@ class WarmupCosine:
             warmup_cosine_lr(self.last_step, base, self.warmup_steps, self.total_steps, self.min_lr)
             for base in self.base_lrs
         ]
-        for group, lr in zip(self.optimizer.param_groups, self._last_lr):
+        for group, lr in zip(self.optimizer.param_groups, self._last_lr, strict=False):
             group["lr"] = lr
 
     def step(self) -> None:

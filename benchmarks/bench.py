@@ -1,0 +1,157 @@
+"""Speed figures for the learner's loop, each printed with its baseline and ratio.
+
+Run from a checkout with the project installed:  python benchmarks/bench.py [--runs N] [--suite]
+
+Figures (medians over N runs, all measured in this one run, on this machine):
+  baseline         python -c "import torch"
+  kata next/list/hint/progress   wall time of the installed `kata` command (no torch import)
+  kata check cold  `kata check` of a solved current kata (strides), no worker running
+  fresh pytest     `python -m pytest` on a check file, the way a plain runner would do it
+  watch verdict    save the file -> verdict, through the file watcher and the warm worker,
+                   for every kata (the heaviest one is reported against the fresh pytest)
+  diagnosis        extra time a failing run spends naming the misconception
+  suite            (--suite) the README's test command, once
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from checker.catalog import load_catalog  # noqa: E402
+
+
+def kata_cmd() -> list[str]:
+    script = Path(sys.executable).parent / "kata"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "checker.cli"]
+
+
+def timed(cmd: list[str], cwd: Path, runs: int, env: dict | None = None) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def line(label: str, value: float, base: float | None = None, base_label: str = "", target: str = "") -> None:
+    ratio = f"  = {value / base:5.2f}x {base_label}" if base else ""
+    print(f"  {label:44s} {value * 1000:8.0f} ms{ratio}{'   target ' + target if target else ''}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--suite", action="store_true", help="also time the README's test command")
+    args = ap.parse_args()
+    runs = args.runs
+    catalog = load_catalog()
+    tmp = Path(tempfile.mkdtemp(prefix="kata-bench-"))
+    ws = tmp / "ws"
+    subprocess.run([*kata_cmd(), "init", str(ws)], check=True, stdout=subprocess.DEVNULL)
+    strides = catalog.get("strides")
+    shutil.copyfile(strides.solution_path, ws / strides.rel_stub)
+
+    print(f"torch-katas benchmark — medians of {runs} runs, {os.cpu_count()} cores, "
+          f"{len(catalog.katas)} katas\n")
+    base = timed([sys.executable, "-c", "import torch"], ws, runs)
+    line('baseline: python -c "import torch"', base)
+    print()
+    for cmd in ("next", "list", "hint", "progress"):
+        line(f"kata {cmd}", timed([*kata_cmd(), cmd], ws, runs), base, "import torch", "<= 150 ms")
+    print()
+    cold = timed([*kata_cmd(), "check"], ws, runs)
+    line("kata check, cold (strides solved)", cold, base, "import torch", "<= 1.6x")
+
+    # Warm: a worker for this workspace, and the file watcher, as `kata watch` runs them.
+    from checker import worker
+    from checker.runner import run_checks
+    from checker.watch import file_events
+
+    state = ws / ".kata"
+    worker.start(state, wait=120)
+    verdicts: dict[str, float] = {}
+    events: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    current = {"path": ws / strides.rel_stub}
+    watcher = threading.Thread(target=file_events, daemon=True, args=(
+        lambda: current["path"].parent, lambda: current["path"].name, events, stop, False))
+    watcher.start()
+    time.sleep(0.5)
+    for kata in catalog.katas:
+        path = ws / kata.rel_stub
+        path.parent.mkdir(parents=True, exist_ok=True)
+        current["path"] = path
+        source = kata.solution_path.read_text()
+        time.sleep(0.6)  # let the watcher move to this folder
+        times = []
+        for i in range(runs + 1):
+            while not events.empty():
+                events.get_nowait()
+            t = time.perf_counter()
+            path.write_text(source + f"\n# save {i}\n")
+            events.get(timeout=10)
+            result = run_checks(kata, path, seed=1000 + i, use_worker=state)
+            if i:  # the first run warms the check module's page cache
+                times.append(time.perf_counter() - t)
+            if not result.passed:
+                print(f"  ! {kata.name}: the solution did not pass ({result.status})")
+        verdicts[kata.name] = statistics.median(times)
+    stop.set()
+    heaviest = max(verdicts, key=verdicts.get)
+    hk = catalog.get(heaviest)
+    env = dict(os.environ)
+    env.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+    report = tmp / "r.json"
+    fresh = timed([sys.executable, "-m", "pytest", "-q", "-p", "checker.plugin", str(hk.checks_path),
+                   "--kata", hk.name, "--kata-impl", str(hk.solution_path),
+                   "--kata-report", str(report)], tmp, max(3, runs // 3), env=env)
+    print()
+    line(f"fresh python -m pytest ({heaviest})", fresh)
+    line(f"watch: save -> verdict, heaviest ({heaviest})", verdicts[heaviest], fresh,
+         "fresh pytest", "<= 250 ms and <= 0.1x")
+    print("\n  watch: save -> verdict, every kata")
+    for name, value in verdicts.items():
+        print(f"    {name:30s} {value * 1000:7.0f} ms")
+
+    # Diagnosis cost on a failing run (strides with a known mistake).
+    from checker.mistakes import load_mistakes, materialize
+
+    m = next(m for m in load_mistakes(strides.mistakes_module) if m.exercise == "permute_meta")
+    bad = tmp / "bad.py"
+    bad.write_text(materialize(strides.solution_path.read_text(), m))
+    with_d, without_d = [], []
+    for i in range(runs):
+        for diag, bucket in ((True, with_d), (False, without_d)):
+            t = time.perf_counter()
+            run_checks(strides, bad, seed=i, diagnose=diag, use_worker=state)
+            bucket.append(time.perf_counter() - t)
+    worker.stop(state)
+    print()
+    extra = statistics.median(with_d) - statistics.median(without_d)
+    line("failing run, no diagnosis (warm)", statistics.median(without_d))
+    line("diagnosis adds", max(extra, 0.0), statistics.median(without_d), "the run", "<= 200 ms")
+
+    if args.suite:
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "pytest", "-q"], cwd=ROOT, stdout=subprocess.DEVNULL)
+        print()
+        line("README test command (python -m pytest -q)", time.perf_counter() - t, None, "", "< 10 min")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

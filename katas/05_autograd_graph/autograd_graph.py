@@ -1,0 +1,125 @@
+"""Kata 05 — the autograd graph: grad_fn nodes linked by next_functions.
+
+Every tensor produced by a differentiable op on tensors that require grad remembers how it
+was made: ``t.grad_fn`` is a node of the backward graph (``MulBackward0``, ``SinBackward0``,
+...). ``node.next_functions`` is a tuple of ``(node_or_None, input_nr)`` pairs, one per input
+of the op: the nodes that the gradient flows to next. The graph ends in ``AccumulateGrad``
+nodes, one per leaf tensor that requires grad; ``acc.variable`` is that leaf. An input that
+does not require grad appears as ``(None, 0)``.
+
+In this kata you read that graph, predict its flags (requires_grad, is_leaf,
+is_inference), keep the gradients of intermediate tensors, and cut a graph on purpose.
+
+Rules: ``torch.autograd.grad`` is off-limits while your functions run; gradients come from
+``.backward()`` and the graph itself.
+Run `kata check` to judge this file, `kata hint` when stuck.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def topo_order(root: torch.autograd.graph.Node) -> list[torch.autograd.graph.Node]:
+    """Every node reachable from ``root`` (the root and the AccumulateGrad nodes included),
+    each exactly once, in a topological order: each node comes before every node it feeds
+    through ``next_functions`` — the order in which a backward pass can visit them.
+
+    Example:
+        >>> x = torch.randn(3, requires_grad=True)
+        >>> y = x.sin()
+        >>> out = (y + y.exp()).sum()
+        >>> [type(n).__name__ for n in topo_order(out.grad_fn)]
+        ['SumBackward0', 'AddBackward0', 'ExpBackward0', 'SinBackward0', 'AccumulateGrad']
+        (ExpBackward0 must come before SinBackward0: it feeds it.)
+    """
+    raise NotImplementedError("topo_order: walk next_functions, order nodes before their inputs")
+
+
+def graph_leaves(root: torch.autograd.graph.Node) -> list[torch.Tensor]:
+    """The leaf tensors that a backward from ``root`` accumulates into: the ``variable`` of
+    every AccumulateGrad node reachable from ``root``, each exactly once (any order).
+
+    Return the tensors themselves (the same objects as the model's parameters), not copies.
+
+    Example:
+        >>> w, b = torch.randn(2, requires_grad=True), torch.randn(2, requires_grad=True)
+        >>> c = torch.randn(2)                       # does not require grad: not a leaf here
+        >>> out = (w * c + b * w).sum()
+        >>> [t is w or t is b for t in graph_leaves(out.grad_fn)]
+        [True, True]
+    """
+    raise NotImplementedError("graph_leaves: collect AccumulateGrad.variable, each leaf once")
+
+
+def retained_grads(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
+                   upstream: torch.Tensor) -> dict[str, torch.Tensor | None]:
+    """Run a small MLP, backpropagate ``upstream`` and report every ``.grad``.
+
+        h = x @ w1 + b1        # (n, k) @ (k, m) + (m,) -> (n, m)
+        a = h.tanh()
+        y = a @ w2             # (n, m) @ (m, p) -> (n, p)
+        y.backward(upstream)   # upstream has y's shape
+
+    Return ``{"x": x.grad, "w1": w1.grad, "b1": b1.grad, "w2": w2.grad, "h": h.grad,
+    "a": a.grad, "y": y.grad}`` as they are after that backward. Leaves get their ``.grad``
+    filled by backward; non-leaf tensors (h, a, y) only keep theirs if you ask for it before
+    backward. ``x`` may not require grad: then its ``.grad`` stays None — do not change its
+    ``requires_grad``.
+
+    Example:
+        >>> grads = retained_grads(x, w1, b1, w2, torch.ones(n, p))
+        >>> grads["y"]                                # == upstream
+        >>> grads["w2"] is w2.grad
+        True
+    """
+    raise NotImplementedError("retained_grads: retain_grad() on h, a, y before y.backward(upstream)")
+
+
+def predict_flags(leaves: dict[str, tuple[str, bool]],
+                  program: list[tuple[str, str, tuple[str, ...], str]]
+                  ) -> dict[str, tuple[bool, bool, bool]]:
+    """Predict ``(requires_grad, is_leaf, is_inference)`` of every named tensor after a program.
+
+    ``leaves`` maps a name to ``(dtype, requires_grad)`` with dtype "float64" or "int64":
+    tensors made by the user (``torch.randn(4).requires_grad_(flag)``). ``program`` is a list
+    of steps ``(out, op, inputs, mode)`` run in order, where mode is "grad" (plain code),
+    "no_grad" (inside ``with torch.no_grad():``) or "inference_mode" (inside
+    ``with torch.inference_mode():``) and op is one of:
+
+        "sin", "exp", "floor", "sum", "clone"    out = op(x)
+        "add", "mul"                             out = x + y, x * y
+        "argmax", "long"                         out = x.argmax(), x.long()
+        "gt"                                     out = x > y
+        "detach"                                 out = x.detach()
+        "requires_grad_"                         out = x.requires_grad_()  (in place!)
+
+    Every program runs without error in PyTorch. Return the flags of every name (leaves and
+    outputs) at the END of the program. Predict them; don't run the program.
+
+    Example:
+        >>> predict_flags({"w": ("float64", True)},
+        ...               [("y", "sin", ("w",), "grad"), ("z", "exp", ("y",), "no_grad")])
+        {'w': (True, True, False), 'y': (True, False, False), 'z': (False, True, False)}
+    """
+    raise NotImplementedError("predict_flags: follow the rules of requires_grad, leaves and modes")
+
+
+def frozen_backbone_loss(backbone: nn.Module, head: nn.Module, x: torch.Tensor,
+                         target: torch.Tensor) -> torch.Tensor:
+    """``((head(backbone(x)) - target) ** 2).mean()`` with the backbone frozen for this loss.
+
+    The returned loss must reach the head's parameters but not a single backbone parameter:
+    ``loss.backward()`` fills the head's ``.grad`` and leaves the backbone's None, and the
+    graph holds no backbone node at all (nothing is recorded for it). Do not change the
+    modules themselves: the backbone's parameters still require grad afterwards (another
+    loss may train it), and its train/eval mode stays as it was.
+
+    Example:
+        >>> loss = frozen_backbone_loss(backbone, head, x, target)
+        >>> loss.backward()
+        >>> all(p.grad is None for p in backbone.parameters())
+        True
+    """
+    raise NotImplementedError("frozen_backbone_loss: cut the graph between backbone and head")
