@@ -8,11 +8,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from checker.catalog import Kata
 from checker.progress import KataProgress, Progress
-from checker.runner import CheckResult
 from checker.workspace import Workspace
+
+if TYPE_CHECKING:
+    from checker.runner import CheckResult
 
 
 class KataLocked(Exception):

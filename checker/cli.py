@@ -60,14 +60,12 @@ def domain_errors(func):
         from checker.app import KataLocked
         from checker.catalog import CatalogError
         from checker.editor import EditorError
-        from checker.learner import LearnerFileError
         from checker.progress import ProgressError
         from checker.workspace import WorkspaceError
 
         try:
             return func(*args, **kwargs)
-        except (KataLocked, ProgressError, WorkspaceError, CatalogError, LearnerFileError,
-                EditorError) as exc:
+        except (KataLocked, ProgressError, WorkspaceError, CatalogError, EditorError) as exc:
             raise click.ClickException(str(exc)) from None
         except PermissionError as exc:
             raise click.ClickException(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -12,7 +13,9 @@ from rich.text import Text
 
 from checker.app import CheckOutcome, HintOutcome, KataRow, lesson_summary
 from checker.catalog import Kata
-from checker.runner import CheckResult
+
+if TYPE_CHECKING:
+    from checker.runner import CheckResult
 
 MARK = {"passed": "[green]✓[/]", "skipped": "[yellow]–[/]", "failed": "[red]✗[/]",
         "missing": "[red]?[/]"}
