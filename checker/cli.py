@@ -322,34 +322,55 @@ def dev() -> None:
 @dev.command("check")
 @click.argument("names", nargs=-1)
 @click.option("--seed", type=int, default=12345, show_default=True)
+@click.option("--markdown", is_flag=True, help="Print a per-kata summary table in Markdown.")
 @pass_app
 @domain_errors
-def dev_check(app: App, names: tuple[str, ...], seed: int) -> None:
+def dev_check(app: App, names: tuple[str, ...], seed: int, markdown: bool) -> None:
     """Prove the checks: stub fails, solution passes, every mistake fails (and is named)."""
+    from functools import partial
+
+    from rich.table import Table
+
+    from checker import worker
     from checker.dev import prove_kata
+    from checker.runner import run_checks
 
     ws = _workspace_or_none()
     catalog = ws.catalog if ws else _shipped_catalog()
     katas = [_kata_in(catalog, n) for n in names] or list(catalog.katas)
-    bad = 0
-    table = None
-    from rich.table import Table
-
     table = Table(show_edge=False, header_style="bold")
     for col in ("kata", "subject", "verdict", "diagnosed", "detail"):
         table.add_column(col)
-    for kata in katas:
-        for p in prove_kata(kata, seed=seed):
-            good = p.ok and p.diagnosed is not False
-            bad += not good
-            table.add_row(kata.name, p.subject, "[green]ok[/]" if good else "[red]BAD[/]",
-                          {None: "", True: "yes", False: "[red]no[/]"}[p.diagnosed],
-                          app.render.escape(p.detail[:90]))
-    app.out.print(table)
+    rows_md = ["| kata | exercises | stub fails | solution passes | mistakes shipped | mistakes diagnosed |",
+               "|---|---|---|---|---|---|"]
+    bad = 0
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="kata-dev-") as state:
+        proc = worker.start(Path(state), wait=120) if len(katas) > 1 else None
+        run = partial(run_checks, use_worker=Path(state)) if proc else run_checks
+        try:
+            for kata in katas:
+                proofs = prove_kata(kata, seed=seed, run=run)
+                for p in proofs:
+                    good = p.ok and p.diagnosed is not False
+                    bad += not good
+                    table.add_row(kata.name, p.subject, "[green]ok[/]" if good else "[red]BAD[/]",
+                                  {None: "", True: "yes", False: "[red]no[/]"}[p.diagnosed],
+                                  app.render.escape(p.detail[:90]))
+                mistakes = [p for p in proofs if p.subject.startswith("mistake:")]
+                rows_md.append(
+                    f"| {kata.name} | {len(kata.exercises)} | {'yes' if proofs[0].ok else 'NO'} | "
+                    f"{'yes' if proofs[1].ok else 'NO'} | {len(mistakes)} | "
+                    f"{sum(bool(p.diagnosed) for p in mistakes)} |")
+        finally:
+            if proc is not None:
+                worker.stop(Path(state))
+    if markdown:
+        click.echo("\n".join(rows_md))
+    else:
+        app.out.print(table)
     if bad:
         raise click.ClickException(f"{bad} integrity problem(s).")
-    app.out.print(f"[green]All {len(katas)} kata(s) proven.[/]")
-
-
-if __name__ == "__main__":
-    main()
+    if not markdown:
+        app.out.print(f"[green]All {len(katas)} kata(s) proven.[/]")
