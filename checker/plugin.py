@@ -159,7 +159,11 @@ def _message(call: pytest.CallInfo, impl_path: Path) -> str:
     if isinstance(exc, pytest.fail.Exception | pytest.skip.Exception):
         return str(exc.msg if hasattr(exc, "msg") else exc)
     if isinstance(exc, AssertionError):
-        return str(exc) or "assertion failed"
+        text = str(exc)
+        # A check's own message comes first; pytest's rewritten "assert ..." explanation
+        # after it only repeats internals (object reprs), so it is dropped.
+        head, sep, _ = text.partition("\nassert ")
+        return _ADDRESS_RE.sub("0x?", head if sep and head.strip() else text) or "assertion failed"
     if type(exc).__name__ == "Failed" and "Timeout" in str(exc):
         return str(exc)
     frames = [

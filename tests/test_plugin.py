@@ -1,0 +1,139 @@
+"""The checks' pytest plugin, driven through pytester on a catalog made in the test."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+CATALOG = """
+format_version = 1
+checks_dir = "checks"
+mistakes_package = "plugmistakes"
+
+[[kata]]
+name = "sq"
+title = "Square"
+track = "T"
+exercises = ["square", "cube"]
+hints = ["x * x", "x * x * x"]
+"""
+
+CHECKS = """
+import pytest
+
+
+@pytest.mark.exercise("square")
+def test_square(impl, rng, seed):
+    x = int(rng.integers(2, 1000))
+    assert impl.square(x) == x * x, f"square({x}) should be {x * x}, got {impl.square(x)}"
+
+
+@pytest.mark.exercise("cube")
+def test_cube(impl):
+    assert impl.cube(3) == 27, f"cube(3) should be 27, got {impl.cube(3)}"
+"""
+
+MISTAKES = """
+from checker.mistakes import mistake
+
+
+@mistake("square", "Doubling instead of squaring.")
+def doubles(x):
+    return 2 * x
+"""
+
+
+@pytest.fixture
+def kata_dir(pytester: pytest.Pytester, monkeypatch):
+    import os
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        filter(None, [str(pytester.path), os.environ.get("PYTHONPATH")])))
+    pytester.mkdir("katas")
+    (pytester.path / "katas" / "catalog.toml").write_text(CATALOG)
+    pytester.mkdir("checks")
+    (pytester.path / "checks" / "test_sq.py").write_text(CHECKS)
+    pytester.mkdir("plugmistakes")
+    (pytester.path / "plugmistakes" / "__init__.py").write_text("")
+    (pytester.path / "plugmistakes" / "sq.py").write_text(MISTAKES)
+    pytester.mkdir("solutions")
+    pytester.mkdir("solutions/01_sq")
+    (pytester.path / "solutions" / "01_sq" / "sq.py").write_text(
+        "def square(x):\n    return x * x\n\ndef cube(x):\n    return x ** 3\n")
+    return pytester.path
+
+
+@pytest.fixture(autouse=True)
+def child_env(monkeypatch):
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+
+def run(pytester, kata_dir, impl_source: str, *extra: str):
+    impl = kata_dir / "impl.py"
+    impl.write_text(impl_source)
+    report = kata_dir / "report.json"
+    result = pytester.runpytest_subprocess(
+        "-p", "checker.plugin", "checks/test_sq.py", "--kata", "sq",
+        "--kata-catalog", str(kata_dir / "katas" / "catalog.toml"),
+        "--kata-impl", str(impl), "--kata-report", str(report), *extra)
+    return result, json.loads(report.read_text())
+
+
+def test_report_per_exercise_with_seed_in_header(pytester, kata_dir):
+    result, report = run(pytester, kata_dir,
+                         "def square(x):\n    return x * x\n\ndef cube(x):\n    return 0\n",
+                         "--kata-seed", "77")
+    result.stdout.fnmatch_lines(["*torch-katas: kata=sq seed=77*"])
+    assert report["seed"] == 77 and report["load_error"] is None
+    assert report["exercises"]["square"]["status"] == "passed"
+    cube = report["exercises"]["cube"]
+    assert cube["status"] == "failed" and "cube(3) should be 27, got 0" in cube["message"]
+
+
+def test_not_implemented_is_named(pytester, kata_dir):
+    _, report = run(pytester, kata_dir,
+                    "def square(x):\n    raise NotImplementedError('square')\n\n"
+                    "def cube(x):\n    return x ** 3\n")
+    assert report["exercises"]["square"]["message"].startswith("not implemented yet")
+
+
+def test_learner_exception_points_at_their_line(pytester, kata_dir):
+    _, report = run(pytester, kata_dir,
+                    "def square(x):\n    return x * x\n\ndef cube(x):\n    return [][1]\n")
+    msg = report["exercises"]["cube"]["message"]
+    assert "IndexError" in msg and "impl.py:5" in msg
+
+
+def test_syntax_error_is_a_load_error_with_line(pytester, kata_dir):
+    _, report = run(pytester, kata_dir, "def square(x):\n    return x *\n")
+    assert "impl.py:2" in report["load_error"]["message"]
+    assert report["load_error"]["line"] == 2
+
+
+def test_missing_function_says_keep_the_names(pytester, kata_dir):
+    _, report = run(pytester, kata_dir, "def square(x):\n    return x * x\n")
+    assert "has no `cube`" in report["exercises"]["cube"]["message"]
+
+
+def test_diagnosis_names_matching_mistake(pytester, kata_dir):
+    _, report = run(pytester, kata_dir,
+                    "def square(x):\n    return x + x\n\ndef cube(x):\n    return x ** 3\n",
+                    "--kata-diagnose", "--kata-seed", "5")
+    assert report["exercises"]["square"]["diagnosis"] == [
+        {"id": "doubles", "misconception": "Doubling instead of squaring."}]
+
+
+def test_seed_makes_inputs_reproducible(pytester, kata_dir):
+    wrong = "def square(x):\n    return x * x + 1\n\ndef cube(x):\n    return x ** 3\n"
+    _, a = run(pytester, kata_dir, wrong, "--kata-seed", "3")
+    _, b = run(pytester, kata_dir, wrong, "--kata-seed", "3")
+    _, c = run(pytester, kata_dir, wrong, "--kata-seed", "4")
+    msg = [r["exercises"]["square"]["message"] for r in (a, b, c)]
+    assert msg[0] == msg[1] != msg[2]
+
+
+def test_plugin_is_inert_without_kata(pytester):
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    result = pytester.runpytest_subprocess("-p", "checker.plugin")
+    result.assert_outcomes(passed=1)
