@@ -25,7 +25,9 @@ DTYPES = [torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.i
 
 # The first backward of a process imports lazily (about a second); pay it at import time,
 # not inside the first check that runs a backward.
-torch.ones(1, dtype=F64, requires_grad=True).exp().sum().backward()
+_warm = torch.ones(2, dtype=F64, requires_grad=True)
+_warm.exp().backward(torch.ones(2, dtype=F64))
+torch.autograd.grad(_warm.sin(), _warm, torch.ones(2, dtype=F64))
 
 
 def call(fn, what, *args, hint=""):
