@@ -24,7 +24,9 @@ F64 = torch.float64
 Node = torch.autograd.graph.Node
 
 # The first backward of a process imports lazily (about a second); pay it at import time.
-torch.ones(1, dtype=F64, requires_grad=True).exp().sum().backward()
+_warm = torch.ones(2, dtype=F64, requires_grad=True)
+_warm.exp().backward(torch.ones(2, dtype=F64))
+torch.autograd.grad(_warm.sin(), _warm, torch.ones(2, dtype=F64))
 
 
 def call(fn, what, *args, hint=""):
@@ -61,10 +63,11 @@ def picture(root) -> str:
     return "\n".join("    " + line for line in graph_lines(root, limit=40))
 
 
-def node_name(node) -> str:
+def node_name(node, names=None) -> str:
     name = type(node).__name__
     if name == "AccumulateGrad":
-        return f"AccumulateGrad(leaf {tuple(node.variable.shape)})"
+        leaf = (names or {}).get(id(node.variable))
+        return f"AccumulateGrad({leaf or 'leaf'} {tuple(node.variable.shape)})"
     return name
 
 
@@ -105,6 +108,9 @@ def random_model(rng):
     return out.grad_fn, names, out
 
 
+DIAMOND = "out.grad_fn, out = (y * q + (y.exp() * q).tanh()).sum(), y = p.sin()"
+
+
 def diamond_model(rng):
     """y = p.sin(); out = (y + y.exp()).sum() with a second leaf: a depth-first pre-order or a
     breadth-first order visits SinBackward0 before ExpBackward0, which feeds it."""
@@ -134,8 +140,12 @@ def module_model(rng):
 # ----------------------------------------------------------------------------- topo_order
 
 
-def check_topo(impl, root, label):
+def check_topo(impl, root, names, label):
     nodes, edges = walk(root)
+
+    def node_name_(node) -> str:
+        return node_name(node, names)
+
     what = f"topo_order({label})"
     got = call(impl.topo_order, what, root,
                hint="skip the None entries of next_functions (inputs that need no gradient).")
@@ -144,16 +154,16 @@ def check_topo(impl, root, label):
     for item in got:
         if not isinstance(item, Node):
             fail(f"{what}: expected grad_fn nodes (the objects in next_functions), got "
-                 f"{describe(item)} in the list.\n  the graph:\n" + picture(root))
+                 f"a {type(item).__name__} in the list.\n  the graph:\n" + picture(root))
     counts = Counter(id(n) for n in got)
     twice = [n for n in got if counts[id(n)] > 1]
     if twice:
-        fail(f"{what}: {node_name(twice[0])} appears {counts[id(twice[0])]} times. A node "
+        fail(f"{what}: {node_name_(twice[0])} appears {counts[id(twice[0])]} times. A node "
              "reached along two paths (a tensor used twice) is still one node: keep a set of "
              "the nodes you have visited.\n  the graph:\n" + picture(root))
     expected_ids = {id(n) for n in nodes}
-    missing = sorted(node_name(n) for n in nodes if id(n) not in counts)
-    extra = sorted(node_name(n) for n in got if id(n) not in expected_ids)
+    missing = sorted(node_name_(n) for n in nodes if id(n) not in counts)
+    extra = sorted(node_name_(n) for n in got if id(n) not in expected_ids)
     if missing or extra:
         fail(f"{what}: the nodes differ from the graph's.\n"
              + (f"  missing: {', '.join(missing)}\n" if missing else "")
@@ -161,39 +171,44 @@ def check_topo(impl, root, label):
              + "  Every node reachable through next_functions belongs in the list, "
              "AccumulateGrad nodes included.\n  the graph:\n" + picture(root))
     if got[0] is not root:
-        fail(f"{what}: the order starts with {node_name(got[0])}, not with the root "
-             f"{node_name(root)}: nothing feeds the root, so it comes first.\n"
+        fail(f"{what}: the order starts with {node_name_(got[0])}, not with the root "
+             f"{node_name_(root)}: nothing feeds the root, so it comes first.\n"
              "  the graph:\n" + picture(root))
     pos = {id(n): i for i, n in enumerate(got)}
+    feeders: dict[int, list] = {}
     for parent, child in edges:
-        if pos[id(parent)] > pos[id(child)]:
-            fail(f"{what}: {node_name(parent)} (position {pos[id(parent)]}) comes after "
-                 f"{node_name(child)} (position {pos[id(child)]}), but {node_name(parent)} "
-                 f"feeds {node_name(child)}: a node must come before every node in its "
-                 "next_functions. Visiting a node when you first reach it is not enough when "
-                 "two paths lead to it; order by when a node is finished (reverse post-order) "
-                 "or count incoming edges (Kahn).\n"
-                 f"  your order: {', '.join(node_name(n) for n in got)}\n"
+        feeders.setdefault(id(child), []).append(parent)
+    for i, node in enumerate(got):
+        late = [p for p in feeders.get(id(node), []) if pos[id(p)] > i]
+        if late:
+            parent = min(late, key=lambda p: pos[id(p)])
+            fail(f"{what}: {node_name_(node)} (position {i}) comes before "
+                 f"{node_name_(parent)} (position {pos[id(parent)]}), which feeds it: a node "
+                 "may only come once every node that sends it a gradient has come. Placing a "
+                 "node when you first reach it is not enough when two paths lead to it; order "
+                 "by when a node is finished (reverse post-order) or count incoming edges "
+                 "(Kahn).\n"
+                 f"  your order: {', '.join(node_name_(n) for n in got)}\n"
                  "  the graph:\n" + picture(root))
 
 
 @pytest.mark.exercise("topo_order")
 def test_topo_order_diamond(impl, rng):
-    root, _, out = diamond_model(rng)
-    check_topo(impl, root, "(y + y.exp()) graph")
+    root, names, out = diamond_model(rng)
+    check_topo(impl, root, names, DIAMOND)
 
 
 @pytest.mark.exercise("topo_order")
 def test_topo_order_random_graphs(impl, rng):
     for i in range(3):
-        root, _, out = random_model(rng)
-        check_topo(impl, root, f"hidden model #{i + 1}")
+        root, names, out = random_model(rng)
+        check_topo(impl, root, names, f"hidden model #{i + 1}")
 
 
 @pytest.mark.exercise("topo_order")
 def test_topo_order_module(impl, rng):
-    root, _, out = module_model(rng)
-    check_topo(impl, root, "a two-layer nn.Module")
+    root, names, out = module_model(rng)
+    check_topo(impl, root, names, "a two-layer nn.Module")
 
 
 # ----------------------------------------------------------------------------- graph_leaves
@@ -214,8 +229,8 @@ def check_leaves(impl, root, names, label):
 
     for item in got:
         if not isinstance(item, torch.Tensor):
-            fail(f"{what}: expected the leaf tensors themselves, got {describe(item)} in the "
-                 "list. An AccumulateGrad node's .variable is the leaf.\n  the graph:\n"
+            fail(f"{what}: expected the leaf tensors themselves, got a {type(item).__name__} in "
+                 "the list. An AccumulateGrad node's .variable is the leaf.\n  the graph:\n"
                  + picture(root))
     counts = Counter(id(t) for t in got)
     twice = [t for t in got if counts[id(t)] > 1]
@@ -238,7 +253,7 @@ def check_leaves(impl, root, names, label):
 @pytest.mark.exercise("graph_leaves")
 def test_graph_leaves_diamond(impl, rng):
     root, names, out = diamond_model(rng)
-    check_leaves(impl, root, names, "(y + y.exp()) graph")
+    check_leaves(impl, root, names, DIAMOND)
 
 
 @pytest.mark.exercise("graph_leaves")
@@ -511,8 +526,9 @@ def check_frozen(impl, rng, frozen_head_bias: bool, training: bool):
     names.update({id(p): f"head.{k}" for k, p in head.named_parameters()})
     what = f"frozen_backbone_loss(backbone with {len(backbone) // 2} Linear layers, head, ...)"
     loss = call(impl.frozen_backbone_loss, what, backbone, head, x, target,
-                hint="inference tensors cannot be saved for backward: the head's Linear saves "
-                "its input; torch.no_grad() or .detach() cut the graph without that problem.")
+                hint="run the backbone under torch.no_grad() or .detach() its output. Tensors "
+                "made under inference_mode cannot be saved for backward (the head's Linear "
+                "saves its input), and requires_grad can only be switched on leaves.")
     for k, p in backbone.named_parameters():
         if not p.requires_grad:
             fail(f"{what}: after your function, backbone.{k}.requires_grad is False. Freezing "
@@ -529,8 +545,8 @@ def check_frozen(impl, rng, frozen_head_bias: bool, training: bool):
     in_backbone = sorted(names.get(id(t), "?") for t in leaves if names.get(id(t), "").startswith("backbone"))
     if in_backbone:
         fail(f"{what}: the loss's graph reaches the backbone: {', '.join(in_backbone)}. "
-             "backbone.eval() only changes dropout/batch norm behaviour; it records the graph "
-             "all the same.\n" + graph_picture(ref.grad_fn, loss.grad_fn))
+             "Run the backbone under torch.no_grad() or detach its output (backbone.eval() "
+             "does not stop recording: it only changes dropout and batch norm).\n" + graph_picture(ref.grad_fn, loss.grad_fn))
     expected_leaves = sorted(names[id(p)] for p in head.parameters() if p.requires_grad)
     got_leaves = sorted(names.get(id(t), f"a tensor of shape {tuple(t.shape)}") for t in leaves)
     if got_leaves != expected_leaves:
