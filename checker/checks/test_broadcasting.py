@@ -3,7 +3,7 @@
 Shapes are random with distinct sizes, so a left-aligned or transposed answer cannot pass by
 coincidence. Broadcast views are judged on structure (shared storage, ``_base``, stride 0,
 offset, writes reaching the input); gradients against autograd with random upstream
-gradients in float64; the batched product by counting the aten ops it runs, which must not
+gradients in float64; the batched product by counting the torch calls it makes, which must not
 grow with any size (a Python loop over rows or batches does).
 """
 
@@ -14,7 +14,7 @@ import re
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.overrides import TorchFunctionMode
 
 from checker.helpers import (
     as_tensor_result,
@@ -89,6 +89,13 @@ def target_shape(rng, low: int = 2, high: int = 4) -> tuple[int, ...]:
 # ----------------------------------------------------------------------------- broadcast_shapes
 
 
+def torch_broadcast_shape(shapes) -> tuple[int, ...]:
+    """torch's answer (broadcast_tensors on empty tensors; broadcast_shapes imports sympy)."""
+    if not shapes:
+        return ()
+    return tuple(torch.broadcast_tensors(*(torch.empty(s) for s in shapes))[0].shape)
+
+
 @pytest.mark.exercise("broadcast_shapes")
 def test_broadcast_shapes_match_torch(impl, rng):
     cases = [((2, 1, 3), (4, 1), ()), ((3,), (2, 3)), ((5, 1), (1, 4)), ((1,), (0,)),
@@ -97,9 +104,14 @@ def test_broadcast_shapes_match_torch(impl, rng):
         target = target_shape(rng, 1, 4)
         cases.append(tuple(broadcastable_from(rng, target) for _ in range(int(rng.integers(2, 4)))))
     for shapes in cases:
-        expected = tuple(torch.broadcast_shapes(*shapes))
+        expected = torch_broadcast_shape(shapes)
         what = "broadcast_shapes(" + ", ".join(map(str, shapes)) + ")"
-        got = call(what, impl.broadcast_shapes, *shapes)
+        try:
+            got = call(what, impl.broadcast_shapes, *shapes)
+        except ValueError as exc:
+            fail(f"{what} raised ValueError({str(exc)!r}), but these shapes DO broadcast: torch "
+                 f"gives {expected}.\n  Try: line the shapes up from the RIGHT (the last dims "
+                 "face each other), padding the shorter ones with 1s on the LEFT.")
         assert_equal(got, expected, what,
                      hint="line the shapes up from the RIGHT (pad the shorter ones with 1s on the "
                      "LEFT); per dim keep the size that is not 1 (a 1 meets 0 -> 0).")
@@ -219,7 +231,7 @@ def test_broadcast_tensors_rejects_clashes(impl, rng):
 def sum_cases(rng):
     target = target_shape(rng, 2, 4)
     shapes = [broadcastable_from(rng, target) for _ in range(4)]
-    shapes += [target, (), (1,) * len(target), (target[-2], 1)]
+    shapes += [target, target[1:], (target[-1],), (), (1,) * len(target), (target[-2], 1)]
     return target, shapes
 
 
@@ -243,8 +255,8 @@ def test_sum_to_shape_is_the_gradient_of_a_broadcast(impl, rng):
     for _ in range(4):
         target = target_shape(rng, 2, 4)
         shape = broadcastable_from(rng, target)
-        if shape == target:
-            shape = (1, *target[1:])
+        if len(shape) == len(target) or all(s == 1 for s in shape):
+            shape = (1, *target[2:]) if rng.random() < 0.5 else target[1:]
         x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
         w = torch.randn(target, dtype=torch.float64)
         upstream = torch.randn(target, dtype=torch.float64)
@@ -261,14 +273,14 @@ def test_sum_to_shape_is_the_gradient_of_a_broadcast(impl, rng):
 # ----------------------------------------------------------------------------- batched_matmul
 
 
-class OpCounter(TorchDispatchMode):
-    """Counts the aten ops run under it."""
+class OpCounter(TorchFunctionMode):
+    """Counts the torch functions and tensor methods called under it."""
 
     def __init__(self) -> None:
         super().__init__()
         self.count = 0
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         self.count += 1
         return func(*args, **(kwargs or {}))
 
@@ -297,21 +309,25 @@ def test_batched_matmul_matches_matmul(impl, rng):
 
 @pytest.mark.exercise("batched_matmul")
 def test_batched_matmul_runs_no_loops(impl, rng):
-    counts = []
-    for scale in (0, 1):
-        n, k, m = (int(v) + 3 * scale for v in rng.choice(range(2, 6), size=3, replace=False))
-        p, q = (int(v) + 3 * scale for v in rng.choice(range(2, 5), size=2, replace=False))
-        a = torch.randn(p, 1, n, k, dtype=torch.float64)
-        b = torch.randn(q, k, m, dtype=torch.float64)
-        what = f"batched_matmul(a of shape {tuple(a.shape)}, b of shape {tuple(b.shape)})"
-        counter = OpCounter()
-        with counter:
-            got = call(what, impl.batched_matmul, a, b)
-        assert_close(got, torch.matmul(a, b), what)
-        counts.append((what, counter.count))
-    (what_small, small), (what_big, big) = counts
-    if small != big:
-        fail(f"batched_matmul ran {small} torch ops for {what_small.split('(', 1)[1][:-1]} but "
-             f"{big} for {what_big.split('(', 1)[1][:-1]}: the work grows with the sizes, so a "
-             "Python loop is running over rows, columns or batch entries.\n"
-             "  Try: one broadcast product a[..., :, :, None] * b[..., None, :, :] and one sum.")
+    patterns = [lambda p, q: ((p, 1), (q,)), lambda p, q: ((p, q), (p, q)),
+                lambda p, q: ((), (p,)), lambda p, q: ((q,), ())]
+    for pattern in patterns:
+        counts = []
+        for scale in (0, 1):
+            n, k, m = (int(v) + 3 * scale for v in rng.choice(range(2, 6), size=3, replace=False))
+            p, q = (int(v) + 3 * scale for v in rng.choice(range(2, 5), size=2, replace=False))
+            batch_a, batch_b = pattern(p, q)
+            a = torch.randn(*batch_a, n, k, dtype=torch.float64)
+            b = torch.randn(*batch_b, k, m, dtype=torch.float64)
+            shapes = f"a of shape {tuple(a.shape)}, b of shape {tuple(b.shape)}"
+            counter = OpCounter()
+            with counter:
+                got = call(f"batched_matmul({shapes})", impl.batched_matmul, a, b)
+            assert_close(got, torch.matmul(a, b), f"batched_matmul({shapes})")
+            counts.append((shapes, counter.count))
+        (small_shapes, small), (big_shapes, big) = counts
+        if small != big:
+            fail(f"batched_matmul made {small} torch calls for {small_shapes} but {big} for "
+                 f"{big_shapes}: the work grows with the sizes, so a Python loop is running "
+                 "over rows, columns or batch entries.\n"
+                 "  Try: one broadcast product a[..., :, :, None] * b[..., None, :, :] and one sum.")

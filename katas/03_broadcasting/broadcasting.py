@@ -75,7 +75,7 @@ def batched_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     Shapes: ``a`` is (*batch_a, n, k), ``b`` is (*batch_b, k, m); the batch dims broadcast
     against each other (like ``torch.matmul``); the result is (*batch, n, m) with
     ``result[..., i, j] = sum_p a[..., i, p] * b[..., p, j]``. Build one broadcast product
-    and reduce it; the number of torch ops you run must not grow with any size.
+    and reduce it; the number of torch calls you make must not grow with any size.
 
     Example:
         >>> a = torch.arange(6.).reshape(2, 3)          # (n, k) = (2, 3), no batch
