@@ -51,6 +51,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "exercise(name): the kata exercise this check judges")
+    config.addinivalue_line("markers", "kata(name): the kata a check module belongs to")
     if not config.getoption("--kata", default=None):
         return
     from checker.catalog import load_catalog
