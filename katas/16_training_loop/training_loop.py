@@ -1,0 +1,153 @@
+"""Kata 16 — training_loop: the loop every PyTorch program is built around, done right.
+
+Four functions and one class, each a classic place for a silent bug: a loop that
+trains but on the wrong gradients, an evaluation that quietly updates batch-norm
+statistics, an accumulation that is off by a factor, an early stop that restores the wrong
+weights, a "seeded" run that is not reproducible.
+
+The checks watch your code as it runs: hooks on the model, the loss and the optimizer
+record the order of every call. They also compare your parameters, step by step, with a
+reference loop. Any torch API is allowed here.
+Run `kata check` to judge this file, `kata hint` when stuck.
+"""
+
+from __future__ import annotations
+
+import math  # noqa: F401  (math.inf is a good "best so far")
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset  # noqa: F401
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def train_epoch(
+    model: nn.Module,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+) -> list[float]:
+    """One pass over ``loader``: one optimizer step per batch. Return each batch's loss.
+
+    Put the model in training mode, then for every ``(inputs, targets)`` batch: zero the
+    gradients, run the forward pass, compute ``loss_fn(outputs, targets)``, backpropagate,
+    step the optimizer. The model may arrive with stale ``.grad`` from earlier code, so
+    gradients must be cleared before each backward. Return the losses as Python floats
+    (``loss.item()``), not as tensors that keep their graphs alive.
+
+    Example:
+        >>> losses = train_epoch(model, loader, nn.MSELoss(), optimizer)
+        >>> len(losses) == len(loader), type(losses[0])
+        (True, <class 'float'>)
+    """
+    raise NotImplementedError("train_epoch: zero_grad, forward, loss, backward, step")
+
+
+def evaluate(
+    model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], loss_fn: LossFn
+) -> float:
+    """The mean loss over every SAMPLE in ``loader``, in eval mode, without autograd.
+
+    Dropout must be off and batch norm must use (not update) its running statistics, so
+    every submodule runs in eval mode; no graph is recorded (``torch.no_grad()`` or
+    ``torch.inference_mode()``). ``loss_fn`` returns a batch's MEAN loss, and the last
+    batch may be smaller, so weight each batch by its size. Afterwards, leave every
+    submodule in the mode it had before (some may have been in eval mode on purpose, e.g. a
+    frozen batch norm inside a model that is training). Return a Python float.
+
+    Example:
+        >>> evaluate(model, val_loader, nn.MSELoss())     # model.training is unchanged
+        0.4213...
+    """
+    raise NotImplementedError("evaluate: eval mode, no_grad, weighted mean, restore modes")
+
+
+def train_epoch_accumulated(
+    model: nn.Module,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    accum_steps: int,
+) -> list[float]:
+    """Gradient accumulation: one optimizer step per ``accum_steps`` micro-batches.
+
+    Consecutive micro-batches form groups of ``accum_steps`` (the last group may be
+    shorter: ``len(loader)`` tells you). Each step must use the gradient of the MEAN loss
+    over its group's micro-batches, which is exactly the step a single big batch would take
+    when the micro-batches are the same size. So divide each micro-batch loss by the
+    number of micro-batches in its group before ``backward()``, step and clear the
+    gradients at the end of each group, including the short last one. Clear stale gradients
+    before the first backward. Return every micro-batch's unscaled loss as a float.
+
+    Example:
+        >>> # 7 micro-batches, accum_steps=3: steps after micro-batches 2, 5 and 6
+        >>> len(train_epoch_accumulated(model, loader7, loss_fn, optimizer, 3))
+        7
+    """
+    raise NotImplementedError("train_epoch_accumulated: scale, accumulate, step per group")
+
+
+class EarlyStopping:
+    """Stop when the validation loss stops improving, and remember the best weights.
+
+    * A call is an improvement when ``val_loss < best - min_delta``: ties, and gains of
+      ``min_delta`` or less, do not count.
+    * ``best`` (``math.inf`` at first), ``best_epoch`` (0-based index of the call that set
+      ``best``; -1 at first) and ``bad_epochs`` (calls since the last improvement) are public
+      attributes.
+    * ``step(val_loss, model)`` returns True once ``bad_epochs`` reaches ``patience``. On an
+      improvement it snapshots ``model.state_dict()``, and it must be a COPY, because the
+      dict that state_dict() returns holds the live parameter tensors, which keep training.
+    * ``restore(model)`` loads the snapshot back into the model's existing tensors
+      (``load_state_dict``), parameters and buffers alike.
+
+    Example:
+        >>> stopper = EarlyStopping(patience=2)
+        >>> [stopper.step(v, model) for v in (1.0, 0.8, 0.8, 0.9)]
+        [False, False, False, True]
+        >>> stopper.best, stopper.best_epoch
+        (0.8, 1)
+    """
+
+    def __init__(self, patience: int, min_delta: float = 0.0) -> None:
+        raise NotImplementedError("EarlyStopping.__init__: best, best_epoch, bad_epochs")
+
+    def step(self, val_loss: float, model: nn.Module) -> bool:
+        raise NotImplementedError("EarlyStopping.step: improvement? snapshot : count")
+
+    def restore(self, model: nn.Module) -> None:
+        raise NotImplementedError("EarlyStopping.restore: load the best snapshot")
+
+
+def reproducible_run(
+    seed: int,
+    make_model: Callable[[], nn.Module],
+    dataset: Dataset,
+    loss_fn: LossFn,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+) -> tuple[list[float], dict[str, torch.Tensor]]:
+    """A training run that is a pure function of ``seed``.
+
+    Build the model with ``make_model()`` (its initialisation draws from torch's global
+    generator, and so does its dropout while training), shuffle ``dataset`` into batches
+    of ``batch_size`` with a DataLoader, train with ``torch.optim.SGD(lr=lr)`` for
+    ``epochs`` epochs (your ``train_epoch``), and return every batch's loss and a copy of
+    the final ``state_dict()``.
+
+    Requirements: the same seed gives bit-identical results whatever the caller did to the
+    global generator before; another seed gives another initialisation AND another batch
+    order; each epoch is shuffled anew.
+
+    Example:
+        >>> a = reproducible_run(0, make_model, data, nn.MSELoss(), epochs=2, batch_size=8, lr=0.1)
+        >>> torch.rand(3)                                  # the caller uses the RNG...
+        >>> b = reproducible_run(0, make_model, data, nn.MSELoss(), epochs=2, batch_size=8, lr=0.1)
+        >>> a[0] == b[0]                                   # ...and nothing changes
+        True
+    """
+    raise NotImplementedError("reproducible_run: seed first, then model, loader, train")
