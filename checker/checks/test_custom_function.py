@@ -19,6 +19,10 @@ from checker.learner import ForbiddenAPI
 
 pytestmark = pytest.mark.kata("custom_function")
 
+SHAPES = (
+    "backward returns one gradient per forward input, in order, each shaped like its input "
+    "(None for non-tensor inputs such as dim); it receives one gradient per forward output."
+)
 MODERN = (
     "write the Function in the modern form: `forward(*inputs)` without ctx, a separate "
     "`setup_context(ctx, inputs, output)` that saves what backward needs, and "
@@ -103,7 +107,9 @@ def assert_gradcheck(impl, fn, inputs, what: str, *, second_order: bool = False)
     except ForbiddenAPI as exc:
         fail(f"{label} of {what}: {exc}.")
     except Exception as exc:
-        if second_order:
+        if type(exc).__name__ != "GradcheckError":
+            hint = SHAPES
+        elif second_order:
             hint = ("the gradient of your backward is wrong or missing. backward must be built "
                     "from differentiable torch ops on saved tensors — no .detach(), no "
                     "torch.no_grad(), no @once_differentiable, no NumPy.")
@@ -161,7 +167,7 @@ def test_round_passes_gradient_straight_through(impl, rng):
         x = x.detach().requires_grad_()
         g = randn(*shape)
         (gx,) = run(impl, f"backward of StraightThroughRound ({layout} x)",
-                    lambda x=x, g=g: grads(F.apply(x), x, g))
+                    lambda x=x, g=g: grads(F.apply(x), x, g), hint=SHAPES)
         if gx is None:
             fail("backward of StraightThroughRound.apply(x) gave x no gradient (None).\n"
                  "  Try: return the incoming gradient from backward.")
@@ -322,7 +328,7 @@ def test_logsumexp_gradient_on_huge_inputs(impl, rng):
         (expected,) = torch.autograd.grad(out, ref, g)
         mine = x.clone().requires_grad_()
         (got,) = run(impl, f"backward of LogSumExp.apply(x, dim={dim})",
-                     lambda mine=mine, dim=dim, g=g: grads(F.apply(mine, dim), mine, g))
+                     lambda mine=mine, dim=dim, g=g: grads(F.apply(mine, dim), mine, g), hint=SHAPES)
         if got is None:
             fail(f"LogSumExp.apply(x, dim={dim}): x got no gradient (None).")
         assert_close(got, expected,
@@ -375,7 +381,8 @@ def test_matmul_returns_none_where_no_grad_is_needed(impl, rng):
         y = run(impl, f"MatMul.apply(a, b) with {label}", lambda a=a, b=b: F.apply(a, b))
         assert_node_of(y, F, "MatMul", (a, b), f"MatMul.apply(a, b) with {label}")
         # Call the node's backward directly: autograd would silently drop unneeded gradients.
-        raw = run(impl, f"MatMul backward with {label}", lambda y=y, g=g: y.grad_fn.apply(g))
+        raw = run(impl, f"MatMul backward with {label}", lambda y=y, g=g: y.grad_fn.apply(g),
+                  hint=SHAPES)
         if not isinstance(raw, tuple) or len(raw) != 2:
             fail(f"MatMul.backward with {label} returned {describe(raw)}; expected a pair "
                  "(grad_a, grad_b).")
@@ -470,7 +477,8 @@ def test_max_gradient_routes_to_the_argmax(impl, rng):
         (expected,) = torch.autograd.grad(values, ref, g)
         mine = x.clone().requires_grad_()
         (got,) = run(impl, f"backward of MaxWithOneHot.apply(x, dim={dim})[0]",
-                     lambda mine=mine, dim=dim, g=g: grads(F.apply(mine, dim)[0], mine, g))
+                     lambda mine=mine, dim=dim, g=g: grads(F.apply(mine, dim)[0], mine, g),
+                     hint=SHAPES)
         if got is None:
             fail(f"MaxWithOneHot.apply(x, dim={dim}): x got no gradient (None) through values.")
         assert_close(got, expected, f"x.grad through values of MaxWithOneHot.apply(x, dim={dim}), "
