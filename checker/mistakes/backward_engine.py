@@ -1,0 +1,267 @@
+"""Known mistakes for kata 09 — backward_engine. Each stands in for one exercise; the
+backward mistakes bring correct private parts (_order, _call, _accumulate) of their own."""
+
+from __future__ import annotations
+
+import torch
+
+from checker.mistakes import mistake
+
+
+def _order(root):
+    """A correct topological order (reversed depth-first post-order)."""
+    post, seen = [], set()
+
+    def visit(node):
+        if node is None or node in seen:
+            return
+        seen.add(node)
+        for child, _ in node.next_functions:
+            visit(child)
+        post.append(node)
+
+    visit(root)
+    return post[::-1]
+
+
+def _call(node, grads):
+    if all(g is None for g in grads):
+        return []
+    with torch.no_grad():
+        return _route(node, node(*grads))
+
+
+def _accumulate(node, grad):
+    leaf = node.variable
+    with torch.no_grad():
+        if leaf.grad is None:
+            fresh = torch.empty_like(leaf)
+            fresh.copy_(grad)
+            leaf.grad = fresh
+        else:
+            leaf.grad += grad
+
+
+def _engine(tensor, gradient, slot_sum):
+    """A correct engine except for how a second gradient meets a slot (``slot_sum``)."""
+    root = tensor.grad_fn
+    buffers = {root: [torch.ones_like(tensor) if gradient is None else gradient]}
+    for node in _order(root):
+        grads = buffers.pop(node, None)
+        if grads is None:
+            continue
+        if type(node).__name__ == "AccumulateGrad":
+            _accumulate(node, grads[0])
+            continue
+        for child, nr, g in _call(node, grads):
+            slots = buffers.setdefault(child, [None] * len(child._input_metadata))
+            slots[nr] = g if slots[nr] is None else slot_sum(slots[nr], g)
+
+
+# ----------------------------------------------------------------------------- topological_order
+
+
+@mistake("topological_order", "Breadth-first order with a seen-set: a node reached early by a short path runs before a longer path has delivered its gradient.")
+def breadth_first(root):
+    order, seen, queue = [], {root}, [root]
+    while queue:
+        node = queue.pop(0)
+        order.append(node)
+        for child, _ in node.next_functions:
+            if child is not None and child not in seen:
+                seen.add(child)
+                queue.append(child)
+    return order
+
+
+@mistake("topological_order", "Depth-first PRE-order: a node is emitted when first reached, not after everything that feeds it.")
+def depth_first_preorder(root):
+    order, seen = [], set()
+
+    def visit(node):
+        if node is None or node in seen:
+            return
+        seen.add(node)
+        order.append(node)
+        for child, _ in node.next_functions:
+            visit(child)
+
+    visit(root)
+    return order
+
+
+@mistake("topological_order", "A depth-first post-order that was never reversed: leaves first, the root last.")
+def unreversed_postorder(root):
+    order, seen = [], set()
+
+    def visit(node):
+        if node is None or node in seen:
+            return
+        seen.add(node)
+        for child, _ in node.next_functions:
+            visit(child)
+        order.append(node)
+
+    visit(root)
+    return order
+
+
+@mistake("topological_order", "No seen-set: a node reached by two paths (a diamond, x * x) is listed twice.")
+def no_seen_set(root):
+    order, queue = [], [root]
+    while queue:
+        node = queue.pop(0)
+        order.append(node)
+        queue.extend(child for child, _ in node.next_functions if child is not None)
+    # keep the last occurrence of each node: topological on trees, duplicated on diamonds
+    return order
+
+
+# ----------------------------------------------------------------------------- call_node
+
+
+def _route(node, outs):
+    if isinstance(outs, torch.Tensor):
+        outs = (outs,)
+    routed = []
+    for (child, nr), grad in zip(node.next_functions, outs, strict=True):
+        if child is None or grad is None:
+            continue
+        shape = tuple(child._input_metadata[nr].shape)
+        routed.append((child, nr, grad if tuple(grad.shape) == shape else grad.sum_to_size(shape)))
+    return routed
+
+
+@mistake("call_node", "Ran the node with grad mode on: every gradient records a graph of its own (create_graph by accident).")
+def grad_mode_on(node, grad_outputs):
+    if all(g is None for g in grad_outputs):
+        return []
+    return _route(node, node(*grad_outputs))
+
+
+@mistake("call_node", "Forgot to sum broadcast gradients down to the input's shape (validate_outputs' job): bias gets y's shape.")
+def no_sum_to_size(node, grad_outputs):
+    if all(g is None for g in grad_outputs):
+        return []
+    with torch.no_grad():
+        outs = node(*grad_outputs)
+    outs = (outs,) if isinstance(outs, torch.Tensor) else outs
+    return [(child, nr, g) for (child, nr), g in zip(node.next_functions, outs, strict=True)
+            if child is not None and g is not None]
+
+
+@mistake("call_node", "Dropped input_nr (always 0): a gradient for output k of unbind/split lands in slot 0.")
+def input_nr_zero(node, grad_outputs):
+    if all(g is None for g in grad_outputs):
+        return []
+    with torch.no_grad():
+        return [(child, 0, g) for child, _, g in _route(node, node(*grad_outputs))]
+
+
+@mistake("call_node", "Called the node even when no gradient arrived at all: zeros flow on where torch sends nothing.")
+def calls_on_all_none(node, grad_outputs):
+    with torch.no_grad():
+        return _route(node, node(*grad_outputs))
+
+
+# ----------------------------------------------------------------------------- accumulate_grad
+
+
+@mistake("accumulate_grad", "Stored the incoming gradient itself as .grad: leaves handed the same tensor share one .grad.")
+def stores_grad_itself(node, grad):
+    leaf = node.variable
+    with torch.no_grad():
+        if leaf.grad is None:
+            leaf.grad = grad
+        else:
+            leaf.grad += grad
+
+
+@mistake("accumulate_grad", "`=` instead of `+=`: a second gradient replaced the first instead of adding to it.")
+def overwrites(node, grad):
+    with torch.no_grad():
+        fresh = torch.empty_like(node.variable)
+        fresh.copy_(grad)
+        node.variable.grad = fresh
+
+
+@mistake("accumulate_grad", "grad = grad + new out of place: right values, but .grad becomes a new tensor.")
+def out_of_place(node, grad):
+    leaf = node.variable
+    with torch.no_grad():
+        if leaf.grad is None:
+            fresh = torch.empty_like(leaf)
+            fresh.copy_(grad)
+            leaf.grad = fresh
+        else:
+            leaf.grad = leaf.grad + grad
+
+
+@mistake("accumulate_grad", "grad.clone() for the first gradient: it keeps the gradient's layout, not the leaf's (a transposed weight gets row-major .grad).")
+def clone_ignores_layout(node, grad):
+    leaf = node.variable
+    with torch.no_grad():
+        if leaf.grad is None:
+            leaf.grad = grad.clone(memory_format=torch.contiguous_format)
+        else:
+            leaf.grad += grad
+
+
+@mistake("accumulate_grad", "Called PyTorch's AccumulateGrad node itself instead of writing the accumulation.")
+def delegates_to_node(node, grad):
+    with torch.no_grad():
+        node(grad)
+
+
+# ----------------------------------------------------------------------------- backward
+
+
+@mistake("backward", "Called tensor.backward() inside the engine, which this kata puts off-limits.")
+def calls_tensor_backward(tensor, gradient=None):
+    tensor.backward(gradient)
+
+
+@mistake("backward", "Overwrote a slot when a second gradient arrived (slots[nr] = g) instead of summing: diamonds lose a branch.")
+def overwrites_slot(tensor, gradient=None):
+    _engine(tensor, gradient, lambda old, new: new)
+
+
+@mistake("backward", "Recursion without a buffer: each node is re-run for every gradient that reaches it (exponential below diamonds).")
+def recursive_no_buffer(tensor, gradient=None):
+    def push(node, input_nr, grad):
+        if type(node).__name__ == "AccumulateGrad":
+            _accumulate(node, grad)
+            return
+        slots = [None] * len(node._input_metadata)
+        slots[input_nr] = grad
+        for child, nr, g in _call(node, slots):
+            push(child, nr, g)
+
+    push(tensor.grad_fn, 0, torch.ones_like(tensor) if gradient is None else gradient)
+
+
+@mistake("backward", "Summed into the slot in place (slots[nr] += g): when one tensor was handed to two edges, the other edge's gradient changes too.")
+def in_place_slot_sum(tensor, gradient=None):
+    _engine(tensor, gradient, lambda old, new: old.add_(new))
+
+
+@mistake("backward", "Seeded the root with ones even when a gradient was given: backward(y, gradient) is a VJP with that gradient.")
+def always_ones(tensor, gradient=None):
+    _engine(tensor, None, lambda old, new: old + new)
+
+
+@mistake("backward", "Called PyTorch's AccumulateGrad nodes for the leaves instead of your own accumulate_grad.")
+def calls_accumulate_grad_nodes(tensor, gradient=None):
+    root = tensor.grad_fn
+    buffers = {root: [torch.ones_like(tensor) if gradient is None else gradient]}
+    for node in _order(root):
+        grads = buffers.pop(node, None)
+        if grads is None:
+            continue
+        if type(node).__name__ == "AccumulateGrad":
+            with torch.no_grad():
+                node(grads[0])
+            continue
+        for child, nr, g in _call(node, grads):
+            slots = buffers.setdefault(child, [None] * len(child._input_metadata))
+            slots[nr] = g if slots[nr] is None else slots[nr] + g

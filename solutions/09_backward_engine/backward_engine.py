@@ -1,0 +1,88 @@
+"""Reference solution for kata 09 — backward_engine."""
+
+from __future__ import annotations
+
+import torch
+
+
+def topological_order(root) -> list:
+    # Kahn's algorithm: count the edges into every node, then release a node once every
+    # node that sends it gradient has been emitted (what engine.cpp's compute_dependencies does).
+    if root is None:
+        return []
+    dependencies: dict = {}
+    seen = {root}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        for child, _ in node.next_functions:
+            if child is None:
+                continue
+            dependencies[child] = dependencies.get(child, 0) + 1
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    order = []
+    ready = [root]
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for child, _ in node.next_functions:
+            if child is None:
+                continue
+            dependencies[child] -= 1
+            if dependencies[child] == 0:
+                ready.append(child)
+    return order
+
+
+def call_node(node, grad_outputs: list) -> list:
+    if all(g is None for g in grad_outputs):
+        return []
+    routed = []
+    with torch.no_grad():
+        grad_inputs = node(*grad_outputs)
+        if isinstance(grad_inputs, torch.Tensor):  # a node with one edge returns a bare tensor
+            grad_inputs = (grad_inputs,)
+        for (child, input_nr), grad in zip(node.next_functions, grad_inputs, strict=True):
+            if child is None or grad is None:
+                continue
+            shape = tuple(child._input_metadata[input_nr].shape)
+            if tuple(grad.shape) != shape:  # a broadcast input: what validate_outputs does
+                grad = grad.sum_to_size(shape)
+            routed.append((child, input_nr, grad))
+    return routed
+
+
+def accumulate_grad(node, grad: torch.Tensor) -> None:
+    variable = node.variable
+    with torch.no_grad():
+        if variable.grad is None:
+            fresh = torch.empty_like(variable)  # keeps the leaf's strides when it is dense
+            fresh.copy_(grad)
+            variable.grad = fresh
+        else:
+            variable.grad += grad
+
+
+def backward(tensor: torch.Tensor, gradient: torch.Tensor | None = None) -> None:
+    if gradient is None:
+        if tensor.numel() != 1:
+            raise RuntimeError("grad can be implicitly created only for scalar outputs")
+        gradient = torch.ones_like(tensor)
+    root = tensor.grad_fn
+    if root is None:
+        raise RuntimeError("the tensor has no grad_fn: nothing to differentiate")
+    buffers = {root: [gradient]}
+    for node in topological_order(root):
+        grads = buffers.pop(node, None)
+        if grads is None:
+            continue
+        if type(node).__name__ == "AccumulateGrad":
+            if grads[0] is not None:
+                accumulate_grad(node, grads[0])
+            continue
+        for child, input_nr, grad in call_node(node, grads):
+            slots = buffers.setdefault(child, [None] * len(child._input_metadata))
+            # Out of place: the same gradient tensor may have been handed to another edge too.
+            slots[input_nr] = grad if slots[input_nr] is None else slots[input_nr] + grad
