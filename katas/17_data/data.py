@@ -1,0 +1,144 @@
+"""Kata 17 — data: Dataset, collate_fn, DataLoader, and randomness you can reproduce.
+
+A DataLoader is three small pieces that you can write yourself and plug in:
+
+* a map-style ``Dataset`` answers ``len(ds)`` and ``ds[i]``, one sample at a time;
+* a sampler decides the order of the indices (a permutation drawn from a generator);
+* a ``collate_fn`` turns a list of samples into one batch (stacking, or padding).
+
+Worker processes (``num_workers > 0``) call ``ds[i]`` in other processes. Whatever
+randomness ``__getitem__`` uses must therefore not depend on which process happens to serve
+index ``i``.
+
+Rules: ``torch.nn.utils.rnn.pad_sequence`` is off-limits while your code runs, because the
+checks compare your padding with it. Everything else in torch (and numpy) is allowed.
+Run `kata check` to judge this file, `kata hint` when stuck.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np  # noqa: F401  (np.random.SeedSequence mixes several ints into one seed)
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class WindowDataset(Dataset):
+    """Sliding windows over a time series, as a map-style Dataset.
+
+    Sample ``i`` is ``(series[i : i + window], series[i + window])``: ``window`` consecutive
+    steps and the step that follows them. ``series`` has shape ``(T,)`` or ``(T, F)``, so
+    there are ``T - window`` samples. Both tensors must be VIEWS of ``series`` (no copies:
+    a dataset over a long recording must not duplicate it once per window). Indices work
+    like a Python sequence's: ``-1`` is the last sample, and anything outside
+    ``[-len, len)`` raises IndexError (the old iteration protocol, ``for x in ds``, stops on
+    it).
+
+    Example:
+        >>> ds = WindowDataset(torch.arange(6.0), window=3)
+        >>> len(ds)
+        3
+        >>> ds[0]
+        (tensor([0., 1., 2.]), tensor(3.))
+        >>> ds[-1]
+        (tensor([2., 3., 4.]), tensor(5.))
+    """
+
+    def __init__(self, series: torch.Tensor, window: int) -> None:
+        raise NotImplementedError("WindowDataset.__init__: keep the series and the window")
+
+    def __len__(self) -> int:
+        raise NotImplementedError("WindowDataset.__len__: how many full (window, target) pairs")
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError("WindowDataset.__getitem__: two views, negative indices")
+
+
+def pad_collate(
+    batch: Sequence[tuple[torch.Tensor, Any]], pad_value: float = 0.0
+) -> dict[str, torch.Tensor]:
+    """A ``collate_fn`` for sequences of different lengths: pad them to the longest.
+
+    ``batch`` is a list of ``(sequence, label)`` samples; sequence ``b`` has shape
+    ``(L_b, *features)`` (all with the same features and dtype); a label is a Python int or
+    a 0-dim tensor. Return a dict:
+
+    * ``"inputs"``: shape ``(B, max L_b, *features)``, the sequence's dtype; row ``b`` holds
+      sequence ``b`` at the start, then ``pad_value`` (padding goes at the END);
+    * ``"lengths"``: int64, shape ``(B,)``, what ``pack_padded_sequence`` expects;
+    * ``"mask"``: bool, shape ``(B, max L_b)``, True at real positions and False on padding.
+      Build it from the lengths: real data may contain ``pad_value`` too;
+    * ``"labels"``: the labels stacked into shape ``(B,)`` (ints become int64).
+
+    Keep the batch's order.
+
+    Example:
+        >>> out = pad_collate([(torch.tensor([5, 6, 7]), 1), (torch.tensor([8]), 0)])
+        >>> out["inputs"]
+        tensor([[5, 6, 7],
+                [8, 0, 0]])
+        >>> out["lengths"], out["mask"], out["labels"]
+        (tensor([3, 1]), tensor([[ True,  True,  True], [ True, False, False]]), tensor([1, 0]))
+    """
+    raise NotImplementedError("pad_collate: new_full with pad_value, copy each row, mask")
+
+
+def seeded_loader(
+    dataset: Dataset,
+    batch_size: int,
+    seed: int,
+    *,
+    drop_last: bool = False,
+    collate_fn: Callable[[list[Any]], Any] | None = None,
+    num_workers: int = 0,
+) -> DataLoader:
+    """A shuffling DataLoader whose batches depend on ``seed`` and nothing else.
+
+    * The same seed gives the same sequence of epochs, whatever else uses torch's global
+      generator in between, and another seed gives other batches. Each epoch (each new
+      ``iter(loader)``) is a new permutation.
+    * Do not touch the global generator: no ``torch.manual_seed`` in here, and nothing that
+      draws from it (a DataLoader without ``generator=`` draws from it on every ``iter()``).
+    * ``drop_last=True`` drops a last, incomplete batch. ``collate_fn`` and
+      ``num_workers`` are passed through. With workers the batches must be the same as
+      without.
+
+    Example:
+        >>> a = [b.tolist() for b in seeded_loader(range(5), 2, seed=0)]
+        >>> b = [b.tolist() for b in seeded_loader(range(5), 2, seed=0)]
+        >>> a == b, len(a), sorted(sum(a, []))
+        (True, 3, [0, 1, 2, 3, 4])
+    """
+    raise NotImplementedError("seeded_loader: a DataLoader that shuffles with its own generator")
+
+
+class NoisyDataset(Dataset):
+    """Wraps a dataset of ``(x, y)`` and adds Gaussian noise to ``x``, reproducibly.
+
+    ``ds[i]`` is ``(x + noise_std * n, y)`` where ``n`` (shape and dtype of ``x``) is drawn
+    from a ``torch.Generator`` seeded from the three numbers ``(seed, epoch, i)``. It is a
+    pure function of them: the same whatever order the indices are read in, in whichever
+    worker process, whatever the global generator did. Different indices, epochs or seeds
+    give different noise; beware of mixes like ``seed + epoch + i``, where (epoch 1, i=0)
+    gets the same seed as (epoch 0, i=1). ``set_epoch(e)`` selects the epoch (0 at first),
+    so that each epoch sees new noise.
+
+    Example:
+        >>> ds = NoisyDataset(TensorDataset(torch.zeros(4, 2), torch.arange(4)), 0.1, seed=3)
+        >>> torch.equal(ds[2][0], ds[2][0]), torch.equal(ds[1][0], ds[2][0])
+        (True, False)
+    """
+
+    def __init__(self, base: Dataset, noise_std: float, seed: int) -> None:
+        raise NotImplementedError("NoisyDataset.__init__: base, noise_std, seed, epoch 0")
+
+    def set_epoch(self, epoch: int) -> None:
+        raise NotImplementedError("NoisyDataset.set_epoch: remember the epoch")
+
+    def __len__(self) -> int:
+        raise NotImplementedError("NoisyDataset.__len__: as many samples as the base")
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, Any]:
+        raise NotImplementedError("NoisyDataset.__getitem__: a generator seeded per sample")
