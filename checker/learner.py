@@ -295,7 +295,9 @@ def forbid_imports(rules: Rules, filename: str) -> Iterator[None]:
 
     def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A002
         if level == 0 and name.split(".")[0] in rules.forbid_imports:
-            if globals is not None and globals.get("__file__") == filename:
+            # A direct __import__("torch") passes no globals: judge by the calling frame.
+            importer = globals if globals is not None else sys._getframe(1).f_globals
+            if importer.get("__file__") == filename:
                 refuse(name)
         return real_import(name, globals, locals, fromlist, level)
 

@@ -93,10 +93,18 @@ def from_report(report: dict, duration: float, output_tail: str = "") -> CheckRe
                        impl=report["impl"])
 
 
+_NO_PLUGINS = [arg for name in ("unraisableexception", "threadexception", "logging", "doctest",
+                                "junitxml", "pastebin", "legacypath", "warnings")
+               for arg in ("-p", f"no:{name}")]
+
+
 def pytest_args(kata: Kata, impl: Path, seed: int, report: Path, *, diagnose: bool,
                 diagnose_budget: float = 0.2) -> list[str]:
     args = [
         "-p", "checker.plugin", "-p", "pytest_timeout", "-p", "no:cacheprovider",
+        # Plugins a check run has no use for; the first two gc.collect() a torch-sized heap
+        # several times at teardown (about 2 s on a cold run).
+        *_NO_PLUGINS,
         "-c", str(Path(__file__).parent / "checks" / "pytest.ini"),
         "--rootdir", str(kata.checks_dir),
         "-q", "--no-header", "-rN", "--tb=no", "--color=no", "--capture=no",
