@@ -381,6 +381,8 @@ def test_flatten_views_when_it_can(impl, rng):
         is_view = expected.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
         what = f"flatten(x, {start}, {end}) for x ({label}): {describe(x)}"
         got = call(what, impl.flatten, x, start, end)
+        if got is x and expected is x:
+            continue  # nothing to merge: torch.flatten itself hands back x
         if is_view:
             got = assert_view(got, x, expected, what,
                               "this merge CAN be a view (view_strides is not None): use "

@@ -99,6 +99,15 @@ def expand_without_size_check(x, shape):
     return x.as_strided(tuple(sizes), tuple(strides), x.storage_offset())
 
 
+@mistake("expand", "Called `torch.broadcast_tensors` against a dummy of the target shape: torch's own expand in disguise (forbidden here).")
+def expand_by_broadcast_tensors(x, shape):
+    import torch
+
+    lead = len(shape) - x.dim()
+    target = [s if t == -1 else t for t, s in zip(shape, (1,) * lead + tuple(x.shape), strict=True)]
+    return torch.broadcast_tensors(x, torch.empty(target, dtype=x.dtype))[0]
+
+
 # ----------------------------------------------------------------------------- diagonal
 
 
@@ -121,6 +130,13 @@ def diagonal_by_indexing(x, offset=0):
     n = _solution_of("views").diagonal(x, offset).shape[-1]
     i = torch.arange(n)
     return x[..., i - min(offset, 0), i + max(offset, 0)]
+
+
+@mistake("diagonal", "Called `torch.linalg.diagonal`, torch's ready-made diagonal view under another name (forbidden here).")
+def diagonal_by_linalg(x, offset=0):
+    import torch
+
+    return torch.linalg.diagonal(x, offset=offset)
 
 
 @mistake("diagonal", "The length ignores the offset: min(rows, cols) elements even for an off-centre diagonal.")

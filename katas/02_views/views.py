@@ -11,7 +11,8 @@ row-major strides or offset 0.
 
 Rules: the library's ready-made views are off-limits while your functions run
 (``Tensor.unfold``, ``Tensor.expand``/``expand_as``, ``torch.broadcast_to``,
-``diagonal``/``diag``, ``view``/``view_as``, ``reshape``/``reshape_as``, ``flatten``).
+``torch.broadcast_tensors``, ``diagonal``/``diag``/``torch.linalg.diagonal``,
+``view``/``view_as``, ``reshape``/``reshape_as``, ``flatten``/``ravel``).
 ``as_strided``, ``contiguous`` and plain indexing are yours to use.
 Run `kata check` to judge this file, `kata hint` when stuck.
 """
@@ -105,7 +106,9 @@ def flatten(x: torch.Tensor, start_dim: int = 0, end_dim: int = -1) -> torch.Ten
 
     Like ``torch.flatten``: a VIEW of ``x`` whenever the merge can be a view (see
     ``view_strides``), otherwise a contiguous COPY — never a copy when a view is possible,
-    never a view that reads the wrong cells. A 0-d ``x`` becomes shape (1,).
+    never a view that reads the wrong cells. A 0-d ``x`` becomes shape (1,). When
+    ``start_dim`` and ``end_dim`` name the same dim there is nothing to merge: return ``x``
+    itself (as torch.flatten does) or a view of it.
 
     Example:
         >>> x = torch.arange(24.).reshape(2, 3, 4)
