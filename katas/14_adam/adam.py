@@ -56,6 +56,8 @@ def adam_step_(param: Tensor, grad: Tensor, state: dict[str, Tensor], *, lr: flo
     ``weight_decay`` is Adam's classic L2 penalty: the gradient used by the moments is
     ``grad + weight_decay * param`` (a new tensor — leave ``grad`` itself alone).
     Bias corrections use the step count AFTER incrementing it: on the first step t = 1.
+    Compute them with Python floats, ``t = state["step"].item()`` (a float32 tensor power
+    keeps only a few digits of ``1 - beta2**t`` when beta2 is close to 1).
     ``eps`` is added to ``sqrt(v_hat)``, outside the square root.
 
     Example (first step, no decay: m_hat = g and v_hat = g*g, so each entry moves by ~lr):
