@@ -21,6 +21,11 @@ from checker.helpers import (
 
 pytestmark = pytest.mark.kata("hooks")
 
+# First calls load machinery lazily (torch._dynamo for optimisers): pay for it at import.
+_warm = torch.zeros(2, requires_grad=True)
+_warm.grad = torch.autograd.grad(_warm * 2, _warm, torch.ones(2))[0]
+torch.optim.Adam([_warm]).step()
+
 
 def leftover_hooks(module: nn.Module) -> list[str]:
     """'name: kind' for every module hook still registered anywhere in ``module``."""
