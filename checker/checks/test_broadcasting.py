@@ -129,6 +129,13 @@ def test_broadcast_shapes_rejects_clashes(impl, rng):
         other[d - drop] = target[d]
         bad = tuple(clash if k == d else s for k, s in enumerate(target))
         cases.append(((tuple(other), bad), target[d], clash))
+    for _ in range(3):  # three shapes: the clash is between the 2nd and the 3rd, the 1st yields
+        target = target_shape(rng, 1, 3)
+        d = int(rng.integers(0, len(target)))
+        clash = target[d] + int(rng.integers(1, 4))
+        first = tuple(1 if k == d else s for k, s in enumerate(target))[int(rng.integers(0, d + 2)):]
+        bad = tuple(clash if k == d else s for k, s in enumerate(target))
+        cases.append(((first, target, bad), target[d], clash))
     cases.append((((2, 3), (3, 2)), 2, 3))
     for shapes, a, b in cases:
         what = "broadcast_shapes(" + ", ".join(map(str, shapes)) + ")"

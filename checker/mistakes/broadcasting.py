@@ -46,6 +46,23 @@ def shapes_vague_error(*shapes):
         raise ValueError("shapes do not broadcast") from None
 
 
+@mistake("broadcast_shapes", "Checked every shape against the FIRST one only: when the first has a 1 there, two later shapes that clash (4 vs 5) go unnoticed.")
+def shapes_checked_against_first_only(*shapes):
+    if not shapes:
+        return ()
+    ndim = max(len(s) for s in shapes)
+    first = (1,) * (ndim - len(shapes[0])) + tuple(shapes[0])
+    result = list(first)
+    for shape in shapes[1:]:
+        padded = (1,) * (ndim - len(shape)) + tuple(shape)
+        for d, (f, size) in enumerate(zip(first, padded, strict=True)):
+            if f != 1 and size != 1 and f != size:
+                raise ValueError(f"dim {d - ndim}: sizes {f} and {size} cannot broadcast")
+            if size != 1:
+                result[d] = size
+    return tuple(result)
+
+
 # ----------------------------------------------------------------------------- broadcast_tensors
 
 
