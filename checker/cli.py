@@ -374,3 +374,7 @@ def dev_check(app: App, names: tuple[str, ...], seed: int, markdown: bool) -> No
         raise click.ClickException(f"{bad} integrity problem(s).")
     if not markdown:
         app.out.print(f"[green]All {len(katas)} kata(s) proven.[/]")
+
+
+if __name__ == "__main__":
+    main()
