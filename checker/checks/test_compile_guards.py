@@ -29,7 +29,8 @@ try:
 except ImportError:  # a torch without dynamo: every check skips (see _require)
     CompileCounter = counters = guard_failures = None
 
-torch._logging.set_logs(dynamo=logging.ERROR)  # graph-break and recompile-limit warnings
+if hasattr(torch, "_logging"):
+    torch._logging.set_logs(dynamo=logging.ERROR)  # graph-break and recompile-limit warnings
 
 
 def _skip_guard_latency_profile() -> None:
@@ -118,7 +119,8 @@ def recompile_error_text(exc: BaseException) -> str:
     text = str(exc)
     if "fail_on_recompile" not in text:
         return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
-    reasons = [_clean_reason(line.strip()[2:]) for line in text.splitlines() if line.strip().startswith("- ")]
+    reasons = [_clean_reason(line.strip()[2:]) for line in text.splitlines()
+               if re.match(r"- \d+/\d+: ", line.strip())]  # not the "- User stack trace" lines
     reasons = list(dict.fromkeys(r for r in reasons if r))
     if not reasons:
         return ("dynamo was asked to compile under the 'fail_on_recompile' stance, and that "
@@ -184,7 +186,12 @@ def dynamo_timeline(shapes: list[tuple[int, ...]], dynamic: bool | None, limit: 
 
 def _check_predictions(impl, cases: list[tuple[list[tuple[int, ...]], bool | None, int]], hint: str) -> None:
     truths = [dynamo_timeline(shapes, dynamic, limit) for shapes, dynamic, limit in cases]  # reference first
-    for (shapes, dynamic, limit), (expected, timeline) in zip(cases, truths):
+    with fresh_dynamo():  # the learner's prediction must not find a warm cache either
+        _compare_predictions(impl, cases, truths, hint)
+
+
+def _compare_predictions(impl, cases, truths, hint: str) -> None:
+    for (shapes, dynamic, limit), (expected, timeline) in zip(cases, truths, strict=False):
         what = f"predict_compiles({shapes}, dynamic={dynamic}, limit={limit})"
         got = _call(what, impl.predict_compiles, list(shapes), dynamic, limit)
         if type(got) is not int:
@@ -265,6 +272,15 @@ def test_predict_automatic_dynamic(impl, rng):
 # ----------------------------------------------------------------------------- mark_batch_dynamic
 
 
+def _marked_dims(t: torch.Tensor) -> set[int]:
+    """The dims dynamo will treat as dynamic because of a mark on this tensor (any kind)."""
+    dims: set[int] = set()
+    for attr in ("_dynamo_dynamic_indices", "_dynamo_weak_dynamic_indices",
+                 "_dynamo_unbacked_indices", "_dynamo_strict_unbacked_indices"):
+        dims |= set(getattr(t, attr, None) or ())
+    return dims
+
+
 def _double_rowsum(x):
     return (x * 2).sum(-1)
 
@@ -288,6 +304,15 @@ def test_mark_batch_dynamic_compiles_once(impl, rng):
             marked = _call(f"mark_batch_dynamic(x of shape {(b, features)})", impl.mark_batch_dynamic, x)
             what = f"mark_batch_dynamic(x of shape {(b, features)})"
             assert_close(marked, x, what, hint="return the tensor you were given (marking is metadata).")
+            if _marked_dims(marked) != {0}:
+                fail(
+                    f"{what}: the returned tensor has dims {sorted(_marked_dims(marked))} marked "
+                    "dynamic, expected exactly [0].\n"
+                    "  Try: torch._dynamo.mark_dynamic(x, 0) records dim 0 on the tensor itself "
+                    "(x._dynamo_dynamic_indices), and dynamo reads it when it first traces x. "
+                    "Mark the batch only: every other dim should stay static, so the compiler "
+                    "may specialise on it."
+                )
             assert_close(compiled(marked), expected, f"the compiled function on {what}")
         if cnt.frame_count != 1:
             fail(
@@ -302,7 +327,7 @@ def test_mark_batch_dynamic_compiles_once(impl, rng):
         if cnt.frame_count != 2:
             fail(
                 f"after those batches, an input of shape {(batches[0], features + 1)} (a new feature "
-                f"size) did not recompile: {cnt.frame_count} compiles in all, expected 2. The feature "
+                f"size) did not recompile: {cnt.frame_count} compile(s) in all, expected 2. The feature "
                 "dimension was dynamic too.\n"
                 "  Try: mark only dim 0; every other dim should stay static, so the compiler may "
                 "specialise on it (and a change there is a real recompile)."
@@ -374,7 +399,7 @@ def test_hparams_as_tensors_compiles_once(impl, rng):
     with fresh_dynamo():
         cnt = CompileCounter()
         compiled = torch.compile(_grouped_step, backend=cnt)
-        for hp, new, exp in zip(sets, converted, expected):
+        for hp, new, exp in zip(sets, converted, expected, strict=False):
             assert_close(compiled(p, g, new), exp, f"the compiled step with hyper-parameters {hp}")
         if cnt.frame_count != 1:
             fail(
@@ -415,8 +440,9 @@ def test_clip_rows_values(impl, rng):
     from checker.helpers import layouts
 
     x, max_norm = _clip_input(rng)
-    for label, variant in layouts(x):
-        _check_clip_values(impl, variant, max_norm, f", {label}")
+    with fresh_dynamo():
+        for label, variant in layouts(x):
+            _check_clip_values(impl, variant, max_norm, f", {label}")
 
 
 @pytest.mark.exercise("clip_rows")
@@ -459,7 +485,18 @@ class _Watched:
 
     def __call__(self, x, lr):
         self.stances.append(torch._dynamo.eval_frame._stance.stance)
+        if not isinstance(lr, torch.Tensor):
+            raise _BadCall(
+                f"call {len(self.stances)} passed lr as {describe(lr)}. A Python float is a "
+                f"constant of the graph, guarded on its value (`lr == {lr!r}`): the next lr would "
+                "need a recompile, which the locked stance turns into an error.\n"
+                "  Try: pass lr as a 0-dim tensor of x's dtype; then it is a graph input."
+            )
         return self._compiled(x, lr)
+
+
+class _BadCall(AssertionError):
+    """Raised by the watched step when it is called in a way that must recompile."""
 
 
 @pytest.mark.exercise("run_locked")
@@ -469,7 +506,7 @@ def test_run_locked(impl, rng):
     sizes = [int(b) for b in rng.choice(range(2, 9), size=5, replace=False)]
     batches = [torch.randn(b, features, dtype=torch.float64) for b in sizes]
     lrs = [float(round(rng.uniform(0.01, 1.0), 4)) for _ in sizes]
-    expected = [_scaled_tanh_step(b.clone(), lr) for b, lr in zip(batches, lrs)]
+    expected = [_scaled_tanh_step(b.clone(), lr) for b, lr in zip(batches, lrs, strict=False)]
     what = f"run_locked(step, batches of shapes {[(b, features) for b in sizes]}, lrs={lrs})"
     with fresh_dynamo():
         cnt = CompileCounter()
@@ -478,6 +515,8 @@ def test_run_locked(impl, rng):
             outputs = impl.run_locked(step, [b.clone() for b in batches], list(lrs))
         except NotImplementedError:
             raise
+        except _BadCall as exc:
+            fail(f"{what}: {exc}")
         except Exception as exc:
             fail(f"{what}: call {len(step.stances)} raised — {recompile_error_text(exc)}.\n"
                  "  Try: warm up with one call under the default stance (that call compiles a "
@@ -498,7 +537,7 @@ def test_run_locked(impl, rng):
         fail(f"{what}: the stance at each call was {step.stances},\n  expected {wanted}.\n"
              "  Try: the first call compiles (under 'default'); every later call runs under "
              "'fail_on_recompile', so a recompile would be an error instead of a silent slowdown.")
-    for i, (got, exp) in enumerate(zip(outputs, expected)):
+    for i, (got, exp) in enumerate(zip(outputs, expected, strict=False)):
         assert_close(got, exp, f"{what}: output {i}", hint="pass lr as a tensor of x's dtype: the "
                      "values must equal step(x, lr) with the float.")
     if cnt.frame_count != 1:

@@ -1,6 +1,6 @@
 """Known mistakes for kata 18 — compile_guards.
 
-Within an exercise, a mistake that only a compile can reveal comes last: the diagnosis re-runs
+Within an exercise, the mistakes that only a compile can reveal come last: the diagnosis re-runs
 the failing check with each earlier mistake first, and those fail before compiling anything.
 """
 
@@ -112,17 +112,7 @@ def locked_before_warmup(step, batches, lrs):
     import torch
 
     with torch.compiler.set_stance("fail_on_recompile"):
-        return [step(x, torch.tensor(lr, dtype=x.dtype)) for x, lr in zip(batches, lrs)]
-
-
-@mistake("run_locked", "The batch dim was not marked dynamic: the warm-up graph is static, and the next batch size needs a recompile.")
-def warmup_not_dynamic(step, batches, lrs):
-    import torch
-
-    outs = [step(batches[0], torch.tensor(lrs[0], dtype=batches[0].dtype))]
-    with torch.compiler.set_stance("fail_on_recompile"):
-        outs += [step(x, torch.tensor(lr, dtype=x.dtype)) for x, lr in zip(batches[1:], lrs[1:])]
-    return outs
+        return [step(x, torch.tensor(lr, dtype=x.dtype)) for x, lr in zip(batches, lrs, strict=False)]
 
 
 @mistake("run_locked", "lr was passed as a Python float: the warm-up graph guards on its value, and the next lr needs a recompile.")
@@ -133,7 +123,17 @@ def lr_as_float(step, batches, lrs):
     torch._dynamo.mark_dynamic(batches[0], 0)
     outs = [step(batches[0], lrs[0])]
     with torch.compiler.set_stance("fail_on_recompile"):
-        outs += [step(x, lr) for x, lr in zip(batches[1:], lrs[1:])]
+        outs += [step(x, lr) for x, lr in zip(batches[1:], lrs[1:], strict=False)]
+    return outs
+
+
+@mistake("run_locked", "The batch dim was not marked dynamic: the warm-up graph is static, and the next batch size needs a recompile.")
+def warmup_not_dynamic(step, batches, lrs):
+    import torch
+
+    outs = [step(batches[0], torch.tensor(lrs[0], dtype=batches[0].dtype))]
+    with torch.compiler.set_stance("fail_on_recompile"):
+        outs += [step(x, torch.tensor(lr, dtype=x.dtype)) for x, lr in zip(batches[1:], lrs[1:], strict=False)]
     return outs
 
 
@@ -145,5 +145,5 @@ def stance_leaks(step, batches, lrs):
     torch._dynamo.mark_dynamic(batches[0], 0)
     outs = [step(batches[0], torch.tensor(lrs[0], dtype=batches[0].dtype))]
     torch.compiler.set_stance("fail_on_recompile")
-    outs += [step(x, torch.tensor(lr, dtype=x.dtype)) for x, lr in zip(batches[1:], lrs[1:])]
+    outs += [step(x, torch.tensor(lr, dtype=x.dtype)) for x, lr in zip(batches[1:], lrs[1:], strict=False)]
     return outs

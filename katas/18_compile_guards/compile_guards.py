@@ -111,7 +111,8 @@ def run_locked(step, batches: list[torch.Tensor], lrs: list[float]) -> list[torc
     the default stance, and every later call under
     ``torch.compiler.set_stance("fail_on_recompile")``, so that a recompile would raise
     instead of silently costing seconds. The stance must be back to the default when you
-    return. ``step`` must give the same values as ``fn(batches[i], lrs[i])``.
+    return. ``step`` must give the same values as ``fn(batches[i], lrs[i])``; it checks
+    that lr arrives as a tensor (a Python float would be a guarded constant).
 
     Example:
         >>> outs = run_locked(step, [torch.randn(5, 10), torch.randn(3, 10)], [0.1, 0.2])

@@ -11,8 +11,12 @@ def predict_compiles(shapes: list[tuple[int, ...]], dynamic: bool | None, limit:
     seen: list[int] | None = None  # automatic dynamic: the sizes of the first call...
     changed: list[bool] = []  # ...and which dims have been seen to change since
     count = 0
+
+    def fits(pattern: tuple, shape: tuple[int, ...]) -> bool:
+        return all(p == v or (p == "dyn" and v >= 2) for p, v in zip(pattern, shape, strict=True))
+
     for shape in shapes:
-        if any(all(p == v or (p == "dyn" and v >= 2) for p, v in zip(e, shape)) for e in entries):
+        if any(fits(e, shape) for e in entries):
             continue  # a cached graph's guards pass: no compile
         if count >= limit:
             continue  # recompile limit hit: dynamo runs the function eagerly from now on
@@ -23,8 +27,8 @@ def predict_compiles(shapes: list[tuple[int, ...]], dynamic: bool | None, limit:
         else:
             if seen is None:
                 seen, changed = list(shape), [False] * len(shape)
-            changed = [c or s != v for c, s, v in zip(changed, seen, shape)]
-            entries.append(tuple("dyn" if c and v >= 2 else v for c, v in zip(changed, shape)))
+            changed = [c or s != v for c, s, v in zip(changed, seen, shape, strict=True)]
+            entries.append(tuple("dyn" if c and v >= 2 else v for c, v in zip(changed, shape, strict=True)))
         count += 1
     return count
 
