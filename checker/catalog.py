@@ -49,7 +49,7 @@ class UnknownKata(LookupError):
 class Rules:
     """What the learner's code may not use while it runs (enforced by the checks' plugin)."""
 
-    forbid: tuple[str, ...] = ()  # dotted paths of callables, e.g. "torch.Tensor.unfold"
+    forbid: tuple[str, ...] = ()  # dotted callables, e.g. "torch.Tensor.unfold"; "name?" = if present
     forbid_imports: tuple[str, ...] = ()  # top-level modules the learner's file may not import
     explain: str = ""  # one sentence: why these are off-limits
     allow_processes: bool = False  # may the learner's code start processes (DataLoader workers)?

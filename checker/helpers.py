@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 # Bound at import, before any learner code runs: later patches of torch do not reach these.
-_allclose = np.allclose
 _Tensor = torch.Tensor
 _ndarray = np.ndarray
 
@@ -142,6 +141,7 @@ def assert_close(
             fail(f"{header}\n  The dtypes differ.")
         g = got_a.astype(np.float64) if got_a.dtype.kind in "fiub" else got_a
         e = exp_a.astype(np.float64) if exp_a.dtype.kind in "fiub" else exp_a
+        dtype = None
     else:
         got_t = as_tensor_result(got, what)
         exp_t = expected
@@ -157,9 +157,9 @@ def assert_close(
         if got_t.is_complex() or exp_t.is_complex():
             g = got_t.detach().cpu().resolve_conj().numpy()
             e = exp_t.detach().cpu().resolve_conj().numpy()
-        else:
-            g = got_t.detach().cpu().to(torch.float64).numpy() if got_t.dtype != torch.bool else got_t.detach().cpu().numpy()
-            e = exp_t.detach().cpu().to(torch.float64).numpy() if exp_t.dtype != torch.bool else exp_t.detach().cpu().numpy()
+        else:  # bools and ints compare exactly as float64 (default tolerances are 0 for them)
+            g = got_t.detach().cpu().to(torch.float64).numpy()
+            e = exp_t.detach().cpu().to(torch.float64).numpy()
         dtype = exp_t.dtype
     if rtol is None or atol is None:
         if type(expected) is _ndarray:

@@ -54,8 +54,6 @@ def _args(exc: BaseException) -> str:
     return f"({', '.join(map(repr, exc.args))})" if exc.args else ""
 
 
-def _blocked_os_exit(status: int = 0) -> None:
-    raise SystemExit(status)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -239,8 +237,14 @@ def forbid_callables(rules: Rules) -> Iterator[None]:
     """
     undo: list[Callable[[], None]] = []
     try:
-        for dotted in rules.forbid:
-            owner, attr, target = resolve(dotted)
+        for entry in rules.forbid:
+            dotted = entry.rstrip("?")
+            try:
+                owner, attr, target = resolve(dotted)
+            except (AttributeError, ValueError):
+                if entry.endswith("?"):
+                    continue  # "name?": forbid it where this torch has it
+                raise
             message = forbidden_message(dotted, rules)
             inner = _swappable(target)
             if inner is not None:
@@ -333,8 +337,15 @@ def no_escape(allow_processes: bool = False) -> Iterator[None]:
     """In the learner's code ``os._exit`` becomes a catchable SystemExit and starting
     processes raises (a fork bomb stops at its first fork, even where RLIMIT_NPROC does not
     apply, as for root)."""
-    saved = [(os, "_exit", os._exit)]
-    os._exit = _blocked_os_exit
+    real_exit, owner = os._exit, os.getpid()
+
+    def blocked_os_exit(status: int = 0) -> None:
+        if os.getpid() != owner:  # a process forked inside the window (a DataLoader worker)
+            real_exit(status)
+        raise SystemExit(status)
+
+    saved = [(os, "_exit", real_exit)]
+    os._exit = blocked_os_exit
     for modname, attr in () if allow_processes else PROCESS_STARTERS:
         module = sys.modules.get(modname) or importlib.import_module(modname)
         if hasattr(module, attr):

@@ -1,0 +1,120 @@
+"""Rules and helpers, in-process: forbidding by object, import refusal, tamper guard, comparisons."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from checker.catalog import Rules
+from checker.helpers import CheckFailure, assert_close, assert_equal, storage_strip
+from checker.learner import (
+    ForbiddenAPI,
+    LearnerFileError,
+    TamperError,
+    TamperGuard,
+    compile_source,
+    forbid_callables,
+    load_module,
+    no_escape,
+    rules_window,
+)
+
+
+def test_forbidden_function_is_caught_through_an_alias():
+    alias = torch.autograd.grad
+    x = torch.ones(2, requires_grad=True)
+    with forbid_callables(Rules(forbid=("torch.autograd.grad",), explain="by hand")):
+        with pytest.raises(ForbiddenAPI, match="off-limits in this kata: by hand"):
+            alias((x * x).sum(), x)
+    assert alias((x * x).sum(), x)[0].tolist() == [2.0, 2.0]  # restored afterwards
+
+
+def test_forbidden_class_blocks_construction_of_subclasses():
+    with forbid_callables(Rules(forbid=("torch.optim.Optimizer",))):
+        with pytest.raises(ForbiddenAPI):
+            torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+
+
+def test_optional_forbid_is_skipped_when_absent_and_required_one_is_not():
+    with forbid_callables(Rules(forbid=("torch.no_such_function?",))):
+        pass
+    with pytest.raises((AttributeError, ValueError)), forbid_callables(Rules(forbid=("torch.no_such_function",))):
+        pass
+
+
+def test_os_exit_raises_in_the_window_but_a_forked_child_really_exits():
+    with no_escape(allow_processes=True):
+        with pytest.raises(SystemExit):
+            os._exit(3)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(7)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 7
+    with no_escape(), pytest.raises(ForbiddenAPI, match="starting processes"):
+        os.fork()
+
+
+@pytest.mark.parametrize("source", ["import torch\n", "from torch import nn\n",
+                                    "def f():\n    import torch.nn\n",
+                                    "import importlib\nm = importlib.import_module('torch')\n",
+                                    "m = __import__('torch')\n",
+                                    "import sys\nm = sys.modules['torch']\n"])
+def test_static_import_refusal(tmp_path, source):
+    path = tmp_path / "f.py"
+    path.write_text(source)
+    with pytest.raises(LearnerFileError, match="forbids importing torch"):
+        compile_source(path, Rules(forbid_imports=("torch",)))
+
+
+def test_runtime_import_refusal_for_hidden_imports(tmp_path):
+    path = tmp_path / "f.py"
+    path.write_text("def f():\n    return __import__('to' + 'rch')\n")
+    rules = Rules(forbid_imports=("torch",))
+    module = load_module(path, rules)
+    with rules_window(rules, str(path.resolve())), pytest.raises(ForbiddenAPI):
+        module.f()
+
+
+def test_tamper_guard_restores_and_fails():
+    real = torch.allclose
+    with pytest.raises(TamperError, match="torch.allclose"), TamperGuard():
+        torch.allclose = lambda *a, **k: True
+    assert torch.allclose is real
+
+
+def test_assert_close_reports_largest_error_and_index():
+    expected = torch.zeros(3, 4, dtype=torch.float64)
+    got = expected.clone()
+    got[2, 1] = 0.5
+    with pytest.raises(CheckFailure) as info:
+        assert_close(got, expected, "f(x)")
+    text = str(info.value)
+    assert "Largest error at index [2, 1]" in text and "stride=(4, 1)" in text
+
+
+def test_assert_close_shape_dtype_and_bool():
+    e = torch.zeros(2, 3)
+    with pytest.raises(CheckFailure, match="shapes differ"):
+        assert_close(torch.zeros(3, 2), e, "f")
+    with pytest.raises(CheckFailure, match="dtypes differ"):
+        assert_close(torch.zeros(2, 3, dtype=torch.float64), e, "f")
+    mask = torch.tensor([True, False])
+    assert_close(mask.clone(), mask, "mask")
+    with pytest.raises(CheckFailure):
+        assert_close(torch.tensor([True, True]), mask, "mask")
+
+
+def test_assert_equal_is_strict_about_bools_and_ints():
+    assert_equal([1, 2], (1, 2), "seq")
+    with pytest.raises(CheckFailure):
+        assert_equal(True, 1, "flag")
+    with pytest.raises(CheckFailure):
+        assert_equal(1, True, "flag")
+
+
+def test_storage_strip_marks_cells():
+    picture = storage_strip(8, ((2,), (2,), 1), ((2,), (3,), 1))
+    assert "cells    .#.EG..." in picture
