@@ -27,7 +27,6 @@ import sys
 import time
 import zlib
 from pathlib import Path
-from typing import Any
 
 import pytest
 

@@ -112,7 +112,6 @@ def test_numpy_subclass_is_refused():
 
 
 def test_memorised_outputs_fail_on_another_seed(gamma, judge, tmp_path):
-    import torch
 
     # Learn the input of seed 5 through an honest run that records it, then replay it.
     record = tmp_path / "seen.pt"

@@ -6,8 +6,8 @@ machinery as `kata watch`, so the suite stays fast as the catalog grows.
 
 from __future__ import annotations
 
-import functools
 import ast
+import functools
 
 import pytest
 

@@ -15,7 +15,6 @@ def sgd_with_optim(params, lr):
 
 @mistake("square_grad", "Using autograd where the gradient was to be derived by hand.")
 def square_grad_autograd(x):
-    import torch
 
     (x ** 2).sum().backward()
     return x.grad
