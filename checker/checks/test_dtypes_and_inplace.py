@@ -89,6 +89,9 @@ def test_result_dtype_tensor_with_python_number(impl, rng):
         for kind in rng.permutation(["bool", "int", "float", "complex"])[:2]:
             t, s = operand(rng, "dim", DTYPES[int(dtype)]), operand(rng, "scalar", str(kind))
             pairs.append((t, s) if rng.random() < 0.5 else (s, t))
+    # Always present: a Python bool is its own category (bool), not an int.
+    pairs.insert(int(rng.integers(len(pairs))), (operand(rng, "dim", torch.bool),
+                                                 operand(rng, "scalar", "bool")))
     check_dtype_pairs(
         impl, pairs,
         "a Python number only matters when its category (bool < int < float < complex) is "
@@ -111,10 +114,18 @@ def test_result_dtype_zero_dim_tensors(impl, rng):
                                                  operand(rng, "zero", torch.float64)))
     pairs.insert(int(rng.integers(len(pairs))), (operand(rng, "dim", torch.int32),
                                                  operand(rng, "zero", torch.float64)))
+    # A 0-dim tensor outranks a Python number of its own category: it keeps its width.
+    narrow_int = [torch.uint8, torch.int8, torch.int16, torch.int32][int(rng.integers(4))]
+    narrow_float = [torch.float16, torch.bfloat16, torch.float32][int(rng.integers(3))]
+    for zero, kind in ((narrow_int, "int"), (narrow_float, "float"), (torch.bool, "bool")):
+        a, b = operand(rng, "zero", zero), operand(rng, "scalar", kind)
+        pairs.insert(int(rng.integers(len(pairs))), (a, b) if rng.random() < 0.5 else (b, a))
     check_dtype_pairs(
         impl, pairs,
         "a 0-dim tensor ranks between dimensioned tensors and Python numbers: it is ignored "
-        "unless its category is higher, and then its own dtype (width included) is used.",
+        "unless its category is higher, and then its own dtype (width included) is used — "
+        "except that a floating tensor meeting a complex one keeps its own precision "
+        "(float16 -> complex32, float32 -> complex64, float64 -> complex128).",
     )
 
 

@@ -79,6 +79,24 @@ def complex_scalar_default(a, b):
     return got
 
 
+@mistake("result_dtype", "Tested isinstance(x, int) before bool: a Python bool (an int subclass) was taken as int64, so bool_tensor + True gave int64.")
+def python_bool_as_int(a, b):
+    def as_int(x):
+        return int(x) if type(x) is bool else x
+
+    return _ref().result_dtype(as_int(a), as_int(b))
+
+
+@mistake("result_dtype", "A Python int was ranked like a 0-dim int64 tensor: a narrower 0-dim integer tensor plus 3 became int64 instead of keeping its width.")
+def python_int_as_zero_dim(a, b):
+    import torch
+
+    def as_zero_dim(x):
+        return torch.tensor(x, dtype=torch.int64) if type(x) is int else x
+
+    return _ref().result_dtype(as_zero_dim(a), as_zero_dim(b))
+
+
 @mistake("result_dtype", "Asked torch.result_type for the answer instead of applying the rules (off-limits here).")
 def asks_result_type(a, b):
     import torch

@@ -59,8 +59,12 @@ def result_dtype(a: torch.Tensor | bool | int | float | complex,
     dimension, a 0-dim tensor (``torch.tensor(3.0)``), a Python number (bool, int, float,
     complex). Within a kind, dtypes combine with ``torch.promote_types``. A lower-priority
     kind only matters when its *category* (bool < integer < floating < complex) is higher
-    than the category of what the higher kinds give. A Python float counts as the default
-    dtype (``torch.get_default_dtype()``), a Python complex as the matching complex dtype.
+    than the category of what the higher kinds give; then its dtype is the answer, with one
+    exception: when a floating result meets a complex lower kind, the answer is the complex
+    dtype of the FLOATING one's precision (float16 -> complex32, float32 and bfloat16 ->
+    complex64, float64 -> complex128), whatever the complex operand's width. A Python float
+    counts as the default dtype (``torch.get_default_dtype()``), a Python complex as the
+    complex dtype of the default dtype (complex64 for float32).
 
     Example:
         >>> result_dtype(torch.ones(3, dtype=torch.int32), 2.5)
