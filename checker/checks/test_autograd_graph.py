@@ -79,7 +79,7 @@ BINARY = {"add": torch.add, "mul": torch.mul, "sub": torch.sub}
 
 
 def random_model(rng):
-    """A random computation over named leaf tensors with reuse (diamonds) and frozen inputs.
+    """A random computation over named leaf tensors with reuse (diamonds, x * x) and frozen inputs.
 
     Returns (root grad_fn, {id(leaf): name} for every leaf, the leaves that require grad
     and are used, the output tensor).
@@ -102,7 +102,8 @@ def random_model(rng):
             a = pool[int(rng.integers(len(pool)))]  # anywhere: reuse makes diamonds
             b = pool[-1 - int(rng.integers(min(2, len(pool))))]
             pool.append(BINARY[op](a, b))
-    out = pool[-1] + pool[-3] * pool[0] + leaves[0][1]
+    # x * x: one node reached twice from the same parent (next_functions lists it twice).
+    out = pool[-1] + pool[-3] * pool[0] + leaves[0][1] * leaves[0][1] + pool[-2] * pool[-2]
     out = out.sum()
     names = {id(t): n for n, t in [*leaves, unused]}
     return out.grad_fn, names, out

@@ -65,6 +65,32 @@ def no_visited_set(root):
     return order[::-1]
 
 
+@mistake("topo_order", "Kahn with in-degrees counted per edge but decremented once per distinct child: a node an op uses twice (x * x) never becomes ready and is lost.")
+def kahn_counts_edges_decrements_children(root):
+    from collections import deque
+
+    indegree, seen, stack = {}, {id(root)}, [root]
+    while stack:
+        node = stack.pop()
+        for child, _ in node.next_functions:
+            if child is None:
+                continue
+            indegree[id(child)] = indegree.get(id(child), 0) + 1
+            if id(child) not in seen:
+                seen.add(id(child))
+                stack.append(child)
+    order, ready = [], deque([root])
+    while ready:
+        node = ready.popleft()
+        order.append(node)
+        children = {id(c): c for c, _ in node.next_functions if c is not None}
+        for key, child in children.items():
+            indegree[key] -= 1
+            if indegree[key] == 0:
+                ready.append(child)
+    return order
+
+
 # ----------------------------------------------------------------------------- graph_leaves
 
 
