@@ -157,15 +157,18 @@ def _message(call: pytest.CallInfo, impl_path: Path) -> str:
         return ""
     exc = excinfo.value
     if isinstance(exc, pytest.fail.Exception | pytest.skip.Exception):
-        return str(exc.msg if hasattr(exc, "msg") else exc)
+        text = str(exc.msg if hasattr(exc, "msg") else exc)
+        if text.startswith("Timeout"):  # pytest-timeout ended a check that ran too long
+            return (f"{text.split(' from ')[0]}: this check ran past its time limit and was "
+                    "stopped. Look for an infinite loop or a loop over far too many elements "
+                    "in your code.")
+        return text
     if isinstance(exc, AssertionError):
         text = str(exc)
         # A check's own message comes first; pytest's rewritten "assert ..." explanation
         # after it only repeats internals (object reprs), so it is dropped.
         head, sep, _ = text.partition("\nassert ")
         return _ADDRESS_RE.sub("0x?", head if sep and head.strip() else text) or "assertion failed"
-    if type(exc).__name__ == "Failed" and "Timeout" in str(exc):
-        return str(exc)
     frames = [
         e for e in excinfo.traceback if Path(str(e.path)).resolve() == impl_path
     ]
