@@ -123,6 +123,14 @@ class NaiveLogSumExp(_LseBackward):
         return x.exp().sum(dim).log()
 
 
+@mistake("LogSumExp", "Shifted by ONE max for the whole tensor instead of each slice's own max: a slice 2000 below the top still underflows to -inf.")
+class GlobalMaxLogSumExp(_LseBackward):
+    @staticmethod
+    def forward(x, dim):
+        m = x[torch.isfinite(x)].max()
+        return (x - m).exp().sum(dim).log() + m
+
+
 @mistake("LogSumExp", "Called torch.logsumexp, which this kata puts off-limits.")
 class TorchLogSumExp(_LseBackward):
     @staticmethod

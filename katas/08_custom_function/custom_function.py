@@ -17,8 +17,8 @@ the inputs' gradients (backward). Use the modern form, which also works under to
 
     y = MyFn.apply(x, 3)                         # never MyFn.forward(...) directly
 
-Rules: torch.logsumexp (and Tensor.logsumexp, torch.special.logsumexp) are off-limits —
-LogSumExp is yours to make stable. Everything else in torch is fine.
+Rules: torch.logsumexp (and Tensor.logsumexp, torch.special.logsumexp, and logcumsumexp,
+whose last entry is the same thing) are off-limits — LogSumExp is yours to make stable. Everything else in torch is fine.
 Run `kata check` to judge this file, `kata hint` when stuck.
 """
 
