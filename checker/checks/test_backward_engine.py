@@ -252,7 +252,11 @@ def handmade(kind: str, leaves: dict) -> torch.Tensor:
         top, rest = (stacked * x).split([1, a.shape[0] - 1], 0)
         return (torch.cat([rest, top * 3], 0) * c).sum()
     if kind == "a tensor used twice by one op, and constants":
-        return (x * x * c + x @ leaves["W"] - b * c).sum()
+        # Two ops that each take x twice (x * x, x + x) and a deep third parent (x @ W): x's
+        # node has 3 parents but 5 edges in, so counting parents instead of edges releases it
+        # before x @ W has run, with a FIFO or a LIFO ready queue alike.
+        deep = (x @ leaves["W"]).sin().cos().sigmoid().tanh() * 0.5
+        return (x * x * c + (x + x).tanh() + deep - b * c).sum()
     if kind == NON_SCALAR:
         p = a.tanh() * b
         return p + p.sin()  # AddBackward0 hands the caller's gradient itself to both edges
@@ -532,9 +536,10 @@ def test_first_gradient_is_a_copy_laid_out_like_the_leaf(impl, rng):
             fail(f"{what}: strides {leaf.grad.stride()}, torch's AccumulateGrad gives "
                  f"{ref.grad.stride()} (the leaf has {leaf.stride()}).\n"
                  "  The 'gradient layout contract': a dense leaf's .grad has the leaf's own strides, "
-                 "so optimisers walk param and grad in the same order.\n"
-                 "  Try: torch.empty_like(leaf) keeps a dense leaf's strides; copy the gradient "
-                 "into it.")
+                 "so optimisers walk param and grad in the same order; a leaf with gaps in its "
+                 "memory gets a row-major (contiguous) .grad.\n"
+                 "  Try: torch.empty_like(leaf) does both (a dense leaf's strides, else "
+                 "contiguous); copy the gradient into it.")
         if leaf.grad.requires_grad:
             fail(f"{what}: .grad requires grad:\n{history_picture(leaf.grad)}\n"
                  "  Try: build it under torch.no_grad().")

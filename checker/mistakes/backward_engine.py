@@ -117,6 +117,35 @@ def no_seen_set(root):
     return order
 
 
+@mistake("topological_order", "Kahn with each node's count set to its number of distinct PARENTS, then decremented once per EDGE: a node that an op uses twice (x * x) is released before its other parents have run.")
+def kahn_counts_parents(root):
+    from collections import deque
+
+    parents: dict = {}
+    seen, stack = {root}, [root]
+    while stack:
+        node = stack.pop()
+        for child, _ in node.next_functions:
+            if child is None:
+                continue
+            parents.setdefault(child, set()).add(node)
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    count = {child: len(ps) for child, ps in parents.items()}
+    order, ready = [], deque([root])
+    while ready:
+        node = ready.popleft()
+        order.append(node)
+        for child, _ in node.next_functions:
+            if child is None:
+                continue
+            count[child] -= 1
+            if count[child] == 0:
+                ready.append(child)
+    return order
+
+
 # ----------------------------------------------------------------------------- call_node
 
 
@@ -203,6 +232,16 @@ def clone_ignores_layout(node, grad):
     with torch.no_grad():
         if leaf.grad is None:
             leaf.grad = grad.clone(memory_format=torch.contiguous_format)
+        else:
+            leaf.grad += grad
+
+
+@mistake("accumulate_grad", "Copied the leaf's strides even for a leaf with gaps (a slice of every other column): torch gives such a leaf a contiguous .grad.")
+def leaf_strides_even_with_gaps(node, grad):
+    leaf = node.variable
+    with torch.no_grad():
+        if leaf.grad is None:
+            leaf.grad = torch.empty_strided(leaf.shape, leaf.stride(), dtype=leaf.dtype).copy_(grad)
         else:
             leaf.grad += grad
 

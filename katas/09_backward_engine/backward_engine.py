@@ -74,8 +74,10 @@ def accumulate_grad(node, grad: torch.Tensor) -> None:
     """Do what an AccumulateGrad node does with the gradient that reaches its leaf.
 
     The leaf is node.variable. If its .grad is None, store a NEW tensor holding ``grad``, laid
-    out like the leaf (the same strides when the leaf is dense, e.g. a transposed weight) —
-    never ``grad`` itself: the engine may hand the same tensor to several leaves. Otherwise
+    out as torch lays it out: with the leaf's own strides when the leaf is dense (no gaps in
+    its memory, e.g. a transposed weight), row-major (contiguous) when the leaf has gaps (e.g.
+    every other column of a wider tensor) — never ``grad`` itself: the engine may hand the
+    same tensor to several leaves. Otherwise
     add ``grad`` into the existing .grad in place: .grad stays the same tensor object.
     Neither may record autograd history. Do not call the node itself.
 
