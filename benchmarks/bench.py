@@ -116,9 +116,12 @@ def main() -> None:
     env = dict(os.environ)
     env.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
     report = tmp / "r.json"
-    fresh = timed([sys.executable, "-m", "pytest", "-q", "-p", "checker.plugin", str(hk.checks_path),
+    # Plugin autoload on, as a plain runner would: the installed entry point loads the plugin.
+    fresh = timed([sys.executable, "-m", "pytest", "-q", str(hk.checks_path),
                    "--kata", hk.name, "--kata-impl", str(hk.solution_path),
                    "--kata-report", str(report)], tmp, max(3, runs // 3), env=env)
+    if not report.exists():
+        print("  ! the fresh pytest run wrote no report: its figure is not a real baseline")
     print()
     line(f"fresh python -m pytest ({heaviest})", fresh)
     line(f"watch: save -> verdict, heaviest ({heaviest})", verdicts[heaviest], fresh,

@@ -93,6 +93,13 @@ def from_report(report: dict, duration: float, output_tail: str = "") -> CheckRe
                        impl=report["impl"])
 
 
+# The child runs pytest and leaves with os._exit: interpreter shutdown (where a learner's
+# __del__ or atexit handler could loop forever) never runs once the report is written.
+CHILD_MAIN = (
+    "import os, sys, pytest; code = pytest.main(sys.argv[1:]); "
+    "sys.stdout.flush(); sys.stderr.flush(); os._exit(int(code))"
+)
+
 _NO_PLUGINS = [arg for name in ("unraisableexception", "threadexception", "logging", "doctest",
                                 "junitxml", "pastebin", "legacypath", "warnings")
                for arg in ("-p", f"no:{name}")]
@@ -210,7 +217,7 @@ def run_checks(
     with tempfile.TemporaryDirectory(prefix="kata-run-") as tmp:
         report = Path(tmp) / "report.json"
         output = Path(tmp) / "output.txt"
-        cmd = [sys.executable, "-m", "pytest",
+        cmd = [sys.executable, "-c", CHILD_MAIN,
                *pytest_args(kata, impl, seed, report, diagnose=diagnose,
                            diagnose_budget=diagnose_budget)]
         start = time.perf_counter()

@@ -123,3 +123,12 @@ def test_diagnosis_names_the_misconception(alpha, tmp_path):
     other = tmp_path / "other.py"
     other.write_text("def add(a, b):\n    return a * 2 + b\n\ndef mul(a, b):\n    return a * b\n")
     assert run_checks(alpha, other, seed=3).exercises[0].diagnosis == ()
+
+
+def test_infinite_loop_in_del_is_contained(alpha):
+    """A __del__ that loops: broken by the per-check alarm, else ended by the wall clock;
+    one that would loop at interpreter exit never runs (the child leaves with os._exit)."""
+    result = run(alpha, "alpha_del_loop.py", wall=12)
+    assert result.status in ("passed", "failed", "timeout"), result.message
+    if result.status == "timeout":
+        assert "__del__" in result.message and result.duration < 30
