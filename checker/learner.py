@@ -22,6 +22,8 @@ from typing import Any
 
 from checker.catalog import Rules
 
+NO_RULES = Rules()
+
 
 class LearnerFileError(Exception):
     """The learner's file cannot be loaded at all (missing, unreadable, syntax error, ...)."""
@@ -124,7 +126,7 @@ def static_import_violations(tree: ast.AST, forbidden: tuple[str, ...]) -> list[
     return found
 
 
-def compile_source(path: Path, rules: Rules = Rules()) -> types.CodeType:
+def compile_source(path: Path, rules: Rules = NO_RULES) -> types.CodeType:
     source = read_source(path)
     try:
         tree = ast.parse(source, filename=str(path))
@@ -148,7 +150,7 @@ def compile_source(path: Path, rules: Rules = Rules()) -> types.CodeType:
 _counter = 0
 
 
-def load_module(path: Path, rules: Rules = Rules()) -> types.ModuleType:
+def load_module(path: Path, rules: Rules = NO_RULES) -> types.ModuleType:
     """Execute ``path`` from source (never a cached .pyc) as a fresh module, under ``rules``."""
     global _counter
     path = Path(path).resolve()
