@@ -88,21 +88,19 @@ def mistake_counts(kata: Kata) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m checker.dev NAME [NAME ...]``: print the integrity proof (authors' shortcut)."""
+    """``python -m checker.dev NAME ...``: the same proof as ``kata dev check NAME ...``."""
     import sys
 
-    from checker.catalog import load_catalog
+    import click
 
-    names = argv if argv is not None else sys.argv[1:]
-    catalog = load_catalog()
-    bad = 0
-    for name in names or catalog.names():
-        for p in prove_kata(catalog.get(name)):
-            flag = "ok " if p.ok and p.diagnosed is not False else "BAD"
-            bad += flag == "BAD"
-            diag = "" if p.diagnosed is None else ("  [diagnosed]" if p.diagnosed else "  [NOT diagnosed]")
-            print(f"{flag} {p.kata:24} {p.subject:36} {p.detail}{diag}")
-    return 1 if bad else 0
+    from checker.cli import main as cli
+
+    try:
+        cli(["dev", "check", *(argv if argv is not None else sys.argv[1:])], standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return 0
 
 
 if __name__ == "__main__":

@@ -28,6 +28,11 @@ def fail(message: str) -> None:
     raise CheckFailure(message)
 
 
+def _try(hint: str) -> str:
+    """The "what to try" line that ends a failure message (nothing without a hint)."""
+    return f"\n  Try: {hint}" if hint else ""
+
+
 # ----------------------------------------------------------------------------- describing
 
 
@@ -108,10 +113,7 @@ def assert_equal(got: Any, expected: Any, what: str, *, hint: str = "") -> None:
     if type(exp_p) is int and type(got_p) is bool or type(exp_p) is bool and type(got_p) is not bool:
         fail(f"{what}: expected {expected!r} ({type(expected).__name__}), got {got!r} ({type(got).__name__}).")
     if norm(got_p) != norm(exp_p):
-        msg = f"{what}:\n  expected {exp_p!r}\n  got      {got_p!r}"
-        if hint:
-            msg += f"\n  Try: {hint}"
-        fail(msg)
+        fail(f"{what}:\n  expected {exp_p!r}\n  got      {got_p!r}" + _try(hint))
 
 
 def assert_close(
@@ -136,7 +138,7 @@ def assert_close(
         got_desc, exp_desc = describe(got_a), describe(exp_a)
         header = f"{what}:\n  expected {exp_desc}\n  got      {got_desc}"
         if got_a.shape != exp_a.shape:
-            fail(f"{header}\n  The shapes differ." + (f"\n  Try: {hint}" if hint else ""))
+            fail(f"{header}\n  The shapes differ." + _try(hint))
         if check_dtype and got_a.dtype != exp_a.dtype:
             fail(f"{header}\n  The dtypes differ.")
         g = got_a.astype(np.float64) if got_a.dtype.kind in "fiub" else got_a
@@ -147,13 +149,13 @@ def assert_close(
         exp_t = expected
         header = f"{what}:\n  expected {describe(exp_t)}\n  got      {describe(got_t)}"
         if tuple(got_t.shape) != tuple(exp_t.shape):
-            fail(f"{header}\n  The shapes differ." + (f"\n  Try: {hint}" if hint else ""))
+            fail(f"{header}\n  The shapes differ." + _try(hint))
         if check_dtype and got_t.dtype != exp_t.dtype:
-            fail(f"{header}\n  The dtypes differ." + (f"\n  Try: {hint}" if hint else ""))
+            fail(f"{header}\n  The dtypes differ." + _try(hint))
         if got_t.device != exp_t.device:
             fail(f"{header}\n  The devices differ.")
         if check_stride and got_t.stride() != exp_t.stride():
-            fail(f"{header}\n  The strides differ." + (f"\n  Try: {hint}" if hint else ""))
+            fail(f"{header}\n  The strides differ." + _try(hint))
         if got_t.is_complex() or exp_t.is_complex():
             g = got_t.detach().cpu().resolve_conj().numpy()
             e = exp_t.detach().cpu().resolve_conj().numpy()
@@ -182,7 +184,7 @@ def assert_close(
         fail(
             f"{header}\n  NaN where the reference has {e[idx]!r} at index {_fmt_index(idx)} "
             f"(or the reverse). Look for 0/0, log of a negative, or inf - inf."
-            + (f"\n  Try: {hint}" if hint else "")
+            + _try(hint)
         )
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.where(g_nan, 0.0, np.abs(g - e))
@@ -201,9 +203,7 @@ def assert_close(
         f"(abs err {diff[idx]:.3g}, rel err {rel:.3g}).\n"
         f"  expected {_excerpt(e)}\n  got      {_excerpt(g)}"
     )
-    if hint:
-        msg += f"\n  Try: {hint}"
-    fail(msg)
+    fail(msg + _try(hint))
 
 
 def assert_shares_storage(view: Any, base: torch.Tensor, what: str, *, hint: str = "") -> None:
@@ -215,7 +215,7 @@ def assert_shares_storage(view: Any, base: torch.Tensor, what: str, *, hint: str
             f"  input  {describe(base)}\n  result {describe(view)}\n"
             "  Something made a copy (.clone(), .contiguous(), .reshape() of a non-viewable "
             "layout, torch.tensor(...), indexing with a list)."
-            + (f"\n  Try: {hint}" if hint else "")
+            + _try(hint)
         )
 
 
@@ -224,7 +224,7 @@ def assert_not_shares_storage(result: Any, base: torch.Tensor, what: str, *, hin
     if result.untyped_storage().data_ptr() == base.untyped_storage().data_ptr():
         fail(
             f"{what}: the result shares memory with the input; a copy was required here, "
-            "otherwise writes to one change the other." + (f"\n  Try: {hint}" if hint else "")
+            "otherwise writes to one change the other." + _try(hint)
         )
 
 
@@ -244,7 +244,7 @@ def expect_raises(
         t.__name__ for t in (exc_types if isinstance(exc_types, tuple) else (exc_types,))
     )
     fail(f"{what}: expected {names} to be raised, but it returned {describe(result)}."
-         + (f"\n  Try: {hint}" if hint else ""))
+         + _try(hint))
     raise AssertionError  # unreachable
 
 

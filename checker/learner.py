@@ -390,24 +390,36 @@ GUARDED = {
 }
 
 
-def _guarded_items() -> list[tuple[Any, str, Any, Any]]:
-    items = []
-    for modname, attrs in GUARDED.items():
-        try:
-            owner = sys.modules.get(modname) or (
-                resolve(modname)[2] if "." in modname else importlib.import_module(modname)
-            )
-        except Exception:  # module not importable here: nothing to guard
-            continue
-        if attrs is None:
-            attrs = [a for a in vars(owner) if not a.startswith("_")]
-        for attr in attrs:
+_guarded_attrs: list[tuple[Any, str]] | None = None
+
+
+def _guarded_owner_attrs() -> list[tuple[Any, str]]:
+    """The (owner, attribute) pairs to guard, resolved once per process."""
+    global _guarded_attrs
+    if _guarded_attrs is None:
+        pairs = []
+        for modname, attrs in GUARDED.items():
             try:
-                value = owner.__dict__[attr] if isinstance(owner, type) and attr in owner.__dict__ else getattr(owner, attr)
-            except AttributeError:
+                owner = sys.modules.get(modname) or (
+                    resolve(modname)[2] if "." in modname else importlib.import_module(modname)
+                )
+            except Exception:  # module not importable here: nothing to guard
                 continue
-            code = getattr(value, "__code__", None)
-            items.append((owner, attr, value, code))
+            names = attrs if attrs is not None else [a for a in vars(owner) if not a.startswith("_")]
+            pairs.extend((owner, attr) for attr in names)
+        _guarded_attrs = pairs
+    return _guarded_attrs
+
+
+def _guarded_items() -> list[tuple[Any, str, Any, Any]]:
+    """Snapshot of the guarded values (and their code objects) right now."""
+    items = []
+    for owner, attr in _guarded_owner_attrs():
+        try:
+            value = owner.__dict__[attr] if isinstance(owner, type) and attr in owner.__dict__ else getattr(owner, attr)
+        except AttributeError:
+            continue
+        items.append((owner, attr, value, getattr(value, "__code__", None)))
     return items
 
 

@@ -230,21 +230,30 @@ def run_checks(
                 proc.wait(timeout=wall)
             except subprocess.TimeoutExpired:
                 kill_group(proc)
-                return CheckResult(
-                    kata=kata.name, seed=seed, status="timeout",
-                    message=f"The checks did not finish within {wall:g} s and were stopped. "
-                    "Look for an infinite loop (in a function, at import time, or in __del__).",
-                    output_tail=read_tail(output), duration=time.perf_counter() - start,
-                    impl=str(impl),
-                )
+                return timed_out(kata, seed, impl, wall, output, time.perf_counter() - start)
             except KeyboardInterrupt:
                 kill_group(proc)
-                return CheckResult(kata=kata.name, seed=seed, status="interrupted",
-                                   message="Interrupted: the checks were stopped; nothing was recorded.",
-                                   duration=time.perf_counter() - start, impl=str(impl))
+                return interrupted(kata, seed, impl, time.perf_counter() - start)
             kill_group(proc)  # stray grandchildren (a fork bomb's survivors) go too
         return outcome_from_files(kata, seed, impl, report, output, proc.returncode,
                                   time.perf_counter() - start)
+
+
+def timed_out(kata: Kata, seed: int, impl: Path, wall: float, output: Path,
+              duration: float) -> CheckResult:
+    """The outcome of a run stopped by the wall-clock limit (cold or warm)."""
+    return CheckResult(
+        kata=kata.name, seed=seed, status="timeout",
+        message=f"The checks did not finish within {wall:g} s and were stopped. "
+        "Look for an infinite loop (in a function, at import time, or in __del__).",
+        output_tail=read_tail(output), duration=duration, impl=str(impl))
+
+
+def interrupted(kata: Kata, seed: int, impl: Path, duration: float = 0.0) -> CheckResult:
+    """The outcome of a run the learner stopped with Ctrl-C: nothing is to be recorded."""
+    return CheckResult(kata=kata.name, seed=seed, status="interrupted",
+                       message="Interrupted: the checks were stopped; nothing was recorded.",
+                       duration=duration, impl=str(impl))
 
 
 def outcome_from_files(kata: Kata, seed: int, impl: Path, report: Path, output: Path,

@@ -81,7 +81,7 @@ def is_running(state_dir: Path) -> bool:
 def try_run(state_dir: Path, kata: Kata, impl: Path, *, seed: int, diagnose: bool,
             diagnose_budget: float, memory_mb: int, wall: float):
     """Run through this workspace's warm worker; None when none is usable (use the cold path)."""
-    from checker.runner import CheckResult, outcome_from_files
+    from checker.runner import interrupted, outcome_from_files, timed_out
 
     sock = socket_path(state_dir)
     if not sock.exists():
@@ -99,20 +99,12 @@ def try_run(state_dir: Path, kata: Kata, impl: Path, *, seed: int, diagnose: boo
         try:
             reply = _request(sock, payload, timeout=wall + 15)
         except KeyboardInterrupt:  # closing the socket makes the worker end the child
-            return CheckResult(kata=kata.name, seed=seed, status="interrupted",
-                               message="Interrupted: the checks were stopped; nothing was recorded.",
-                               impl=str(impl))
+            return interrupted(kata, seed, impl)
         if not reply or not reply.get("ok"):
             return None
         duration = time.perf_counter() - start
         if reply.get("timed_out"):
-            from checker.runner import read_tail
-
-            return CheckResult(
-                kata=kata.name, seed=seed, status="timeout",
-                message=f"The checks did not finish within {wall:g} s and were stopped. "
-                "Look for an infinite loop (in a function, at import time, or in __del__).",
-                output_tail=read_tail(output), duration=duration, impl=str(impl))
+            return timed_out(kata, seed, impl, wall, output, duration)
         return outcome_from_files(kata, seed, impl, report, output, reply.get("returncode"),
                                   duration)
 
