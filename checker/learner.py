@@ -126,8 +126,20 @@ def static_import_violations(tree: ast.AST, forbidden: tuple[str, ...]) -> list[
     return found
 
 
+_COMPILED: dict[tuple, types.CodeType] = {}
+
+
 def compile_source(path: Path, rules: Rules = NO_RULES) -> types.CodeType:
+    """The file's code, compiled from its current source (a run loads it once per check:
+    the same text compiles once per process)."""
     source = read_source(path)
+    key = (str(path), source, rules.forbid_imports)
+    if key not in _COMPILED:
+        _COMPILED[key] = _compile_checked(path, source, rules)
+    return _COMPILED[key]
+
+
+def _compile_checked(path: Path, source: str, rules: Rules) -> types.CodeType:
     try:
         tree = ast.parse(source, filename=str(path))
     except SyntaxError as exc:

@@ -32,6 +32,7 @@ import pytest
 
 REPORT_VERSION = 1
 _STATE = pytest.StashKey[dict]()
+_INDEX = pytest.StashKey[int]()  # a check's position in the whole collected session
 _ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]+")
 
 
@@ -58,19 +59,30 @@ def pytest_configure(config: pytest.Config) -> None:
     catalog_path = config.getoption("--kata-catalog")
     catalog = load_catalog(Path(catalog_path) if catalog_path else None)
     kata = catalog.get(config.getoption("--kata"))
-    seed = config.getoption("--kata-seed")
+    config.stash[_STATE] = {"kata": kata, "results": {}, "load_error": None}
+    begin_run(config, impl=config.getoption("--kata-impl") or str(kata.stub_path),
+              seed=config.getoption("--kata-seed"), report=config.getoption("--kata-report"),
+              diagnose=config.getoption("--kata-diagnose"),
+              diagnose_budget=config.getoption("--kata-diagnose-budget"))
+
+
+def begin_run(config: pytest.Config, *, impl: str | Path, seed: int | None, report: str | None,
+              diagnose: bool, diagnose_budget: float) -> None:
+    """Set what this run judges. pytest_configure calls it from the options; a warm worker's
+    armed session (configured and collected before the learner saved) calls it again when
+    the run is requested, before any check runs."""
     if seed is None:
         seed = random.SystemRandom().randrange(1, 10**6)
-    impl_path = config.getoption("--kata-impl") or str(kata.stub_path)
-    config.stash[_STATE] = {
-        "kata": kata,
-        "seed": seed,
-        "impl_path": Path(impl_path).resolve(),
+    config.option.kata_report = report
+    config.option.kata_diagnose = diagnose
+    _state(config).update({
+        "seed": int(seed),
+        "impl_path": Path(impl).resolve(),
         "results": {},
         "load_error": None,
         "started": time.perf_counter(),
-        "diagnose_budget": config.getoption("--kata-diagnose-budget"),
-    }
+        "diagnose_budget": diagnose_budget,
+    })
 
 
 def _state(config: pytest.Config) -> dict | None:
@@ -84,8 +96,15 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return f"torch-katas: kata={state['kata'].name} seed={state['seed']} impl={state['impl_path']}"
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    state = _state(config)
+    for index, item in enumerate(items):  # before a warm worker splits them between processes
+        item.stash[_INDEX] = index
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    state = _state(session.config)
     if state is None:
         return
     # Load the file once up front: a file that cannot load fails every exercise the same way.
@@ -99,7 +118,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         state["load_error"] = {"message": f"{type(exc).__name__}: {exc}", "line": None}
 
 
-def _check_seed(config: pytest.Config, nodeid: str) -> int:
+def check_seed(config: pytest.Config, nodeid: str) -> int:
+    """The seed of one check: the run's seed and the check's id, hashed."""
     state = _state(config)
     base = state["seed"] if state else 0
     return zlib.crc32(f"{base}:{nodeid}".encode()) & 0x7FFFFFFF
@@ -110,13 +130,17 @@ def _seed_everything(seed: int) -> None:
     import numpy as np
 
     np.random.seed(seed % 2**32)
-    if "torch" in sys.modules:
-        sys.modules["torch"].manual_seed(seed)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        if torch.cuda.is_available():
+            torch.manual_seed(seed)
+        else:  # the CPU generator is all there is: skip manual_seed's lazy per-device queueing
+            torch.default_generator.manual_seed(seed)
 
 
 @pytest.fixture
 def seed(request: pytest.FixtureRequest) -> int:
-    return _check_seed(request.config, request.node.nodeid)
+    return check_seed(request.config, request.node.nodeid)
 
 
 @pytest.fixture
@@ -129,7 +153,7 @@ def rng(seed: int):
 @pytest.fixture(autouse=True)
 def _kata_seeded(request: pytest.FixtureRequest) -> None:
     if _state(request.config) is not None:
-        _seed_everything(_check_seed(request.config, request.node.nodeid))
+        _seed_everything(check_seed(request.config, request.node.nodeid))
 
 
 @pytest.fixture
@@ -203,6 +227,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if report.when == "call" or (report.when == "setup" and not report.passed):
         entry = {
             "id": item.nodeid.split("::")[-1],
+            "index": item.stash.get(_INDEX, 0),
             "outcome": report.outcome,
             "duration": round(report.duration, 4),
             "message": "" if report.passed else _message(call, state["impl_path"]),
@@ -240,7 +265,7 @@ def _diagnose(item: pytest.Item, exercise: str, target: str, state: dict) -> lis
             module = load_module(kata.solution_path, kata.rules)
             setattr(module, m.exercise, m.func)
             funcargs["impl"] = Impl(module, kata.rules, label="the known mistake")
-            seed = _check_seed(item.config, item.nodeid)
+            seed = check_seed(item.config, item.nodeid)
             if "rng" in funcargs:
                 import numpy as np
 
@@ -257,15 +282,11 @@ def _diagnose(item: pytest.Item, exercise: str, target: str, state: dict) -> lis
     return matches
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    state = _state(session.config)
-    if state is None:
-        return
-    path = session.config.getoption("--kata-report")
-    kata = state["kata"]
+def summarize(exercise_names, results: dict[str, list[dict]]) -> dict[str, dict]:
+    """Per-exercise verdicts from the per-check entries (in collection order)."""
     exercises = {}
-    for name in kata.exercises:
-        tests = state["results"].get(name, [])
+    for name in exercise_names:
+        tests = sorted(results.get(name, []), key=lambda t: t.get("index", 0))
         failed = [t for t in tests if t["outcome"] == "failed"]
         if not tests:
             status = "missing"
@@ -285,6 +306,40 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "checks": len(tests),
             "failed_checks": len(failed),
         }
+    return exercises
+
+
+def merge_reports(parts: list[dict]) -> dict:
+    """One report from the reports of runs that split a session's checks between them."""
+    results: dict[str, list[dict]] = {}
+    for part in parts:
+        for name, entries in part["results"].items():
+            results.setdefault(name, []).extend(entries)
+    first = parts[0]
+    return {
+        **first,
+        "load_error": next((p["load_error"] for p in parts if p["load_error"]), None),
+        "exercises": summarize(first["exercises"], results),
+        "results": results,
+        "unassigned": sorted({s for p in parts for s in p["unassigned"]}),
+        "duration": max(p["duration"] for p in parts),
+    }
+
+
+def write_json(path: str | Path, data: dict) -> None:
+    """Write ``data`` to ``path`` whole or not at all (a reader never sees half a report)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = _state(session.config)
+    if state is None:
+        return
+    path = session.config.getoption("--kata-report")
+    kata = state["kata"]
     strays = sorted(set(state["results"]) - set(kata.exercises))
     report = {
         "format_version": REPORT_VERSION,
@@ -292,12 +347,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "impl": str(state["impl_path"]),
         "seed": state["seed"],
         "load_error": state["load_error"],
-        "exercises": exercises,
+        "exercises": summarize(kata.exercises, state["results"]),
+        "results": state["results"],
         "unassigned": strays,
         "duration": round(time.perf_counter() - state["started"], 4),
     }
     if path:
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(report, fh)
-        os.replace(tmp, path)
+        write_json(path, report)

@@ -142,9 +142,14 @@ def child_env() -> dict[str, str]:
 
 def limit_child(memory_mb: int) -> None:
     """In the child, before exec: its own session and hard resource limits."""
+    os.setsid()
+    limit_resources(memory_mb)
+
+
+def limit_resources(memory_mb: int) -> None:
+    """Cap this process's memory, file size, process count and core dumps."""
     import resource
 
-    os.setsid()
     limits = [
         (resource.RLIMIT_AS, memory_mb * 1024 * 1024),
         (resource.RLIMIT_FSIZE, MAX_OUTPUT_BYTES),
@@ -203,17 +208,17 @@ def run_checks(
     """Run ``kata``'s checks against ``impl`` and return what happened."""
     import random
 
-    if seed is None:
-        seed = random.SystemRandom().randrange(1, 10**6)
     impl = Path(impl).absolute()
     wall = wall or wall_limit(kata)
-    if use_worker is not None:
+    if use_worker is not None:  # with no seed given, the worker picks the one it prepared for
         from checker import worker
 
         result = worker.try_run(use_worker, kata, impl, seed=seed, diagnose=diagnose,
                                 diagnose_budget=diagnose_budget, memory_mb=memory_mb, wall=wall)
         if result is not None:
             return result
+    if seed is None:
+        seed = random.SystemRandom().randrange(1, 10**6)
     with tempfile.TemporaryDirectory(prefix="kata-run-") as tmp:
         report = Path(tmp) / "report.json"
         output = Path(tmp) / "output.txt"

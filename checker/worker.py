@@ -33,7 +33,7 @@ from pathlib import Path
 
 from checker.catalog import Kata
 
-PROTOCOL = 1
+PROTOCOL = 2
 PRELOAD = (
     "numpy", "torch", "torch._dynamo", "torch.optim", "torch.func", "torch.utils.data",
     "torch.testing", "torch.utils.flop_counter", "torch.utils.checkpoint", "torch.library",
@@ -78,7 +78,7 @@ def is_running(state_dir: Path) -> bool:
     return bool(reply and reply.get("ok"))
 
 
-def try_run(state_dir: Path, kata: Kata, impl: Path, *, seed: int, diagnose: bool,
+def try_run(state_dir: Path, kata: Kata, impl: Path, *, seed: int | None, diagnose: bool,
             diagnose_budget: float, memory_mb: int, wall: float):
     """Run through this workspace's warm worker; None when none is usable (use the cold path)."""
     from checker.runner import interrupted, outcome_from_files, timed_out
@@ -98,11 +98,12 @@ def try_run(state_dir: Path, kata: Kata, impl: Path, *, seed: int, diagnose: boo
         start = time.perf_counter()
         try:
             reply = _request(sock, payload, timeout=wall + 15)
-        except KeyboardInterrupt:  # closing the socket makes the worker end the child
-            return interrupted(kata, seed, impl)
+        except KeyboardInterrupt:  # closing the socket makes the worker end the run
+            return interrupted(kata, seed or 0, impl)
         if not reply or not reply.get("ok"):
             return None
         duration = time.perf_counter() - start
+        seed = int(reply.get("seed", seed or 0))
         if reply.get("timed_out"):
             return timed_out(kata, seed, impl, wall, output, duration)
         return outcome_from_files(kata, seed, impl, report, output, reply.get("returncode"),
@@ -137,6 +138,15 @@ def stop(state_dir: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- server
+#
+# Between two saves the worker keeps the next run *armed*: BINS forked processes that have
+# already configured pytest, collected the kata's checks, taken their share of them and run
+# the checks' prepare hooks (reference values that do not depend on the learner's code),
+# and now block on a pipe. A run request only has to say "go" with the file to judge: each
+# process limits its resources, points its output at the run's files, and runs its share;
+# the worker merges their reports into one. A new set is armed as soon as a run is answered.
+
+BINS = max(1, int(os.environ.get("KATA_WORKER_PROCESSES", min(2, os.cpu_count() or 1))))
 
 
 def _watched_files() -> dict[str, float]:
@@ -159,49 +169,6 @@ def _stale(watched: dict[str, float]) -> bool:
         except OSError:
             return True
     return False
-
-
-def _child(req: dict) -> None:
-    """In the forked child: become an isolated check run, run pytest, never return."""
-    code = 70
-    try:
-        from checker.catalog import load_catalog
-        from checker.runner import limit_child, pytest_args
-
-        limit_child(int(req["memory_mb"]))
-        out = os.open(req["output"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(out, 1)
-        os.dup2(out, 2)
-        os.close(out)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.chdir(req["cwd"])
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-        import random
-
-        import torch
-
-        torch.set_num_threads(1)
-        random.seed()
-        catalog = load_catalog(Path(req["catalog"]) if req["catalog"] else None)
-        kata = catalog.get(req["kata"])
-        import pytest
-
-        args = pytest_args(kata, Path(req["impl"]), int(req["seed"]), Path(req["report"]),
-                           diagnose=bool(req["diagnose"]),
-                           diagnose_budget=float(req.get("diagnose_budget", 0.2)))
-        code = int(pytest.main(args))
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BaseException:  # the child must never fall back into the server loop
-        import traceback
-
-        with contextlib.suppress(Exception):
-            traceback.print_exc()
-    finally:
-        os._exit(code)
 
 
 def _preimport_checks(req: dict) -> bool:
@@ -232,29 +199,227 @@ def _preimport_checks(req: dict) -> bool:
     return True
 
 
-def _serve_one(conn: socket.socket, req: dict) -> dict:
-    wall = float(req["wall"])
-    pid = os.fork()
-    if pid == 0:
-        conn.close()
-        _child(req)
-    deadline = time.monotonic() + wall
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            code = os.waitstatus_to_exitcode(status)
+def _armed_child(catalog_file: str | None, name: str, seed: int, index: int, bins: int,
+                 durations: dict[str, float], pipe: int, log: str) -> None:
+    """In a forked process: configure and collect, then wait in ArmedRun; never returns."""
+    code = 70
+    try:
+        from checker.catalog import load_catalog
+        from checker.runner import pytest_args
+
+        os.setsid()
+        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        os.close(out)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+        import pytest
+        import torch
+
+        torch.set_num_threads(1)
+        kata = load_catalog(Path(catalog_file) if catalog_file else None).get(name)
+        args = pytest_args(kata, kata.stub_path, seed, Path(os.devnull), diagnose=False)
+        from checker.armed import ArmedRun
+
+        code = int(pytest.main(args, plugins=[ArmedRun(pipe, index, bins, durations)]))
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # the child must never fall back into the server loop
+        import traceback
+
+        with contextlib.suppress(Exception):
+            traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _kill(pid: int) -> None:
+    for kill in (os.killpg, os.kill):  # the group, or the process before its setsid
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+class Armed:
+    """One armed set: a process per share of one kata's checks, waiting for a run."""
+
+    def __init__(self, key: tuple, fingerprint: tuple, durations: dict[str, float],
+                 close_in_child: list[int]):
+        self.key, self.fingerprint = key, fingerprint
+        self.seed = random_seed()
+        self.tmp = tempfile.mkdtemp(prefix="kata-armed-")
+        self.logs = [os.path.join(self.tmp, f"arm-{i}.txt") for i in range(BINS)]
+        self.pids: list[int] = []
+        self.pipes: list[int] = []
+        for i in range(BINS):
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(w)
+                for fd in close_in_child + self.pipes:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                _armed_child(key[1], key[0], self.seed, i, BINS, durations, r, self.logs[i])
+            os.close(r)
+            self.pids.append(pid)
+            self.pipes.append(w)
+
+    def alive(self) -> bool:
+        for pid in self.pids:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                return False
+            if done:
+                return False
+        return True
+
+    def discard(self) -> None:
+        for fd in self.pipes:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        for pid in self.pids:
+            _kill(pid)
+        import shutil
+
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def random_seed() -> int:
+    import random
+
+    return random.SystemRandom().randrange(1, 10**6)
+
+
+def _fingerprint(req: dict) -> tuple:
+    """What an armed set was built from: the check file and catalog, by mtime."""
+    from checker.catalog import load_catalog
+
+    kata = load_catalog(Path(req["catalog"]) if req["catalog"] else None).get(req["kata"])
+    stamps = []
+    for f in (kata.checks_path, kata.catalog_file or kata.root / "katas" / "catalog.toml"):
+        try:
+            stamps.append(os.stat(f).st_mtime_ns)
+        except OSError:
+            stamps.append(None)
+    return tuple(stamps)
+
+
+class Server:
+    def __init__(self, listener: socket.socket):
+        self.listener = listener
+        self.armed: Armed | None = None
+        self.durations: dict[tuple, dict[str, float]] = {}
+
+    def arm(self, key: tuple, fingerprint: tuple) -> None:
+        if self.armed is not None:
+            self.armed.discard()
+        self.armed = Armed(key, fingerprint, self.durations.get(key, {}),
+                           [self.listener.fileno()])
+
+    def close(self) -> None:
+        if self.armed is not None:
+            self.armed.discard()
+            self.armed = None
+
+    def run(self, conn: socket.socket, req: dict) -> dict:
+        key = (req["kata"], req["catalog"])
+        try:
+            fingerprint = _fingerprint(req)
+        except Exception:
+            fingerprint = ()
+        armed = self.armed
+        if armed is None or armed.key != key or armed.fingerprint != fingerprint or not armed.alive():
+            self.arm(key, fingerprint)
+            armed = self.armed
+        self.armed = None  # this set is spent, whatever happens
+        seed = int(req["seed"]) if req.get("seed") is not None else armed.seed
+        parts = [(f"{req['report']}.{i}", f"{req['output']}.{i}") for i in range(BINS)]
+        for (report, output), pipe in zip(parts, armed.pipes, strict=True):
+            go = {"impl": req["impl"], "seed": seed, "diagnose": req["diagnose"],
+                  "diagnose_budget": req.get("diagnose_budget", 0.2),
+                  "memory_mb": req["memory_mb"], "report": report, "output": output,
+                  "cwd": req["cwd"]}
+            with contextlib.suppress(OSError):  # a process that died early is seen below
+                os.write(pipe, (json.dumps(go) + "\n").encode())
+            with contextlib.suppress(OSError):
+                os.close(pipe)
+        armed.pipes = []
+        codes, stopped = self._wait(conn, armed.pids, float(req["wall"]))
+        for pid in armed.pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)  # stray grandchildren
-            return {"ok": True, "returncode": code}
-        readable, _, _ = select.select([conn], [], [], 0.01)
-        client_gone = bool(readable) and not conn.recv(1, socket.MSG_PEEK)
-        if client_gone or time.monotonic() > deadline:
-            for kill in (os.killpg, os.kill):  # the group, or the child before its setsid
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    kill(pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-            return {"ok": True, "timed_out": not client_gone, "returncode": -9}
+        reply = self._merge(req, armed, parts, codes, key)
+        armed.pids = []
+        armed.discard()
+        if stopped:
+            reply.update(timed_out=stopped == "wall", returncode=-9)
+        reply["seed"] = seed
+        return reply
+
+    def _wait(self, conn: socket.socket, pids: list[int], wall: float) -> tuple[dict, str]:
+        """Wait for every process; stop them all if the client goes or the wall limit passes."""
+        deadline = time.monotonic() + wall
+        codes: dict[int, int] = {}
+        fds = {}
+        for pid in pids:
+            with contextlib.suppress(OSError, AttributeError):
+                fds[os.pidfd_open(pid)] = pid
+        try:
+            while len(codes) < len(pids):
+                for pid in pids:
+                    if pid not in codes:
+                        done, status = os.waitpid(pid, os.WNOHANG)
+                        if done:
+                            codes[pid] = os.waitstatus_to_exitcode(status)
+                if len(codes) == len(pids):
+                    break
+                left = deadline - time.monotonic()
+                waiting = [fd for fd, pid in fds.items() if pid not in codes]
+                timeout = min(left, 0.01 if len(waiting) < len(pids) - len(codes) else 1.0)
+                readable, _, _ = select.select([conn, *waiting], [], [], max(timeout, 0))
+                client_gone = conn in readable and not conn.recv(1, socket.MSG_PEEK)
+                if client_gone or time.monotonic() > deadline:
+                    for pid in pids:
+                        if pid not in codes:
+                            _kill(pid)
+                            codes[pid] = -9
+                    return codes, "client" if client_gone else "wall"
+            return codes, ""
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _merge(self, req: dict, armed: Armed, parts: list, codes: dict, key: tuple) -> dict:
+        from checker.plugin import merge_reports, write_json
+
+        with open(req["output"], "wb") as out:
+            for (_, output), log in zip(parts, armed.logs, strict=True):
+                for path in (output if os.path.exists(output) else log,):
+                    with contextlib.suppress(OSError), open(path, "rb") as fh:
+                        out.write(fh.read())
+        reports, missing = [], None
+        for (report, _), pid in zip(parts, armed.pids, strict=True):
+            try:
+                with open(report, encoding="utf-8") as fh:
+                    reports.append(json.load(fh))
+            except (OSError, ValueError):
+                missing = codes.get(pid, 70) if missing is None else missing
+        if missing is not None:
+            return {"ok": True, "returncode": missing}
+        merged = merge_reports(reports)
+        write_json(req["report"], merged)
+        if not merged["load_error"]:
+            known = self.durations.setdefault(key, {})
+            for entries in merged["results"].values():
+                for entry in entries:
+                    known[entry["id"]] = entry["duration"]
+        return {"ok": True, "returncode": max(codes.values(), default=0)}
 
 
 def serve(state_dir: Path, idle_timeout: float = 3600.0) -> None:
@@ -273,17 +438,19 @@ def serve(state_dir: Path, idle_timeout: float = 3600.0) -> None:
     sock_path = socket_path(state_dir)
     with contextlib.suppress(FileNotFoundError):
         sock_path.unlink()
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(sock_path))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(sock_path))
     os.chmod(sock_path, 0o600)
-    server.listen(8)
-    server.settimeout(idle_timeout)
+    listener.listen(8)
+    listener.settimeout(idle_timeout)
+    server = Server(listener)
     try:
         while True:
             try:
-                conn, _ = server.accept()
+                conn, _ = listener.accept()
             except TimeoutError:
                 return  # idle for long: go away
+            rearm = None
             with conn:
                 conn.settimeout(None)
                 try:
@@ -302,14 +469,19 @@ def serve(state_dir: Path, idle_timeout: float = 3600.0) -> None:
                 else:
                     if _preimport_checks(req):
                         watched = _watched_files()
-                    reply = _serve_one(conn, req)
+                    reply = server.run(conn, req)
+                    rearm = (req["kata"], req["catalog"])
                 with contextlib.suppress(OSError):
                     conn.sendall((json.dumps(reply) + "\n").encode())
+            if rearm is not None:  # the next run's processes get ready while the learner reads
+                with contextlib.suppress(Exception):
+                    server.arm(rearm, _fingerprint({"kata": rearm[0], "catalog": rearm[1]}))
     finally:
+        server.close()
         with contextlib.suppress(OSError):
             if sock_path.exists():
                 sock_path.unlink()
-        server.close()
+        listener.close()
 
 
 if __name__ == "__main__":

@@ -80,3 +80,22 @@ def test_solution_passes_with_other_seeds(name, warm):
     for seed in (1, 987654):
         result = warm(kata, kata.solution_path, seed=seed, diagnose=False)
         assert result.passed, f"{name} solution fails with seed {seed}: {result.first_failure() or result.message}"
+
+
+def test_prepare_hooks_compute_exactly_what_their_check_will_ask_for():
+    """compile_guards' prepare hooks fill dynamo's ground-truth cache ahead of a warm run:
+    with the check's own rng they must produce the very cases the check then judges."""
+    import importlib
+
+    import numpy as np
+
+    module = importlib.import_module("checker.checks.test_compile_guards")
+    pairs = [(module.test_predict_static, module._static_cases),
+             (module.test_predict_dynamic_true, module._dynamic_true_cases),
+             (module.test_predict_automatic_dynamic, module._automatic_dynamic_cases)]
+    for check, cases_of in pairs:
+        module._TRUTH.clear()
+        check.kata_prepare(np.random.default_rng(5))
+        wanted = {(tuple(shapes), dynamic, limit)
+                  for shapes, dynamic, limit in cases_of(np.random.default_rng(5))}
+        assert set(module._TRUTH) == wanted

@@ -69,11 +69,14 @@ def test_worker_retires_when_a_checker_file_changes(alpha, tiny_env, tmp_path):
 
         st = os.stat(helpers.__file__)
         os.utime(helpers.__file__, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
-        # The stale worker refuses and exits; the runner falls back to the cold path.
-        result = run_checks(alpha, alpha.solution_path, seed=1, use_worker=state)
-        assert result.passed
-        proc.wait(timeout=10)
-        assert not worker.is_running(state)
+        try:
+            # The stale worker refuses and exits; the runner falls back to the cold path.
+            result = run_checks(alpha, alpha.solution_path, seed=1, use_worker=state)
+            assert result.passed
+            proc.wait(timeout=10)
+            assert not worker.is_running(state)
+        finally:  # other tests' workers (the session's) must not retire as well
+            os.utime(helpers.__file__, ns=(st.st_atime_ns, st.st_mtime_ns))
     finally:
         worker.stop(state)
         if proc is not None and proc.poll() is None:
@@ -83,3 +86,55 @@ def test_worker_retires_when_a_checker_file_changes(alpha, tiny_env, tmp_path):
 def test_no_worker_means_cold_path(alpha, tmp_path):
     assert worker.try_run(tmp_path, alpha, alpha.solution_path, seed=1, diagnose=False,
                           diagnose_budget=0.2, memory_mb=1024, wall=30) is None
+
+
+def test_worker_picks_the_seed_it_prepared_unless_one_is_given(alpha, tiny_worker):
+    prepared = tiny_worker(alpha, alpha.solution_path, seed=None)
+    assert prepared.passed and prepared.seed >= 1
+    assert tiny_worker(alpha, alpha.solution_path, seed=77).seed == 77
+
+
+def test_runs_alternating_between_katas_keep_their_verdicts(tiny_catalog, tiny_worker):
+    alpha, beta = tiny_catalog.get("alpha"), tiny_catalog.get("beta")
+    for _ in range(2):
+        assert tiny_worker(alpha, alpha.solution_path, seed=3).passed
+        assert not tiny_worker(beta, beta.stub_path, seed=3).passed
+        assert tiny_worker(beta, beta.solution_path, seed=3).passed
+
+
+def test_an_edited_check_file_is_used_by_the_next_run(tiny_env, tiny_worker, tmp_path):
+    """The armed processes collected the checks before the run; an edit must not be missed."""
+    import shutil
+
+    from checker.catalog import load_catalog
+
+    copy = tmp_path / "tiny"
+    shutil.copytree(TINY, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    kata = load_catalog(copy / "katas" / "catalog.toml").get("alpha")
+    assert tiny_worker(kata, kata.solution_path, seed=1).passed
+    time.sleep(1.5)  # the next run's processes have collected the checks by now
+    checks = kata.checks_path
+    checks.write_text(checks.read_text() + '\n\n@pytest.mark.exercise("mul")\n'
+                      'def test_mul_is_edited(impl):\n    assert False, "the edited check ran"\n')
+    result = tiny_worker(kata, kata.solution_path, seed=1)
+    assert not result.passed
+    assert "the edited check ran" in result.exercises[1].message
+
+
+def test_share_splits_every_check_once_longest_first():
+    from checker.armed import share
+
+    class Item:
+        def __init__(self, name):
+            self.nodeid = f"test_x.py::{name}"
+
+    items = [Item(n) for n in ("a", "b", "c", "d", "e")]
+    durations = {"a": 0.5, "b": 0.1, "c": 0.3, "d": 0.2, "e": 0.2}
+    shares = [share(items, i, 2, durations) for i in range(2)]
+    names = [[it.nodeid.split("::")[1] for it in s] for s in shares]
+    assert sorted(names[0] + names[1]) == ["a", "b", "c", "d", "e"]
+    loads = [sum(durations[n] for n in s) for s in names]
+    assert max(loads) < 0.7 + 1e-9  # a alone is 0.5; the best split is 0.7 / 0.6
+    assert [it.nodeid for it in share(items, 0, 1, durations)] == [it.nodeid for it in items]
+    # unknown durations: an even split by count
+    assert sorted(len(share(items, i, 2, {})) for i in range(2)) == [2, 3]

@@ -85,6 +85,10 @@ def _warm() -> None:
         return
     with fresh_dynamo():
         torch.compile(lambda x: x + 1, backend=CompileCounter())(torch.zeros(2))
+        # symbolic shapes (mark_dynamic, dynamic=True) have lazy set-up of their own
+        x = torch.zeros(3, 4)
+        torch._dynamo.mark_dynamic(x, 0)
+        torch.compile(lambda x, lr: (x * lr).tanh(), backend=CompileCounter())(x, torch.tensor(0.5))
         torch._dynamo.explain(lambda x: x * 2)(torch.zeros(2))
 
 
@@ -220,10 +224,7 @@ def _other_size(rng, shape: tuple[int, ...], dim: int, low: int = 2, high: int =
     return int(rng.choice(choices))
 
 
-@pytest.mark.exercise("predict_compiles")
-def test_predict_static(impl, rng):
-    """dynamic=False: one graph per distinct shape, a repeat is free, and the limit caps it."""
-    _require_dynamo()
+def _static_cases(rng) -> list:
     ndim = int(rng.integers(1, 3))
     pool = [_shape(rng, ndim) for _ in range(3)]
     repeats = [pool[0], pool[1], pool[0], pool[2], pool[1]]
@@ -234,28 +235,18 @@ def test_predict_static(impl, rng):
         if s not in many:
             many.append(s)
     many.append(many[0])
-    cases = [(repeats, False, 8), (many, False, limit)]
-    _check_predictions(impl, cases, "with dynamic=False every new shape is a new graph, a shape seen "
-                       "before reuses its graph, and after `limit` graphs dynamo stops compiling.")
+    return [(repeats, False, 8), (many, False, limit)]
 
 
-@pytest.mark.exercise("predict_compiles")
-def test_predict_dynamic_true(impl, rng):
-    """dynamic=True: one graph for all sizes >= 2, but sizes 0 and 1 are specialised."""
-    _require_dynamo()
+def _dynamic_true_cases(rng) -> list:
     base = _shape(rng, 2, 2, 7)
     dim = int(rng.integers(0, 2))
     ones = [_with(base, dim, 1), base, _with(_shape(rng, 2, 2, 7), dim, 1), _shape(rng, 2, 2, 7)]
     plain = [_shape(rng, 3, 2, 8) for _ in range(3)]
-    cases = [(ones, True, 8), (plain, True, 8)]
-    _check_predictions(impl, cases, "dynamic=True makes every size symbolic — except sizes 0 and 1, "
-                       "which are always specialised (a size-1 dim gets its own graph).")
+    return [(ones, True, 8), (plain, True, 8)]
 
 
-@pytest.mark.exercise("predict_compiles")
-def test_predict_automatic_dynamic(impl, rng):
-    """dynamic=None (the default): static first, then only the dims that changed go dynamic."""
-    _require_dynamo()
+def _automatic_dynamic_cases(rng) -> list:
     a = _shape(rng, 2, 2, 7)
     b = _with(a, 0, _other_size(rng, a, 0))
     c = _with(b, 0, _other_size(rng, b, 0))
@@ -263,10 +254,54 @@ def test_predict_automatic_dynamic(impl, rng):
     stepwise = [a, b, c, d, a]
     x = _shape(rng, 1, 2, 8)
     one_d = [x, (x[0] + 1,), (1,), (x[0] + 2,)]
-    cases = [(stepwise, None, 8), (one_d, None, 8)]
-    _check_predictions(impl, cases, "the default compiles static first; on a size change it "
-                       "recompiles with ONLY the dims that changed marked dynamic (sizes 0/1 still "
-                       "specialise), and a dim that changes later costs one more recompile.")
+    return [(stepwise, None, 8), (one_d, None, 8)]
+
+
+def _prepared_from(make_cases):
+    """Let a warm worker ask dynamo for a check's ground truth before the learner saves: the
+    cases depend only on the check's rng, so the armed process computes them ahead (the
+    cache is keyed by the cases themselves; a different seed simply misses it)."""
+    def prepare(rng) -> None:
+        if CompileCounter is not None and hasattr(torch._dynamo.config, "recompile_limit"):
+            for shapes, dynamic, limit in make_cases(rng):
+                dynamo_timeline(shapes, dynamic, limit)
+
+    def mark(check):
+        check.kata_prepare = prepare
+        return check
+
+    return mark
+
+
+@pytest.mark.exercise("predict_compiles")
+@_prepared_from(_static_cases)
+def test_predict_static(impl, rng):
+    """dynamic=False: one graph per distinct shape, a repeat is free, and the limit caps it."""
+    _require_dynamo()
+    _check_predictions(impl, _static_cases(rng), "with dynamic=False every new shape is a new "
+                       "graph, a shape seen before reuses its graph, and after `limit` graphs "
+                       "dynamo stops compiling.")
+
+
+@pytest.mark.exercise("predict_compiles")
+@_prepared_from(_dynamic_true_cases)
+def test_predict_dynamic_true(impl, rng):
+    """dynamic=True: one graph for all sizes >= 2, but sizes 0 and 1 are specialised."""
+    _require_dynamo()
+    _check_predictions(impl, _dynamic_true_cases(rng), "dynamic=True makes every size symbolic "
+                       "— except sizes 0 and 1, which are always specialised (a size-1 dim gets "
+                       "its own graph).")
+
+
+@pytest.mark.exercise("predict_compiles")
+@_prepared_from(_automatic_dynamic_cases)
+def test_predict_automatic_dynamic(impl, rng):
+    """dynamic=None (the default): static first, then only the dims that changed go dynamic."""
+    _require_dynamo()
+    _check_predictions(impl, _automatic_dynamic_cases(rng), "the default compiles static first; "
+                       "on a size change it recompiles with ONLY the dims that changed marked "
+                       "dynamic (sizes 0/1 still specialise), and a dim that changes later costs "
+                       "one more recompile.")
 
 
 # ----------------------------------------------------------------------------- mark_batch_dynamic
@@ -542,3 +577,4 @@ def test_run_locked(impl, rng):
                      "values must equal step(x, lr) with the float.")
     if cnt.frame_count != 1:
         fail(f"{what}: compiled {cnt.frame_count} times, expected once.")
+kata_warm = _warm

@@ -1,0 +1,102 @@
+"""The pytest plugin of an armed check process (see checker.worker).
+
+An armed process has configured pytest and collected a kata's checks before the learner
+saved; it keeps its share of the checks, runs their prepare hooks, and blocks until the
+worker says which file to judge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+
+import pytest
+
+
+def share(items: list, index: int, bins: int, durations: dict[str, float]) -> list:
+    """Process ``index``'s share of ``items`` when ``bins`` processes split them: the longest
+    checks first, each to the least loaded process (durations from earlier runs)."""
+    if bins <= 1:
+        return list(items)
+    ids = [item.nodeid.split("::")[-1] for item in items]
+    known = sorted(durations[i] for i in ids if i in durations)
+    default = known[len(known) // 2] if known else 0.02
+    cost = [durations.get(i, default) for i in ids]
+    loads = [0.0] * bins
+    owner = {}
+    for i in sorted(range(len(items)), key=lambda i: (-cost[i], i)):
+        b = min(range(bins), key=lambda b: (loads[b], b))
+        owner[i] = b
+        loads[b] += cost[i]
+    return [item for i, item in enumerate(items) if owner[i] == index]
+
+
+class ArmedRun:
+    """pytest plugin of an armed process: keep a share of the checks, prepare, wait for go."""
+
+    def __init__(self, pipe: int, index: int, bins: int, durations: dict[str, float]):
+        self.pipe, self.index, self.bins, self.durations = pipe, index, bins, durations
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config, items: list) -> None:
+        keep = share(items, self.index, self.bins, self.durations)
+        if len(keep) != len(items):
+            kept = set(map(id, keep))
+            config.hook.pytest_deselected(items=[i for i in items if id(i) not in kept])
+            items[:] = keep
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtestloop(self, session):
+        import gc
+
+        self._prepare(session)
+        gc.collect()
+        gc.freeze()  # what arming built stays out of the collector's way during the run
+        self._go(session.config, self._wait())
+        yield
+
+    def _prepare(self, session) -> None:
+        """Run the ``kata_prepare`` hooks of the kept checks with the rng each will get."""
+        import numpy as np
+
+        from checker.plugin import check_seed
+
+        warmed = set()
+        for item in session.items:
+            module = getattr(item, "module", None)
+            warm = getattr(module, "kata_warm", None)
+            if warm is not None and module.__name__ not in warmed:
+                warmed.add(module.__name__)
+                with contextlib.suppress(Exception):
+                    warm()
+            prepare = getattr(getattr(item, "function", None), "kata_prepare", None)
+            if prepare is not None:
+                with contextlib.suppress(Exception):  # the check itself will meet the problem
+                    prepare(np.random.default_rng(check_seed(session.config, item.nodeid)))
+
+    def _wait(self) -> dict:
+        with os.fdopen(self.pipe, "rb") as pipe:
+            line = pipe.readline()
+        if not line:  # the set was discarded (or the worker is gone): leave quietly
+            os._exit(0)
+        return json.loads(line)
+
+    def _go(self, config, go: dict) -> None:
+        import random
+
+        from checker.plugin import begin_run
+        from checker.runner import limit_resources
+
+        limit_resources(int(go["memory_mb"]))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        out = os.open(go["output"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        os.close(out)
+        os.chdir(go["cwd"])
+        random.seed()  # every check reseeds from its own seed; nothing inherits the worker's
+        begin_run(config, impl=go["impl"], seed=int(go["seed"]), report=go["report"],
+                  diagnose=bool(go["diagnose"]), diagnose_budget=float(go["diagnose_budget"]))
