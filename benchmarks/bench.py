@@ -8,7 +8,8 @@ Figures (medians over N runs, all measured in this one run, on this machine):
   kata check cold  `kata check` of a solved current kata (strides), no worker running
   fresh pytest     `python -m pytest` on a check file, the way a plain runner would do it
   watch verdict    save the file -> verdict, through the file watcher and the warm worker,
-                   for every kata (the heaviest one is reported against the fresh pytest)
+                   for every kata (the heaviest one is reported against the fresh pytest);
+                   saves are READING seconds apart, as a learner's are
   diagnosis        extra time a failing run spends naming the misconception
   suite            (--suite) the README's test command, once
 """
@@ -31,6 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from checker.catalog import load_catalog  # noqa: E402
+
+
+# Seconds between a verdict and the next save: a learner reads the verdict and edits before
+# saving again, and the worker arms the next run meanwhile.
+READING = 0.5
 
 
 def kata_cmd() -> list[str]:
@@ -99,12 +105,13 @@ def main() -> None:
         time.sleep(0.6)  # let the watcher move to this folder
         times = []
         for i in range(runs + 1):
+            time.sleep(READING)
             while not events.empty():
                 events.get_nowait()
             t = time.perf_counter()
             path.write_text(source + f"\n# save {i}\n")
             events.get(timeout=10)
-            result = run_checks(kata, path, seed=1000 + i, use_worker=state)
+            result = run_checks(kata, path, seed=None, use_worker=state)  # as `kata watch` does
             if i:  # the first run warms the check module's page cache
                 times.append(time.perf_counter() - t)
             if not result.passed:

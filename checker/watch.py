@@ -126,7 +126,7 @@ def file_events(folder_of: Callable[[], Path], name_of: Callable[[], str], event
     while not stop.is_set():
         folder, name = folder_of(), name_of()
         folder.mkdir(parents=True, exist_ok=True)
-        for changes in watchfiles.watch(folder, stop_event=stop, debounce=40, step=20,
+        for changes in watchfiles.watch(folder, stop_event=stop, debounce=30, step=10,
                                         force_polling=poll, yield_on_timeout=True,
                                         rust_timeout=500, raise_interrupt=False):
             if any(Path(p).name == name for _, p in changes):

@@ -43,13 +43,20 @@ TRAJECTORY_ATOL = 1e-5
 
 
 def _warm_up() -> None:
-    """torch.optim's first step imports torch._dynamo (seconds): pay it at collection time."""
-    p = torch.zeros(1, requires_grad=True)
-    p.grad = torch.ones(1)
-    torch.optim.Adam([p]).step()
+    """torch.optim's first step imports torch._dynamo (seconds): pay it at collection time.
+    Every flavour the checks use gets one step with a real backward, so a warm worker's armed
+    process (which runs this again as ``kata_warm``) has each code path ready."""
+    for decoupled in (False, True):
+        for amsgrad in (False, True):
+            for foreach in (False, True):
+                p = torch.zeros(2, 2, requires_grad=True)
+                (p * p).sum().backward()
+                cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+                cls([p], amsgrad=amsgrad, foreach=foreach, weight_decay=0.1).step()
 
 
 _warm_up()
+kata_warm = _warm_up
 
 
 # ----------------------------------------------------------------------------- helpers

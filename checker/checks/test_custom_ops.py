@@ -331,8 +331,10 @@ def test_autograd_gradcheck(impl, rng):
     ns = _Namespaced(fresh_namespace())
     op = _op_with_learner_autograd(impl, ns)
     x, y = _sqdist_inputs(rng, requires_grad=True)
+    # fast_mode: a random projection of the Jacobian; test_autograd_gradients compares the
+    # full gradients exactly
     with ns.guard("torch.autograd.gradcheck(sqdist, (x, y))"):
-        ok = torch.autograd.gradcheck(op, (x, y), raise_exception=False)
+        ok = torch.autograd.gradcheck(op, (x, y), raise_exception=False, fast_mode=True)
     if not ok:
         ns.fail(f"torch.autograd.gradcheck(sqdist, (x {tuple(x.shape)}, y {tuple(y.shape)})): your "
                 "backward disagrees with finite differences.")
