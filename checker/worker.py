@@ -1,17 +1,20 @@
-"""A warm check worker: import torch and pytest once, fork a child per check run.
+"""A warm check worker: import torch and pytest once, keep the next check run armed.
 
 A cold ``python -m pytest`` pays for importing torch (and torch._dynamo, which any
 ``torch.optim`` optimizer pulls in) on every save. The worker pays once: it imports what
-checks need, runs no torch computation itself (a forked child would hang in OpenMP
-otherwise), freezes its heap (``gc.freeze``, so children do not copy it) and then serves
-requests on a Unix socket, forking one child per request. The child limits its resources,
-reseeds, sets one intra-op thread and runs ``pytest.main`` in-process against the kata's
-checks; the learner's file is compiled from source by the plugin, never from a stale .pyc.
+checks need, runs no multi-threaded torch computation itself (a forked child would hang in
+OpenMP otherwise), freezes its heap (``gc.freeze``, so children do not copy it) and serves
+requests on a Unix socket. Between requests it keeps an *armed* set of forked processes
+(one per core) that have configured pytest and collected the kata's checks, each holding a
+share of them (see checker.armed); a run request sends them the file to judge, and the
+worker merges their reports. Every process limits its resources, reseeds and uses one
+intra-op thread; the learner's file is compiled from source by the plugin, never from a
+stale .pyc.
 
 The worker exits when a file it imported from the checker package (plugin, helpers, ...)
-changes, so a new worker picks up the change; check modules themselves are imported fresh
-in every child anyway. The client (``try_run``) falls back to the cold path whenever the
-worker is absent, stale or dies.
+changes, so a new worker picks up the change; an armed set whose check file or catalog
+changed is re-armed before use. The client (``try_run``) falls back to the cold path
+whenever the worker is absent, stale or dies.
 
 Protocol: one JSON request line, one JSON reply line per connection.
 """
