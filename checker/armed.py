@@ -14,13 +14,15 @@ import sys
 
 import pytest
 
+from checker.plugin import check_id
+
 
 def share(items: list, index: int, bins: int, durations: dict[str, float]) -> list:
     """Process ``index``'s share of ``items`` when ``bins`` processes split them: the longest
     checks first, each to the least loaded process (durations from earlier runs)."""
     if bins <= 1:
         return list(items)
-    ids = [item.nodeid.split("::")[-1] for item in items]
+    ids = [check_id(item.nodeid) for item in items]
     known = sorted(durations[i] for i in ids if i in durations)
     default = known[len(known) // 2] if known else 0.02
     cost = [durations.get(i, default) for i in ids]
@@ -87,15 +89,12 @@ class ArmedRun:
         import random
 
         from checker.plugin import begin_run
-        from checker.runner import limit_resources
+        from checker.runner import limit_resources, output_to
 
         limit_resources(int(go["memory_mb"]))
         sys.stdout.flush()
         sys.stderr.flush()
-        out = os.open(go["output"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(out, 1)
-        os.dup2(out, 2)
-        os.close(out)
+        output_to(go["output"])
         os.chdir(go["cwd"])
         random.seed()  # every check reseeds from its own seed; nothing inherits the worker's
         begin_run(config, impl=go["impl"], seed=int(go["seed"]), report=go["report"],

@@ -59,7 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
     catalog_path = config.getoption("--kata-catalog")
     catalog = load_catalog(Path(catalog_path) if catalog_path else None)
     kata = catalog.get(config.getoption("--kata"))
-    config.stash[_STATE] = {"kata": kata, "results": {}, "load_error": None}
+    config.stash[_STATE] = {"kata": kata}
     begin_run(config, impl=config.getoption("--kata-impl") or str(kata.stub_path),
               seed=config.getoption("--kata-seed"), report=config.getoption("--kata-report"),
               diagnose=config.getoption("--kata-diagnose"),
@@ -72,7 +72,9 @@ def begin_run(config: pytest.Config, *, impl: str | Path, seed: int | None, repo
     armed session (configured and collected before the learner saved) calls it again when
     the run is requested, before any check runs."""
     if seed is None:
-        seed = random.SystemRandom().randrange(1, 10**6)
+        from checker.runner import random_seed
+
+        seed = random_seed()
     config.option.kata_report = report
     config.option.kata_diagnose = diagnose
     _state(config).update({
@@ -116,6 +118,11 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         state["load_error"] = {"message": str(exc), "line": exc.line}
     except Exception as exc:  # a forbidden API at import time, and the like
         state["load_error"] = {"message": f"{type(exc).__name__}: {exc}", "line": None}
+
+
+def check_id(nodeid: str) -> str:
+    """A check's name in reports: its node id without the file ('test_x[True]')."""
+    return nodeid.split("::")[-1]
 
 
 def check_seed(config: pytest.Config, nodeid: str) -> int:
@@ -226,7 +233,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     exercise = _exercise_of(item)
     if report.when == "call" or (report.when == "setup" and not report.passed):
         entry = {
-            "id": item.nodeid.split("::")[-1],
+            "id": check_id(item.nodeid),
             "index": item.stash.get(_INDEX, 0),
             "outcome": report.outcome,
             "duration": round(report.duration, 4),

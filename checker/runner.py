@@ -140,6 +140,21 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def random_seed() -> int:
+    """A fresh seed for a run that was given none."""
+    import random
+
+    return random.SystemRandom().randrange(1, 10**6)
+
+
+def output_to(path: str | Path) -> None:
+    """Send this process's stdout and stderr (the file descriptors) to ``path``."""
+    out = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(out)
+
+
 def limit_child(memory_mb: int) -> None:
     """In the child, before exec: its own session and hard resource limits."""
     os.setsid()
@@ -206,8 +221,6 @@ def run_checks(
     use_worker: Path | None = None,
 ) -> CheckResult:
     """Run ``kata``'s checks against ``impl`` and return what happened."""
-    import random
-
     impl = Path(impl).absolute()
     wall = wall or wall_limit(kata)
     if use_worker is not None:  # with no seed given, the worker picks the one it prepared for
@@ -218,7 +231,7 @@ def run_checks(
         if result is not None:
             return result
     if seed is None:
-        seed = random.SystemRandom().randrange(1, 10**6)
+        seed = random_seed()
     with tempfile.TemporaryDirectory(prefix="kata-run-") as tmp:
         report = Path(tmp) / "report.json"
         output = Path(tmp) / "output.txt"

@@ -208,13 +208,10 @@ def _armed_child(catalog_file: str | None, name: str, seed: int, index: int, bin
     code = 70
     try:
         from checker.catalog import load_catalog
-        from checker.runner import pytest_args
+        from checker.runner import output_to, pytest_args
 
         os.setsid()
-        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(out, 1)
-        os.dup2(out, 2)
-        os.close(out)
+        output_to(log)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -251,9 +248,10 @@ def _kill(pid: int) -> None:
 class Armed:
     """One armed set: a process per share of one kata's checks, waiting for a run."""
 
-    def __init__(self, key: tuple, fingerprint: tuple, durations: dict[str, float],
-                 close_in_child: list[int]):
-        self.key, self.fingerprint = key, fingerprint
+    def __init__(self, key: tuple, durations: dict[str, float], close_in_child: list[int]):
+        from checker.runner import random_seed
+
+        self.key, self.fingerprint = key, _fingerprint(key)  # before the processes collect
         self.seed = random_seed()
         self.tmp = tempfile.mkdtemp(prefix="kata-armed-")
         self.logs = [os.path.join(self.tmp, f"arm-{i}.txt") for i in range(BINS)]
@@ -293,17 +291,16 @@ class Armed:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def random_seed() -> int:
-    import random
-
-    return random.SystemRandom().randrange(1, 10**6)
-
-
-def _fingerprint(req: dict) -> tuple:
-    """What an armed set was built from: the check file and catalog, by mtime."""
+def _fingerprint(key: tuple) -> tuple:
+    """What an armed set for ``key`` (kata, catalog) is built from: the check file and the
+    catalog, by mtime; () when the kata cannot be found (the run reports that itself)."""
     from checker.catalog import load_catalog
 
-    kata = load_catalog(Path(req["catalog"]) if req["catalog"] else None).get(req["kata"])
+    name, catalog = key
+    try:
+        kata = load_catalog(Path(catalog) if catalog else None).get(name)
+    except Exception:
+        return ()
     stamps = []
     for f in (kata.checks_path, kata.catalog_file or kata.root / "katas" / "catalog.toml"):
         try:
@@ -319,11 +316,10 @@ class Server:
         self.armed: Armed | None = None
         self.durations: dict[tuple, dict[str, float]] = {}
 
-    def arm(self, key: tuple, fingerprint: tuple) -> None:
+    def arm(self, key: tuple) -> None:
         if self.armed is not None:
             self.armed.discard()
-        self.armed = Armed(key, fingerprint, self.durations.get(key, {}),
-                           [self.listener.fileno()])
+        self.armed = Armed(key, self.durations.get(key, {}), [self.listener.fileno()])
 
     def close(self) -> None:
         if self.armed is not None:
@@ -332,13 +328,10 @@ class Server:
 
     def run(self, conn: socket.socket, req: dict) -> dict:
         key = (req["kata"], req["catalog"])
-        try:
-            fingerprint = _fingerprint(req)
-        except Exception:
-            fingerprint = ()
         armed = self.armed
-        if armed is None or armed.key != key or armed.fingerprint != fingerprint or not armed.alive():
-            self.arm(key, fingerprint)
+        if (armed is None or armed.key != key or armed.fingerprint != _fingerprint(key)
+                or not armed.alive()):
+            self.arm(key)
             armed = self.armed
         self.armed = None  # this set is spent, whatever happens
         seed = int(req["seed"]) if req.get("seed") is not None else armed.seed
@@ -403,18 +396,19 @@ class Server:
 
         with open(req["output"], "wb") as out:
             for (_, output), log in zip(parts, armed.logs, strict=True):
-                for path in (output if os.path.exists(output) else log,):
-                    with contextlib.suppress(OSError), open(path, "rb") as fh:
-                        out.write(fh.read())
-        reports, missing = [], None
+                # a process that died before the run began left its output in its log
+                path = output if os.path.exists(output) else log
+                with contextlib.suppress(OSError), open(path, "rb") as fh:
+                    out.write(fh.read())
+        reports, missing = [], []
         for (report, _), pid in zip(parts, armed.pids, strict=True):
             try:
                 with open(report, encoding="utf-8") as fh:
                     reports.append(json.load(fh))
             except (OSError, ValueError):
-                missing = codes.get(pid, 70) if missing is None else missing
-        if missing is not None:
-            return {"ok": True, "returncode": missing}
+                missing.append(codes.get(pid, 70))
+        if missing:  # the client reports a crash with this exit status
+            return {"ok": True, "returncode": missing[0]}
         merged = merge_reports(reports)
         write_json(req["report"], merged)
         if not merged["load_error"]:
@@ -478,7 +472,7 @@ def serve(state_dir: Path, idle_timeout: float = 3600.0) -> None:
                     conn.sendall((json.dumps(reply) + "\n").encode())
             if rearm is not None:  # the next run's processes get ready while the learner reads
                 with contextlib.suppress(Exception):
-                    server.arm(rearm, _fingerprint({"kata": rearm[0], "catalog": rearm[1]}))
+                    server.arm(rearm)
     finally:
         server.close()
         with contextlib.suppress(OSError):
