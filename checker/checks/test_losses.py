@@ -234,18 +234,22 @@ def test_logsumexp_handles_infinities(impl, rng):
                  "-inf - (-inf) and inf - inf are nan.")
 
 
-@pytest.mark.exercise("logsumexp")
-def test_logsumexp_gradient(impl, rng):
+def compare_grads_over_logits(rng, name: str, ours, theirs, hint: str) -> None:
+    """The gradient of ``ours(x, dim)`` against ``theirs`` for ordinary and extreme logits."""
     for kind in ("ordinary", "extreme"):
         shape = random_shape(rng, 2, 3, 8)
         x = (extreme_logits(shape, torch.float64) if kind == "extreme"
              else torch.randn(shape, dtype=torch.float64))
         dim = int(rng.integers(-2, 2))
-        compare_grads(lambda t, dim=dim: impl.logsumexp(t, dim),
-                      lambda t, dim=dim: torch.logsumexp(t, dim), [x],
-                      f"logsumexp(x {shape} with {kind} logits, dim={dim})",
-                      hint="the gradient of logsumexp is softmax(x); build the result from "
-                      "exp/log/sum of the shifted x so autograd finds it.")
+        compare_grads(lambda t, dim=dim: ours(t, dim), lambda t, dim=dim: theirs(t, dim), [x],
+                      f"{name}(x {shape} with {kind} logits, dim={dim})", hint=hint)
+
+
+@pytest.mark.exercise("logsumexp")
+def test_logsumexp_gradient(impl, rng):
+    compare_grads_over_logits(rng, "logsumexp", lambda t, d: impl.logsumexp(t, d), torch.logsumexp,
+                              hint="the gradient of logsumexp is softmax(x); build the result "
+                              "from exp/log/sum of the shifted x so autograd finds it.")
 
 
 # ----------------------------------------------------------------------------- log_softmax
@@ -282,16 +286,10 @@ def test_log_softmax_finite_on_extreme_logits(impl, rng):
 
 @pytest.mark.exercise("log_softmax")
 def test_log_softmax_gradient(impl, rng):
-    for kind in ("ordinary", "extreme"):
-        shape = random_shape(rng, 2, 3, 8)
-        x = (extreme_logits(shape, torch.float64) if kind == "extreme"
-             else torch.randn(shape, dtype=torch.float64))
-        dim = int(rng.integers(-2, 2))
-        compare_grads(lambda t, dim=dim: impl.log_softmax(t, dim),
-                      lambda t, dim=dim: F.log_softmax(t, dim), [x],
-                      f"log_softmax(x {shape} with {kind} logits, dim={dim})",
-                      hint="the gradient is upstream - softmax(x) * upstream.sum(dim); a finite "
-                      "forward built from differentiable ops gives it for free.")
+    compare_grads_over_logits(rng, "log_softmax", lambda t, d: impl.log_softmax(t, d),
+                              F.log_softmax,
+                              hint="the gradient is upstream - softmax(x) * upstream.sum(dim); a "
+                              "finite forward built from differentiable ops gives it for free.")
 
 
 # ----------------------------------------------------------------------------- BCE
