@@ -33,7 +33,6 @@ sys.path.insert(0, str(ROOT))
 
 from checker.catalog import load_catalog  # noqa: E402
 
-
 # Seconds between a verdict and the next save: a learner reads the verdict and edits before
 # saving again, and the worker arms the next run meanwhile.
 READING = 0.5

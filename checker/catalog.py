@@ -8,7 +8,6 @@ checks) and ``checker/mistakes/strides.py`` (known-wrong implementations).
 
 from __future__ import annotations
 
-import difflib
 import sys
 from dataclasses import dataclass, field
 from functools import cache
@@ -117,6 +116,8 @@ class Catalog:
         for kata in self.katas:
             if kata.name == name:
                 return kata
+        import difflib
+
         raise UnknownKata(name, difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5))
 
     def index(self, name: str) -> int:

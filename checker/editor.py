@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import shlex
-import shutil
-import subprocess
 import sys
 from pathlib import Path
+
+# shlex, shutil and subprocess are imported where used: every command imports EditorError.
 
 
 class EditorError(Exception):
@@ -15,6 +14,9 @@ class EditorError(Exception):
 
 
 def editor_command(path: Path, env: dict[str, str] | None = None) -> list[str]:
+    import shlex
+    import shutil
+
     env = os.environ if env is None else env
     for var in ("VISUAL", "EDITOR"):
         if env.get(var, "").strip():
@@ -32,6 +34,8 @@ def editor_command(path: Path, env: dict[str, str] | None = None) -> list[str]:
 
 def open_in_editor(path: Path) -> str:
     """Run the editor (waiting for terminal editors); returns the program's name."""
+    import subprocess
+
     cmd = editor_command(path)
     try:
         subprocess.run(cmd, check=False)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +119,7 @@ class Workspace:
         folder.mkdir(parents=True, exist_ok=True)
         for src, dst in ((kata.stub_path, self.kata_file(kata)), (kata.lesson_path, folder / "lesson.md")):
             if not dst.exists() and not dst.is_symlink() and src.is_file():
-                shutil.copyfile(src, self._inside(dst))
+                self._inside(dst).write_bytes(src.read_bytes())
 
     # -- reset ----------------------------------------------------------------------------
 
@@ -136,6 +135,8 @@ class Workspace:
             stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
             backup = self.backups_dir / f"{kata.name}-{stamp}.py"
             if target.is_dir() and not target.is_symlink():
+                import shutil
+
                 backup = backup.with_suffix("")
                 shutil.move(str(target), str(backup))
             else:
@@ -149,5 +150,5 @@ class Workspace:
                     backup = None
                 target.unlink()
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(kata.stub_path, target)
+        target.write_bytes(kata.stub_path.read_bytes())
         return backup

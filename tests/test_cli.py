@@ -163,6 +163,19 @@ def test_list_shows_locked(run):
     assert "current" in listing and "locked" in listing
 
 
+def test_list_columns_line_up(run, workspace):
+    solve(workspace, "alpha")
+    run("check")
+    lines = [ln for ln in run("list").output.splitlines() if ln.strip()]
+    header, rows = lines[0], lines[2:]
+    assert len(rows) == len(workspace.catalog.katas)
+    for name in ("kata", "track", "state"):  # left-aligned columns start under their heading
+        col = header.index(name)
+        assert all(row[col - 1] == " " and row[col] != " " for row in rows), (name, lines)
+    done_row = next(row for row in rows if " alpha " in row)
+    assert done_row.split()[3] == "done" and done_row.split()[4] == "2/2"
+
+
 def test_reset_keeps_a_backup(run, workspace):
     kata = workspace.catalog.get("alpha")
     path = workspace.kata_file(kata)

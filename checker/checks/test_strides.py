@@ -105,7 +105,7 @@ def test_is_contiguous_matches_torch(impl, rng):
         cases.append((tuple(t.shape), t.stride()))
     for shape, strides in cases:
         expected = torch.empty(0).as_strided(shape, strides).is_contiguous() if 0 in shape else \
-            torch.empty(max(1, sum((s - 1) * st for s, st in zip(shape, strides)) + 1)).as_strided(
+            torch.empty(max(1, sum((s - 1) * st for s, st in zip(shape, strides, strict=False)) + 1)).as_strided(
                 shape, strides).is_contiguous()
         got = impl.is_contiguous(shape, strides)
         assert_equal(
@@ -121,7 +121,7 @@ def test_view_params_reproduce_pattern(impl, rng):
         size = random_shape(rng, ndim, 1, 5)
         stride = tuple(int(rng.integers(0, 7)) for _ in range(ndim))
         offset = int(rng.integers(0, 9))
-        n = offset + sum((s - 1) * st for s, st in zip(size, stride)) + 1
+        n = offset + sum((s - 1) * st for s, st in zip(size, stride, strict=False)) + 1
         target = torch.arange(n).as_strided(size, stride, offset).tolist()
         got = impl.view_params(target)
         if not (isinstance(got, tuple | list) and len(got) == 3):
@@ -130,7 +130,7 @@ def test_view_params_reproduce_pattern(impl, rng):
         try:
             g_size, g_stride = tuple(int(v) for v in g_size), tuple(int(v) for v in g_stride)
             g_offset = int(g_offset)
-            max_index = g_offset + sum((s - 1) * st for s, st in zip(g_size, g_stride))
+            max_index = g_offset + sum((s - 1) * st for s, st in zip(g_size, g_stride, strict=False))
             produced = torch.arange(max(n, max_index + 1)).as_strided(g_size, g_stride, g_offset).tolist()
         except (TypeError, ValueError, RuntimeError) as exc:
             fail(f"view_params({target}) returned {got!r}, which as_strided rejects: {exc}")

@@ -25,20 +25,20 @@ def zero_size_multiplies(shape):
 
 @mistake("storage_index", "The storage offset was forgotten: positions count from the view's start, not the storage's.")
 def no_offset(index, shape, strides, offset):
-    return sum((i % s) * st for i, s, st in zip(index, shape, strides))
+    return sum((i % s) * st for i, s, st in zip(index, shape, strides, strict=False))
 
 
 @mistake("storage_index", "Negative indices were used as they are instead of wrapping around (i + size).")
 def no_negative_wrap(index, shape, strides, offset):
-    for i, s in zip(index, shape):
+    for i, s in zip(index, shape, strict=False):
         if not -s <= i < s:
             raise IndexError(i)
-    return offset + sum(i * st for i, st in zip(index, strides))
+    return offset + sum(i * st for i, st in zip(index, strides, strict=False))
 
 
 @mistake("storage_index", "Out-of-range indices were accepted (wrapped modulo the size) instead of raising IndexError.")
 def no_bounds_check(index, shape, strides, offset):
-    return offset + sum((i % s) * st for i, s, st in zip(index, shape, strides))
+    return offset + sum((i % s) * st for i, s, st in zip(index, shape, strides, strict=False))
 
 
 @mistake("permute_meta", "The inverse permutation: dimension i was sent to position dims[i] instead of taken from dims[i].")
@@ -67,7 +67,7 @@ def strict_size_one(shape, strides):
     if any(s == 0 for s in shape):
         return True
     expected = 1
-    for size, stride in zip(reversed(shape), reversed(strides)):
+    for size, stride in zip(reversed(shape), reversed(strides), strict=False):
         if stride != expected:
             return False
         expected *= size
@@ -77,7 +77,7 @@ def strict_size_one(shape, strides):
 @mistake("is_contiguous", "A tensor with a 0-size dimension was judged by its strides; with no elements it is always contiguous.")
 def zero_size_by_strides(shape, strides):
     expected = 1
-    for size, stride in zip(reversed(shape), reversed(strides)):
+    for size, stride in zip(reversed(shape), reversed(strides), strict=False):
         if size == 1:
             continue
         if stride != expected:

@@ -24,7 +24,7 @@ def test_sgd_step(impl):
     lr = 0.1
     expected = [(p - lr * p.grad).detach() for p in params]
     impl.sgd_step(params, lr)
-    for i, (p, e) in enumerate(zip(params, expected)):
+    for i, (p, e) in enumerate(zip(params, expected, strict=False)):
         assert_close(p.detach(), e, f"parameter {i} after sgd_step")
 
 
