@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 
 import pytest
 
@@ -56,14 +57,18 @@ class ArmedRun:
         self._prepare(session)
         gc.collect()
         gc.freeze()  # what arming built stays out of the collector's way during the run
-        self._go(session.config, self._wait())
+        ready = time.time()
+        go = self._wait()
+        # a request that came before this process was ready waited for it: say how long
+        self._go(session.config, go, waited=max(0.0, ready - float(go.get("sent", ready))))
         yield
 
     def _prepare(self, session) -> None:
-        """Run the ``kata_prepare`` hooks of the kept checks with the rng each will get."""
+        """Run the ``kata_prepare`` hooks of the kept checks as each check will start: with
+        its rng, the global generators seeded alike, and its parameters."""
         import numpy as np
 
-        from checker.plugin import check_seed
+        from checker.plugin import check_seed, seed_everything
 
         warmed = set()
         for item in session.items:
@@ -75,8 +80,11 @@ class ArmedRun:
                     warm()
             prepare = getattr(getattr(item, "function", None), "kata_prepare", None)
             if prepare is not None:
+                seed = check_seed(session.config, item.nodeid)
+                seed_everything(seed)
+                params = getattr(getattr(item, "callspec", None), "params", {})
                 with contextlib.suppress(Exception):  # the check itself will meet the problem
-                    prepare(np.random.default_rng(check_seed(session.config, item.nodeid)))
+                    prepare(np.random.default_rng(seed), **params)
 
     def _wait(self) -> dict:
         with os.fdopen(self.pipe, "rb") as pipe:
@@ -85,7 +93,7 @@ class ArmedRun:
             os._exit(0)
         return json.loads(line)
 
-    def _go(self, config, go: dict) -> None:
+    def _go(self, config, go: dict, waited: float) -> None:
         import random
 
         from checker.plugin import begin_run
@@ -98,4 +106,5 @@ class ArmedRun:
         os.chdir(go["cwd"])
         random.seed()  # every check reseeds from its own seed; nothing inherits the worker's
         begin_run(config, impl=go["impl"], seed=int(go["seed"]), report=go["report"],
-                  diagnose=bool(go["diagnose"]), diagnose_budget=float(go["diagnose_budget"]))
+                  diagnose=bool(go["diagnose"]), diagnose_budget=float(go["diagnose_budget"]),
+                  armed_wait=waited)

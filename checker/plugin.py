@@ -67,7 +67,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def begin_run(config: pytest.Config, *, impl: str | Path, seed: int | None, report: str | None,
-              diagnose: bool, diagnose_budget: float) -> None:
+              diagnose: bool, diagnose_budget: float, armed_wait: float = 0.0) -> None:
     """Set what this run judges. pytest_configure calls it from the options; a warm worker's
     armed session (configured and collected before the learner saved) calls it again when
     the run is requested, before any check runs."""
@@ -84,6 +84,7 @@ def begin_run(config: pytest.Config, *, impl: str | Path, seed: int | None, repo
         "load_error": None,
         "started": time.perf_counter(),
         "diagnose_budget": diagnose_budget,
+        "armed_wait": armed_wait,
     })
 
 
@@ -132,7 +133,8 @@ def check_seed(config: pytest.Config, nodeid: str) -> int:
     return zlib.crc32(f"{base}:{nodeid}".encode()) & 0x7FFFFFFF
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators, as every check starts."""
     random.seed(seed)
     import numpy as np
 
@@ -160,7 +162,7 @@ def rng(seed: int):
 @pytest.fixture(autouse=True)
 def _kata_seeded(request: pytest.FixtureRequest) -> None:
     if _state(request.config) is not None:
-        _seed_everything(check_seed(request.config, request.node.nodeid))
+        seed_everything(check_seed(request.config, request.node.nodeid))
 
 
 @pytest.fixture
@@ -277,7 +279,7 @@ def _diagnose(item: pytest.Item, exercise: str, target: str, state: dict) -> lis
                 import numpy as np
 
                 funcargs["rng"] = np.random.default_rng(seed)
-            _seed_everything(seed)
+            seed_everything(seed)
             try:
                 item.runtest()
             except Exception as exc:
@@ -330,6 +332,7 @@ def merge_reports(parts: list[dict]) -> dict:
         "results": results,
         "unassigned": sorted({s for p in parts for s in p["unassigned"]}),
         "duration": max(p["duration"] for p in parts),
+        "armed_wait": max(p.get("armed_wait", 0.0) for p in parts),
     }
 
 
@@ -358,6 +361,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "results": state["results"],
         "unassigned": strays,
         "duration": round(time.perf_counter() - state["started"], 4),
+        "armed_wait": round(state.get("armed_wait", 0.0), 4),  # see checker.armed
     }
     if path:
         write_json(path, report)

@@ -99,3 +99,37 @@ def test_prepare_hooks_compute_exactly_what_their_check_will_ask_for():
         wanted = {(tuple(shapes), dynamic, limit)
                   for shapes, dynamic, limit in cases_of(np.random.default_rng(5))}
         assert set(module._TRUTH) == wanted
+
+
+def test_adam_prepare_hooks_leave_the_trajectory_each_check_uses():
+    """adam's prepare hooks run torch.optim's trajectories ahead: started as the check starts
+    (same rng, generators seeded alike, same parameters) they must leave exactly the reference
+    the check then looks up, so the check computes none of its own."""
+    import importlib
+
+    import numpy as np
+
+    from checker.learner import Impl, load_module
+    from checker.plugin import seed_everything
+
+    module = importlib.import_module("checker.checks.test_adam")
+    kata = CATALOG.get("adam")
+    impl = Impl(load_module(kata.solution_path, kata.rules), kata.rules)
+    checks = [(module.test_adam_trajectory_matches_torch, {}),
+              (module.test_adamw_trajectory_matches_torch, {}),
+              (module.test_amsgrad_trajectory_matches_torch, {}),
+              (module.test_foreach_trajectory_matches_torch, {"decoupled": False}),
+              (module.test_foreach_trajectory_matches_torch, {"decoupled": True})]
+    for check, params in checks:
+        module._REFERENCE.clear()
+        seed_everything(5)
+        check.kata_prepare(np.random.default_rng(5), **params)
+        prepared = set(module._REFERENCE)
+        assert len(prepared) == 1, check.__name__
+        seed_everything(5)
+        check(impl, np.random.default_rng(5), **params)
+        assert set(module._REFERENCE) == prepared, f"{check.__name__} missed its prepared trajectory"
+        seed_everything(6)  # other draws miss: the check computes its own reference
+        check(impl, np.random.default_rng(6), **params)
+        assert len(module._REFERENCE) == 2
+    module._REFERENCE.clear()

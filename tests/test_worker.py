@@ -121,6 +121,16 @@ def test_an_edited_check_file_is_used_by_the_next_run(tiny_env, tiny_worker, tmp
     assert "the edited check ran" in result.exercises[1].message
 
 
+def test_a_run_says_how_long_it_waited_for_its_processes(tiny_catalog, tiny_worker):
+    alpha, beta = tiny_catalog.get("alpha"), tiny_catalog.get("beta")
+    assert tiny_worker(alpha, alpha.solution_path, seed=1).passed  # then alpha's set is armed
+    time.sleep(1.5)
+    ready = tiny_worker(alpha, alpha.solution_path, seed=1)
+    assert ready.passed and ready.extra["armed_wait"] == 0.0
+    switched = tiny_worker(beta, beta.solution_path, seed=1)  # beta's set is armed on request
+    assert switched.passed and switched.extra["armed_wait"] > 0.0
+
+
 def test_share_splits_every_check_once_longest_first():
     from checker.armed import share
 

@@ -124,22 +124,26 @@ def _define_reference(ns: str, *, fake: bool, autograd: bool):
 
 
 def _warm() -> None:
-    """Pay opcheck's and AOTAutograd's lazy imports once, at collection, not inside a check."""
+    """Pay opcheck's and AOTAutograd's lazy set-up once, at collection, not inside a check.
+    The shapes are like the checks' (x (n, d), y (m, d), n != m): symbolic shapes cache the
+    expressions they meet (sympy), so a warm-up with x and y alike would leave the checks'
+    own expressions to a first, much slower, trace."""
     if not all(hasattr(torch.library, n) for n in ("custom_op", "opcheck")):
         return
     _skip_guard_latency_profile()
     op = _define_reference(fresh_namespace(), fake=True, autograd=True)
     x = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.library.opcheck(op, (x, x.detach().clone()))
+        torch.library.opcheck(op, (x, y))
         with fresh_dynamo():
-            torch.compile(lambda a: op(a, a).sum(), backend="aot_eager", fullgraph=True)(x).backward()
-        with fresh_dynamo():  # symbolic shapes have lazy set-up of their own
+            torch.compile(lambda a, b: op(a, b).sum(), backend="aot_eager", fullgraph=True)(x, y).backward()
+        with fresh_dynamo():  # as test_fake_compiles_fullgraph compiles
             from torch._dynamo.testing import CompileCounter
 
-            torch.compile(lambda a: op(a, a).amin(dim=1), backend=CompileCounter(), fullgraph=True,
-                          dynamic=True)(x.detach())
+            torch.compile(lambda a, b: op(a, b).argmin(dim=1), backend=CompileCounter(),
+                          fullgraph=True, dynamic=True)(x.detach(), y.detach())
 
 
 _warm()
@@ -268,7 +272,7 @@ def test_fake_compiles_fullgraph(impl, rng):
     op = _op_with_learner_fake(impl, ns)
 
     def nearest(x, y):
-        return op(x, y).argmin(dim=1) + op(y, x).amin(dim=1).sum().long()
+        return op(x, y).argmin(dim=1)
 
     with fresh_dynamo():
         counter = CompileCounter()
@@ -278,7 +282,7 @@ def test_fake_compiles_fullgraph(impl, rng):
             expected = nearest(x, y)
             with ns.guard("torch.compile(fullgraph=True) of a function calling sqdist"):
                 got = compiled(x, y)
-            assert_close(got, expected, "a compiled function calling sqdist twice")
+            assert_close(got, expected, "a compiled function calling sqdist")
         if counter.frame_count != 1:
             ns.fail(f"a function calling sqdist compiled {counter.frame_count} times for two "
                     "input sizes under dynamic=True, expected once.")
@@ -465,9 +469,12 @@ def test_clip_fake_and_compile(impl, rng):
 
 @pytest.mark.exercise("define_clip_")
 def test_clip_passes_opcheck(impl, rng):
-    _require_compile()
+    _require_library()
     ns = _Namespaced(fresh_namespace())
     op, _ = _learner_clip(impl, ns)
+    # opcheck's test_aot_dispatch_dynamic is left out: for an op that returns nothing and has
+    # no gradient it only traces the op, which test_clip_fake_and_compile does with
+    # AOTAutograd too, and that check also proves the write reaches x.
     _opcheck(ns, op, (torch.randn(5, 4, dtype=torch.float64).t(), -0.5, 0.5),
-             ("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"), "clip_, x, -0.5, 0.5")
+             ("test_schema", "test_faketensor"), "clip_, x, -0.5, 0.5")
 kata_warm = _warm
