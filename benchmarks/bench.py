@@ -114,7 +114,7 @@ def main() -> None:
             result = run_checks(kata, path, seed=None, use_worker=state)  # as `kata watch` does
             if i:  # the first run warms the check module's page cache
                 times.append(time.perf_counter() - t)
-                waited.append(result.extra.get("armed_wait", 0.0))
+                waited.append((result.extra.get("armed") or {}).get("wait", 0.0))
             if not result.passed:
                 print(f"  ! {kata.name}: the solution did not pass ({result.status})")
         verdicts[kata.name] = statistics.median(times)

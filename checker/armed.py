@@ -20,7 +20,8 @@ from checker.plugin import check_id
 
 def share(items: list, index: int, bins: int, durations: dict[str, float]) -> list:
     """Process ``index``'s share of ``items`` when ``bins`` processes split them: the longest
-    checks first, each to the least loaded process (durations from earlier runs)."""
+    checks first, each to the least loaded process (durations from earlier runs, prepare
+    hooks included)."""
     if bins <= 1:
         return list(items)
     ids = [check_id(item.nodeid) for item in items]
@@ -54,23 +55,25 @@ class ArmedRun:
     def pytest_runtestloop(self, session):
         import gc
 
-        self._prepare(session)
+        prepared = self._prepare(session)
         gc.collect()
         gc.freeze()  # what arming built stays out of the collector's way during the run
         ready = time.time()
         go = self._wait()
         # a request that came before this process was ready waited for it: say how long
-        self._go(session.config, go, waited=max(0.0, ready - float(go.get("sent", ready))))
+        wait = max(0.0, ready - float(go.get("sent", ready)))
+        self._go(session.config, go, {"wait": round(wait, 4), "prepared": prepared})
         yield
 
-    def _prepare(self, session) -> None:
+    def _prepare(self, session) -> dict[str, float]:
         """Run the ``kata_prepare`` hooks of the kept checks as each check will start: with
-        its rng, the global generators seeded alike, and its parameters."""
+        its rng, the global generators seeded alike, and its parameters. Returns the seconds
+        each hook took, by check id."""
         import numpy as np
 
         from checker.plugin import check_seed, seed_everything
 
-        warmed = set()
+        warmed, took = set(), {}
         for item in session.items:
             module = getattr(item, "module", None)
             warm = getattr(module, "kata_warm", None)
@@ -83,8 +86,11 @@ class ArmedRun:
                 seed = check_seed(session.config, item.nodeid)
                 seed_everything(seed)
                 params = getattr(getattr(item, "callspec", None), "params", {})
+                start = time.perf_counter()
                 with contextlib.suppress(Exception):  # the check itself will meet the problem
                     prepare(np.random.default_rng(seed), **params)
+                took[check_id(item.nodeid)] = round(time.perf_counter() - start, 4)
+        return took
 
     def _wait(self) -> dict:
         with os.fdopen(self.pipe, "rb") as pipe:
@@ -93,7 +99,7 @@ class ArmedRun:
             os._exit(0)
         return json.loads(line)
 
-    def _go(self, config, go: dict, waited: float) -> None:
+    def _go(self, config, go: dict, armed: dict) -> None:
         import random
 
         from checker.plugin import begin_run
@@ -107,4 +113,4 @@ class ArmedRun:
         random.seed()  # every check reseeds from its own seed; nothing inherits the worker's
         begin_run(config, impl=go["impl"], seed=int(go["seed"]), report=go["report"],
                   diagnose=bool(go["diagnose"]), diagnose_budget=float(go["diagnose_budget"]),
-                  armed_wait=waited)
+                  armed=armed)

@@ -67,10 +67,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def begin_run(config: pytest.Config, *, impl: str | Path, seed: int | None, report: str | None,
-              diagnose: bool, diagnose_budget: float, armed_wait: float = 0.0) -> None:
+              diagnose: bool, diagnose_budget: float, armed: dict | None = None) -> None:
     """Set what this run judges. pytest_configure calls it from the options; a warm worker's
     armed session (configured and collected before the learner saved) calls it again when
-    the run is requested, before any check runs."""
+    the run is requested, before any check runs, with what arming took (``armed``: ``wait``,
+    how long the request waited for the process; ``prepared``, seconds of each check's
+    prepare hook), which the report passes on."""
     if seed is None:
         from checker.runner import random_seed
 
@@ -84,7 +86,7 @@ def begin_run(config: pytest.Config, *, impl: str | Path, seed: int | None, repo
         "load_error": None,
         "started": time.perf_counter(),
         "diagnose_budget": diagnose_budget,
-        "armed_wait": armed_wait,
+        "armed": armed or {"wait": 0.0, "prepared": {}},
     })
 
 
@@ -332,7 +334,8 @@ def merge_reports(parts: list[dict]) -> dict:
         "results": results,
         "unassigned": sorted({s for p in parts for s in p["unassigned"]}),
         "duration": max(p["duration"] for p in parts),
-        "armed_wait": max(p.get("armed_wait", 0.0) for p in parts),
+        "armed": {"wait": max(p["armed"]["wait"] for p in parts),
+                  "prepared": {k: v for p in parts for k, v in p["armed"]["prepared"].items()}},
     }
 
 
@@ -361,7 +364,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "results": state["results"],
         "unassigned": strays,
         "duration": round(time.perf_counter() - state["started"], 4),
-        "armed_wait": round(state.get("armed_wait", 0.0), 4),  # see checker.armed
+        "armed": state["armed"],  # see checker.armed
     }
     if path:
         write_json(path, report)

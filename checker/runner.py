@@ -90,7 +90,7 @@ def from_report(report: dict, duration: float, output_tail: str = "") -> CheckRe
     status = "passed" if all(e.ok for e in exercises) else "failed"
     return CheckResult(kata=report["kata"], seed=report["seed"], status=status,
                        exercises=exercises, output_tail=output_tail, duration=duration,
-                       impl=report["impl"], extra={"armed_wait": report.get("armed_wait", 0.0)})
+                       impl=report["impl"], extra={"armed": report.get("armed")})
 
 
 # The child runs pytest and leaves with os._exit: interpreter shutdown (where a learner's

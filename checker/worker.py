@@ -412,10 +412,13 @@ class Server:
         merged = merge_reports(reports)
         write_json(req["report"], merged)
         if not merged["load_error"]:
+            # a check's cost to its process: its prepare hook (before the save) and its run
+            # (after); balancing both keeps every process's arming short and the runs even
             known = self.durations.setdefault(key, {})
+            prepared = merged["armed"]["prepared"]
             for entries in merged["results"].values():
                 for entry in entries:
-                    known[entry["id"]] = entry["duration"]
+                    known[entry["id"]] = entry["duration"] + prepared.get(entry["id"], 0.0)
         return {"ok": True, "returncode": max(codes.values(), default=0)}
 
 

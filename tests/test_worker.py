@@ -126,9 +126,9 @@ def test_a_run_says_how_long_it_waited_for_its_processes(tiny_catalog, tiny_work
     assert tiny_worker(alpha, alpha.solution_path, seed=1).passed  # then alpha's set is armed
     time.sleep(1.5)
     ready = tiny_worker(alpha, alpha.solution_path, seed=1)
-    assert ready.passed and ready.extra["armed_wait"] == 0.0
+    assert ready.passed and ready.extra["armed"]["wait"] == 0.0
     switched = tiny_worker(beta, beta.solution_path, seed=1)  # beta's set is armed on request
-    assert switched.passed and switched.extra["armed_wait"] > 0.0
+    assert switched.passed and switched.extra["armed"]["wait"] > 0.0
 
 
 def test_share_splits_every_check_once_longest_first():
@@ -148,3 +148,31 @@ def test_share_splits_every_check_once_longest_first():
     assert [it.nodeid for it in share(items, 0, 1, durations)] == [it.nodeid for it in items]
     # unknown durations: an even split by count
     assert sorted(len(share(items, i, 2, {})) for i in range(2)) == [2, 3]
+
+
+def test_the_worker_learns_each_checks_run_and_prepare_time(tmp_path):
+    """The split balances what a process does before the save (prepare hooks) and after."""
+    import json
+    import socket
+    from types import SimpleNamespace
+
+    from checker.plugin import REPORT_VERSION
+
+    def part(results, prepared):
+        return {"format_version": REPORT_VERSION, "kata": "k", "impl": "x.py", "seed": 1,
+                "load_error": None, "exercises": {"e": {}}, "results": results,
+                "unassigned": [], "duration": 0.3, "armed": {"wait": 0.0, "prepared": prepared}}
+
+    parts = [(str(tmp_path / f"r.{i}"), str(tmp_path / f"o.{i}")) for i in range(2)]
+    reports = [part({"e": [{"id": "test_a", "duration": 0.01, "outcome": "passed"}]}, {"test_a": 0.2}),
+               part({"e": [{"id": "test_b", "duration": 0.1, "outcome": "passed"}]}, {})]
+    for (report, output), data in zip(parts, reports, strict=True):
+        (tmp_path / report).write_text(json.dumps(data))
+        (tmp_path / output).write_text("")
+    with socket.socket(socket.AF_UNIX) as listener:
+        server = worker.Server(listener)
+        armed = SimpleNamespace(logs=["", ""], pids=[1, 2])
+        req = {"output": str(tmp_path / "out.txt"), "report": str(tmp_path / "report.json")}
+        reply = server._merge(req, armed, parts, {1: 0, 2: 0}, ("k", None))
+    assert reply["ok"]
+    assert server.durations[("k", None)] == pytest.approx({"test_a": 0.21, "test_b": 0.1})
