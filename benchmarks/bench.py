@@ -1,6 +1,8 @@
 """Speed figures for the learner's loop, each printed with its baseline and ratio.
 
-Run from a checkout with the project installed:  python benchmarks/bench.py [--runs N] [--suite]
+Run from a checkout, with the Python of an environment where the project is installed the
+way the README's Quick start installs it (a copy, bytecode compiled):
+    .venv/bin/python benchmarks/bench.py [--runs N] [--suite]
 
 Figures (medians over N runs, all measured in this one run, on this machine):
   baseline         python -c "import torch"
@@ -17,6 +19,7 @@ Figures (medians over N runs, all measured in this one run, on this machine):
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import queue
 import shutil
@@ -72,6 +75,11 @@ def main() -> None:
 
     print(f"torch-katas benchmark — medians of {runs} runs, {os.cpu_count()} cores, "
           f"{len(catalog.katas)} katas\n")
+    import checker.cli
+
+    if not Path(importlib.util.cache_from_source(checker.cli.__file__)).exists():
+        print("  note: the installed checker package has no bytecode cache (an editable install "
+              "with\n  PYTHONDONTWRITEBYTECODE?): every kata command below compiles it first.\n")
     base = timed([sys.executable, "-c", "import torch"], ws, runs)
     line('baseline: python -c "import torch"', base)
     print()
