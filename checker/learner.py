@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import functools
 import importlib
 import inspect
 import os
@@ -214,6 +215,7 @@ def resolve(dotted: str) -> tuple[Any, str, Any]:
     raise ValueError(f"cannot resolve {dotted!r}")
 
 
+@functools.cache
 def _raiser_code(message: str) -> types.CodeType:
     """Code for ``def f(*args, **kwargs): raise ForbiddenAPI(message)`` that needs no globals."""
     src = (
@@ -240,6 +242,38 @@ def _swappable(func: Any) -> types.FunctionType | None:
     return None
 
 
+def _blocker(message: str) -> Callable[..., None]:
+    def blocked(*args: Any, **kwargs: Any) -> None:
+        raise ForbiddenAPI(message)
+
+    return blocked
+
+
+_FORBID_PLANS: dict[tuple, list[tuple]] = {}
+
+
+def _forbid_plan(rules: Rules) -> list[tuple]:
+    """What forbid_callables changes, worked out once per process (a window opens around
+    every call into the learner's code): for each forbidden callable, its owner, attribute,
+    the object itself, the function whose code to swap (or None), and a stand-in raising
+    ForbiddenAPI with its message."""
+    key = (rules.forbid, rules.explain)
+    if key not in _FORBID_PLANS:
+        plan = []
+        for entry in rules.forbid:
+            dotted = entry.rstrip("?")
+            try:
+                owner, attr, target = resolve(dotted)
+            except (AttributeError, ValueError):
+                if entry.endswith("?"):
+                    continue  # "name?": forbid it where this torch has it
+                raise
+            message = forbidden_message(dotted, rules)
+            plan.append((owner, attr, target, _swappable(target), message, _blocker(message)))
+        _FORBID_PLANS[key] = plan
+    return _FORBID_PLANS[key]
+
+
 @contextlib.contextmanager
 def forbid_callables(rules: Rules) -> Iterator[None]:
     """Make every callable in ``rules.forbid`` raise ForbiddenAPI until the block ends.
@@ -251,16 +285,7 @@ def forbid_callables(rules: Rules) -> Iterator[None]:
     """
     undo: list[Callable[[], None]] = []
     try:
-        for entry in rules.forbid:
-            dotted = entry.rstrip("?")
-            try:
-                owner, attr, target = resolve(dotted)
-            except (AttributeError, ValueError):
-                if entry.endswith("?"):
-                    continue  # "name?": forbid it where this torch has it
-                raise
-            message = forbidden_message(dotted, rules)
-            inner = _swappable(target)
+        for owner, attr, target, inner, message, blocked in _forbid_plan(rules):
             if inner is not None:
                 old_code = inner.__code__
                 inner.__code__ = _raiser_code(message)
@@ -272,21 +297,13 @@ def forbid_callables(rules: Rules) -> Iterator[None]:
             if isinstance(target, type):
                 had = "__init__" in target.__dict__
                 old_init = target.__dict__.get("__init__")
-
-                def blocked_init(self: Any, *args: Any, _m: str = message, **kwargs: Any) -> None:
-                    raise ForbiddenAPI(_m)
-
-                target.__init__ = blocked_init  # type: ignore[misc]
+                target.__init__ = blocked  # type: ignore[misc]
                 undo.append(
                     lambda t=target, o=old_init, h=had: setattr(t, "__init__", o)
                     if h
                     else delattr(t, "__init__")
                 )
             else:
-
-                def blocked(*args: Any, _m: str = message, **kwargs: Any) -> None:
-                    raise ForbiddenAPI(_m)
-
                 original = owner.__dict__.get(attr, target) if isinstance(owner, type) else target
                 setattr(owner, attr, blocked)
                 undo.append(lambda o=owner, a=attr, v=original: setattr(o, a, v))
@@ -402,14 +419,19 @@ GUARDED = {
 }
 
 
-_guarded_attrs: list[tuple[Any, str]] | None = None
+_guarded_attrs: list[tuple[Any, str, Any]] | None = None
+_MISSING = object()
 
 
-def _guarded_owner_attrs() -> list[tuple[Any, str]]:
-    """The (owner, attribute) pairs to guard, resolved once per process."""
+def _guarded_owner_attrs() -> list[tuple[Any, str, Any]]:
+    """The (owner, attribute, namespace) triples to guard, resolved once per process.
+
+    ``namespace`` is the class's own ``__dict__`` for an attribute a class defines itself
+    (read there, a classmethod is the same object each time), else None (read with getattr).
+    """
     global _guarded_attrs
     if _guarded_attrs is None:
-        pairs = []
+        triples = []
         for modname, attrs in GUARDED.items():
             try:
                 owner = sys.modules.get(modname) or (
@@ -418,40 +440,42 @@ def _guarded_owner_attrs() -> list[tuple[Any, str]]:
             except Exception:  # module not importable here: nothing to guard
                 continue
             names = attrs if attrs is not None else [a for a in vars(owner) if not a.startswith("_")]
-            pairs.extend((owner, attr) for attr in names)
-        _guarded_attrs = pairs
+            own = owner.__dict__ if isinstance(owner, type) else None
+            triples.extend((owner, attr, own if own is not None and attr in own else None)
+                           for attr in names)
+        _guarded_attrs = triples
     return _guarded_attrs
 
 
-def _guarded_items() -> list[tuple[Any, str, Any, Any]]:
-    """Snapshot of the guarded values (and their code objects) right now."""
-    items = []
-    for owner, attr in _guarded_owner_attrs():
-        try:
-            value = owner.__dict__[attr] if isinstance(owner, type) and attr in owner.__dict__ else getattr(owner, attr)
-        except AttributeError:
-            continue
-        items.append((owner, attr, value, getattr(value, "__code__", None)))
-    return items
-
-
 class TamperGuard:
-    """Snapshot the comparison machinery; on exit, restore anything replaced and fail loudly."""
+    """Snapshot the comparison machinery; on exit, restore anything replaced and fail loudly.
+
+    Entered around every call into the learner's code, so both halves are single passes."""
 
     def __enter__(self) -> TamperGuard:
-        self.items = _guarded_items()
+        self.items = [
+            (owner, attr, ns, value, getattr(value, "__code__", None))
+            for owner, attr, ns in _guarded_owner_attrs()
+            if (value := ns.get(attr, _MISSING) if ns is not None
+                else getattr(owner, attr, _MISSING)) is not _MISSING
+        ]
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         changed = []
-        for owner, attr, value, code in self.items:
-            now = owner.__dict__.get(attr) if isinstance(owner, type) else getattr(owner, attr, None)
-            if isinstance(owner, type) and attr not in owner.__dict__:
-                now = value if getattr(owner, attr, None) is value else None
+        for owner, attr, ns, value, code in [
+            item for item in self.items
+            if (item[2].get(item[1]) if item[2] is not None else getattr(item[0], item[1], None))
+            is not item[3] or (item[4] is not None and item[3].__code__ is not item[4])
+        ]:
+            now = ns.get(attr) if ns is not None else getattr(owner, attr, None)
             if now is not value:
-                setattr(owner, attr, value)
+                if ns is None and isinstance(owner, type) and attr in owner.__dict__:
+                    delattr(owner, attr)  # it was inherited: unshadow it
+                if getattr(owner, attr, None) is not value:
+                    setattr(owner, attr, value)
                 changed.append(f"{getattr(owner, '__name__', owner)}.{attr}")
-            elif code is not None and getattr(value, "__code__", None) is not code:
+            else:
                 value.__code__ = code
                 changed.append(f"{getattr(owner, '__name__', owner)}.{attr}.__code__")
         if changed:

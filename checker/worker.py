@@ -203,8 +203,11 @@ def _preimport_checks(req: dict) -> bool:
 
 
 def _armed_child(catalog_file: str | None, name: str, seed: int, index: int, bins: int,
-                 durations: dict[str, float], pipe: int, log: str) -> None:
-    """In a forked process: configure and collect, then wait in ArmedRun; never returns."""
+                 durations: dict[str, float], pipe: int, done: int, log: str) -> None:
+    """In a forked process: configure and collect, then wait in ArmedRun; never returns.
+
+    Once its report is written it says so on ``done`` (its exit status, one line): the
+    worker need not wait for the process to be torn down (about 10 ms for a torch process)."""
     code = 70
     try:
         from checker.catalog import load_catalog
@@ -228,6 +231,8 @@ def _armed_child(catalog_file: str | None, name: str, seed: int, index: int, bin
         code = int(pytest.main(args, plugins=[ArmedRun(pipe, index, bins, durations)]))
         sys.stdout.flush()
         sys.stderr.flush()
+        with contextlib.suppress(OSError):
+            os.write(done, f"{code}\n".encode())
     except BaseException:  # the child must never fall back into the server loop
         import traceback
 
@@ -256,19 +261,25 @@ class Armed:
         self.tmp = tempfile.mkdtemp(prefix="kata-armed-")
         self.logs = [os.path.join(self.tmp, f"arm-{i}.txt") for i in range(BINS)]
         self.pids: list[int] = []
-        self.pipes: list[int] = []
+        self.pipes: list[int] = []  # the worker writes "go" on these
+        self.done: list[int] = []  # and reads "done" on these
         for i in range(BINS):
             r, w = os.pipe()
+            done_r, done_w = os.pipe()
             pid = os.fork()
             if pid == 0:
                 os.close(w)
-                for fd in close_in_child + self.pipes:
+                os.close(done_r)
+                for fd in close_in_child + self.pipes + self.done:
                     with contextlib.suppress(OSError):
                         os.close(fd)
-                _armed_child(key[1], key[0], self.seed, i, BINS, durations, r, self.logs[i])
+                _armed_child(key[1], key[0], self.seed, i, BINS, durations, r, done_w,
+                             self.logs[i])
             os.close(r)
+            os.close(done_w)
             self.pids.append(pid)
             self.pipes.append(w)
+            self.done.append(done_r)
 
     def alive(self) -> bool:
         for pid in self.pids:
@@ -281,9 +292,10 @@ class Armed:
         return True
 
     def discard(self) -> None:
-        for fd in self.pipes:
+        for fd in self.pipes + self.done:
             with contextlib.suppress(OSError):
                 os.close(fd)
+        self.pipes, self.done = [], []
         for pid in self.pids:
             _kill(pid)
         import shutil
@@ -314,6 +326,7 @@ class Server:
     def __init__(self, listener: socket.socket):
         self.listener = listener
         self.armed: Armed | None = None
+        self.spent: list[Armed] = []
         self.durations: dict[tuple, dict[str, float]] = {}
 
     def arm(self, key: tuple) -> None:
@@ -321,7 +334,14 @@ class Server:
             self.armed.discard()
         self.armed = Armed(key, self.durations.get(key, {}), [self.listener.fileno()])
 
+    def reap(self) -> None:
+        """Collect the processes of answered runs (killed, maybe still being torn down)."""
+        for armed in self.spent:
+            armed.discard()
+        self.spent = []
+
     def close(self) -> None:
+        self.reap()
         if self.armed is not None:
             self.armed.discard()
             self.armed = None
@@ -346,39 +366,52 @@ class Server:
             with contextlib.suppress(OSError):
                 os.close(pipe)
         armed.pipes = []
-        codes, stopped = self._wait(conn, armed.pids, float(req["wall"]))
+        codes, stopped = self._wait(conn, armed, float(req["wall"]))
         for pid in armed.pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)  # stray grandchildren
         reply = self._merge(req, armed, parts, codes, key)
-        armed.pids = []
-        armed.discard()
+        self.spent.append(armed)  # reaped once the reply is sent
         if stopped:
             reply.update(timed_out=stopped == "wall", returncode=-9)
         reply["seed"] = seed
         return reply
 
-    def _wait(self, conn: socket.socket, pids: list[int], wall: float) -> tuple[dict, str]:
-        """Wait for every process; stop them all if the client goes or the wall limit passes."""
+    def _wait(self, conn: socket.socket, armed: Armed, wall: float) -> tuple[dict, str]:
+        """Wait until every process has said it is done, or died; stop them all if the
+        client goes or the wall limit passes. Returns their exit statuses."""
         deadline = time.monotonic() + wall
+        pids = armed.pids
         codes: dict[int, int] = {}
-        fds = {}
+        done = dict(zip(armed.done, pids, strict=True))
+        pidfds = {}
         for pid in pids:
             with contextlib.suppress(OSError, AttributeError):
-                fds[os.pidfd_open(pid)] = pid
+                pidfds[os.pidfd_open(pid)] = pid
         try:
             while len(codes) < len(pids):
-                for pid in pids:
-                    if pid not in codes:
-                        done, status = os.waitpid(pid, os.WNOHANG)
-                        if done:
+                for pid in pids:  # where pidfds are missing, look for the dead by polling
+                    if pid not in codes and pid not in pidfds.values():
+                        reaped, status = os.waitpid(pid, os.WNOHANG)
+                        if reaped:
                             codes[pid] = os.waitstatus_to_exitcode(status)
                 if len(codes) == len(pids):
                     break
+                fds = [fd for fd, pid in (*done.items(), *pidfds.items()) if pid not in codes]
+                polling = len(pidfds) < len(pids)
                 left = deadline - time.monotonic()
-                waiting = [fd for fd, pid in fds.items() if pid not in codes]
-                timeout = min(left, 0.01 if len(waiting) < len(pids) - len(codes) else 1.0)
-                readable, _, _ = select.select([conn, *waiting], [], [], max(timeout, 0))
+                readable, _, _ = select.select([conn, *fds], [], [],
+                                               max(min(left, 0.01 if polling else 1.0), 0))
+                for fd in readable:
+                    pid = done.get(fd) or pidfds.get(fd)
+                    if pid is None or pid in codes:
+                        continue
+                    said = os.read(fd, 64).split() if fd in done else []
+                    if said and said[0].lstrip(b"-").isdigit():
+                        codes[pid] = int(said[0])  # its report is written; it is exiting
+                    else:  # it died without a word (its pipe closed, or its pidfd fired)
+                        _, status = os.waitpid(pid, 0)
+                        codes[pid] = os.waitstatus_to_exitcode(status)
                 client_gone = conn in readable and not conn.recv(1, socket.MSG_PEEK)
                 if client_gone or time.monotonic() > deadline:
                     for pid in pids:
@@ -388,7 +421,7 @@ class Server:
                     return codes, "client" if client_gone else "wall"
             return codes, ""
         finally:
-            for fd in fds:
+            for fd in pidfds:
                 os.close(fd)
 
     def _merge(self, req: dict, armed: Armed, parts: list, codes: dict, key: tuple) -> dict:
@@ -473,6 +506,7 @@ def serve(state_dir: Path, idle_timeout: float = 3600.0) -> None:
                     rearm = (req["kata"], req["catalog"])
                 with contextlib.suppress(OSError):
                     conn.sendall((json.dumps(reply) + "\n").encode())
+            server.reap()
             if rearm is not None:  # the next run's processes get ready while the learner reads
                 with contextlib.suppress(Exception):
                     server.arm(rearm)

@@ -85,6 +85,19 @@ def test_tamper_guard_restores_and_fails():
     assert torch.allclose is real
 
 
+def test_tamper_guard_sees_methods_a_class_inherits_or_defines():
+    with TamperGuard():  # no false alarm: a classmethod read twice is the same object
+        pass
+    inherited = torch.Tensor.abs  # defined on torch._C.TensorBase
+    with pytest.raises(TamperError, match=r"Tensor\.abs"), TamperGuard():
+        torch.Tensor.abs = lambda self: self
+    assert torch.Tensor.abs is inherited and "abs" not in torch.Tensor.__dict__
+    own = torch.Tensor.__dict__["__torch_function__"]
+    with pytest.raises(TamperError, match="__torch_function__"), TamperGuard():
+        torch.Tensor.__torch_function__ = classmethod(lambda cls, *a, **k: None)
+    assert torch.Tensor.__dict__["__torch_function__"] is own
+
+
 def test_assert_close_reports_largest_error_and_index():
     expected = torch.zeros(3, 4, dtype=torch.float64)
     got = expected.clone()
