@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
-import functools
 import importlib
 import inspect
 import os
@@ -215,7 +214,6 @@ def resolve(dotted: str) -> tuple[Any, str, Any]:
     raise ValueError(f"cannot resolve {dotted!r}")
 
 
-@functools.cache
 def _raiser_code(message: str) -> types.CodeType:
     """Code for ``def f(*args, **kwargs): raise ForbiddenAPI(message)`` that needs no globals."""
     src = (
@@ -255,8 +253,8 @@ _FORBID_PLANS: dict[tuple, list[tuple]] = {}
 def _forbid_plan(rules: Rules) -> list[tuple]:
     """What forbid_callables changes, worked out once per process (a window opens around
     every call into the learner's code): for each forbidden callable, its owner, attribute,
-    the object itself, the function whose code to swap (or None), and a stand-in raising
-    ForbiddenAPI with its message."""
+    the object itself, the function whose code to swap (or None) and the code to swap in,
+    and a stand-in raising ForbiddenAPI with its message."""
     key = (rules.forbid, rules.explain)
     if key not in _FORBID_PLANS:
         plan = []
@@ -269,9 +267,19 @@ def _forbid_plan(rules: Rules) -> list[tuple]:
                     continue  # "name?": forbid it where this torch has it
                 raise
             message = forbidden_message(dotted, rules)
-            plan.append((owner, attr, target, _swappable(target), message, _blocker(message)))
+            inner = _swappable(target)
+            plan.append((owner, attr, target, inner,
+                         _raiser_code(message) if inner is not None else None, _blocker(message)))
         _FORBID_PLANS[key] = plan
     return _FORBID_PLANS[key]
+
+
+def prepare_rules(rules: Rules) -> None:
+    """Work out what the rules windows of ``rules`` change ahead of the first call (a warm
+    worker's armed process does it before the learner saves)."""
+    with contextlib.suppress(Exception):  # a bad entry is reported by the window itself
+        _forbid_plan(rules)
+    _guarded_owner_attrs()
 
 
 @contextlib.contextmanager
@@ -285,10 +293,10 @@ def forbid_callables(rules: Rules) -> Iterator[None]:
     """
     undo: list[Callable[[], None]] = []
     try:
-        for owner, attr, target, inner, message, blocked in _forbid_plan(rules):
+        for owner, attr, target, inner, raiser, blocked in _forbid_plan(rules):
             if inner is not None:
                 old_code = inner.__code__
-                inner.__code__ = _raiser_code(message)
+                inner.__code__ = raiser
                 undo.append(lambda t=inner, c=old_code: setattr(t, "__code__", c))
                 if inner is target:
                     continue

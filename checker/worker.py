@@ -225,6 +225,9 @@ def _armed_child(catalog_file: str | None, name: str, seed: int, index: int, bin
 
         torch.set_num_threads(1)
         kata = load_catalog(Path(catalog_file) if catalog_file else None).get(name)
+        from checker.learner import prepare_rules
+
+        prepare_rules(kata.rules)
         args = pytest_args(kata, kata.stub_path, seed, Path(os.devnull), diagnose=False)
         from checker.armed import ArmedRun
 
