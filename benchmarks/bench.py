@@ -46,6 +46,20 @@ def kata_cmd() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "checker.cli"]
 
 
+def installed_cli() -> Path:
+    """The checker/cli.py that this environment's `kata` command runs."""
+    from importlib import metadata
+
+    try:
+        files = metadata.distribution("torch-katas").files or []
+    except metadata.PackageNotFoundError:
+        files = []
+    for f in files:
+        if f.as_posix() == "checker/cli.py":
+            return Path(f.locate())
+    return ROOT / "checker" / "cli.py"  # an editable install runs the checkout's
+
+
 def timed(cmd: list[str], cwd: Path, runs: int, env: dict | None = None) -> float:
     times = []
     for _ in range(runs):
@@ -75,9 +89,7 @@ def main() -> None:
 
     print(f"torch-katas benchmark — medians of {runs} runs, {os.cpu_count()} cores, "
           f"{len(catalog.katas)} katas\n")
-    import checker.cli
-
-    if not Path(importlib.util.cache_from_source(checker.cli.__file__)).exists():
+    if not Path(importlib.util.cache_from_source(str(installed_cli()))).exists():
         print("  note: the installed checker package has no bytecode cache (an editable install "
               "with\n  PYTHONDONTWRITEBYTECODE?): every kata command below compiles it first.\n")
     base = timed([sys.executable, "-c", "import torch"], ws, runs)
