@@ -66,13 +66,19 @@ class ArmedRun:
         yield
 
     def _prepare(self, session) -> dict[str, float]:
-        """Run the ``kata_prepare`` hooks of the kept checks as each check will start: with
+        """Run each check module's ``kata_warm`` (given the names of the checks this process
+        runs) and the ``kata_prepare`` hooks of the kept checks as each check will start: with
         its rng, the global generators seeded alike, and its parameters. Returns the seconds
-        each hook took, by check id."""
+        each prepare hook took, by check id."""
         import numpy as np
 
         from checker.plugin import check_seed, seed_everything
 
+        kept: dict[str, set[str]] = {}  # the checks this process runs, by module
+        for item in session.items:
+            module = getattr(item, "module", None)
+            if module is not None:
+                kept.setdefault(module.__name__, set()).add(getattr(item, "originalname", item.name))
         warmed, took = set(), {}
         for item in session.items:
             module = getattr(item, "module", None)
@@ -80,7 +86,7 @@ class ArmedRun:
             if warm is not None and module.__name__ not in warmed:
                 warmed.add(module.__name__)
                 with contextlib.suppress(Exception):
-                    warm()
+                    warm(kept[module.__name__])
             prepare = getattr(getattr(item, "function", None), "kata_prepare", None)
             if prepare is not None:
                 seed = check_seed(session.config, item.nodeid)

@@ -42,7 +42,7 @@ STEP_RTOL = 1e-6
 TRAJECTORY_ATOL = 1e-5
 
 
-def _warm_up() -> None:
+def _warm_up(checks: set[str] | None = None) -> None:
     """torch.optim's first step imports torch._dynamo (seconds): pay it at collection time.
     Every flavour the checks use gets one step with a real backward, so a warm worker's armed
     process (which runs this again as ``kata_warm``) has each code path ready."""

@@ -79,7 +79,7 @@ def fresh_dynamo() -> Iterator[None]:
         _reset()
 
 
-def _warm() -> None:
+def _warm(checks: set[str] | None = None) -> None:
     """Pay dynamo's lazy imports once, at collection, so each check's time is its own."""
     if CompileCounter is None or not hasattr(torch.compiler, "set_stance"):
         return

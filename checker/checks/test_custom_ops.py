@@ -123,27 +123,38 @@ def _define_reference(ns: str, *, fake: bool, autograd: bool):
     return sqdist
 
 
-def _warm() -> None:
-    """Pay opcheck's and AOTAutograd's lazy set-up once, at collection, not inside a check.
+def _warm(checks: set[str] | None = None) -> None:
+    """Pay opcheck's and AOTAutograd's lazy set-up once, at collection, not inside a check;
+    an armed process (``kata_warm``) warms only what its own ``checks`` use.
     The shapes are like the checks' (x (n, d), y (m, d), n != m): symbolic shapes cache the
     expressions they meet (sympy), so a warm-up with x and y alike would leave the checks'
     own expressions to a first, much slower, trace."""
     if not all(hasattr(torch.library, n) for n in ("custom_op", "opcheck")):
         return
+
+    def wanted(*names: str) -> bool:
+        return checks is None or not checks.isdisjoint(names)
+
     _skip_guard_latency_profile()
     op = _define_reference(fresh_namespace(), fake=True, autograd=True)
     x = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
     y = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.library.opcheck(op, (x, y))
-        with fresh_dynamo():
-            torch.compile(lambda a, b: op(a, b).sum(), backend="aot_eager", fullgraph=True)(x, y).backward()
-        with fresh_dynamo():  # as test_fake_compiles_fullgraph compiles
+        if wanted("test_autograd_passes_opcheck"):
+            torch.library.opcheck(op, (x, y))
+        elif wanted("test_fake_passes_opcheck", "test_clip_passes_opcheck"):
+            torch.library.opcheck(op, (x, y), test_utils=("test_schema", "test_faketensor"))
+        if wanted("test_autograd_compiles", "test_clip_fake_and_compile"):
+            with fresh_dynamo():
+                torch.compile(lambda a, b: op(a, b).sum(), backend="aot_eager",
+                              fullgraph=True)(x, y).backward()
+        if wanted("test_fake_compiles_fullgraph"):
             from torch._dynamo.testing import CompileCounter
 
-            torch.compile(lambda a, b: op(a, b).argmin(dim=1), backend=CompileCounter(),
-                          fullgraph=True, dynamic=True)(x.detach(), y.detach())
+            with fresh_dynamo():  # as test_fake_compiles_fullgraph compiles
+                torch.compile(lambda a, b: op(a, b).argmin(dim=1), backend=CompileCounter(),
+                              fullgraph=True, dynamic=True)(x.detach(), y.detach())
 
 
 _warm()
