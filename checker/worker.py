@@ -454,7 +454,9 @@ class Server:
             prepared = merged["armed"]["prepared"]
             for entries in merged["results"].values():
                 for entry in entries:
-                    known[entry["id"]] = entry["duration"] + prepared.get(entry["id"], 0.0)
+                    cost = entry["duration"] + prepared.get(entry["id"], 0.0)
+                    old = known.get(entry["id"])  # smoothed: one slow run must not reshuffle
+                    known[entry["id"]] = cost if old is None else (old + cost) / 2
         return {"ok": True, "returncode": max(codes.values(), default=0)}
 
 
