@@ -27,9 +27,11 @@ class WorkspaceError(Exception):
     """A workspace problem the learner can fix; the message says how."""
 
 
-def catalog_for(meta_catalog: str | None) -> Catalog:
+def catalog_for(meta_catalog: str | None, state_dir: Path | None = None) -> Catalog:
+    """The catalog a workspace uses; with its ``state_dir``, parsed once per change of the file."""
     override = meta_catalog or os.environ.get("KATA_CATALOG")
-    return load_catalog(Path(override) if override else None)
+    parsed = state_dir / "catalog.json" if state_dir is not None and state_dir.is_dir() else None
+    return load_catalog(Path(override) if override else None, parsed)
 
 
 @dataclass
@@ -63,7 +65,7 @@ class Workspace:
                 except (OSError, ValueError):
                     data = {}
                 catalog_path = data.get("catalog") if isinstance(data, dict) else None
-                return cls(folder, catalog_for(catalog_path), catalog_path)
+                return cls(folder, catalog_for(catalog_path, folder / STATE_DIR), catalog_path)
         raise WorkspaceError(NOT_A_WORKSPACE.format(cwd=start))
 
     @classmethod

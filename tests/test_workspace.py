@@ -97,3 +97,43 @@ def test_random_arguments_give_clear_errors_never_tracebacks(workspace, monkeypa
     # nothing is ever written outside the workspace
     assert not (workspace.root.parent / "x").exists()
     assert os.path.isdir(workspace.state_dir)
+
+
+def test_the_parsed_catalog_is_kept_and_follows_every_edit(tmp_path, monkeypatch):
+    import shutil
+
+    from checker.catalog import load_catalog
+    from tests.conftest import TINY
+
+    copy = tmp_path / "tiny"
+    shutil.copytree(TINY, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    catalog = copy / "katas" / "catalog.toml"
+    monkeypatch.setenv("KATA_CATALOG", str(catalog))
+    ws, _ = Workspace.create(tmp_path / "ws")
+    load_catalog.cache_clear()
+    title = Workspace.find(ws.root).catalog.katas[0].title
+    kept = ws.state_dir / "catalog.json"
+    assert kept.is_file()
+    text = catalog.read_text()
+    assert title in text
+    catalog.write_text(text.replace(title, title[::-1]))  # edited: the kept copy is stale
+    load_catalog.cache_clear()
+    assert Workspace.find(ws.root).catalog.katas[0].title == title[::-1]
+    kept.write_text("{not json")  # damaged: parsed again
+    load_catalog.cache_clear()
+    assert Workspace.find(ws.root).catalog.katas[0].title == title[::-1]
+    load_catalog.cache_clear()
+
+
+def test_commands_after_the_first_do_not_parse_toml(tmp_path):
+    """`kata list` and friends answer in a blink: the parsed catalog is read back as JSON."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "KATA_CATALOG"}
+    cmd = [sys.executable, "-X", "importtime", "-m", "checker.cli"]
+    subprocess.run([*cmd, "init", str(tmp_path / "ws")], env=env, check=True, capture_output=True)
+    runs = [subprocess.run([*cmd, "list"], cwd=tmp_path / "ws", env=env, check=True,
+                           capture_output=True, text=True) for _ in range(2)]
+    assert "tomllib" not in runs[1].stderr
+    assert runs[0].stdout == runs[1].stdout and "strides" in runs[1].stdout
