@@ -18,34 +18,45 @@ import pytest
 from checker.plugin import check_id
 
 
-def share(items: list, index: int, bins: int, durations: dict[str, float]) -> list:
-    """Process ``index``'s share of ``items`` when ``bins`` processes split them: the longest
-    checks first, each to the least loaded process (durations from earlier runs, prepare
-    hooks included)."""
+def share(items: list, index: int, bins: int, costs: dict[str, tuple[float, float]]) -> list:
+    """Process ``index``'s share of ``items`` when ``bins`` processes split them.
+
+    ``costs`` maps a check's id to its (run, prepare) seconds in earlier runs. The checks
+    with prepare work are dealt first, longest prepare first, each to the process with the
+    least of it (so every process is armed about as soon); then the others, longest run
+    first, each to the process with the least run time (so the verdict comes as soon).
+    """
     if bins <= 1:
         return list(items)
     ids = [check_id(item.nodeid) for item in items]
-    known = sorted(durations[i] for i in ids if i in durations)
+    known = sorted(costs[i][0] for i in ids if i in costs)
     default = known[len(known) // 2] if known else 0.02
-    cost = [durations.get(i, default) for i in ids]
-    loads = [0.0] * bins
-    owner = {}
-    for i in sorted(range(len(items)), key=lambda i: (-cost[i], i)):
+    run = [costs[i][0] if i in costs else default for i in ids]
+    prep = [costs[i][1] if i in costs else 0.0 for i in ids]
+    arming, loads = [0.0] * bins, [0.0] * bins
+    owner: dict[int, int] = {}
+    prepared = sorted((i for i in range(len(items)) if prep[i] > 0), key=lambda i: (-prep[i], i))
+    for i in prepared:
+        b = min(range(bins), key=lambda b: (arming[b], loads[b], b))
+        owner[i] = b
+        arming[b] += prep[i]
+        loads[b] += run[i]
+    for i in sorted((i for i in range(len(items)) if i not in owner), key=lambda i: (-run[i], i)):
         b = min(range(bins), key=lambda b: (loads[b], b))
         owner[i] = b
-        loads[b] += cost[i]
+        loads[b] += run[i]
     return [item for i, item in enumerate(items) if owner[i] == index]
 
 
 class ArmedRun:
     """pytest plugin of an armed process: keep a share of the checks, prepare, wait for go."""
 
-    def __init__(self, pipe: int, index: int, bins: int, durations: dict[str, float]):
-        self.pipe, self.index, self.bins, self.durations = pipe, index, bins, durations
+    def __init__(self, pipe: int, index: int, bins: int, costs: dict[str, tuple[float, float]]):
+        self.pipe, self.index, self.bins, self.costs = pipe, index, bins, costs
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config, items: list) -> None:
-        keep = share(items, self.index, self.bins, self.durations)
+        keep = share(items, self.index, self.bins, self.costs)
         if len(keep) != len(items):
             kept = set(map(id, keep))
             config.hook.pytest_deselected(items=[i for i in items if id(i) not in kept])

@@ -203,7 +203,7 @@ def _preimport_checks(req: dict) -> bool:
 
 
 def _armed_child(catalog_file: str | None, name: str, seed: int, index: int, bins: int,
-                 durations: dict[str, float], pipe: int, done: int, log: str) -> None:
+                 costs: dict[str, tuple[float, float]], pipe: int, done: int, log: str) -> None:
     """In a forked process: configure and collect, then wait in ArmedRun; never returns.
 
     Once its report is written it says so on ``done`` (its exit status, one line): the
@@ -231,7 +231,7 @@ def _armed_child(catalog_file: str | None, name: str, seed: int, index: int, bin
         args = pytest_args(kata, kata.stub_path, seed, Path(os.devnull), diagnose=False)
         from checker.armed import ArmedRun
 
-        code = int(pytest.main(args, plugins=[ArmedRun(pipe, index, bins, durations)]))
+        code = int(pytest.main(args, plugins=[ArmedRun(pipe, index, bins, costs)]))
         sys.stdout.flush()
         sys.stderr.flush()
         with contextlib.suppress(OSError):
@@ -256,7 +256,7 @@ def _kill(pid: int) -> None:
 class Armed:
     """One armed set: a process per share of one kata's checks, waiting for a run."""
 
-    def __init__(self, key: tuple, durations: dict[str, float], close_in_child: list[int]):
+    def __init__(self, key: tuple, costs: dict[str, tuple[float, float]], close_in_child: list[int]):
         from checker.runner import random_seed
 
         self.key, self.fingerprint = key, _fingerprint(key)  # before the processes collect
@@ -276,7 +276,7 @@ class Armed:
                 for fd in close_in_child + self.pipes + self.done:
                     with contextlib.suppress(OSError):
                         os.close(fd)
-                _armed_child(key[1], key[0], self.seed, i, BINS, durations, r, done_w,
+                _armed_child(key[1], key[0], self.seed, i, BINS, costs, r, done_w,
                              self.logs[i])
             os.close(r)
             os.close(done_w)
@@ -330,12 +330,12 @@ class Server:
         self.listener = listener
         self.armed: Armed | None = None
         self.spent: list[Armed] = []
-        self.durations: dict[tuple, dict[str, float]] = {}
+        self.costs: dict[tuple, dict[str, tuple[float, float]]] = {}
 
     def arm(self, key: tuple) -> None:
         if self.armed is not None:
             self.armed.discard()
-        self.armed = Armed(key, self.durations.get(key, {}), [self.listener.fileno()])
+        self.armed = Armed(key, self.costs.get(key, {}), [self.listener.fileno()])
 
     def reap(self) -> None:
         """Collect the processes of answered runs (killed, maybe still being torn down)."""
@@ -448,15 +448,16 @@ class Server:
         merged = merge_reports(reports)
         write_json(req["report"], merged)
         if not merged["load_error"]:
-            # a check's cost to its process: its prepare hook (before the save) and its run
-            # (after); balancing both keeps every process's arming short and the runs even
-            known = self.durations.setdefault(key, {})
+            # a check's costs to its process: its run (after the save) and its prepare hook
+            # (before); the split balances both (see checker.armed.share)
+            known = self.costs.setdefault(key, {})
             prepared = merged["armed"]["prepared"]
             for entries in merged["results"].values():
                 for entry in entries:
-                    cost = entry["duration"] + prepared.get(entry["id"], 0.0)
+                    cost = (entry["duration"], prepared.get(entry["id"], 0.0))
                     old = known.get(entry["id"])  # smoothed: one slow run must not reshuffle
-                    known[entry["id"]] = cost if old is None else (old + cost) / 2
+                    known[entry["id"]] = cost if old is None else (
+                        (old[0] + cost[0]) / 2, (old[1] + cost[1]) / 2)
         return {"ok": True, "returncode": max(codes.values(), default=0)}
 
 

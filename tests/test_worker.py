@@ -140,14 +140,35 @@ def test_share_splits_every_check_once_longest_first():
 
     items = [Item(n) for n in ("a", "b", "c", "d", "e")]
     durations = {"a": 0.5, "b": 0.1, "c": 0.3, "d": 0.2, "e": 0.2}
-    shares = [share(items, i, 2, durations) for i in range(2)]
+    costs = {name: (run, 0.0) for name, run in durations.items()}
+    shares = [share(items, i, 2, costs) for i in range(2)]
     names = [[it.nodeid.split("::")[1] for it in s] for s in shares]
     assert sorted(names[0] + names[1]) == ["a", "b", "c", "d", "e"]
     loads = [sum(durations[n] for n in s) for s in names]
     assert max(loads) < 0.7 + 1e-9  # a alone is 0.5; the best split is 0.7 / 0.6
-    assert [it.nodeid for it in share(items, 0, 1, durations)] == [it.nodeid for it in items]
+    assert [it.nodeid for it in share(items, 0, 1, costs)] == [it.nodeid for it in items]
     # unknown durations: an even split by count
     assert sorted(len(share(items, i, 2, {})) for i in range(2)) == [2, 3]
+
+
+def test_share_spreads_prepare_work_then_balances_the_runs():
+    """Three checks whose reference values are prepared before the save (long prepare,
+    short run) and three that only run: neither the arming nor the run piles up on one side."""
+    from checker.armed import share
+
+    class Item:
+        def __init__(self, name):
+            self.nodeid = f"test_x.py::{name}"
+
+    costs = {"p1": (0.001, 0.13), "p2": (0.001, 0.12), "p3": (0.001, 0.12),
+             "r1": (0.07, 0.0), "r2": (0.05, 0.0), "r3": (0.05, 0.0)}
+    items = [Item(n) for n in costs]
+    names = [[it.nodeid.split("::")[1] for it in share(items, i, 2, costs)] for i in range(2)]
+    assert sorted(names[0] + names[1]) == sorted(costs)
+    arming = [sum(costs[n][1] for n in s) for s in names]
+    runs = [sum(costs[n][0] for n in s) for s in names]
+    assert max(arming) <= 0.25 + 1e-9  # not all three prepares (0.37 s) in one process
+    assert max(runs) <= 0.105  # 0.07 against 0.05 + 0.05 (plus the prepared checks' runs)
 
 
 def test_the_worker_learns_each_checks_run_and_prepare_time(tmp_path):
@@ -175,4 +196,5 @@ def test_the_worker_learns_each_checks_run_and_prepare_time(tmp_path):
         req = {"output": str(tmp_path / "out.txt"), "report": str(tmp_path / "report.json")}
         reply = server._merge(req, armed, parts, {1: 0, 2: 0}, ("k", None))
     assert reply["ok"]
-    assert server.durations[("k", None)] == pytest.approx({"test_a": 0.21, "test_b": 0.1})
+    learned = server.costs[("k", None)]
+    assert learned["test_a"] == pytest.approx((0.01, 0.2)) and learned["test_b"] == pytest.approx((0.1, 0.0))
