@@ -70,3 +70,28 @@ def solve(ws, name: str) -> Path:
     target = ws.kata_file(kata)
     target.write_text(kata.solution_path.read_text())
     return target
+
+
+_TIMES: dict[str, float] = {}
+_START: list[float] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    import time
+
+    _START.append(time.perf_counter())
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    part = "catalog integrity (tests/test_katas.py)" if report.nodeid.startswith(
+        "tests/test_katas.py") else "framework"
+    _TIMES[part] = _TIMES.get(part, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """The suite's duration, split: the catalog-integrity proofs grow with the catalog."""
+    import time
+
+    total = time.perf_counter() - _START[0] if _START else sum(_TIMES.values())
+    parts = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in sorted(_TIMES.items()))
+    terminalreporter.write_line(f"suite duration: {total:.0f} s ({parts})")
