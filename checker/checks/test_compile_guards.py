@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from checker.helpers import assert_close, describe, fail, random_shape
+from checker.helpers import assert_close, describe, fail, random_shape, skip_guard_latency_profile
 
 pytestmark = pytest.mark.kata("compile_guards")
 
@@ -33,17 +33,8 @@ if hasattr(torch, "_logging"):
     torch._logging.set_logs(dynamo=logging.ERROR)  # graph-break and recompile-limit warnings
 
 
-def _skip_guard_latency_profile() -> None:
-    """Dynamo times every new set of guards after flushing the CPU caches, only to log it:
-    about 0.1 s per compile on a small machine, most of a tiny compile. The checks count
-    compiles and never read that number, so the measurement is replaced by a zero."""
-    guards = getattr(torch._dynamo, "guards", None)
-    if guards is not None and hasattr(guards, "profile_guard_manager"):
-        guards.profile_guard_manager = lambda *args, **kwargs: 0.0
-
-
 if CompileCounter is not None:
-    _skip_guard_latency_profile()
+    skip_guard_latency_profile()
 
 
 def _require(version: str, *paths: str) -> None:

@@ -21,7 +21,14 @@ import pytest
 import torch
 import torch._dynamo
 
-from checker.helpers import assert_close, describe, fail, layouts, random_shape
+from checker.helpers import (
+    assert_close,
+    describe,
+    fail,
+    layouts,
+    random_shape,
+    skip_guard_latency_profile,
+)
 
 pytestmark = pytest.mark.kata("custom_ops")
 
@@ -77,15 +84,6 @@ class _Namespaced:
 # ----------------------------------------------------------------------------- dynamo, quietly
 
 
-def _skip_guard_latency_profile() -> None:
-    """Dynamo times each new set of guards after flushing the CPU caches, only to log it
-    (about 0.1 s per compile on a small machine). The checks never read it: make it zero."""
-    import torch._dynamo.guards as guards
-
-    if hasattr(guards, "profile_guard_manager"):
-        guards.profile_guard_manager = lambda *args, **kwargs: 0.0
-
-
 @contextlib.contextmanager
 def fresh_dynamo() -> Iterator[None]:
     torch.compiler.reset()
@@ -135,7 +133,7 @@ def _warm(checks: set[str] | None = None) -> None:
     def wanted(*names: str) -> bool:
         return checks is None or not checks.isdisjoint(names)
 
-    _skip_guard_latency_profile()
+    skip_guard_latency_profile()
     op = _define_reference(fresh_namespace(), fake=True, autograd=True)
     x = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
     y = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
