@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import zlib
 from dataclasses import dataclass, field
@@ -236,12 +235,10 @@ def load_catalog(path: Path | None = None, parsed: Path | None = None) -> Catalo
     if raw is None:
         raw = read_toml(data.decode("utf-8"), str(path))
         if parsed is not None:
-            tmp = parsed.with_name(f"{parsed.name}.{os.getpid()}.tmp")
-            try:  # only a speed-up: a read-only workspace simply goes without
-                tmp.write_text(json.dumps({"key": key, "data": raw}), encoding="utf-8")
-                os.replace(tmp, parsed)
-            except (OSError, TypeError, ValueError):
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
+            from checker.progress import atomic_write
+
+            # only a speed-up: a read-only workspace (or data JSON cannot hold) goes without
+            with contextlib.suppress(OSError, TypeError, ValueError):
+                atomic_write(parsed, json.dumps({"key": key, "data": raw}))
     return catalog_from(raw, str(path), root=path.parent.parent,
                         catalog_file=None if path == shipped else path)
