@@ -401,3 +401,33 @@ def skip_guard_latency_profile() -> None:
         return
     if hasattr(guards, "profile_guard_manager"):
         guards.profile_guard_manager = lambda *args, **kwargs: 0.0
+
+
+def require_torch(version: str, *paths: str) -> None:
+    """Skip the check when this torch lacks an API it needs (``paths`` like
+    "torch.compiler.reset"), saying which torch brought it."""
+    import pytest
+
+    for path in paths:
+        obj = torch
+        for part in path.split(".")[1:]:
+            obj = getattr(obj, part, None)
+            if obj is None:
+                pytest.skip(f"needs torch >= {version}: this torch ({torch.__version__}) has no {path}")
+
+
+def learner_caller(try_instead: str) -> Callable[..., Any]:
+    """A kata's ``call(what, fn, *args, **kwargs)``: it runs the learner's code (``fn`` taken
+    from ``impl``, so under the kata's rules) and turns a forbidden API into a failure ending
+    in "Try: ``try_instead``". A stub's NotImplementedError passes through."""
+    from checker.learner import ForbiddenAPI
+
+    def call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except NotImplementedError:
+            raise
+        except ForbiddenAPI as exc:
+            fail(f"{what}: {exc}.\n  Try: {try_instead}")
+
+    return call

@@ -24,10 +24,10 @@ from checker.helpers import (
     assert_equal,
     describe,
     fail,
+    learner_caller,
     random_shape,
     trajectory_picture,
 )
-from checker.learner import ForbiddenAPI
 
 pytestmark = pytest.mark.kata("adam")
 
@@ -62,15 +62,8 @@ kata_warm = _warm_up
 # ----------------------------------------------------------------------------- helpers
 
 
-def call(what, fn, *args, **kwargs):
-    """Run the learner's code; a forbidden API becomes a teaching failure."""
-    try:
-        return fn(*args, **kwargs)
-    except NotImplementedError:
-        raise
-    except ForbiddenAPI as exc:
-        fail(f"{what}: {exc}.\n  Try: write the update with tensor ops (lerp_, mul_, addcmul_, "
-             "sqrt, addcdiv_ or their torch._foreach_* forms); torch.optim is the reference here.")
+call = learner_caller("write the update with tensor ops (lerp_, mul_, addcmul_, sqrt, addcdiv_ "
+                      "or their torch._foreach_* forms); torch.optim is the reference here.")
 
 
 def sig(x: float) -> float:

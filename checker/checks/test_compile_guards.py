@@ -18,7 +18,14 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from checker.helpers import assert_close, describe, fail, random_shape, skip_guard_latency_profile
+from checker.helpers import (
+    assert_close,
+    describe,
+    fail,
+    random_shape,
+    require_torch,
+    skip_guard_latency_profile,
+)
 
 pytestmark = pytest.mark.kata("compile_guards")
 
@@ -26,7 +33,7 @@ try:
     import torch._dynamo
     from torch._dynamo.testing import CompileCounter
     from torch._dynamo.utils import counters, guard_failures
-except ImportError:  # a torch without dynamo: every check skips (see _require)
+except ImportError:  # a torch without dynamo: every check skips (see _require_dynamo)
     CompileCounter = counters = guard_failures = None
 
 if hasattr(torch, "_logging"):
@@ -37,18 +44,8 @@ if CompileCounter is not None:
     skip_guard_latency_profile()
 
 
-def _require(version: str, *paths: str) -> None:
-    """Skip the check when this torch lacks an API it needs."""
-    for path in paths:
-        obj = torch
-        for part in path.split(".")[1:]:
-            obj = getattr(obj, part, None)
-            if obj is None:
-                pytest.skip(f"needs torch >= {version}: this torch ({torch.__version__}) has no {path}")
-
-
 def _require_dynamo() -> None:
-    _require("2.6", "torch.compiler.reset", "torch.compiler.set_stance", "torch._dynamo.mark_dynamic",
+    require_torch("2.6", "torch.compiler.reset", "torch.compiler.set_stance", "torch._dynamo.mark_dynamic",
              "torch._dynamo.explain")
     if CompileCounter is None or not hasattr(torch._dynamo.config, "recompile_limit"):
         pytest.skip("needs torch >= 2.6: torch._dynamo.config.recompile_limit is missing")

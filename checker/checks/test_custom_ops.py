@@ -27,6 +27,7 @@ from checker.helpers import (
     fail,
     layouts,
     random_shape,
+    require_torch,
     skip_guard_latency_profile,
 )
 
@@ -37,15 +38,13 @@ if hasattr(torch, "_logging"):
 
 
 def _require_library() -> None:
-    for name in ("custom_op", "opcheck", "register_fake", "register_autograd"):
-        if not hasattr(torch.library, name):
-            pytest.skip(f"needs torch >= 2.4: this torch ({torch.__version__}) has no torch.library.{name}")
+    require_torch("2.4", *(f"torch.library.{name}" for name in
+                           ("custom_op", "opcheck", "register_fake", "register_autograd")))
 
 
 def _require_compile() -> None:
     _require_library()
-    if not hasattr(torch.compiler, "reset"):
-        pytest.skip(f"needs torch >= 2.2: this torch ({torch.__version__}) has no torch.compiler.reset")
+    require_torch("2.2", "torch.compiler.reset")
 
 
 def fresh_namespace() -> str:

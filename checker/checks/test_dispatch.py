@@ -17,18 +17,16 @@ import torch
 import torch._dynamo  # noqa: F401 — the first mode/detach imports it lazily; pay that at collection
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from checker.helpers import assert_close, assert_equal, describe, fail, random_shape
+from checker.helpers import (
+    assert_close,
+    assert_equal,
+    describe,
+    fail,
+    random_shape,
+    require_torch,
+)
 
 pytestmark = pytest.mark.kata("dispatch")
-
-
-def _require(version: str, *paths: str) -> None:
-    for path in paths:
-        obj = torch
-        for part in path.split(".")[1:]:
-            obj = getattr(obj, part, None)
-            if obj is None:
-                pytest.skip(f"needs torch >= {version}: this torch ({torch.__version__}) has no {path}")
 
 
 def _error(what: str, exc: BaseException) -> None:
@@ -416,7 +414,7 @@ def _reference_flops(fn, inputs) -> tuple[dict[str, int], int]:
 @pytest.mark.exercise("FlopCounter")
 @pytest.mark.parametrize("fn", _FLOP_FUNCTIONS, ids=lambda f: f.__name__[1:-6])
 def test_flop_counter(impl, rng, fn):
-    _require("2.1", "torch.utils.flop_counter.FlopCounterMode")
+    require_torch("2.1", "torch.utils.flop_counter.FlopCounterMode")
     inputs = _flop_inputs(rng)
     expected, expected_total = _reference_flops(fn, _fresh(inputs))
     shapes = ", ".join(str(tuple(t.shape)) for t in inputs)

@@ -24,9 +24,9 @@ from checker.helpers import (
     expect_raises,
     fail,
     layouts,
+    learner_caller,
     random_shape,
 )
-from checker.learner import ForbiddenAPI
 
 pytestmark = pytest.mark.kata("losses")
 
@@ -37,15 +37,8 @@ REDUCTIONS = ("none", "mean", "sum")
 # ----------------------------------------------------------------------------- helpers
 
 
-def call(what, fn, *args, **kwargs):
-    """Run the learner's function; a forbidden API becomes a teaching failure."""
-    try:
-        return fn(*args, **kwargs)
-    except NotImplementedError:
-        raise
-    except ForbiddenAPI as exc:
-        fail(f"{what}: {exc}.\n  Try: write it from exp, log, log1p, amax, where, gather, "
-             "sum and mean; the checks call torch.nn.functional themselves.")
+call = learner_caller("write it from exp, log, log1p, amax, where, gather, sum and mean; the "
+                      "checks call torch.nn.functional themselves.")
 
 
 def tol(x: torch.Tensor) -> dict:

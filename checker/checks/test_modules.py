@@ -26,9 +26,9 @@ from checker.helpers import (
     describe,
     expect_raises,
     fail,
+    learner_caller,
     random_shape,
 )
-from checker.learner import ForbiddenAPI
 
 pytestmark = pytest.mark.kata("modules")
 
@@ -36,15 +36,8 @@ pytestmark = pytest.mark.kata("modules")
 # ----------------------------------------------------------------------------- helpers
 
 
-def call(what, fn, *args, **kwargs):
-    """Run the learner's code; a forbidden API becomes a teaching failure."""
-    try:
-        return fn(*args, **kwargs)
-    except NotImplementedError:
-        raise
-    except ForbiddenAPI as exc:
-        fail(f"{what}: {exc}.\n  Try: build it from tensors, nn.Parameter, register_buffer and "
-             "tensor ops (normal_, uniform_, rand_like, mean, var).")
+call = learner_caller("build it from tensors, nn.Parameter, register_buffer and tensor ops "
+                      "(normal_, uniform_, rand_like, mean, var).")
 
 
 def build(impl, what, cls_name, *args, **kwargs):
