@@ -36,17 +36,27 @@ class KataRow:
 
 
 def rows(ws: Workspace, progress: Progress) -> list[KataRow]:
+    """Every kata of the installed catalog, in its order. A kata is current when it is the
+    first one not done, or when it was reached before (a kata a newer release inserted ahead
+    of it never locks work already begun)."""
     out, current_seen = [], False
     for kata in ws.catalog.katas:
         entry = progress.katas.get(kata.name, KataProgress())
         if entry.passed:
             state = "done"
-        elif not current_seen:
+        elif not current_seen or entry.status == "attempted":
             state, current_seen = "current", True
         else:
             state = "locked"
         out.append(KataRow(kata, state, entry))
     return out
+
+
+def not_shipped(ws: Workspace, progress: Progress) -> dict[str, KataProgress]:
+    """Progress of katas the installed catalog does not hold (a workspace of another
+    release): kept in the file as it is, and reported."""
+    known = set(ws.catalog.names())
+    return {name: entry for name, entry in sorted(progress.katas.items()) if name not in known}
 
 
 def current_kata(ws: Workspace, progress: Progress) -> Kata | None:
@@ -84,18 +94,35 @@ class CheckOutcome:
     result: CheckResult
     newly_passed: bool = False
     next_kata: Kata | None = None
-    recorded: bool = True  # False for --file runs
+    recorded: bool = True  # False for --file runs and runs that are not the learner's doing
+    write_error: str = ""  # the verdict stands, but progress could not be written
+
+
+# Outcomes that say nothing about the learner's code: no attempt is counted.
+NOT_AN_ATTEMPT = ("interrupted", "error")
 
 
 def record(ws: Workspace, kata: Kata, result: CheckResult) -> CheckOutcome:
-    """Store a workspace check's result; passing the current kata unlocks the next."""
+    """Store a workspace check's result; passing the current kata unlocks the next. A
+    progress file that cannot be written leaves the verdict standing, with the reason."""
+    from checker.progress import ProgressError
+
+    if result.status in NOT_AN_ATTEMPT:
+        return CheckOutcome(kata, ws.kata_file(kata), result, recorded=False)
+    try:
+        newly, nxt = _record(ws, kata, result)
+    except ProgressError as exc:
+        return CheckOutcome(kata, ws.kata_file(kata), result, recorded=False, write_error=str(exc))
+    return CheckOutcome(kata, ws.kata_file(kata), result, newly, nxt)
+
+
+def _record(ws: Workspace, kata: Kata, result: CheckResult) -> tuple[bool, Kata | None]:
     from checker.progress import now
 
     newly = False
     with ws.progress.update() as progress:
         entry = progress.of(kata.name)
-        if result.status not in ("interrupted",):
-            entry.attempts += 1
+        entry.attempts += 1
         entry.exercises_total = len(kata.exercises)
         entry.exercises_passed = max(
             result.exercises_passed, entry.exercises_passed if entry.passed else 0)
@@ -103,10 +130,10 @@ def record(ws: Workspace, kata: Kata, result: CheckResult) -> CheckOutcome:
         entry.last_checked_at = now()
         if result.passed and not entry.passed:
             entry.status, entry.passed_at, newly = "passed", now(), True
-        elif not entry.passed and result.status != "interrupted":
+        elif not entry.passed:
             entry.status = "attempted"
         nxt = current_kata(ws, progress) if newly else None
-    return CheckOutcome(kata, ws.kata_file(kata), result, newly, nxt)
+    return newly, nxt
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ class App:
         from checker import render
 
         self.render = render
+        render.tolerant_streams()
         self.out = render.console()
         self.err = render.console(stderr=True)
         self._ws = None
@@ -35,11 +36,21 @@ class App:
                 raise click.ClickException(str(exc)) from None
         return self._ws
 
-    def progress(self):
+    def progress(self, *, write: bool = False):
+        """The workspace's progress (its notices shown). ``write``: the command records
+        progress, so a file of a newer format refuses it before anything runs."""
+        from checker.progress import NewerFormat
+
         store = self.ws.progress
         progress = store.load()
+        self.ws.reconcile()
         for notice in store.notices:
-            self.err.print(f"[bold yellow]{notice}[/]")
+            self.err.print(f"[bold yellow]{self.render.escape(notice)}[/]")
+        if progress.newer is not None:
+            error = NewerFormat(store.path, progress.newer)
+            if write:
+                raise error
+            self.err.print(f"[bold yellow]{self.render.escape(str(error))}[/]")
         return progress
 
     def kata(self, name: str | None):
@@ -120,10 +131,8 @@ def next_(app: App) -> None:
     progress = app.progress()
     kata = current_kata(app.ws, progress)
     row = next((r for r in rows(app.ws, progress) if kata and r.kata.name == kata.name), None)
-    if kata is not None:
-        app.ws.install_kata_files(kata)  # a kata added to the catalog after `kata init`
     file = app.ws.kata_file(kata) if kata else None
-    lesson = app.ws.lesson_file(kata).read_text(encoding="utf-8") if kata else ""
+    lesson = app.ws.lesson_text(kata) if kata else None
     app.render.show_next(app.out, kata, file, lesson, row, len(app.ws.catalog.katas))
 
 
@@ -152,7 +161,7 @@ def check(app: App, name: str | None, file_: Path | None, seed: int | None, verb
         app.render.show_check_outcome(app.out, domain.CheckOutcome(kata, file_, result, recorded=False),
                                       verbose=verbose)
         sys.exit(_exit_code(result))
-    progress = app.progress()
+    progress = app.progress(write=True)
     kata = app.kata(name) or domain.resolve_kata(app.ws, progress, None)
     domain.require_unlocked(app.ws, progress, kata)
     path = app.ws.kata_file(kata)
@@ -162,7 +171,7 @@ def check(app: App, name: str | None, file_: Path | None, seed: int | None, verb
         sys.exit(130)
     outcome = domain.record(app.ws, kata, result)
     app.render.show_check_outcome(app.out, outcome, verbose=verbose)
-    sys.exit(_exit_code(result))
+    sys.exit(1 if outcome.write_error else _exit_code(result))
 
 
 def _exit_code(result) -> int:
@@ -205,7 +214,7 @@ def hint(app: App, name: str | None) -> None:
     """Reveal the next hint of the current kata (or NAME), one level per call."""
     from checker import app as domain
 
-    kata = app.kata(name) or domain.resolve_kata(app.ws, app.progress(), None)
+    kata = app.kata(name) or domain.resolve_kata(app.ws, app.progress(write=True), None)
     app.render.show_hint(app.out, domain.next_hint(app.ws, kata))
 
 
@@ -218,7 +227,7 @@ def lesson(app: App, name: str | None) -> None:
     from checker import app as domain
 
     kata = app.kata(name) or domain.resolve_kata(app.ws, app.progress(), None)
-    app.render.show_lesson(app.out, kata, app.ws.lesson_file(kata).read_text(encoding="utf-8"))
+    app.render.show_lesson(app.out, kata, app.ws.lesson_text(kata))
 
 
 @main.command("list")
@@ -226,9 +235,11 @@ def lesson(app: App, name: str | None) -> None:
 @domain_errors
 def list_(app: App) -> None:
     """Every kata with its state (done / current / locked) and exercises passed."""
-    from checker.app import rows
+    from checker.app import not_shipped, rows
 
-    app.render.show_list(app.out, rows(app.ws, app.progress()))
+    progress = app.progress()
+    app.render.show_list(app.out, rows(app.ws, progress))
+    app.render.show_not_shipped(app.out, not_shipped(app.ws, progress))
 
 
 @main.command()
@@ -236,9 +247,11 @@ def list_(app: App) -> None:
 @domain_errors
 def progress(app: App) -> None:
     """Overall and per-track progress bars."""
-    from checker.app import rows
+    from checker.app import not_shipped, rows
 
-    app.render.show_progress(app.out, rows(app.ws, app.progress()), app.ws.catalog.tracks)
+    progress = app.progress()
+    app.render.show_progress(app.out, rows(app.ws, progress), app.ws.catalog.tracks)
+    app.render.show_not_shipped(app.out, not_shipped(app.ws, progress))
 
 
 @main.command()
@@ -290,7 +303,7 @@ def watch(app: App, name: str | None, poll: bool, seed: int | None) -> None:
     from checker import app as domain
     from checker import watch as watching
 
-    progress = app.progress()
+    progress = app.progress(write=True)
     kata = app.kata(name) or domain.resolve_kata(app.ws, progress, None)
     domain.require_unlocked(app.ws, progress, kata)
     session = watching.WatchSession(app.ws, kata, app.out, app.render, seed=seed,

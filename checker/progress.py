@@ -4,6 +4,11 @@ Kata names are stored, never positions. Writes go to a temp file that is fsynced
 over the old one; the previous good state is kept as ``progress.json.bak``. A damaged file is
 reported and recovered from the backup (the damaged copy is kept aside), never silently reset.
 Every read-modify-write happens under an exclusive lock, so two checks at once lose nothing.
+
+A file written by a newer torch-katas (a higher ``format_version``) is neither damaged nor
+ours to rewrite: it is read as far as this version understands it (unknown keys are ignored,
+entries it cannot read are skipped), and every write refuses with a message naming the
+upgrade, so a newer release's record is never rolled back or overwritten.
 """
 
 from __future__ import annotations
@@ -18,10 +23,29 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 FORMAT_VERSION = 1
+UPGRADE = "`pip install --upgrade torch-katas` (or `git pull && pip install .` in your checkout)"
 
 
 class ProgressError(Exception):
     """Progress cannot be read or written; the message says what to do."""
+
+
+class NewerFormat(ProgressError):
+    """The progress file was written by a newer torch-katas; this one may read, never write."""
+
+    def __init__(self, path: Path, version: int):
+        self.version = version
+        super().__init__(
+            f"This workspace was written by a newer torch-katas (format {version}); upgrade "
+            f"with {UPGRADE}. Nothing was changed: {path} is kept as it is, and commands that "
+            "only read it (list, progress, next, lesson) still work."
+        )
+
+
+def newer_format(data: object, current: int) -> int | None:
+    """The ``format_version`` of ``data`` when it is an int above ``current``, else None."""
+    version = data.get("format_version") if isinstance(data, dict) else None
+    return version if type(version) is int and version > current else None
 
 
 @dataclass
@@ -43,6 +67,7 @@ class KataProgress:
 @dataclass
 class Progress:
     katas: dict[str, KataProgress] = field(default_factory=dict)
+    newer: int | None = None  # read from a newer format: shown, never written
 
     def of(self, name: str) -> KataProgress:
         return self.katas.setdefault(name, KataProgress())
@@ -57,9 +82,13 @@ class Progress:
 
     @classmethod
     def from_json(cls, data: object) -> Progress:
-        """Validate strictly; a ValueError names what is wrong."""
+        """Validate strictly; a ValueError names what is wrong. A newer format is read
+        leniently (see the module's docstring) and marked ``newer``."""
         if not isinstance(data, dict):
             raise ValueError("top level is not an object")
+        newer = newer_format(data, FORMAT_VERSION)
+        if newer is not None:
+            return cls._from_newer(data, newer)
         if data.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"format_version is {data.get('format_version')!r}, not {FORMAT_VERSION}")
         katas = data.get("katas")
@@ -81,6 +110,17 @@ class Progress:
                 if type(value) is not int or value < 0:
                     raise ValueError(f"entry for {name!r}: {key} is {value!r}")
             out.katas[name] = entry
+        return out
+
+    @classmethod
+    def _from_newer(cls, data: dict, version: int) -> Progress:
+        out = cls(newer=version)
+        katas = data.get("katas")
+        fields = KataProgress.__dataclass_fields__
+        for name, raw in (katas.items() if isinstance(katas, dict) else ()):
+            if isinstance(raw, dict):
+                with contextlib.suppress(TypeError):
+                    out.katas[name] = KataProgress(**{k: v for k, v in raw.items() if k in fields})
         return out
 
 
@@ -161,8 +201,9 @@ class ProgressStore:
             f"Progress file {self.path} was damaged ({main_error}); recovered from the backup "
             f"{self.backup.name}" + (f". The damaged file is kept as {kept.name}." if kept else ".")
         )
-        with contextlib.suppress(OSError):
-            atomic_write(self.path, json.dumps(progress.to_json(), indent=2))
+        if progress.newer is None:  # a newer release's backup is never rewritten in our format
+            with contextlib.suppress(OSError):
+                atomic_write(self.path, json.dumps(progress.to_json(), indent=2))
         return progress
 
     def _set_aside(self, path: Path) -> Path | None:
@@ -179,11 +220,15 @@ class ProgressStore:
     # -- writing ---------------------------------------------------------------------------
 
     def save(self, progress: Progress) -> None:
+        if progress.newer is not None:
+            raise NewerFormat(self.path, progress.newer)
         text = json.dumps(progress.to_json(), indent=2)
         try:
             if self.path.is_file():
                 try:
-                    self._parse(self.path)
+                    on_disk = self._parse(self.path)
+                    if on_disk.newer is not None:  # written meanwhile by a newer release
+                        raise NewerFormat(self.path, on_disk.newer)
                     atomic_write(self.backup, self.path.read_text(encoding="utf-8"))
                 except (ValueError, UnicodeDecodeError, TypeError):
                     pass  # never overwrite a good backup with a damaged file
@@ -211,6 +256,8 @@ class ProgressStore:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             progress = self.load()
+            if progress.newer is not None:
+                raise NewerFormat(self.path, progress.newer)
             yield progress
             self.save(progress)
         finally:

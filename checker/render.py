@@ -12,6 +12,7 @@ from rich.text import Text
 
 from checker.app import CheckOutcome, HintOutcome, KataRow, lesson_summary
 from checker.catalog import Kata
+from checker.progress import KataProgress
 
 if TYPE_CHECKING:
     from checker.runner import CheckResult
@@ -21,8 +22,64 @@ MARK = {"passed": "[green]✓[/]", "skipped": "[yellow]–[/]", "failed": "[red]
 STATE_STYLE = {"done": "[green]done[/]", "current": "[bold cyan]current[/]", "locked": "[dim]locked[/]"}
 
 
+# What a terminal without UTF-8 shows instead (one character for one where columns line up);
+# anything else it cannot encode becomes "?": never a UnicodeEncodeError.
+ASCII = str.maketrans({"✓": "+", "✗": "x", "–": "-", "—": "-", "─": "-", "█": "#", "░": ".",
+                       "·": "|", "×": "x", "•": "*", "→": "->", "≤": "<=", "≥": ">=",
+                       "…": "...", "‘": "'", "’": "'", "“": '"', "”": '"'})
+
+
+def utf8_terminal(stream) -> bool:
+    """Whether ``stream`` takes UTF-8 and the locale says the terminal shows it.
+
+    With ``LANG=C`` Python itself switches to UTF-8 (PEP 540), but the terminal behind such
+    a locale usually does not: an explicitly set locale without UTF-8 means ASCII. An unset
+    locale (a bare container) leaves the choice to the stream's encoding."""
+    encoding = (getattr(stream, "encoding", None) or "utf-8").lower().replace("-", "")
+    if not encoding.startswith("utf"):
+        return False
+    name = next((os.environ[k] for k in ("LC_ALL", "LC_CTYPE", "LANG") if os.environ.get(k)), "")
+    return not name or "utf8" in name.lower().replace("-", "")
+
+
+class AsciiStream:
+    """A text stream for a terminal without UTF-8: glyphs become ASCII, the rest "?"."""
+
+    encoding = "ascii"
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        data = text.translate(ASCII).encode("ascii", "replace").decode("ascii")
+        return self.stream.write(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+
+def tolerant_streams() -> None:
+    """Where stdout or stderr cannot take UTF-8, what they cannot encode becomes "?" (for
+    Click's own output; rich goes through :class:`AsciiStream`)."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        if not utf8_terminal(stream) and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
+
+
 def console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    import sys
+
+    stream = sys.stderr if stderr else sys.stdout
+    file = None if utf8_terminal(stream) else AsciiStream(stream)  # None: follow sys.stdout
+    return Console(file=file, stderr=stderr, highlight=False, soft_wrap=False)
 
 
 def path_link(path: Path, label: str | None = None) -> str:
@@ -41,7 +98,7 @@ def rel(path: Path) -> str:
 # ----------------------------------------------------------------------------- next / lesson
 
 
-def show_next(out: Console, kata: Kata | None, file: Path | None, lesson_text: str,
+def show_next(out: Console, kata: Kata | None, file: Path | None, lesson_text: str | None,
               row: KataRow | None, total: int) -> None:
     if kata is None:
         out.print("[bold green]Every kata is done.[/] `kata list` shows them all; "
@@ -50,7 +107,7 @@ def show_next(out: Console, kata: Kata | None, file: Path | None, lesson_text: s
     out.print(f"[bold]Kata {kata.number:02d}/{total}: {escape(kata.title)}[/]  "
               f"[dim]({escape(kata.track)})[/]")
     out.print(f"Edit      {path_link(file, rel(file))}")
-    summary = lesson_summary(lesson_text)
+    summary = lesson_summary(lesson_text) if lesson_text is not None else NO_LESSON
     if summary:
         out.print()
         out.print(escape(summary))
@@ -66,10 +123,13 @@ def show_next(out: Console, kata: Kata | None, file: Path | None, lesson_text: s
               "[bold]kata hint[/] gives a hint.")
 
 
-def show_lesson(out: Console, kata: Kata, text: str) -> None:
+NO_LESSON = "(This release ships no lesson for this kata; its exercises are below.)"
+
+
+def show_lesson(out: Console, kata: Kata, text: str | None) -> None:
     from rich.markdown import Markdown
 
-    out.print(Markdown(text))
+    out.print(Markdown(text) if text is not None else NO_LESSON)
     out.print(f"\n[dim]Exercises are in {escape(str(kata.rel_stub))}. `kata check` judges them.[/]")
 
 
@@ -82,12 +142,11 @@ def show_result(out: Console, result: CheckResult, *, file: Path | None = None,
     if file is not None:
         header += f"  {path_link(file, rel(file))}"
     out.print(f"{header}  [dim]seed {result.seed} · {result.duration:.2f}s[/]")
-    if result.status in ("crashed", "timeout", "interrupted"):
+    if result.status in ("crashed", "timeout", "interrupted", "error"):
         out.print(f"[bold red]{escape(result.message)}[/]")
         if result.output_tail.strip():
             out.print("[dim]Last output of the check process:[/]")
             out.print(Text(result.output_tail.rstrip()[-2000:], style="dim"))
-        out.print("Your progress is unchanged. Fix the file and run [bold]kata check[/] again.")
         return
     if result.status == "load_error":
         message = result.message.replace("kata reset NAME", f"kata reset {result.kata}")
@@ -149,6 +208,14 @@ def show_check_outcome(out: Console, outcome: CheckOutcome, *, verbose: bool = F
         out.print(f"{done}/{len(r.exercises)} exercises pass. "
                   f"Replay this exact run with [bold]kata check {escape(r.kata)} --seed {r.seed}[/]; "
                   "stuck? [bold]kata hint[/].")
+    elif r.status == "error":
+        out.print("This is not a problem with your code, and nothing was recorded.")
+    else:  # crashed, timeout
+        recorded = " It counts as an attempt; nothing else changed." if outcome.recorded else ""
+        out.print(f"Fix the file and run [bold]kata check[/] again.{recorded}")
+    if outcome.write_error:
+        out.print(f"[bold red]{escape(outcome.write_error)}[/]")
+        out.print("[red]The verdict above stands, but it is not recorded.[/]")
 
 
 # ----------------------------------------------------------------------------- list / progress
@@ -180,6 +247,15 @@ def show_list(out: Console, rows: list[KataRow]) -> None:
     lines = [f"[bold]{line(header, False)}[/]", f"[dim]{'─' * (sum(widths) + len(widths) - 1)}[/]"]
     lines += [line(c, True) for c in cells]
     out.print("\n".join(lines))
+
+
+def show_not_shipped(out: Console, gone: dict[str, KataProgress]) -> None:
+    """Progress of katas that this release does not ship (a workspace of another release)."""
+    if not gone:
+        return
+    names = ", ".join(f"{escape(name)} ({entry.status})" for name, entry in gone.items())
+    out.print(f"\n[yellow]Your progress also holds katas this release does not ship: {names}.[/] "
+              "[dim]They are kept in .kata/progress.json as they are.[/]")
 
 
 def bar(done: int, total: int, width: int = 24) -> str:

@@ -90,7 +90,7 @@ class WatchSession:
             self.kata, self.passed = nxt, False
             self.ws.install_kata_files(nxt)
             self.out.clear()
-            lesson = self.ws.lesson_file(nxt).read_text(encoding="utf-8")
+            lesson = self.ws.lesson_text(nxt)
             self.render.show_next(self.out, nxt, self.file, lesson, None, len(self.ws.catalog.katas))
             self.footer()
         return True

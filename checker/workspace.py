@@ -6,6 +6,7 @@ Writes never leave the workspace and never follow a symlink out of it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from checker.catalog import Catalog, Kata, load_catalog
+from checker.leftovers import sweep_temp_files
 from checker.progress import ProgressStore, atomic_write
 
 STATE_DIR = ".kata"
@@ -65,6 +67,7 @@ class Workspace:
                 except (OSError, ValueError):
                     data = {}
                 catalog_path = data.get("catalog") if isinstance(data, dict) else None
+                sweep_temp_files(folder / STATE_DIR)  # what a killed command left mid-write
                 return cls(folder, catalog_for(catalog_path, folder / STATE_DIR), catalog_path)
         raise WorkspaceError(NOT_A_WORKSPACE.format(cwd=start))
 
@@ -99,11 +102,28 @@ class Workspace:
     # -- paths ----------------------------------------------------------------------------
 
     def kata_file(self, kata: Kata) -> Path:
-        return self.root / kata.rel_stub
+        """The learner's file of ``kata``. A workspace made by another release may hold it
+        under another number (``katas/03_views`` where this catalog says ``04_views``): it is
+        found by the kata's name and used where it is, never moved."""
+        path = self.root / kata.rel_stub
+        if path.exists() or path.is_symlink():
+            return path
+        elsewhere = sorted((self.root / "katas").glob(f"[0-9]*_{kata.name}/{kata.name}.py"))
+        return elsewhere[0] if elsewhere else path
 
-    def lesson_file(self, kata: Kata) -> Path:
-        path = self.root / kata.rel_lesson
-        return path if path.is_file() else kata.lesson_path
+    def lesson_file(self, kata: Kata) -> Path | None:
+        """The lesson beside the learner's file, else the shipped one; None if neither is."""
+        for path in (self.kata_file(kata).parent / "lesson.md", kata.lesson_path):
+            if path.is_file():
+                return path
+        return None
+
+    def lesson_text(self, kata: Kata) -> str | None:
+        path = self.lesson_file(kata)
+        try:
+            return path.read_text(encoding="utf-8") if path else None
+        except (OSError, UnicodeDecodeError):
+            return None
 
     def _inside(self, path: Path) -> Path:
         """``path`` if writing there stays inside the workspace (no symlinked folder out)."""
@@ -115,9 +135,21 @@ class Workspace:
             )
         return path
 
+    def reconcile(self) -> list[Kata]:
+        """Install the files of katas this release added since the workspace was made (no
+        folder of theirs yet: a file the learner deleted is theirs to restore), in their place
+        in the order; returns them. A read-only workspace goes without."""
+        added = []
+        for kata in self.catalog.katas:
+            if not self.kata_file(kata).parent.exists() and kata.stub_path.is_file():
+                with contextlib.suppress(OSError, WorkspaceError):
+                    self.install_kata_files(kata)
+                    added.append(kata)
+        return added
+
     def install_kata_files(self, kata: Kata) -> None:
         """Copy the pristine stub and lesson of ``kata`` if the workspace lacks them."""
-        folder = self.root / "katas" / kata.dirname
+        folder = self.kata_file(kata).parent
         folder.mkdir(parents=True, exist_ok=True)
         for src, dst in ((kata.stub_path, self.kata_file(kata)), (kata.lesson_path, folder / "lesson.md")):
             if not dst.exists() and not dst.is_symlink() and src.is_file():
@@ -130,6 +162,11 @@ class Workspace:
 
         Returns the backup's path (None if there was nothing to keep).
         """
+        if not kata.stub_path.is_file():
+            raise WorkspaceError(
+                f"This release of torch-katas ships no stub for {kata.name!r} "
+                f"({kata.stub_path} is missing); your file was left as it is. Reinstall "
+                "torch-katas to get it back.")
         target = self._inside(self.kata_file(kata))
         backup = None
         if target.is_symlink() or target.exists():

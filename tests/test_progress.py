@@ -34,7 +34,7 @@ def test_round_trip_by_names(store):
 
 
 @pytest.mark.parametrize("damage", [b"", b'{"format_version": 1, "kat', b"\x00\xff garbage",
-                                    b'{"format_version": 99, "katas": {}}',
+                                    b'{"format_version": 0, "katas": {}}',
                                     b'{"format_version": 1, "katas": {"x": {"attempts": -1}}}',
                                     b'[1, 2, 3]'])
 def test_damaged_file_is_recovered_from_backup_with_a_notice(store, damage):
