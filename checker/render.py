@@ -15,7 +15,7 @@ from checker.catalog import Kata
 from checker.progress import KataProgress
 
 if TYPE_CHECKING:
-    from checker.runner import CheckResult
+    from checker.outcome import CheckResult
 
 MARK = {"passed": "[green]✓[/]", "skipped": "[yellow]–[/]", "failed": "[red]✗[/]",
         "missing": "[red]?[/]"}
