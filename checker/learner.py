@@ -18,6 +18,7 @@ from typing import Any
 from checker.catalog import Rules
 from checker.sandbox.errors import EscapeAttempt, ForbiddenAPI
 from checker.sandbox.window import rules_window
+from checker.stuck import Stuck, import_limit, trim
 
 NO_RULES = Rules()
 
@@ -134,8 +135,10 @@ def _compile_checked(path: Path, source: str, rules: Rules) -> types.CodeType:
 _counter = 0
 
 
-def load_module(path: Path, rules: Rules = NO_RULES) -> types.ModuleType:
-    """Execute ``path`` from source (never a cached .pyc) as a fresh module, under ``rules``."""
+def load_module(path: Path, rules: Rules = NO_RULES, *,
+                time_limit: float | None = None) -> types.ModuleType:
+    """Execute ``path`` from source (never a cached .pyc) as a fresh module, under ``rules``;
+    with ``time_limit`` (outside a check: it takes the SIGALRM timer), in that many seconds."""
     global _counter
     path = Path(path).resolve()
     code = compile_source(path, rules)
@@ -145,13 +148,17 @@ def load_module(path: Path, rules: Rules = NO_RULES) -> types.ModuleType:
     sys.modules[module.__name__] = module  # dataclasses and pickling look modules up here
     with rules_window(rules, str(path)):
         try:
-            exec(code, module.__dict__)
+            with import_limit(time_limit, str(path)) if time_limit else contextlib.nullcontext():
+                exec(code, module.__dict__)
         except (KeyboardInterrupt, SystemExit) as exc:
             raise LearnerFileError(str(EscapeAttempt.from_exc(exc, "importing your file"))) from None
         except ForbiddenAPI:
             raise
         except BaseException as exc:
             line = _learner_line(exc, str(path))
+            if isinstance(exc, Stuck):  # it says where itself (checker.stuck.import_limit)
+                raise LearnerFileError(str(exc), line) from None
+            trim(exc)  # unbounded recursion leaves a traceback millions of entries deep
             where = f"{path}:{line}" if line else str(path)
             raise LearnerFileError(
                 f"{where}: importing your file raised {type(exc).__name__}: {exc}", line

@@ -20,14 +20,19 @@ def output_to(path: str | Path) -> None:
     os.close(out)
 
 
-def limit_child(memory_mb: int) -> None:
-    """In the child, before exec: its own session and hard resource limits."""
+def limit_child(memory_mb: int, parent: int) -> None:
+    """In the child, before exec: its own session (so ``kill(0)`` and ``killpg(0)`` reach
+    only it), death with ``parent``, and hard resource limits."""
+    from checker.reaper import die_with_parent
+
     os.setsid()
+    die_with_parent(parent)
     limit_resources(memory_mb)
 
 
 def limit_resources(memory_mb: int) -> None:
-    """Cap this process's memory, file size, process count and core dumps."""
+    """Cap this process's memory, file size, process count and core dumps. Hard limits
+    equal the soft ones: no code run afterwards can raise them again."""
     import resource
 
     limits = [
@@ -40,7 +45,7 @@ def limit_resources(memory_mb: int) -> None:
         try:
             soft, hard = resource.getrlimit(which)
             cap = value if hard == resource.RLIM_INFINITY else min(value, hard)
-            resource.setrlimit(which, (cap, hard))
+            resource.setrlimit(which, (cap, cap))
         except (ValueError, OSError):
             pass
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a flood of output fails writes, not the run

@@ -15,6 +15,7 @@ from pathlib import Path
 from checker.catalog import Kata
 
 OUTPUT_TAIL_BYTES = 4000
+DUMP_BYTES = 256 * 1024  # where a stack dump is looked for
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class ExerciseResult:
 class CheckResult:
     kata: str
     seed: int
-    status: str  # passed | failed | load_error | crashed | timeout | interrupted
+    status: str  # passed | failed | load_error | crashed | timeout | interrupted | error
     exercises: tuple[ExerciseResult, ...] = ()
     message: str = ""  # for load_error / crashed / timeout: what happened
     output_tail: str = ""
@@ -122,12 +123,32 @@ def interrupted(kata: Kata, seed: int, impl: Path, duration: float = 0.0) -> Che
                        duration=duration, impl=str(impl))
 
 
+PYTEST_OWN_ERRORS = (3, 4)  # pytest's INTERNAL_ERROR and USAGE_ERROR exit statuses
+
+
+def internal_error(kata: Kata, seed: int, impl: Path, what: str, tail: str = "") -> CheckResult:
+    """A run that failed for the tool's own reasons: never the learner's fault, never recorded."""
+    return CheckResult(
+        kata=kata.name, seed=seed, status="error", output_tail=tail, impl=str(impl),
+        message=f"The checks of {kata.name} could not run: {what} Reinstalling torch-katas "
+        "(or the release the workspace was made with) should help; please report it if not.")
+
+
 def outcome_from_files(kata: Kata, seed: int, impl: Path, report: Path, output: Path,
                        returncode: int | None, duration: float) -> CheckResult:
     tail = read_tail(output)
     try:
         data = json.loads(report.read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        from checker.stuck import from_dump
+
+        stuck = from_dump(read_tail(output, DUMP_BYTES), str(impl))
+        if stuck:  # the child's backstop ended it (checker.stuck)
+            return CheckResult(kata=kata.name, seed=seed, status="timeout", message=stuck,
+                               output_tail=tail, duration=duration, impl=str(impl))
+        if returncode in PYTEST_OWN_ERRORS and str(impl) not in tail and "Timeout" not in tail:
+            return internal_error(kata, seed, impl, f"pytest stopped with an internal error "
+                                  f"(exit status {returncode}) before your code ran.", tail)
         return CheckResult(kata=kata.name, seed=seed, status="crashed",
                            message=crash_message(returncode), output_tail=tail,
                            duration=duration, impl=str(impl))

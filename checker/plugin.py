@@ -112,10 +112,14 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     if state is None:
         return
     # Load the file once up front: a file that cannot load fails every exercise the same way.
+    # Its import has the per-check time limit (checker.stuck).
     from checker.learner import LearnerFileError, load_module
+    from checker.stuck import cap_recursion, watch_swallowed
 
+    watch_swallowed(state)
+    cap_recursion()
     try:
-        load_module(state["impl_path"], state["kata"].rules)
+        load_module(state["impl_path"], state["kata"].rules, time_limit=state["kata"].timeout)
     except LearnerFileError as exc:
         state["load_error"] = {"message": str(exc), "line": exc.line}
     except Exception as exc:  # a forbidden API at import time, and the like
@@ -188,9 +192,12 @@ def _message(call: pytest.CallInfo, impl_path: Path) -> str:
     if isinstance(exc, pytest.fail.Exception | pytest.skip.Exception):
         text = str(exc.msg if hasattr(exc, "msg") else exc)
         if text.startswith("Timeout"):  # pytest-timeout ended a check that ran too long
+            from checker.stuck import where_tb
+
+            where = where_tb(exc.__traceback__, str(impl_path))
             return (f"{text.split(' from ')[0]}: this check ran past its time limit and was "
-                    "stopped. Look for an infinite loop or a loop over far too many elements "
-                    "in your code.")
+                    "stopped: " + (where.describe() if where else "look for an infinite loop "
+                                   "or a loop over far too many elements in your code."))
         return text
     if isinstance(exc, AssertionError):
         text = str(exc)
@@ -238,6 +245,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             "message": "" if report.passed else _message(call, state["impl_path"]),
             "diagnosis": [],
         }
+        if report.when == "call" and report.passed:  # a timeout that learner code swallowed
+            from checker.stuck import overran
+
+            late = overran(state, entry["id"], report.duration, state["kata"].timeout)
+            if late:
+                entry.update(outcome="failed", message=late)
         if report.skipped and call.excinfo is not None:
             entry["message"] = str(call.excinfo.value.msg if hasattr(call.excinfo.value, "msg") else call.excinfo.value)
         if (
@@ -248,6 +261,34 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         ):
             entry["diagnosis"] = _diagnose(item, exercise, _signature(call.excinfo.value), state)
         state["results"].setdefault(exercise or "?", []).append(entry)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """The backstop of checker.stuck, armed for this check and then for the gap after it."""
+    state = _state(item.config)
+    if state is None:
+        return (yield)
+    from checker.stuck import backstop
+
+    state["running"] = check_id(item.nodeid)
+    backstop(2 * state["kata"].timeout)
+    try:
+        return (yield)
+    finally:
+        backstop(state["kata"].timeout)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """A deep traceback (unbounded recursion) is cut before pytest and the report read it."""
+    try:
+        return (yield)
+    except BaseException as exc:
+        from checker.stuck import trim
+
+        trim(exc)
+        raise
 
 
 def _diagnose(item: pytest.Item, exercise: str, target: str, state: dict) -> list[dict]:

@@ -30,6 +30,11 @@ def run_checks(
     """Run ``kata``'s checks against ``impl`` and return what happened."""
     impl = Path(impl).absolute()
     wall = wall or wall_limit(kata)
+    if not kata.checks_path.is_file():  # a catalog of another release: not the learner's doing
+        from checker.outcome import internal_error
+
+        return internal_error(kata, seed or 0, impl, f"this installation of torch-katas has no "
+                              f"checks for {kata.name!r} ({kata.checks_path} is missing).")
     if use_worker is not None:  # with no seed given, the worker picks the one it prepared for
         from checker import worker
 
