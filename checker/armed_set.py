@@ -9,14 +9,16 @@ import contextlib
 import os
 import signal
 import sys
-import tempfile
 from pathlib import Path
+
+from checker.leftovers import make_run_dir
 
 BINS = max(1, int(os.environ.get("KATA_WORKER_PROCESSES", min(2, os.cpu_count() or 1))))
 
 
 def _armed_child(catalog_file: str | None, name: str, seed: int, index: int, bins: int,
-                 costs: dict[str, tuple[float, float]], pipe: int, done: int, log: str) -> None:
+                 costs: dict[str, tuple[float, float]], pipe: int, done: int, log: str,
+                 worker: int) -> None:
     """In a forked process: configure and collect, then wait in ArmedRun; never returns.
 
     Once its report is written it says so on ``done`` (its exit status, one line): the
@@ -26,8 +28,11 @@ def _armed_child(catalog_file: str | None, name: str, seed: int, index: int, bin
         from checker.catalog import load_catalog
         from checker.launch import pytest_args
         from checker.limits import output_to
+        from checker.reaper import die_with_parent, start_watchdog
 
-        os.setsid()
+        os.setsid()  # kill(0) and killpg(0) reach this process's group only
+        die_with_parent(worker)
+        start_watchdog(worker)
         output_to(log)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
@@ -75,7 +80,7 @@ class Armed:
 
         self.key, self.fingerprint = key, fingerprint(key)  # before the processes collect
         self.seed = random_seed()
-        self.tmp = tempfile.mkdtemp(prefix="kata-armed-")
+        self.tmp = make_run_dir("kata-armed-")  # swept if the worker is killed (checker.leftovers)
         self.logs = [os.path.join(self.tmp, f"arm-{i}.txt") for i in range(BINS)]
         self.pids: list[int] = []
         self.pipes: list[int] = []  # the worker writes "go" on these
@@ -83,6 +88,7 @@ class Armed:
         for i in range(BINS):
             r, w = os.pipe()
             done_r, done_w = os.pipe()
+            worker = os.getpid()
             pid = os.fork()
             if pid == 0:
                 os.close(w)
@@ -91,7 +97,7 @@ class Armed:
                     with contextlib.suppress(OSError):
                         os.close(fd)
                 _armed_child(key[1], key[0], self.seed, i, BINS, costs, r, done_w,
-                             self.logs[i])
+                             self.logs[i], worker)
             os.close(r)
             os.close(done_w)
             self.pids.append(pid)

@@ -28,11 +28,15 @@ import select
 import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
 from checker.armed_set import BINS, Armed, fingerprint, kill_process
-from checker.worker import PROTOCOL, socket_path
+from checker.reaper import become_subreaper, kill_descendants
+from checker.tail import TAIL_BYTES as OUTPUT_LOG_BYTES
+from checker.tail import OutputTail
+from checker.worker import HEARTBEAT_S, PROTOCOL, socket_path
 
 PRELOAD = (
     "numpy", "torch", "torch._dynamo", "torch.optim", "torch.func", "torch.utils.data",
@@ -95,6 +99,36 @@ def _preimport_checks(req: dict) -> bool:
     return True
 
 
+def _output_fifo(path: str) -> OutputTail:
+    """A named pipe at ``path`` that an armed process opens as its output when told to go
+    (checker.armed); opened here first, for reading, so that its open never blocks."""
+    os.mkfifo(path, 0o600)
+    read = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    return OutputTail(read, hold=os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+
+@contextlib.contextmanager
+def _heartbeat(conn: socket.socket, lock: threading.Lock):
+    """While a run is served, tell the client every HEARTBEAT_S that this worker is alive
+    (checker.worker gives up on a worker silent for longer than LIVENESS_S)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_S):
+            with lock, contextlib.suppress(OSError):
+                conn.sendall(b'{"alive": true}\n')
+
+    with lock, contextlib.suppress(OSError):
+        conn.sendall(b'{"alive": true}\n')
+    thread = threading.Thread(target=beat, name="kata-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 class Server:
     def __init__(self, listener: socket.socket):
         self.listener = listener
@@ -129,6 +163,7 @@ class Server:
         self.armed = None  # this set is spent, whatever happens
         seed = int(req["seed"]) if req.get("seed") is not None else armed.seed
         parts = [(f"{req['report']}.{i}", f"{req['output']}.{i}") for i in range(BINS)]
+        tails = [_output_fifo(output) for _, output in parts]  # read as it comes (checker.tail)
         for (report, output), pipe in zip(parts, armed.pipes, strict=True):
             go = {"impl": req["impl"], "seed": seed, "diagnose": req["diagnose"],
                   "diagnose_budget": req.get("diagnose_budget", 0.2),
@@ -139,20 +174,23 @@ class Server:
             with contextlib.suppress(OSError):
                 os.close(pipe)
         armed.pipes = []
-        codes, stopped = self._wait(conn, armed, float(req["wall"]))
+        codes, stopped = self._wait(conn, armed, float(req["wall"]), tails)
         for pid in armed.pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)  # stray grandchildren
-        reply = self._merge(req, armed, parts, codes, key)
+        kill_descendants()  # and those that escaped the group (this worker is their subreaper)
+        reply = self._merge(req, armed, parts, codes, key, tails)
         self.spent.append(armed)  # reaped once the reply is sent
         if stopped:
             reply.update(timed_out=stopped == "wall", returncode=-9)
         reply["seed"] = seed
         return reply
 
-    def _wait(self, conn: socket.socket, armed: Armed, wall: float) -> tuple[dict, str]:
-        """Wait until every process has said it is done, or died; stop them all if the
-        client goes or the wall limit passes. Returns their exit statuses."""
+    def _wait(self, conn: socket.socket, armed: Armed, wall: float,
+              tails: list[OutputTail]) -> tuple[dict, str]:
+        """Wait until every process has said it is done, or died, reading their output;
+        stop them all if the client goes or the wall limit passes. Returns their exit
+        statuses."""
         deadline = time.monotonic() + wall
         pids = armed.pids
         codes: dict[int, int] = {}
@@ -171,11 +209,16 @@ class Server:
                 if len(codes) == len(pids):
                     break
                 fds = [fd for fd, pid in (*done.items(), *pidfds.items()) if pid not in codes]
+                outs = [t.fd for t in tails if not t.closed]
                 polling = len(pidfds) < len(pids)
                 left = deadline - time.monotonic()
-                readable, _, _ = select.select([conn, *fds], [], [],
+                readable, _, _ = select.select([conn, *fds, *outs], [], [],
                                                max(min(left, 0.01 if polling else 1.0), 0))
+                for tail in tails:
+                    tail.feed()
                 for fd in readable:
+                    if fd in outs:
+                        continue
                     pid = done.get(fd) or pidfds.get(fd)
                     if pid is None or pid in codes:
                         continue
@@ -197,15 +240,19 @@ class Server:
             for fd in pidfds:
                 os.close(fd)
 
-    def _merge(self, req: dict, armed: Armed, parts: list, codes: dict, key: tuple) -> dict:
+    def _merge(self, req: dict, armed: Armed, parts: list, codes: dict, key: tuple,
+               tails: list[OutputTail]) -> dict:
         from checker.report import merge_reports, write_json
 
         with open(req["output"], "wb") as out:
-            for (_, output), log in zip(parts, armed.logs, strict=True):
-                # a process that died before the run began left its output in its log
-                path = output if os.path.exists(output) else log
-                with contextlib.suppress(OSError), open(path, "rb") as fh:
-                    out.write(fh.read())
+            for tail, log in zip(tails, armed.logs, strict=True):
+                tail.feed()
+                tail.close()
+                text = tail.text()
+                if not text:  # a process that died before the run began: its log says why
+                    with contextlib.suppress(OSError), open(log, "rb") as fh:
+                        text = fh.read()[-OUTPUT_LOG_BYTES:]
+                out.write(text)
         reports, missing = [], []
         for (report, _), pid in zip(parts, armed.pids, strict=True):
             try:
@@ -241,6 +288,7 @@ def serve(state_dir: Path, idle_timeout: float = 3600.0) -> None:
     import torch
 
     torch.set_num_threads(1)  # any warm-up computation here stays single-threaded
+    become_subreaper()  # what escapes a check process comes back here to be killed
     watched = _watched_files()
     gc.collect()
     gc.freeze()
@@ -276,9 +324,10 @@ def serve(state_dir: Path, idle_timeout: float = 3600.0) -> None:
                     conn.sendall(b'{"ok": false, "stale": true}\n')
                     return  # the client falls back; the next `kata watch` starts a fresh worker
                 else:
-                    if _preimport_checks(req):
-                        watched = _watched_files()
-                    reply = server.run(conn, req)
+                    with _heartbeat(conn, threading.Lock()):
+                        if _preimport_checks(req):
+                            watched = _watched_files()
+                        reply = server.run(conn, req)
                     rearm = (req["kata"], req["catalog"])
                 with contextlib.suppress(OSError):
                     conn.sendall((json.dumps(reply) + "\n").encode())

@@ -19,8 +19,9 @@ CHUNK = 1 << 20
 class OutputTail:
     """The reading end of one child's output pipe."""
 
-    def __init__(self, fd: int):
+    def __init__(self, fd: int, hold: int | None = None):
         self.fd = fd
+        self.hold = hold  # a writing end kept open here (a FIFO's: no EOF before a writer)
         self.data = bytearray()
         self.dropped = 0
         self.closed = False
@@ -47,8 +48,10 @@ class OutputTail:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            with contextlib.suppress(OSError):
-                os.close(self.fd)
+            for fd in (self.fd, self.hold):
+                if fd is not None:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
 
     def text(self) -> bytes:
         head = f"... ({self.dropped} bytes of output not kept)\n".encode() if self.dropped else b""

@@ -142,14 +142,18 @@ class WarmWorker:
     def __init__(self, state_dir: Path):
         self.state_dir = state_dir
         self.procs: list = []
+        self.ensured = False
 
     def ensure(self) -> None:
+        """Start the worker if it is not answering. A replacement (the first one died or
+        stopped answering) is not waited for: until it answers, checks run cold."""
         from checker import worker
 
         if not worker.is_running(self.state_dir):
-            proc = worker.start(self.state_dir)
+            proc = worker.start(self.state_dir, wait=0 if self.ensured else 30)
             if proc is not None:
                 self.procs.append(proc)
+        self.ensured = True
 
     def close(self) -> None:
         from checker import worker

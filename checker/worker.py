@@ -5,11 +5,15 @@ worker (checker.server) pays once and keeps the next run armed. ``try_run`` retu
 whenever the worker is absent, stale or dies, and the facade (checker.runner) falls back to
 the cold path.
 
-Protocol: one JSON request line, one JSON reply line per connection.
+Protocol: one JSON request line, one JSON reply line per connection; while a run is served
+the worker sends ``{"alive": true}`` lines every HEARTBEAT_S before its reply. A worker
+silent for LIVENESS_S (stopped, say, with SIGSTOP) is given up: killed, its socket removed,
+and the run goes cold; `kata watch` starts a fresh worker for the next save.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -23,7 +27,9 @@ from pathlib import Path
 from checker.catalog import Kata
 from checker.outcome import CheckResult, interrupted, outcome_from_files, timed_out
 
-PROTOCOL = 2
+PROTOCOL = 3
+HEARTBEAT_S = 0.5
+LIVENESS_S = 2.0
 
 
 def socket_path(state_dir: Path) -> Path:
@@ -32,28 +38,58 @@ def socket_path(state_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"kata-worker-{os.getuid()}-{digest}.sock"
 
 
-def _request(sock_path: Path, payload: dict, timeout: float) -> dict | None:
+def _request(sock_path: Path, payload: dict, timeout: float,
+             silence: float | None = None) -> dict | None:
+    """Send ``payload``, return the reply (heartbeat lines skipped). None when there is no
+    reply within ``timeout`` or, with ``silence``, no line at all for that long."""
+    deadline = time.monotonic() + timeout
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(timeout)
+            s.settimeout(min(timeout, silence or timeout))
             s.connect(str(sock_path))
             s.sendall((json.dumps(payload) + "\n").encode())
             data = b""
-            while not data.endswith(b"\n"):
+            while time.monotonic() < deadline:
                 chunk = s.recv(65536)
                 if not chunk:
                     break
                 data += chunk
-    except (OSError, TimeoutError):
+                *lines, data = data.split(b"\n")
+                for line in lines:
+                    reply = json.loads(line)
+                    if "alive" not in reply:
+                        return reply
+    except (OSError, TimeoutError, ValueError):
         return None
+    return None
+
+
+def give_up(state_dir: Path) -> int | None:
+    """End the worker listening for ``state_dir`` that does not answer (stopped, hung) and
+    remove its socket; returns its pid. Its armed processes die with it (checker.reaper)."""
+    import signal
+    import struct
+
+    sock = socket_path(state_dir)
+    pid = None
     try:
-        return json.loads(data)
-    except ValueError:
-        return None
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(LIVENESS_S)
+            s.connect(str(sock))
+            creds = s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            pid, uid, _ = struct.unpack("3i", creds)
+    except (OSError, AttributeError):
+        pass
+    if pid and uid == os.getuid() and pid != os.getpid():
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        sock.unlink()
+    return pid
 
 
 def is_running(state_dir: Path) -> bool:
-    reply = _request(socket_path(state_dir), {"op": "ping"}, timeout=1.0)
+    reply = _request(socket_path(state_dir), {"op": "ping"}, timeout=LIVENESS_S)
     return bool(reply and reply.get("ok"))
 
 
@@ -63,7 +99,10 @@ def try_run(state_dir: Path, kata: Kata, impl: Path, *, seed: int | None, diagno
     sock = socket_path(state_dir)
     if not sock.exists():
         return None
-    with tempfile.TemporaryDirectory(prefix="kata-run-") as tmp:
+    from checker.leftovers import make_run_dir, sweep_run_dirs
+
+    sweep_run_dirs()
+    with _removed(make_run_dir()) as tmp:
         report, output = Path(tmp) / "report.json", Path(tmp) / "output.txt"
         payload = {
             "op": "run", "protocol": PROTOCOL, "kata": kata.name,
@@ -74,10 +113,13 @@ def try_run(state_dir: Path, kata: Kata, impl: Path, *, seed: int | None, diagno
         }
         start = time.perf_counter()
         try:
-            reply = _request(sock, payload, timeout=wall + 15)
+            reply = _request(sock, payload, timeout=wall + 15, silence=LIVENESS_S)
         except KeyboardInterrupt:  # closing the socket makes the worker end the run
             return interrupted(kata, seed or 0, impl)
-        if not reply or not reply.get("ok"):
+        if reply is None:  # no word from the worker: end it and judge cold
+            give_up(state_dir)
+            return None
+        if not reply.get("ok"):
             return None
         duration = time.perf_counter() - start
         seed = int(reply.get("seed", seed or 0))
@@ -87,10 +129,24 @@ def try_run(state_dir: Path, kata: Kata, impl: Path, *, seed: int | None, diagno
                                   duration)
 
 
+@contextlib.contextmanager
+def _removed(folder: str):
+    """``folder``, removed with all it holds when the block ends."""
+    import shutil
+
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def start(state_dir: Path, *, wait: float = 30.0) -> subprocess.Popen | None:
-    """Start a worker for ``state_dir`` in the background; returns once it answers pings."""
+    """Start a worker for ``state_dir`` in the background; returns once it answers pings
+    (or after ``wait`` seconds). One that listens but does not answer is ended first."""
     if is_running(state_dir):
         return None
+    if socket_path(state_dir).exists():
+        give_up(state_dir)
     from checker.launch import child_env
 
     env = child_env()

@@ -1,0 +1,166 @@
+"""Learner code cannot hurt the tool: a verdict within seconds, on the cold and the warm path,
+and no process left behind, whatever the file does.
+
+Each case prints its time to verdict (``pytest -s`` shows them); the bounds asserted here are
+loose (the machine is shared), far below the run's wall-clock limit (60 s for the tiny kata)
+that these cases used to run into.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from checker.reaper import descendants
+from checker.runner import run_checks
+from tests.conftest import TINY
+
+IMPLS = TINY / "impls"
+VERDICT_S = 30  # loose: well under the 60 s wall; measured figures are in the README
+
+
+@pytest.fixture
+def alpha(tiny_catalog):
+    return tiny_catalog.get("alpha")
+
+
+@pytest.fixture(params=["cold", "warm"])
+def path_(request, tiny_catalog):
+    """run_checks on the cold path, or through the shared warm worker."""
+    if request.param == "cold":
+        return run_checks
+    return request.getfixturevalue("tiny_worker")
+
+
+def timed(run, kata, impl: str, **kw):
+    start = time.perf_counter()
+    result = run(kata, IMPLS / impl, seed=5, **kw)
+    took = time.perf_counter() - start
+    print(f"\n{impl}: {result.status} in {took:.1f} s")
+    assert took < VERDICT_S, (took, result.message)
+    return result
+
+
+def no_strays(before: set[int]) -> None:
+    deadline = time.monotonic() + 5
+    while (left := set(descendants(keep=frozenset(before)))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not left, f"processes left behind: {left}"
+
+
+@pytest.mark.parametrize("impl,says", [
+    ("alpha_import_hang.py", "the top level of your file, at alpha_import_hang.py:1"),
+    ("alpha_import_recursion.py", "RecursionError"),
+])
+def test_stuck_at_import_names_the_line(alpha, path_, impl, says):
+    result = timed(path_, alpha, impl)
+    assert result.status in ("load_error", "timeout"), result.message
+    assert says in " ".join(result.message.split())
+
+
+def test_unbounded_recursion_is_called_recursion(alpha, path_):
+    result = timed(path_, alpha, "alpha_recursion.py")
+    add = result.exercises[0]
+    assert not add.ok and "recursion" in add.message.lower(), add.message
+    assert "infinite loop" not in add.message
+    assert result.exercises[1].ok  # mul still gets its verdict
+
+
+def test_a_loop_in_del_fails_that_exercise_only(alpha, path_):
+    result = timed(path_, alpha, "alpha_del_loop.py")
+    add, mul = result.exercises
+    assert not add.ok and "__del__" in add.message and "alpha_del_loop.py:" in add.message
+    assert mul.ok
+
+
+def test_kill_zero_and_killpg_zero_reach_only_the_check(alpha, path_):
+    result = timed(path_, alpha, "alpha_killpg.py")
+    assert result.status in ("crashed", "failed")  # the child, or a refusal: never the runner
+    assert path_(alpha, alpha.solution_path, seed=1).passed
+
+
+def test_hard_limits_cannot_be_raised(alpha, path_):
+    result = timed(path_, alpha, "alpha_raise_limits.py")
+    assert result.exercises[0].ok, result.exercises[0].message
+
+
+def test_huge_output_costs_no_other_verdict(alpha, path_):
+    result = timed(path_, alpha, "alpha_flood_huge.py")
+    add, mul = result.exercises
+    assert add.ok or "Timeout" in add.message, add.message  # printing 600 MB takes time
+    assert mul.ok, mul.message
+    assert "after the flood" in result.output_tail and len(result.output_tail) < 5000
+
+
+def test_escaped_processes_are_killed_when_the_run_ends(alpha, path_, tmp_path, monkeypatch):
+    pidfile = tmp_path / "pids"
+    monkeypatch.setenv("KATA_TEST_PIDFILE", str(pidfile))
+    timed(path_, alpha, "alpha_escape.py")
+    for pid in map(int, pidfile.read_text().split() if pidfile.exists() else ()):
+        deadline = time.monotonic() + 5
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(pid), f"escaped process {pid} outlived the run"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_cold_run_leaves_no_process(alpha):
+    before = set(descendants())
+    run_checks(alpha, IMPLS / "alpha_import_hang.py", seed=1)
+    no_strays(before)
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGHUP])
+def test_a_killed_kata_check_leaves_nothing_spinning(tiny_env, how):
+    """`kata check` killed (or its terminal closed) while the file loops at import."""
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "checker.cli", "check", "alpha", "--file",
+         str(IMPLS / "alpha_import_hang.py")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not (child := descendants(cli.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert child, "the check child never started"
+    time.sleep(0.5)  # into the loop
+    cli.send_signal(how)
+    cli.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    while any(map(_alive, child)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(_alive, child)), f"{child} outlived `kata check`"
+
+
+def test_a_stopped_worker_is_given_up_within_two_seconds(alpha, tmp_path):
+    """SIGSTOP the worker: the next check runs cold at once, and the stopped worker is gone."""
+    from checker import worker
+
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TINY), os.environ.get("PYTHONPATH")]))
+    proc = worker.start(tmp_path, wait=120)
+    assert proc is not None and worker.is_running(tmp_path)
+    try:
+        proc.send_signal(signal.SIGSTOP)
+        start = time.perf_counter()
+        result = run_checks(alpha, alpha.solution_path, seed=1, use_worker=tmp_path)
+        cold = run_checks(alpha, alpha.solution_path, seed=1)
+        took = time.perf_counter() - start - cold.duration
+        print(f"\nstopped worker: verdict after {result.duration:.1f} s (cold alone {cold.duration:.1f} s)")
+        assert result.passed
+        assert result.duration - cold.duration < 2.0 + 3.0  # given up after 2 s; cold jitter
+        assert proc.wait(timeout=5) == -signal.SIGKILL and took < VERDICT_S
+        assert not worker.socket_path(tmp_path).exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
