@@ -150,6 +150,7 @@ def test_a_stopped_worker_is_given_up_within_two_seconds(alpha, tmp_path):
     proc = worker.start(tmp_path, wait=120)
     assert proc is not None and worker.is_running(tmp_path)
     try:
+        armed = descendants(proc.pid)
         proc.send_signal(signal.SIGSTOP)
         start = time.perf_counter()
         result = run_checks(alpha, alpha.solution_path, seed=1, use_worker=tmp_path)
@@ -160,6 +161,10 @@ def test_a_stopped_worker_is_given_up_within_two_seconds(alpha, tmp_path):
         assert result.duration - cold.duration < 2.0 + 3.0  # given up after 2 s; cold jitter
         assert proc.wait(timeout=5) == -signal.SIGKILL and took < VERDICT_S
         assert not worker.socket_path(tmp_path).exists()
+        deadline = time.monotonic() + 5
+        while any(map(_alive, armed)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(map(_alive, armed)), "armed processes outlived their worker"
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -120,11 +120,16 @@ def test_interrupted_check_records_nothing(workspace):
     import sys
     import time
 
+    from checker.reaper import descendants
+
     kata = workspace.catalog.get("alpha")
-    workspace.kata_file(kata).write_text((TINY / "impls" / "alpha_import_hang.py").read_text())
+    workspace.kata_file(kata).write_text((TINY / "impls" / "alpha_hang.py").read_text())
     proc = subprocess.Popen([sys.executable, "-m", "checker.cli", "check"], cwd=workspace.root,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(3)
+    deadline = time.monotonic() + 30
+    while not descendants(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the check child is running
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 130, out
