@@ -162,8 +162,8 @@ def crash_message(returncode: int | None) -> str:
         except ValueError:
             name = f"signal {-returncode}"
         cause = {
-            "SIGSEGV": "a segmentation fault (e.g. through ctypes or a bad as_strided into "
-                       "memory outside the storage)",
+            "SIGSEGV": "a segmentation fault (e.g. through ctypes, a bad as_strided into "
+                       "memory outside the storage, or unbounded recursion through C code)",
             "SIGKILL": "being killed (often the memory limit)",
             "SIGABRT": "an abort inside native code",
         }.get(name, name)

@@ -245,10 +245,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             "message": "" if report.passed else _message(call, state["impl_path"]),
             "diagnosis": [],
         }
-        if report.when == "call" and report.passed:  # a timeout that learner code swallowed
+        if report.when == "call":  # a timeout that learner code swallowed (checker.stuck)
             from checker.stuck import overran
 
-            late = overran(state, entry["id"], report.duration, state["kata"].timeout)
+            late = overran(state, entry["id"], report.duration if report.passed else 0.0,
+                           state["kata"].timeout)
             if late:
                 entry.update(outcome="failed", message=late)
         if report.skipped and call.excinfo is not None:

@@ -28,8 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 GRACE_S = 3.0  # the backstop fires this long after a phase's own limit
-REFIRE_S = 0.2  # after a swallowed timeout, the next one comes this soon
-RECURSION_CAP = 50_000  # sys.setrecursionlimit(10**7) gets this: unwinding stays cheap
+REFIRE_S = 0.005  # after a swallowed timeout, the next one comes this soon
+RECURSION_CAP = 10_000  # sys.setrecursionlimit(10**7) gets this (see cap_recursion)
 RECURSION_FRAMES = 50  # this many calls of one function in a row: recursion, not a loop
 _DUMP_FRAME = re.compile(r'^\s+File "(?P<path>.+)", line (?P<line>\d+) in (?P<func>.+)$')
 
@@ -116,7 +116,8 @@ def trim(exc: BaseException, keep: int = 200) -> BaseException:
 def cap_recursion() -> None:
     """Cap what ``sys.setrecursionlimit`` accepts. Unbounded recursion under a limit of
     10**7 grows a stack of millions of frames in seconds, and unwinding it takes tens of
-    seconds more; under the cap it ends in a RecursionError at once."""
+    seconds more (or, through C calls, overflows the C stack: a segmentation fault); under
+    the cap it ends in a RecursionError at once."""
     real = sys.setrecursionlimit
 
     def setrecursionlimit(limit: int) -> None:
@@ -162,11 +163,24 @@ def watch_swallowed(state: dict) -> None:
         if type(exc).__name__ == "Failed" and str(exc).startswith("Timeout"):
             where = where_tb(unraisable.exc_traceback, str(state.get("impl_path", "")))
             state.setdefault("swallowed", {}).setdefault(state.get("running"), where)
-            # the check goes on (and may loop in the next __del__): fire again soon
-            signal.setitimer(signal.ITIMER_REAL, REFIRE_S)
+            _abort_soon(str(state.get("impl_path", "")))
         previous(unraisable)
 
     sys.unraisablehook = hook
+
+
+def _abort_soon(impl: str) -> None:
+    """After a swallowed timeout the check goes on (and may loop in the next ``__del__``):
+    fire again soon, in learner code only, breaking such loops, until the check itself is
+    stopped. pytest-timeout puts its own handler back when the check ends."""
+
+    def fire(signum, frame):
+        signal.setitimer(signal.ITIMER_REAL, REFIRE_S)
+        if any(path == impl for path, _, _ in _frames_of(frame, limit=500)):
+            raise Stuck("Timeout: the check was stopped after its time limit")
+
+    signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, REFIRE_S)
 
 
 def overran(state: dict, check: str, duration: float, limit: float) -> str | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 TAIL_BYTES = 256 * 1024
 CHUNK = 1 << 20
+PIPE_BYTES = 1 << 20
 
 
 class OutputTail:
@@ -26,6 +27,10 @@ class OutputTail:
         self.dropped = 0
         self.closed = False
         os.set_blocking(fd, False)
+        with contextlib.suppress(OSError, AttributeError):  # fewer wake-ups for a flood
+            import fcntl
+
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
     def feed(self) -> None:
         """Read what the pipe holds now (the fd is non-blocking)."""
