@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from checker.catalog import Kata
-from checker.launch import CHILD_MAIN, child_env, pytest_args
+from checker.launch import CHILD_MAIN, child_env, pytest_args, run_files
 from checker.limits import kill_group, limit_child
 from checker.outcome import CheckResult, interrupted, outcome_from_files, timed_out
 
@@ -22,8 +22,7 @@ def run_cold(kata: Kata, impl: Path, *, seed: int, diagnose: bool, diagnose_budg
              memory_mb: int, wall: float) -> CheckResult:
     """Run ``kata``'s checks against ``impl`` in a new child process."""
     with tempfile.TemporaryDirectory(prefix="kata-run-") as tmp:
-        report = Path(tmp) / "report.json"
-        output = Path(tmp) / "output.txt"
+        report, output, scratch = run_files(tmp)
         cmd = [sys.executable, "-c", CHILD_MAIN,
                *pytest_args(kata, impl, seed, report, diagnose=diagnose,
                            diagnose_budget=diagnose_budget)]
@@ -31,7 +30,7 @@ def run_cold(kata: Kata, impl: Path, *, seed: int, diagnose: bool, diagnose_budg
         with open(output, "wb") as out:
             proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                env=child_env(), cwd=tmp, preexec_fn=lambda: limit_child(memory_mb),
+                env=child_env(), cwd=scratch, preexec_fn=lambda: limit_child(memory_mb),
             )
             try:
                 proc.wait(timeout=wall)
