@@ -36,7 +36,7 @@ class ExerciseResult:
 class CheckResult:
     kata: str
     seed: int
-    status: str  # passed | failed | load_error | crashed | timeout | interrupted
+    status: str  # passed | failed | load_error | crashed | timeout | interrupted | tampered
     exercises: tuple[ExerciseResult, ...] = ()
     message: str = ""  # for load_error / crashed / timeout: what happened
     output_tail: str = ""

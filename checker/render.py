@@ -81,7 +81,7 @@ def show_result(out: Console, result: CheckResult, *, file: Path | None = None,
     if file is not None:
         header += f"  {path_link(file, rel(file))}"
     out.print(f"{header}  [dim]seed {result.seed} · {result.duration:.2f}s[/]")
-    if result.status in ("crashed", "timeout", "interrupted"):
+    if result.status in ("crashed", "timeout", "interrupted", "tampered"):
         out.print(f"[bold red]{escape(result.message)}[/]")
         if result.output_tail.strip():
             out.print("[dim]Last output of the check process:[/]")
