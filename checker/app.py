@@ -15,6 +15,8 @@ from checker.progress import KataProgress, Progress
 from checker.workspace import Workspace
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from checker.outcome import CheckResult
 
 
@@ -134,6 +136,50 @@ def _record(ws: Workspace, kata: Kata, result: CheckResult) -> tuple[bool, Kata 
             entry.status = "attempted"
         nxt = current_kata(ws, progress) if newly else None
     return newly, nxt
+
+
+def check_and_record(ws: Workspace, kata: Kata, run: Callable[[], CheckResult]) -> CheckOutcome:
+    """Run a workspace check (``run``) and record its verdict: the record is the CLI's. The
+    workspace's state folder is read before and after the run; if it changed meanwhile (learner
+    code writing progress.json, say), the change is undone, the run fails and nothing is
+    recorded."""
+    from checker.outcome import CheckResult
+
+    before = _state_files(ws.state_dir)
+    result = run()
+    changed = _put_back(ws.state_dir, before)
+    if changed:
+        result = CheckResult(
+            kata=kata.name, seed=result.seed, status="tampered", impl=result.impl,
+            message=f"{ws.state_dir.name}/{changed[0]} changed while the checks ran: the workspace's "
+            "record is written only by `kata` itself. The change was undone, this run fails "
+            "and nothing was recorded.")
+    if changed or result.status == "interrupted":
+        return CheckOutcome(kata, ws.kata_file(kata), result, recorded=False)
+    return record(ws, kata, result)
+
+
+def _state_files(state_dir: Path) -> dict[str, bytes]:
+    """The workspace's record (everything in its state folder but the file backups)."""
+    files = {}
+    for path in sorted(state_dir.rglob("*")):
+        rel = path.relative_to(state_dir).as_posix()
+        if path.is_file() and not rel.startswith("backups/"):
+            files[rel] = path.read_bytes()
+    return files
+
+
+def _put_back(state_dir: Path, before: dict[str, bytes]) -> list[str]:
+    """Undo any change to the state folder since ``before``; returns what had changed."""
+    now = _state_files(state_dir)
+    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    for rel in changed:
+        if rel in before:
+            (state_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+            (state_dir / rel).write_bytes(before[rel])
+        else:
+            (state_dir / rel).unlink(missing_ok=True)
+    return changed
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from checker.plugin import protect
 from checker.report import check_id
 
 
@@ -67,6 +68,7 @@ class ArmedRun:
         import gc
 
         prepared = self._prepare(session)
+        protect(session)  # the integrity snapshot, before the save rather than after
         gc.collect()
         gc.freeze()  # what arming built stays out of the collector's way during the run
         ready = time.time()

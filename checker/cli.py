@@ -165,13 +165,13 @@ def check(app: App, name: str | None, file_: Path | None, seed: int | None, verb
     kata = app.kata(name) or domain.resolve_kata(app.ws, progress, None)
     domain.require_unlocked(app.ws, progress, kata)
     path = app.ws.kata_file(kata)
-    result = run_checks(kata, path, seed=seed, use_worker=_worker_dir(app.ws))
-    if result.status == "interrupted":
-        app.render.show_result(app.out, result, file=path)
+    outcome = domain.check_and_record(
+        app.ws, kata, lambda: run_checks(kata, path, seed=seed, use_worker=_worker_dir(app.ws)))
+    if outcome.result.status == "interrupted":
+        app.render.show_result(app.out, outcome.result, file=path)
         sys.exit(130)
-    outcome = domain.record(app.ws, kata, result)
     app.render.show_check_outcome(app.out, outcome, verbose=verbose)
-    sys.exit(1 if outcome.write_error else _exit_code(result))
+    sys.exit(1 if outcome.write_error else _exit_code(outcome.result))
 
 
 def _exit_code(result) -> int:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from checker.catalog import Kata
-from checker.launch import CHILD_MAIN, child_env, pytest_args
+from checker.launch import CHILD_MAIN, child_env, pytest_args, run_files
 from checker.leftovers import make_run_dir, sweep_run_dirs
 from checker.limits import kill_group, limit_child
 from checker.outcome import CheckResult, interrupted, outcome_from_files, timed_out
@@ -35,7 +35,7 @@ def run_cold(kata: Kata, impl: Path, *, seed: int, diagnose: bool, diagnose_budg
     before = frozenset(descendants())  # a warm worker this process started is not the run's
     tmp = make_run_dir()
     try:
-        report, output = Path(tmp) / "report.json", Path(tmp) / "output.txt"
+        report, output, scratch = run_files(tmp)
         cmd = [sys.executable, "-c", CHILD_MAIN,
                *pytest_args(kata, impl, seed, report, diagnose=diagnose,
                            diagnose_budget=diagnose_budget)]
@@ -45,7 +45,7 @@ def run_cold(kata: Kata, impl: Path, *, seed: int, diagnose: bool, diagnose_budg
         read, write = os.pipe()
         try:
             proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=write, stderr=write, env=env, cwd=tmp,
+                cmd, stdin=subprocess.DEVNULL, stdout=write, stderr=write, env=env, cwd=scratch,
                 preexec_fn=lambda: limit_child(memory_mb, parent))
         finally:
             os.close(write)

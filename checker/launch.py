@@ -66,3 +66,11 @@ def child_env() -> dict[str, str]:
 
 def wall_limit(kata: Kata) -> float:
     return max(60.0, kata.timeout * 3 * len(kata.exercises))
+
+
+def run_files(tmp: str) -> tuple[Path, Path, Path]:
+    """A run's report, output, and scratch folder in ``tmp``: the child's working directory and
+    the only place where learner code may write (the report is next to it, out of reach)."""
+    scratch = Path(tmp) / "scratch"
+    scratch.mkdir()
+    return Path(tmp) / "report.json", Path(tmp) / "output.txt", scratch

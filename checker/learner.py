@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import inspect
+import itertools
 import sys
 import types
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from checker.catalog import Rules
-from checker.sandbox.errors import EscapeAttempt, ForbiddenAPI
+from checker.sandbox.errors import EscapeAttempt, ForbiddenAPI, is_escape
 from checker.sandbox.window import rules_window
 from checker.stuck import Stuck, import_limit, trim
 
@@ -132,29 +133,28 @@ def _compile_checked(path: Path, source: str, rules: Rules) -> types.CodeType:
     return compile(tree, str(path), "exec", dont_inherit=True)
 
 
-_counter = 0
+_loaded = itertools.count(1)  # never rebound: the integrity snapshot holds the module still
 
 
 def load_module(path: Path, rules: Rules = NO_RULES, *,
                 time_limit: float | None = None) -> types.ModuleType:
     """Execute ``path`` from source (never a cached .pyc) as a fresh module, under ``rules``;
     with ``time_limit`` (outside a check: it takes the SIGALRM timer), in that many seconds."""
-    global _counter
     path = Path(path).resolve()
     code = compile_source(path, rules)
-    _counter += 1
-    module = types.ModuleType(f"kata_impl_{_counter}")
+    module = types.ModuleType(f"kata_impl_{next(_loaded)}")
     module.__file__ = str(path)
     sys.modules[module.__name__] = module  # dataclasses and pickling look modules up here
     with rules_window(rules, str(path)):
         try:
             with import_limit(time_limit, str(path)) if time_limit else contextlib.nullcontext():
                 exec(code, module.__dict__)
-        except (KeyboardInterrupt, SystemExit) as exc:
-            raise LearnerFileError(str(EscapeAttempt.from_exc(exc, "importing your file"))) from None
         except ForbiddenAPI:
             raise
         except BaseException as exc:
+            if is_escape(exc):
+                message = str(EscapeAttempt.from_exc(exc, "importing your file"))
+                raise LearnerFileError(message) from None
             line = _learner_line(exc, str(path))
             if isinstance(exc, Stuck):  # it says where itself (checker.stuck.import_limit)
                 raise LearnerFileError(str(exc), line) from None
@@ -222,8 +222,10 @@ class _Wrapped:
         try:
             with self._impl.rules():
                 return self._func(*args, **kwargs)
-        except (KeyboardInterrupt, SystemExit) as exc:
-            raise EscapeAttempt.from_exc(exc, f"`{self.__name__}`") from None
+        except BaseException as exc:
+            if is_escape(exc):
+                raise EscapeAttempt.from_exc(exc, f"`{self.__name__}`") from None
+            raise
 
     def __repr__(self) -> str:
         return f"<learner function {self.__name__}>"

@@ -21,7 +21,7 @@ DUMP_BYTES = 256 * 1024  # where a stack dump is looked for
 @dataclass(frozen=True)
 class ExerciseResult:
     name: str
-    status: str  # passed | failed | skipped | missing
+    status: str  # passed | failed (see _exercise: nothing else reaches here)
     message: str = ""
     diagnosis: tuple[tuple[str, str], ...] = ()  # (mistake id, misconception)
     duration: float = 0.0
@@ -30,14 +30,14 @@ class ExerciseResult:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("passed", "skipped")
+        return self.status == "passed"
 
 
 @dataclass(frozen=True)
 class CheckResult:
     kata: str
     seed: int
-    status: str  # passed | failed | load_error | crashed | timeout | interrupted | error
+    status: str  # passed | failed | load_error | crashed | timeout | interrupted | tampered | error
     exercises: tuple[ExerciseResult, ...] = ()
     message: str = ""  # for load_error / crashed / timeout: what happened
     output_tail: str = ""
@@ -57,32 +57,56 @@ class CheckResult:
         return next((e for e in self.exercises if not e.ok), None)
 
 
-def from_report(report: dict, duration: float, output_tail: str = "") -> CheckResult:
-    exercises = tuple(
-        ExerciseResult(
-            name=name,
-            status=e["status"],
-            message=e["message"],
-            diagnosis=tuple((d["id"], d["misconception"]) for d in e.get("diagnosis", ())),
-            duration=e["duration"],
-            checks=e["checks"],
-            failed_checks=e["failed_checks"],
-        )
-        for name, e in report["exercises"].items()
-    )
+def _exercise(name: str, e: dict | None) -> ExerciseResult:
+    """One exercise's verdict from its report entry, failing closed: an exercise the report
+    lacks, an unknown status or a failure without a message never reads as passed or blank."""
+    if e is None:
+        return ExerciseResult(name, "failed", "the report has no verdict for this exercise")
+    status, message = e.get("status"), str(e.get("message") or "")
+    if status not in ("passed", "failed"):
+        status, message = "failed", f"the report gave this exercise an unknown status ({status!r})"
+    elif status == "failed" and not message:
+        message = "a check of this exercise failed without saying why"
+    return ExerciseResult(
+        name=name, status=status, message=message,
+        diagnosis=tuple((d["id"], d["misconception"]) for d in e.get("diagnosis", ())),
+        duration=e.get("duration", 0.0), checks=e.get("checks", 0),
+        failed_checks=e.get("failed_checks", 0))
+
+
+def from_report(kata: Kata, report: dict, duration: float, output_tail: str = "") -> CheckResult:
+    exercises = tuple(_exercise(name, report["exercises"].get(name)) for name in kata.exercises)
     if report.get("load_error"):
+        message = report["load_error"]["message"] or "your file could not be loaded"
         return CheckResult(
-            kata=report["kata"], seed=report["seed"], status="load_error",
-            exercises=tuple(
-                ExerciseResult(e.name, "failed", report["load_error"]["message"]) for e in exercises
-            ),
-            message=report["load_error"]["message"], output_tail=output_tail,
-            duration=duration, impl=report["impl"],
+            kata=kata.name, seed=report["seed"], status="load_error",
+            exercises=tuple(ExerciseResult(e.name, "failed", message) for e in exercises),
+            message=message, output_tail=output_tail, duration=duration, impl=report["impl"],
         )
     status = "passed" if all(e.ok for e in exercises) else "failed"
-    return CheckResult(kata=report["kata"], seed=report["seed"], status=status,
+    return CheckResult(kata=kata.name, seed=report["seed"], status=status,
                        exercises=exercises, output_tail=output_tail, duration=duration,
                        impl=report["impl"], extra={"armed": report.get("armed")})
+
+
+def clean(report: dict) -> bool:
+    """Whether every check that the report's process collected reported, and passed."""
+    reported = {t["id"]: t["outcome"] for entries in report["results"].values() for t in entries}
+    return not report["load_error"] and all(
+        reported.get(i) == "passed" for ids in report["collected"].values() for i in ids)
+
+
+def exit_fits(report: dict, code: int | None) -> bool:
+    """Whether a process that wrote ``report`` ended as its report says: pytest's exit status
+    0 when every check passed (5 when it had none to run: a warm worker's process whose share
+    is empty), 1 when one did not. A report from a process that then died, was killed, or
+    chose another status is not to be trusted."""
+    try:
+        if not clean(report):
+            return code == 1
+        return code == 0 or (code == 5 and not any(report["collected"].values()))
+    except (KeyError, TypeError, AttributeError):
+        return False
 
 
 def random_seed() -> int:
@@ -139,7 +163,10 @@ def outcome_from_files(kata: Kata, seed: int, impl: Path, report: Path, output: 
     tail = read_tail(output)
     try:
         data = json.loads(report.read_text(encoding="utf-8"))
+        trusted = exit_fits(data, returncode)
     except (OSError, ValueError):
+        data, trusted = None, False
+    if data is None:
         from checker.stuck import from_dump
 
         stuck = from_dump(read_tail(output, DUMP_BYTES), str(impl))
@@ -149,18 +176,22 @@ def outcome_from_files(kata: Kata, seed: int, impl: Path, report: Path, output: 
         if returncode in PYTEST_OWN_ERRORS and str(impl) not in tail and "Timeout" not in tail:
             return internal_error(kata, seed, impl, f"pytest stopped with an internal error "
                                   f"(exit status {returncode}) before your code ran.", tail)
+    if not trusted:
         return CheckResult(kata=kata.name, seed=seed, status="crashed",
-                           message=crash_message(returncode), output_tail=tail,
-                           duration=duration, impl=str(impl))
-    return from_report(data, duration, tail)
+                           message=crash_message(returncode, reported=data is not None),
+                           output_tail=tail, duration=duration, impl=str(impl))
+    return from_report(kata, data, duration, tail)
 
 
-def crash_message(returncode: int | None) -> str:
+def crash_message(returncode: int | None, *, reported: bool = False) -> str:
+    if reported:
+        how = (f"died from {_signal_name(returncode)}" if returncode is not None and returncode < 0
+               else f"ended with exit status {returncode}")
+        return (f"The check process {how} after writing a report that says otherwise: a report "
+                "from a check process that did not end as it reported is not trusted, and the "
+                "run fails.")
     if returncode is not None and returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
+        name = _signal_name(returncode)
         cause = {
             "SIGSEGV": "a segmentation fault (e.g. through ctypes, a bad as_strided into "
                        "memory outside the storage, or unbounded recursion through C code)",
@@ -170,3 +201,10 @@ def crash_message(returncode: int | None) -> str:
         return f"The check process died from {cause} before it could report."
     return (f"The check process ended (exit status {returncode}) before it could report. "
             "Does your code call os._exit, kill its own process, or exhaust memory?")
+
+
+def _signal_name(returncode: int) -> str:
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"

@@ -20,7 +20,6 @@ the check's seed before it runs.
 from __future__ import annotations
 
 import random
-import re
 import sys
 import time
 import zlib
@@ -29,10 +28,12 @@ from pathlib import Path
 import pytest
 
 from checker.report import REPORT_VERSION, check_id, summarize, write_json
+from checker.sandbox.session import seal, tampered
+from checker.verdict import phase_problem, signature
 
 _STATE = pytest.StashKey[dict]()
 _INDEX = pytest.StashKey[int]()  # a check's position in the whole collected session
-_ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]+")
+_ENTRY = pytest.StashKey[dict]()  # a check's entry in the report, once it has one
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -87,6 +88,15 @@ def begin_run(config: pytest.Config, *, impl: str | Path, seed: int | None, repo
         "diagnose_budget": diagnose_budget,
         "armed": armed or {"wait": 0.0, "prepared": {}},
     })
+    seal(kata=_state(config)["kata"], impl=_state(config)["impl_path"], report=report)
+
+
+def protect(session: pytest.Session) -> None:
+    """Take the integrity snapshot of the judge (once per process) before learner code loads."""
+    from checker.sandbox import audit
+
+    audit.protect(tuple({item.module.__name__ for item in session.items
+                         if getattr(item, "module", None) is not None}))
 
 
 def _state(config: pytest.Config) -> dict | None:
@@ -118,6 +128,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
 
     watch_swallowed(state)
     cap_recursion()
+    protect(session)
     try:
         load_module(state["impl_path"], state["kata"].rules, time_limit=state["kata"].timeout)
     except LearnerFileError as exc:
@@ -183,85 +194,53 @@ def _exercise_of(item: pytest.Item) -> str | None:
     return marker.args[0] if marker and marker.args else None
 
 
-def _message(call: pytest.CallInfo, impl_path: Path) -> str:
-    """What the learner reads for a failed check."""
-    excinfo = call.excinfo
-    if excinfo is None:
-        return ""
-    exc = excinfo.value
-    if isinstance(exc, pytest.fail.Exception | pytest.skip.Exception):
-        text = str(exc.msg if hasattr(exc, "msg") else exc)
-        if text.startswith("Timeout"):  # pytest-timeout ended a check that ran too long
-            from checker.stuck import where_tb
-
-            where = where_tb(exc.__traceback__, str(impl_path))
-            return (f"{text.split(' from ')[0]}: this check ran past its time limit and was "
-                    "stopped: " + (where.describe() if where else "look for an infinite loop "
-                                   "or a loop over far too many elements in your code."))
-        return text
-    if isinstance(exc, AssertionError):
-        text = str(exc)
-        # A check's own message comes first; pytest's rewritten "assert ..." explanation
-        # after it only repeats internals (object reprs), so it is dropped.
-        head, sep, _ = text.partition("\nassert ")
-        return _ADDRESS_RE.sub("0x?", head if sep and head.strip() else text) or "assertion failed"
-    frames = [
-        e for e in excinfo.traceback if Path(str(e.path)).resolve() == impl_path
-    ]
-    if isinstance(exc, NotImplementedError) and frames:
-        return (
-            f"not implemented yet: {exc or 'the stub still raises NotImplementedError'}. "
-            "Replace the `raise NotImplementedError(...)` with your implementation."
-        )
-    where = ""
-    if frames:
-        last = frames[-1]
-        source = str(last.statement).strip() if last.statement else ""
-        where = f"\n  at {impl_path.name}:{last.lineno + 1}: {source}"
-    return f"your code raised {type(exc).__name__}: {exc}{where}"
-
-
-def _signature(exc: BaseException) -> str:
-    """What two failures must share to be "the same mistake": the exception type and text
-    (addresses masked). The learner's file name and line are deliberately not part of it."""
-    text = str(exc) if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {exc}"
-    return _ADDRESS_RE.sub("0x?", text)
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Record each check once: passed only when its setup, call and teardown all were clean
+    (see checker.verdict); anything else becomes a failure, for pytest's own count too."""
     outcome = yield
     state = _state(item.config)
     if state is None:
         return
     report = outcome.get_result()
+    problem = tampered() or phase_problem(report, call, state["impl_path"])
+    if problem is None and report.when != "call":
+        return  # a clean setup or teardown: the call decides
     exercise = _exercise_of(item)
-    if report.when == "call" or (report.when == "setup" and not report.passed):
-        entry = {
-            "id": check_id(item.nodeid),
-            "index": item.stash.get(_INDEX, 0),
-            "outcome": report.outcome,
-            "duration": round(report.duration, 4),
-            "message": "" if report.passed else _message(call, state["impl_path"]),
-            "diagnosis": [],
-        }
-        if report.when == "call":  # a timeout that learner code swallowed (checker.stuck)
-            from checker.stuck import overran
-
-            late = overran(state, entry["id"], report.duration if report.passed else 0.0,
-                           state["kata"].timeout)
-            if late:
-                entry.update(outcome="failed", message=late)
-        if report.skipped and call.excinfo is not None:
-            entry["message"] = str(call.excinfo.value.msg if hasattr(call.excinfo.value, "msg") else call.excinfo.value)
-        if (
-            report.failed
-            and report.when == "call"
-            and exercise
-            and item.config.getoption("--kata-diagnose")
-        ):
-            entry["diagnosis"] = _diagnose(item, exercise, _signature(call.excinfo.value), state)
+    entry = item.stash.get(_ENTRY, None)
+    if entry is None:
+        entry = {"id": check_id(item.nodeid), "index": item.stash.get(_INDEX, 0),
+                 "outcome": "passed", "duration": 0.0, "message": "", "diagnosis": []}
+        item.stash[_ENTRY] = entry
         state["results"].setdefault(exercise or "?", []).append(entry)
+    if report.when == "call":
+        entry["duration"] = round(report.duration, 4)
+        from checker.stuck import overran  # a timeout that learner code swallowed
+
+        late = overran(state, entry["id"], report.duration if problem is None else 0.0,
+                       state["kata"].timeout)
+        problem = late or problem
+    if problem is None or entry["outcome"] == "failed":  # the first problem is the one to read
+        return
+    entry.update(outcome="failed", message=problem)
+    if report.failed and report.when == "call" and exercise and item.config.getoption("--kata-diagnose"):
+        entry["diagnosis"] = _diagnose(item, exercise, signature(call.excinfo.value), state)
+    if not report.failed:
+        report.outcome, report.longrepr = "failed", problem
+    if hasattr(report, "wasxfail"):
+        del report.wasxfail
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The checks this process will run, by exercise: a check missing from the results at the
+    end did not run to completion, and fails its exercise."""
+    state = _state(session.config)
+    if state is not None:
+        collected: dict[str, list[str]] = {}
+        for item in session.items:
+            collected.setdefault(_exercise_of(item) or "?", []).append(check_id(item.nodeid))
+        state["collected"] = collected
 
 
 @pytest.hookimpl(wrapper=True)
@@ -321,7 +300,7 @@ def _diagnose(item: pytest.Item, exercise: str, target: str, state: dict) -> lis
             try:
                 item.runtest()
             except Exception as exc:
-                if _signature(exc) == target:
+                if signature(exc) == target:
                     matches.append({"id": m.id, "misconception": m.misconception})
     finally:
         funcargs.clear()
@@ -333,6 +312,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = _state(session.config)
     if state is None:
         return
+    changed = tampered()
+    if changed and not state["load_error"]:
+        state["load_error"] = {"message": changed, "line": None}
     path = session.config.getoption("--kata-report")
     kata = state["kata"]
     strays = sorted(set(state["results"]) - set(kata.exercises))
@@ -342,8 +324,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "impl": str(state["impl_path"]),
         "seed": state["seed"],
         "load_error": state["load_error"],
-        "exercises": summarize(kata.exercises, state["results"]),
+        "exercises": summarize(kata.exercises, state["results"], state.get("collected", {})),
         "results": state["results"],
+        "collected": state.get("collected", {}),
         "unassigned": strays,
         "duration": round(time.perf_counter() - state["started"], 4),
         "armed": state["armed"],  # see checker.armed

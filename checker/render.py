@@ -17,8 +17,7 @@ from checker.progress import KataProgress
 if TYPE_CHECKING:
     from checker.outcome import CheckResult
 
-MARK = {"passed": "[green]✓[/]", "skipped": "[yellow]–[/]", "failed": "[red]✗[/]",
-        "missing": "[red]?[/]"}
+MARK = {"passed": "[green]✓[/]", "failed": "[red]✗[/]"}
 STATE_STYLE = {"done": "[green]done[/]", "current": "[bold cyan]current[/]", "locked": "[dim]locked[/]"}
 
 
@@ -142,7 +141,7 @@ def show_result(out: Console, result: CheckResult, *, file: Path | None = None,
     if file is not None:
         header += f"  {path_link(file, rel(file))}"
     out.print(f"{header}  [dim]seed {result.seed} · {result.duration:.2f}s[/]")
-    if result.status in ("crashed", "timeout", "interrupted", "error"):
+    if result.status in ("crashed", "timeout", "interrupted", "tampered", "error"):
         out.print(f"[bold red]{escape(result.message)}[/]")
         if result.output_tail.strip():
             out.print("[dim]Last output of the check process:[/]")
@@ -159,9 +158,7 @@ def show_result(out: Console, result: CheckResult, *, file: Path | None = None,
         note = "" if e.status == "passed" else f"  [dim]{escape(_first_line(e.message))}[/]"
         if e.message.startswith("not implemented yet"):
             note = "  [dim]not implemented yet[/]"
-        if e.status == "skipped":
-            note = f"  [yellow]skipped: {escape(_first_line(e.message))}[/]"
-        out.print(f"  {MARK.get(e.status, '?')} {escape(e.name.ljust(width))}{note}")
+        out.print(f"  {MARK['passed' if e.ok else 'failed']} {escape(e.name.ljust(width))}{note}")
     first = result.first_failure()
     shown = [first] if first and not verbose else [e for e in result.exercises if not e.ok]
     for e in shown:

@@ -18,29 +18,33 @@ def check_id(nodeid: str) -> str:
     return nodeid.split("::")[-1]
 
 
-def summarize(exercise_names, results: dict[str, list[dict]]) -> dict[str, dict]:
-    """Per-exercise verdicts from the per-check entries (in collection order)."""
+def summarize(exercise_names, results: dict[str, list[dict]],
+              collected: dict[str, list[str]]) -> dict[str, dict]:
+    """Per-exercise verdicts from the per-check entries (in collection order). An exercise
+    passes only when every check collected for it reported, and every one passed."""
     exercises = {}
     for name in exercise_names:
         tests = sorted(results.get(name, []), key=lambda t: t.get("index", 0))
-        failed = [t for t in tests if t["outcome"] == "failed"]
-        if not tests:
-            status = "missing"
-        elif failed:
-            status = "failed"
-        elif all(t["outcome"] == "skipped" for t in tests):
-            status = "skipped"
+        reported = {t["id"] for t in tests}
+        unfinished = [i for i in collected.get(name, []) if i not in reported]
+        failed = [t for t in tests if t["outcome"] != "passed"]
+        if failed:
+            first = failed[0]
+            message = first["message"] or f"the check `{first['id']}` ended as {first['outcome']!r}"
+        elif unfinished:
+            message = (f"the check `{unfinished[0]}` did not run to completion (the run stopped "
+                       "before it ended): a kata passes only when all its checks pass")
+        elif not tests:
+            message = "no check of this exercise ran: it cannot pass unchecked"
         else:
-            status = "passed"
-        first = failed[0] if failed else None
+            message = ""
         exercises[name] = {
-            "status": status,
-            "message": first["message"] if first else (
-                tests[0]["message"] if status == "skipped" else ""),
-            "diagnosis": first["diagnosis"] if first else [],
+            "status": "failed" if message else "passed",
+            "message": message,
+            "diagnosis": failed[0]["diagnosis"] if failed else [],
             "duration": round(sum(t["duration"] for t in tests), 4),
             "checks": len(tests),
-            "failed_checks": len(failed),
+            "failed_checks": len(failed) + len(unfinished),
         }
     return exercises
 
@@ -48,15 +52,19 @@ def summarize(exercise_names, results: dict[str, list[dict]]) -> dict[str, dict]
 def merge_reports(parts: list[dict]) -> dict:
     """One report from the reports of runs that split a session's checks between them."""
     results: dict[str, list[dict]] = {}
+    collected: dict[str, list[str]] = {}
     for part in parts:
         for name, entries in part["results"].items():
             results.setdefault(name, []).extend(entries)
+        for name, ids in part["collected"].items():
+            collected.setdefault(name, []).extend(ids)
     first = parts[0]
     return {
         **first,
         "load_error": next((p["load_error"] for p in parts if p["load_error"]), None),
-        "exercises": summarize(first["exercises"], results),
+        "exercises": summarize(first["exercises"], results, collected),
         "results": results,
+        "collected": collected,
         "unassigned": sorted({s for p in parts for s in p["unassigned"]}),
         "duration": max(p["duration"] for p in parts),
         "armed": {"wait": max(p["armed"]["wait"] for p in parts),

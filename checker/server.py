@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 from checker.armed_set import BINS, Armed, fingerprint, kill_process
+from checker.outcome import exit_fits
 from checker.reaper import become_subreaper, kill_descendants
 from checker.tail import TAIL_BYTES as OUTPUT_LOG_BYTES
 from checker.tail import OutputTail
@@ -253,15 +254,17 @@ class Server:
                     with contextlib.suppress(OSError), open(log, "rb") as fh:
                         text = fh.read()[-OUTPUT_LOG_BYTES:]
                 out.write(text)
-        reports, missing = [], []
+        reports = []
         for (report, _), pid in zip(parts, armed.pids, strict=True):
+            code = codes.get(pid, 70)
             try:
                 with open(report, encoding="utf-8") as fh:
                     reports.append(json.load(fh))
             except (OSError, ValueError):
-                missing.append(codes.get(pid, 70))
-        if missing:  # the client reports a crash with this exit status
-            return {"ok": True, "returncode": missing[0]}
+                return {"ok": True, "returncode": code}  # the client reports a crash
+            if not exit_fits(reports[-1], code):  # nor is a report its process belies trusted
+                write_json(req["report"], reports[-1])
+                return {"ok": True, "returncode": code}
         merged = merge_reports(reports)
         write_json(req["report"], merged)
         if not merged["load_error"]:
@@ -275,7 +278,8 @@ class Server:
                     old = known.get(entry["id"])  # smoothed: one slow run must not reshuffle
                     known[entry["id"]] = cost if old is None else (
                         (old[0] + cost[0]) / 2, (old[1] + cost[1]) / 2)
-        return {"ok": True, "returncode": max(codes.values(), default=0)}
+        # every part ended as it reported: the whole ends as 1 if any check failed, else 0
+        return {"ok": True, "returncode": int(any(code == 1 for code in codes.values()))}
 
 
 def serve(state_dir: Path, idle_timeout: float = 3600.0) -> None:

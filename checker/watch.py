@@ -58,11 +58,12 @@ class WatchSession:
             return
         if self.worker is not None:
             self.worker.ensure()
-        result = run_checks(self.kata, self.file, seed=self.seed, use_worker=self.ws.state_dir)
+        outcome = domain.check_and_record(self.ws, self.kata, lambda: run_checks(
+            self.kata, self.file, seed=self.seed, use_worker=self.ws.state_dir))
+        result = outcome.result
         self.runs += 1
         if result.status == "interrupted":
             return
-        outcome = domain.record(self.ws, self.kata, result)
         self.passed = self.passed or result.passed
         self.render.show_check_outcome(self.out, outcome)
         self.footer()

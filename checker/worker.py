@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from checker.catalog import Kata
+from checker.launch import run_files
 from checker.outcome import CheckResult, interrupted, outcome_from_files, timed_out
 
 PROTOCOL = 3
@@ -103,13 +104,13 @@ def try_run(state_dir: Path, kata: Kata, impl: Path, *, seed: int | None, diagno
 
     sweep_run_dirs()
     with _removed(make_run_dir()) as tmp:
-        report, output = Path(tmp) / "report.json", Path(tmp) / "output.txt"
+        report, output, scratch = run_files(tmp)
         payload = {
             "op": "run", "protocol": PROTOCOL, "kata": kata.name,
             "catalog": str(kata.catalog_file) if kata.catalog_file else None,
             "impl": str(impl), "seed": seed, "diagnose": diagnose,
             "diagnose_budget": diagnose_budget, "memory_mb": memory_mb,
-            "wall": wall, "report": str(report), "output": str(output), "cwd": tmp,
+            "wall": wall, "report": str(report), "output": str(output), "cwd": str(scratch),
         }
         start = time.perf_counter()
         try:

@@ -54,6 +54,21 @@ def tiny_catalog(tiny_env):
     return load_catalog(tiny_env)
 
 
+@pytest.fixture(params=["cold", "warm"])
+def judge_file(request, tiny_catalog, tmp_path):
+    """Judge a learner file's source against a tiny kata, on the cold path and on the warm one."""
+    from checker.runner import run_checks
+
+    run = run_checks if request.param == "cold" else request.getfixturevalue("tiny_worker")
+
+    def judge(name: str, source: str, seed: int = 11):
+        path = tmp_path / "cheat.py"
+        path.write_text(source)
+        return run(tiny_catalog.get(name), path, seed=seed, diagnose=False)
+
+    return judge
+
+
 @pytest.fixture
 def workspace(tiny_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A fresh workspace on the tiny catalog; the current directory is inside it."""

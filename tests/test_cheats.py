@@ -49,8 +49,8 @@ WRONG_DOUBLE = "import torch\n\ndef double(x):\n    return x + 1\n" + SOLUTION_R
     "torch.equal = lambda *a, **k: True",
     "import numpy.testing\nnumpy.testing.assert_allclose = lambda *a, **k: None",
     "import numpy\nnumpy.allclose = lambda *a, **k: True",
-    "import checker.helpers\nchecker.helpers.assert_close = lambda *a, **k: None",
-    "import checker.helpers\nchecker.helpers.assert_close.__code__ = (lambda *a, **k: None).__code__",
+    "import sys\nsys.modules['checker.helpers'].assert_close = lambda *a, **k: None",
+    "import sys\nsys.modules['checker.helpers'].assert_close.__code__ = (lambda *a, **k: None).__code__",
     "torch.Tensor.__sub__ = lambda a, b: torch.zeros_like(a)",
     "import builtins\nbuiltins.isinstance = lambda *a: True",
 ])
@@ -64,7 +64,7 @@ def test_replacing_comparison_functions_is_refused(gamma, judge, tmp_path, patch
     result = judge(gamma, tmp_path, source)
     assert not result.passed
     message = result.message if result.status == "load_error" else exercise(result, "double").message
-    assert "replaced" in message or "values differ" in message, message
+    assert any(word in message for word in ("changed", "values differ", "off-limits")), message
 
 
 def test_tensor_subclass_faking_equality_is_refused(gamma, judge, tmp_path):
@@ -112,26 +112,14 @@ def test_numpy_subclass_is_refused():
 
 
 def test_memorised_outputs_fail_on_another_seed(gamma, judge, tmp_path):
-
-    # Learn the input of seed 5 through an honest run that records it, then replay it.
-    record = tmp_path / "seen.pt"
-    spy = textwrap.dedent(f"""
-        import torch
-
-        def double(x):
-            torch.save(2 * x, {str(record)!r})
-            return 2 * x
-    """) + SOLUTION_REST
-    assert judge(gamma, tmp_path, spy, seed=5).passed
-    memorised = textwrap.dedent(f"""
-        import torch
-        _answer = torch.load({str(record)!r})
-
-        def double(x):
-            return _answer.clone()
-    """) + SOLUTION_REST
-    assert judge(gamma, tmp_path, memorised, seed=5).passed  # the same seed replays exactly
-    assert not judge(gamma, tmp_path, memorised, seed=6).passed
+    # Learn the answer for seed 5 through a run that leaks it in its message (learner code may
+    # not write files outside its scratch folder), then replay it.
+    spy = "import torch\n\ndef double(x):\n    raise ValueError(repr((2 * x).tolist()))\n"
+    message = exercise(judge(gamma, tmp_path, spy + SOLUTION_REST, seed=5), "double").message
+    answer = message.split("ValueError: ", 1)[1].split("\n")[0]
+    memorised = f"import torch\n\ndef double(x):\n    return torch.tensor({answer}, dtype=x.dtype)\n"
+    assert judge(gamma, tmp_path, memorised + SOLUTION_REST, seed=5).passed  # the same seed replays
+    assert not judge(gamma, tmp_path, memorised + SOLUTION_REST, seed=6).passed
 
 
 def test_mutating_inputs_cannot_fool_the_reference(gamma, judge, tmp_path):

@@ -10,9 +10,9 @@ import torch
 from checker.catalog import Rules
 from checker.helpers import CheckFailure, assert_close, assert_equal, storage_strip
 from checker.learner import LearnerFileError, compile_source, load_module
-from checker.sandbox.errors import ForbiddenAPI, TamperError
+from checker.sandbox.errors import ForbiddenAPI
 from checker.sandbox.forbid import forbid_callables, no_escape
-from checker.sandbox.integrity import TamperGuard
+from checker.sandbox.integrity import Snapshot
 from checker.sandbox.window import rules_window
 
 
@@ -72,24 +72,38 @@ def test_runtime_import_refusal_for_hidden_imports(tmp_path):
         module.f()
 
 
-def test_tamper_guard_restores_and_fails():
+def test_snapshot_restores_and_names_what_changed():
     real = torch.allclose
-    with pytest.raises(TamperError, match="torch.allclose"), TamperGuard():
-        torch.allclose = lambda *a, **k: True
-    assert torch.allclose is real
+    snapshot = Snapshot([("torch", torch, ("allclose",))], 1)
+    assert snapshot.changes() == []
+    torch.allclose = lambda *a, **k: True
+    assert snapshot.changes() == ["torch.allclose"]
+    assert torch.allclose is real and snapshot.changes() == []
 
 
-def test_tamper_guard_sees_methods_a_class_inherits_or_defines():
-    with TamperGuard():  # no false alarm: a classmethod read twice is the same object
-        pass
-    inherited = torch.Tensor.abs  # defined on torch._C.TensorBase
-    with pytest.raises(TamperError, match=r"Tensor\.abs"), TamperGuard():
-        torch.Tensor.abs = lambda self: self
+def test_snapshot_sees_methods_a_class_inherits_or_defines():
+    snapshot = Snapshot([("torch.Tensor", torch.Tensor, None)], 1)
+    assert snapshot.changes() == []  # no false alarm: a classmethod read twice is the same object
+    inherited = torch.Tensor.abs  # defined on torch._C.TensorBase: a new key shadows it
+    torch.Tensor.abs = lambda self: self
+    assert snapshot.changes() == ["torch.Tensor.abs"]
     assert torch.Tensor.abs is inherited and "abs" not in torch.Tensor.__dict__
     own = torch.Tensor.__dict__["__torch_function__"]
-    with pytest.raises(TamperError, match="__torch_function__"), TamperGuard():
-        torch.Tensor.__torch_function__ = classmethod(lambda cls, *a, **k: None)
+    torch.Tensor.__torch_function__ = classmethod(lambda cls, *a, **k: None)
+    assert snapshot.changes() == ["torch.Tensor.__torch_function__"]
     assert torch.Tensor.__dict__["__torch_function__"] is own
+
+
+def test_snapshot_lets_a_module_gain_attributes_but_not_lose_them():
+    import types
+
+    module = types.ModuleType("m")
+    module.f = print
+    snapshot = Snapshot([("m", module, None)], 1)
+    module.lazily_imported = 1  # a submodule imported later becomes an attribute
+    assert snapshot.changes() == []
+    del module.f
+    assert snapshot.changes() == ["m.f"] and module.f is print
 
 
 def test_assert_close_reports_largest_error_and_index():

@@ -137,3 +137,72 @@ def test_plugin_is_inert_without_kata(pytester):
     pytester.makepyfile("def test_plain():\n    assert True\n")
     result = pytester.runpytest_subprocess("-p", "checker.plugin")
     result.assert_outcomes(passed=1)
+
+
+def _fixture(when: str) -> str:
+    return (f"@pytest.fixture\ndef broken():\n    {'raise RuntimeError(' + repr(when) + ')' if when == 'setup' else ''}\n"
+            f"    yield\n    {'raise RuntimeError(' + repr(when) + ')' if when == 'teardown' else ''}\n\n")
+
+
+@pytest.mark.parametrize(("check", "words"), [
+    ("def test_square(impl):\n    pytest.skip('no GPU here')", "pytest.skip (no GPU here)"),
+    ("def test_square(impl):\n    pytest.xfail('known')", "pytest.xfail (known)"),
+    ("@pytest.mark.xfail(reason='flaky')\ndef test_square(impl):\n    pass", "xpass"),
+    ("@pytest.mark.xfail(reason='flaky')\ndef test_square(impl):\n    assert False", "xfail"),
+    ("@pytest.mark.skip(reason='later')\ndef test_square(impl):\n    pass", "pytest.skip (later)"),
+    (_fixture("setup") + "def test_square(impl, broken):\n    pass", "setting the check up"),
+    (_fixture("teardown") + "def test_square(impl, broken):\n    pass", "cleaning up after"),
+])
+def test_a_check_counts_only_when_it_ran_to_completion_and_passed(pytester, kata_dir, check, words):
+    """Whatever ends a check as other than passed fails its exercise, with a message naming it."""
+    (kata_dir / "checks" / "test_sq.py").write_text(
+        "import pytest\n\n" + check.replace("def test_square", '@pytest.mark.exercise("square")\n'
+                                            "def test_square", 1)
+        + '\n\n\n@pytest.mark.exercise("cube")\ndef test_cube(impl):\n    assert impl.cube(3) == 27\n')
+    result, report = run(pytester, kata_dir, "def square(x):\n    return x * x\n\n"
+                                             "def cube(x):\n    return x ** 3\n")
+    square = report["exercises"]["square"]
+    assert square["status"] == "failed" and words in square["message"], square
+    assert report["exercises"]["cube"]["status"] == "passed"
+    assert result.ret == 1  # pytest counts it as failed too: the exit status fits the report
+
+
+def test_an_exercise_whose_check_never_reported_fails(pytester, kata_dir):
+    (kata_dir / "checks" / "test_sq.py").write_text(
+        "import pytest\n\n@pytest.mark.exercise('square')\ndef test_square(impl):\n"
+        "    pytest.exit('stopping early', returncode=0)\n\n"
+        "@pytest.mark.exercise('cube')\ndef test_cube(impl):\n    assert impl.cube(3) == 27\n")
+    _, report = run(pytester, kata_dir, "def square(x):\n    return x * x\n\n"
+                                        "def cube(x):\n    return x ** 3\n")
+    for name in ("square", "cube"):
+        entry = report["exercises"][name]
+        assert entry["status"] == "failed" and "did not run to completion" in entry["message"]
+
+
+def test_a_report_is_trusted_only_from_a_process_that_ended_as_it_says(tmp_path):
+    from checker.catalog import Kata, Rules
+    from checker.outcome import outcome_from_files
+
+    kata = Kata("k", 1, "K", "T", ("e",), (), rules=Rules())
+    report, output = tmp_path / "report.json", tmp_path / "output.txt"
+    output.write_text("")
+    passed = {"format_version": 1, "kata": "k", "impl": "x.py", "seed": 1, "load_error": None,
+              "exercises": {"e": {"status": "passed", "message": ""}},
+              "results": {"e": [{"id": "test_e", "outcome": "passed"}]},
+              "collected": {"e": ["test_e"]}}
+    report.write_text(json.dumps(passed))
+    assert outcome_from_files(kata, 1, tmp_path, report, output, 0, 0.1).passed
+    for code in (-9, 1, 2, 3, None):  # killed after writing it, or an exit that belies it
+        result = outcome_from_files(kata, 1, tmp_path, report, output, code, 0.1)
+        assert result.status == "crashed" and "not trusted" in result.message, code
+    fewer = dict(passed, collected={"e": ["test_e", "test_f"]})  # a collected check never reported
+    report.write_text(json.dumps(fewer))
+    assert not outcome_from_files(kata, 1, tmp_path, report, output, 0, 0.1).passed
+    odd = dict(passed, exercises={"e": {"status": "skipped", "message": ""}})
+    report.write_text(json.dumps(odd))
+    result = outcome_from_files(kata, 1, tmp_path, report, output, 0, 0.1)
+    assert result.exercises[0].status == "failed" and "unknown status" in result.exercises[0].message
+    nothing = dict(passed, exercises={})
+    report.write_text(json.dumps(nothing))
+    result = outcome_from_files(kata, 1, tmp_path, report, output, 0, 0.1)
+    assert result.exercises[0].status == "failed" and result.exercises[0].message

@@ -185,7 +185,8 @@ def test_the_worker_learns_each_checks_run_and_prepare_time(tmp_path):
     def part(results, prepared):
         return {"format_version": REPORT_VERSION, "kata": "k", "impl": "x.py", "seed": 1,
                 "load_error": None, "exercises": {"e": {}}, "results": results,
-                "unassigned": [], "duration": 0.3, "armed": {"wait": 0.0, "prepared": prepared}}
+                "unassigned": [], "duration": 0.3, "armed": {"wait": 0.0, "prepared": prepared},
+                "collected": {"e": [entry["id"] for entry in results["e"]]}}
 
     parts = [(str(tmp_path / f"r.{i}"), str(tmp_path / f"o.{i}")) for i in range(2)]
     reports = [part({"e": [{"id": "test_a", "duration": 0.01, "outcome": "passed"}]}, {"test_a": 0.2}),

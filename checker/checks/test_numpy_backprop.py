@@ -6,10 +6,6 @@ points are also forbidden while its functions run, in case torch is reached some
 
 from __future__ import annotations
 
-import builtins
-import contextlib
-import sys
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -25,7 +21,6 @@ from checker.helpers import (
     random_shape,
     trajectory_picture,
 )
-from checker.sandbox.errors import ForbiddenAPI
 
 pytestmark = pytest.mark.kata("numpy_backprop")
 
@@ -34,39 +29,10 @@ GRAD_ORDER = ("z2", "h1", "z1", "W2", "b2", "W1", "b1")  # the order backprop pr
 RTOL, ATOL = 1e-7, 1e-10
 
 
-@contextlib.contextmanager
-def refuse_direct_torch_import(filename: str) -> Iterator[None]:
-    """Also refuse ``__import__("torch")`` called as a function from the learner's file.
-
-    The rules window refuses import statements (they pass the importing file's globals), but a
-    direct ``__import__(name)`` call passes no globals; here the calling frames decide. Local
-    workaround until checker.sandbox.forbid.forbid_imports looks at the caller when globals is None.
-    """
-    real = builtins.__import__
-
-    def guarded(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A002
-        if globals is None and level == 0 and name.split(".")[0] == "torch":
-            frame = sys._getframe(1)
-            for _ in range(3):
-                if frame is None:
-                    break
-                if frame.f_code.co_filename == filename:
-                    raise ForbiddenAPI(f"`import {name}` — this kata forbids importing torch in "
-                                       "your file.")
-                frame = frame.f_back
-        return real(name, globals, locals, fromlist, level)
-
-    builtins.__import__ = guarded
-    try:
-        yield
-    finally:
-        builtins.__import__ = real
-
-
 def call(impl: Any, name: str, *args: Any) -> Any:
-    """Run the learner's ``name`` under the rules, and the direct-``__import__`` guard."""
-    with refuse_direct_torch_import(impl.module.__file__ or ""):
-        return getattr(impl, name)(*args)
+    """Run the learner's ``name`` under the rules (checker.sandbox.forbid.forbid_imports refuses
+    a direct ``__import__("torch")`` too: it judges by the calling frame)."""
+    return getattr(impl, name)(*args)
 
 
 def as_float(value: Any, what: str) -> float:

@@ -123,32 +123,43 @@ def forbid_callables(rules: Rules) -> Iterator[None]:
                     else delattr(t, "__init__")
                 )
             else:
-                original = owner.__dict__.get(attr, target) if isinstance(owner, type) else target
+                if isinstance(owner, type) and attr not in owner.__dict__:  # inherited: unshadow it
+                    undo.append(lambda o=owner, a=attr: delattr(o, a))
+                else:
+                    original = owner.__dict__[attr] if isinstance(owner, type) else target
+                    undo.append(lambda o=owner, a=attr, v=original: setattr(o, a, v))
                 setattr(owner, attr, blocked)
-                undo.append(lambda o=owner, a=attr, v=original: setattr(o, a, v))
         yield
     finally:
         for step in reversed(undo):
             step()
 
 
+# The judge's own packages: learner code may never import them (checker.sandbox.audit refuses
+# a first import; an import of a module already loaded raises no audit event, so it is refused
+# here, by name).
+JUDGE_PACKAGES = ("checker", "pytest", "_pytest", "pluggy", "pytest_timeout")
+
+
 @contextlib.contextmanager
 def forbid_imports(rules: Rules, filename: str) -> Iterator[None]:
-    """Refuse imports of ``rules.forbid_imports`` issued from the learner's own file."""
-    if not rules.forbid_imports:
-        yield
-        return
+    """Refuse imports of ``rules.forbid_imports`` and of the judge's packages issued from the
+    learner's own file."""
+    forbidden = (*rules.forbid_imports, *JUDGE_PACKAGES)
     real_import = builtins.__import__
     real_import_module = importlib.import_module
 
     def refuse(name: str) -> None:
+        if name.split(".")[0] in JUDGE_PACKAGES:
+            raise ForbiddenAPI(f"`import {name}` — the judge's own packages (checker, pytest, "
+                               "pluggy) are off-limits in kata code.")
         names = ", ".join(rules.forbid_imports)
         raise ForbiddenAPI(
             f"`import {name}` — this kata forbids importing {names} in your file. {rules.explain}".rstrip()
         )
 
     def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A002
-        if level == 0 and name.split(".")[0] in rules.forbid_imports:
+        if level == 0 and name.split(".")[0] in forbidden:
             # A direct __import__("torch") passes no globals: judge by the calling frame.
             importer = globals if globals is not None else sys._getframe(1).f_globals
             if importer.get("__file__") == filename:
@@ -157,7 +168,7 @@ def forbid_imports(rules: Rules, filename: str) -> Iterator[None]:
 
     def guarded_import_module(name: str, package: str | None = None):
         caller = sys._getframe(1).f_globals
-        if name.split(".")[0] in rules.forbid_imports and caller.get("__file__") == filename:
+        if name.split(".")[0] in forbidden and caller.get("__file__") == filename:
             refuse(name)
         return real_import_module(name, package)
 

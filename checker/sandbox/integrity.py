@@ -1,97 +1,131 @@
-"""Integrity of the judge: what the checks compare with must be what they imported.
+"""Integrity of the judge: what no audit event sees (``sys.modules`` is a plain dict).
 
-Learner code runs in the judge's interpreter; an attribute it replaces is seen here, put
-back, and fails the check.
+Before learner code first loads, a :class:`Snapshot` records, by identity, every attribute of
+the modules and classes the judge relies on: pytest, _pytest, pluggy, pytest_timeout, the
+checker (its check modules too), builtins, and the comparison functions and tensor methods
+of numpy and torch. The judge binds what it uses at import time, so any difference later is
+learner code's doing: it is put back, and the run fails with "your code changed X". The
+snapshot lives inside the audit hook (checker.sandbox.audit), out of learner code's reach.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
+import types
 from typing import Any
 
 from checker.sandbox.errors import TamperError
-from checker.sandbox.forbid import resolve
+from checker.sandbox.forbid import JUDGE_PACKAGES
 
-# Attributes that checks rely on to compare results. Learner code that replaces any of them
-# (at import time or during a call) is stopped: the originals are restored and the check fails.
+# Namespaces of the libraries the checks compare with, guarded by name. ``None``: all of it.
 GUARDED = {
-    "builtins": ["isinstance", "type", "abs", "max", "min", "all", "any", "len", "float", "int",
-                 "round", "repr", "str", "tuple", "list", "sorted", "zip", "range", "bool"],
+    "builtins": None,
     "torch": ["allclose", "isclose", "equal", "eq", "abs", "max", "all", "any", "isfinite",
-              "is_tensor", "as_tensor", "tensor", "sub", "ne"],
-    "torch.Tensor": ["__eq__", "__ne__", "__sub__", "__abs__", "__bool__", "abs", "max", "item",
-                     "tolist", "stride", "size", "storage_offset", "untyped_storage", "clone",
-                     "detach", "to", "double", "__class__", "__torch_function__"],
-    "torch.testing": ["assert_close"],
-    "numpy": ["allclose", "isclose", "array_equal", "asarray", "abs", "max", "all"],
-    "numpy.testing": ["assert_allclose", "assert_array_equal", "assert_equal"],
-    "checker.helpers": None,  # every public function of the module
+              "is_tensor", "as_tensor", "tensor", "sub", "ne", "isnan", "isinf", "where",
+              "testing", "Tensor", "float64", "result_type", "promote_types", "is_floating_point",
+              "is_complex", "zeros_like", "ones_like", "broadcast_tensors", "stack", "cat"],
+    "torch.Tensor": None,
+    "torch._C.TensorBase": None,
+    "torch.testing": None,
+    "numpy": ["allclose", "isclose", "array_equal", "asarray", "array", "abs", "max", "min", "all",
+              "any", "isnan", "isinf", "isfinite", "where", "argmax", "unravel_index", "ndarray",
+              "testing", "float64", "issubdtype", "result_type", "errstate", "subtract", "equal"],
+    "numpy.testing": None,
+    "numpy.ndarray": None,
 }
 
 
-_guarded_attrs: list[tuple[Any, str, Any]] | None = None
+# Module globals that pytest itself rebinds around every check (and that decide no verdict).
+REBOUND = {"_pytest.assertion.util": ("_reprcompare", "_assertion_pass", "_config")}
+
+
+def _resolve(dotted: str) -> Any:
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        module = sys.modules.get(".".join(parts[:i]))
+        if module is not None:
+            obj = module
+            for name in parts[i:]:
+                obj = getattr(obj, name)
+            return obj
+    return None
+
+
+def judge_owners(check_modules: tuple[str, ...] = ()) -> list[tuple[str, Any, tuple | None]]:
+    """(label, owner, names or None for all) of everything the judge relies on, resolved now:
+    first the checker's own modules and classes (compared after every call into learner
+    code), then the rest (compared after every check and before the report is written)."""
+    near, far = [], []
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name.split(".")[0] in JUDGE_PACKAGES or name in check_modules):
+            continue
+        bucket = near if name.startswith("checker") or name in check_modules else far
+        bucket.append((name, module, None))
+        for value in list(vars(module).values()):
+            if isinstance(value, type) and value.__module__ == name:
+                bucket.append((f"{name}.{value.__qualname__}", value, None))
+    for dotted, names in GUARDED.items():
+        owner = _resolve(dotted)
+        if owner is not None:
+            near.append((dotted, owner, tuple(names) if names is not None else None))
+    return near + far, len(near)
+
+
+class Snapshot:
+    """Every attribute of some namespaces, by identity; ``changes`` finds and undoes edits."""
+
+    def __init__(self, owners: list[tuple[str, Any, tuple | None]], near: int):
+        self.entries = []
+        for label, owner, names in owners:
+            ns = vars(owner)
+            skip = REBOUND.get(label, ())
+            keys = tuple(k for k in (ns if names is None else names) if k in ns and k not in skip)
+            values = tuple(map(ns.get, keys))
+            self.entries.append((label, owner, ns, keys, values, tuple(map(id, values)),
+                                 isinstance(owner, type) and names is None))
+        self.near = near
+        self.functions = frozenset(  # whose code may not be swapped (checker.sandbox.audit)
+            id(f) for entry in self.entries for v in entry[4]
+            if isinstance(f := getattr(v, "__func__", v), types.FunctionType))
+
+    def changes(self, near_only: bool = False) -> list[str]:
+        """What was changed since the snapshot, each put back as it was. A class may gain an
+        attribute that no base defines (``__slotnames__``, cached by pickling, or
+        ``__annotations__``): that is taken into the snapshot; one that shadows an inherited
+        attribute is a change."""
+        changed = []
+        for i, (label, owner, ns, keys, values, ids, whole_class) in enumerate(
+                self.entries[:self.near] if near_only else self.entries):
+            if tuple(map(id, map(ns.get, keys))) == ids and not (whole_class and len(ns) != len(keys)):
+                continue
+            for key, value in zip(keys, values, strict=True):
+                if ns.get(key, _MISSING) is not value:
+                    changed.append(f"{label}.{key}")
+                    _put(owner, key, value)
+            if whole_class:
+                for key in [k for k in ns if k not in keys]:
+                    if any(key in vars(base) for base in owner.__mro__[1:]):
+                        changed.append(f"{label}.{key}")
+                        delattr(owner, key)
+                keys = tuple(ns)
+                values = tuple(map(ns.get, keys))
+                self.entries[i] = (label, owner, ns, keys, values, tuple(map(id, values)), True)
+        return changed
+
+
 _MISSING = object()
 
 
-def guarded_owner_attrs() -> list[tuple[Any, str, Any]]:
-    """The (owner, attribute, namespace) triples to guard, resolved once per process.
-
-    ``namespace`` is the class's own ``__dict__`` for an attribute a class defines itself
-    (read there, a classmethod is the same object each time), else None (read with getattr).
-    """
-    global _guarded_attrs
-    if _guarded_attrs is None:
-        triples = []
-        for modname, attrs in GUARDED.items():
-            try:
-                owner = sys.modules.get(modname) or (
-                    resolve(modname)[2] if "." in modname else importlib.import_module(modname)
-                )
-            except Exception:  # module not importable here: nothing to guard
-                continue
-            names = attrs if attrs is not None else [a for a in vars(owner) if not a.startswith("_")]
-            own = owner.__dict__ if isinstance(owner, type) else None
-            triples.extend((owner, attr, own if own is not None and attr in own else None)
-                           for attr in names)
-        _guarded_attrs = triples
-    return _guarded_attrs
+def _put(owner: Any, key: str, value: Any) -> None:
+    if isinstance(owner, type):
+        setattr(owner, key, value)
+    else:
+        vars(owner)[key] = value
 
 
-class TamperGuard:
-    """Snapshot the comparison machinery; on exit, restore anything replaced and fail loudly.
-
-    Entered around every call into the learner's code, so both halves are single passes."""
-
-    def __enter__(self) -> TamperGuard:
-        self.items = [
-            (owner, attr, ns, value, getattr(value, "__code__", None))
-            for owner, attr, ns in guarded_owner_attrs()
-            if (value := ns.get(attr, _MISSING) if ns is not None
-                else getattr(owner, attr, _MISSING)) is not _MISSING
-        ]
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        changed = []
-        for owner, attr, ns, value, code in [
-            item for item in self.items
-            if (item[2].get(item[1]) if item[2] is not None else getattr(item[0], item[1], None))
-            is not item[3] or (item[4] is not None and item[3].__code__ is not item[4])
-        ]:
-            now = ns.get(attr) if ns is not None else getattr(owner, attr, None)
-            if now is not value:
-                if ns is None and isinstance(owner, type) and attr in owner.__dict__:
-                    delattr(owner, attr)  # it was inherited: unshadow it
-                if getattr(owner, attr, None) is not value:
-                    setattr(owner, attr, value)
-                changed.append(f"{getattr(owner, '__name__', owner)}.{attr}")
-            else:
-                value.__code__ = code
-                changed.append(f"{getattr(owner, '__name__', owner)}.{attr}.__code__")
-        if changed:
-            raise TamperError(
-                "Your code replaced " + ", ".join(changed) + ", which the checks use to judge "
-                "results. The originals are back; remove the patching and solve the exercise."
-            )
-        return False
+def tamper_error(changed: list[str]) -> TamperError:
+    shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+    return TamperError(
+        f"Your code changed {shown}, which the judge relies on (your code replaced what the "
+        "checks use to judge results). The originals are back; the run fails. Remove the "
+        "patching and solve the exercise.")

@@ -2,17 +2,24 @@
 
 Every call into the learner's code (checker.learner) runs inside ``rules_window(rules,
 filename)``: forbidden callables raise, forbidden imports are refused, the process cannot be
-left, and the judge's comparison machinery is checked for tampering on the way out.
+left, the audit hook refuses what learner code may not do (checker.sandbox.audit), and on
+the way out the judge's own modules must be untouched and no thread the call started may
+still be running.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
+import time
 from collections.abc import Iterator
 
 from checker.catalog import Rules
+from checker.sandbox import audit
+from checker.sandbox.errors import TamperError
 from checker.sandbox.forbid import forbid_callables, forbid_imports, forbid_plan, no_escape
-from checker.sandbox.integrity import TamperGuard, guarded_owner_attrs
+
+THREAD_GRACE = 0.5  # seconds a thread the call started gets to finish before it counts
 
 
 def prepare_rules(rules: Rules) -> None:
@@ -20,15 +27,31 @@ def prepare_rules(rules: Rules) -> None:
     worker's armed process does it before the learner saves)."""
     with contextlib.suppress(Exception):  # a bad entry is reported by the window itself
         forbid_plan(rules)
-    guarded_owner_attrs()
 
 
 @contextlib.contextmanager
 def rules_window(rules: Rules, filename: str) -> Iterator[None]:
-    with (
-        forbid_callables(rules),
-        forbid_imports(rules, filename),
-        no_escape(rules.allow_processes),
-        TamperGuard(),
-    ):
-        yield
+    before = _thread._count()
+    with forbid_callables(rules), forbid_imports(rules, filename), no_escape(rules.allow_processes):
+        audit.enter(rules.allow_processes)
+        try:
+            yield
+        finally:
+            audit.leave()
+            _no_threads_left(before)
+    audit.check()  # raises TamperError if the checker's modules were changed
+
+
+def _no_threads_left(before: int) -> None:
+    """A thread that learner code started must have ended when its call returns."""
+    deadline = time.monotonic() + THREAD_GRACE
+    while True:
+        started = _thread._count() - before
+        if started <= 0:
+            return
+        if time.monotonic() > deadline:
+            raise TamperError(
+                f"Your code started {started} thread(s) that were still running after it "
+                "returned. A thread left running could change the judge behind its back: "
+                "join every thread you start before returning.")
+        time.sleep(0.005)

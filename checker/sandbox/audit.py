@@ -1,0 +1,239 @@
+"""The audit hook (PEP 578): what learner code may not do, whatever route it takes in Python.
+
+``install`` adds one hook to the interpreter before any learner code loads; an audit hook
+cannot be removed. The hook refuses an event, by raising :class:`Refused` in the code that
+caused it, when learner code is running: while a rules window is open (its import and every
+call; every thread counts, since a thread the learner started runs learner code), or when
+the code that caused the event is the learner's own (a ``__del__`` or ``__eq__`` the judge
+calls outside a window). Outside that, the judge, torch, numpy and pytest are untouched.
+
+Events refused (as CPython 3.10-3.13 raise them; see the README's table):
+
+- processes: ``os.system``, ``os.exec``, ``os.posix_spawn``, ``os.spawn``, ``os.fork``,
+  ``os.forkpty``, ``subprocess.Popen`` (unless the kata allows processes); ``os.kill``,
+  ``os.killpg``, ``signal.pthread_kill``; ``resource.setrlimit``, ``resource.prlimit``
+- the interpreter: ``sys.settrace``, ``sys.setprofile``, ``sys._settraceallthreads``,
+  ``sys._setprofileallthreads``, ``sys.monitoring.register_callback``, ``sys.addaudithook``
+  (always), ``gc.get_objects``, ``gc.get_referrers``,
+  ``gc.get_referents``, every ``ctypes.*`` event, ``code.__new__`` from learner code
+- frames: ``sys._getframe``, ``sys._getframemodulename``, ``sys._current_frames`` and ``object.__getattr__`` (frame
+  attributes of tracebacks, generators, coroutines, frames) when learner code asks, directly
+  or through ``inspect``/``traceback``; ``object.__setattr__`` (``__code__``, ``__defaults__``)
+  of a function the integrity snapshot holds
+- files: ``open`` for writing, ``os.remove``, ``os.rename``, ``os.replace``, ``os.rmdir``,
+  ``os.mkdir``, ``os.chmod``, ``os.chown``, ``os.link``, ``os.symlink``, ``os.truncate``,
+  ``os.utime``, ``shutil.rmtree`` anywhere but the run's scratch folder; ``os.chdir``;
+  ``open`` for reading of the checker's checks, mistakes and the reference solutions
+- imports: ``import`` of the checker, pytest, _pytest and pluggy packages (an import of a
+  module already loaded raises no event: checker.sandbox.forbid refuses those by name)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable
+
+from checker.sandbox.forbid import JUDGE_PACKAGES
+from checker.sandbox.integrity import Snapshot, tamper_error
+
+
+class Refused(PermissionError):
+    """An operation that learner code may not perform (refused by the audit hook)."""
+
+
+_PROCESSES = ("os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
+              "subprocess.Popen", "os.startfile")
+_ALWAYS = {
+    **dict.fromkeys(("os.kill", "os.killpg", "signal.pthread_kill"), "sending signals"),
+    **dict.fromkeys(("resource.setrlimit", "resource.prlimit"), "changing resource limits"),
+    **dict.fromkeys(("sys.settrace", "sys.setprofile", "sys._settraceallthreads",
+                     "sys._setprofileallthreads", "sys.monitoring.register_callback"),
+                    "tracing or profiling the interpreter"),
+    **dict.fromkeys(("gc.get_objects", "gc.get_referrers", "gc.get_referents"),
+                    "walking the garbage collector's objects"),
+    "os.chdir": "changing the working directory",
+}
+_FRAMES = {"sys._getframe": "frame introspection", "sys._getframemodulename": "frame introspection",
+           "sys._current_frames": "reading the threads' frames",
+           "object.__getattr__": "reading frame and code internals",
+           "object.__setattr__": "replacing the code of a function the judge relies on",
+           "code.__new__": "making code objects"}
+_FRAME_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back", "f_globals",
+                          "f_locals", "f_builtins", "f_code", "gi_code", "cr_code", "ag_code"})
+_PATHS = ("os.remove", "os.rename", "os.replace", "os.rmdir", "os.mkdir", "os.chmod", "os.chown",
+          "os.link", "os.symlink", "os.truncate", "os.utime", "shutil.rmtree")
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_CONTROL = "checker.sandbox.control"
+
+
+def _path(arg: object) -> str | None:
+    if isinstance(arg, int):
+        return None  # a file descriptor: it was opened (and judged) before
+    try:
+        return os.path.abspath(os.fsdecode(arg))
+    except TypeError:
+        return None
+
+
+def _make_hook(controls: frozenset) -> Callable[[str, tuple], None]:
+    """The hook, holding its state in its closure (nothing here stores a way to reach it)."""
+    import inspect
+    import traceback
+
+    helpers = frozenset({inspect.__file__, traceback.__file__})
+    state: dict = {"depth": 0, "processes": False, "scratch": "", "learner": frozenset(),
+                   "sealed": (), "run": None, "snapshot": None}
+    busy = threading.local()
+    getframe = sys._getframe
+
+    def learner_caller() -> bool:
+        frame = getframe(3)  # the hook, the check below, then the code that caused the event
+        while frame is not None and frame.f_code.co_filename in helpers:
+            frame = frame.f_back
+        return frame is not None and frame.f_code.co_filename in state["learner"]
+
+    def inside(path: str | None, roots) -> bool:
+        return path is not None and any(path == r or path.startswith(r + os.sep) for r in roots)
+
+    def verify(near_only: bool = False) -> None:
+        if state["snapshot"] is not None:
+            changed = state["snapshot"].changes(near_only)
+            if changed:
+                raise tamper_error(changed)
+
+    def judge(event: str, args: tuple) -> str | None:
+        """Why ``event`` is refused now, or None."""
+        active = state["depth"] > 0
+        if event == "open":
+            path = _path(args[0])
+            flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
+            if flags & _WRITE_FLAGS:
+                if inside(path, (state["scratch"],)):
+                    return None
+                if not (active or learner_caller()):
+                    if inside(path, (state["run"],)):
+                        verify()  # the report is written only by an untouched judge
+                    return None
+                return f"writing {path} (only the scratch folder {state['scratch']} is writable)"
+            if inside(path, state["sealed"]) and (active or learner_caller()):
+                return f"reading the checker's own files ({path})"
+            return None
+        if event in _PATHS:
+            paths = [_path(a) for a in args[:2] if isinstance(a, str | bytes | os.PathLike)]
+            if all(inside(p, (state["scratch"],)) for p in paths) or not (active or learner_caller()):
+                return None
+            return f"{event} on {paths[0]} (only the scratch folder is writable)"
+        if event == "import":
+            top = str(args[0]).partition(".")[0]
+            if top in JUDGE_PACKAGES and (active or learner_caller()):
+                return f"importing {args[0]} (the judge's own packages)"
+            return None
+        if event == "compile":
+            if (active or learner_caller()) and len(args) > 1 and learner_caller():
+                state["learner"] = state["learner"] | {os.fsdecode(args[1])}
+            return None
+        if event in _FRAMES:
+            if event == "object.__setattr__":
+                judged = state["snapshot"] is not None and id(args[0]) in state["snapshot"].functions
+                return _FRAMES[event] if judged and learner_caller() else None
+            if event == "object.__getattr__" and args[1] not in _FRAME_ATTRS:
+                return None
+            return _FRAMES[event] if learner_caller() else None
+        why = _ALWAYS.get(event)
+        if why is None and event.startswith(_PROCESSES) and not state["processes"]:
+            why = "starting processes"
+        if why is None and event.startswith("ctypes."):
+            why = "calling native code through ctypes"
+        if why is not None and (active or learner_caller()):
+            return why
+        return None
+
+    def control(args: tuple) -> None:
+        if getframe(2).f_code not in controls:
+            raise Refused("only the judge opens and closes the sandbox")
+        op, *rest = args
+        if op == "configure":
+            learner, scratch, run, sealed = rest
+            state.update(learner=frozenset({learner}), scratch=scratch, run=run,
+                         sealed=tuple(sealed))
+        elif op == "snapshot" and state["snapshot"] is None:
+            state["snapshot"] = Snapshot(*rest)
+        elif op == "enter":
+            state["depth"] += 1
+            state["processes"] = bool(rest[0])
+        elif op == "leave":
+            state["depth"] = max(0, state["depth"] - 1)
+        elif op == "verify" and not (rest == ["near"] and state["depth"]):
+            verify(near_only=rest == ["near"])  # "near": as the outermost window closes
+
+    def hook(event: str, args: tuple) -> None:
+        if event == "sys.addaudithook":
+            raise Refused("adding an audit hook is off-limits in kata code")
+        if event == "object.__getattr__" and args[1] not in _FRAME_ATTRS:
+            return  # by far the most frequent event (every read of a function's __code__)
+        if getattr(busy, "on", False):
+            return
+        busy.on = True
+        try:
+            if event == _CONTROL:
+                control(args)
+                return
+            why = judge(event, args)
+        finally:
+            busy.on = False
+        if why is not None:
+            raise Refused(f"{why} is off-limits in kata code (the sandbox refused `{event}`)")
+
+    return hook
+
+
+_installed: list[bool] = []
+
+
+def install() -> None:
+    """Add the hook to this interpreter, once (it stays for the life of the process)."""
+    if not _installed:
+        sys.addaudithook(_make_hook(frozenset(f.__code__ for f in (
+            configure, protect, enter, leave, check, verify))))
+        _installed.append(True)
+
+
+def configure(learner: str, scratch: str, run: str, sealed: tuple[str, ...]) -> None:
+    """Name the learner's file, the run's scratch folder (the only place learner code may
+    write), the run's folder (where the report goes: written only by an untouched judge),
+    and the folders learner code may not read."""
+    _audit(_CONTROL, "configure", os.path.abspath(learner), os.path.abspath(scratch),
+           os.path.abspath(run), tuple(os.path.abspath(s) for s in sealed))
+
+
+def protect(check_modules: tuple[str, ...]) -> None:
+    """Take the integrity snapshot (once per process), before learner code first loads."""
+    from checker.sandbox.integrity import judge_owners
+
+    _audit(_CONTROL, "snapshot", *judge_owners(check_modules))
+
+
+def enter(allow_processes: bool) -> None:
+    """Learner code is about to run (a rules window opens)."""
+    _audit(_CONTROL, "enter", allow_processes)
+
+
+def leave() -> None:
+    """Learner code has returned (the rules window closes)."""
+    _audit(_CONTROL, "leave")
+
+
+def check() -> None:
+    """After each call into learner code: the checker's own modules, the builtins and the
+    guarded comparison functions must be as they were (TamperError)."""
+    _audit(_CONTROL, "verify", "near")
+
+
+def verify() -> None:
+    """Everything the judge relies on must be as it was (TamperError)."""
+    _audit(_CONTROL, "verify")
+
+
+_audit = sys.audit
