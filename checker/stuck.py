@@ -96,7 +96,7 @@ def where_tb(tb, impl: str) -> Where | None:
     return _where(reversed(entries), impl)
 
 
-def trim(exc: BaseException, keep: int = 200) -> BaseException:
+def trim(exc: BaseException, keep: int = 60) -> BaseException:
     """Cut a very deep traceback (unbounded recursion) to its first ``keep`` entries, so that
     reporting it costs nothing; returns ``exc``."""
     tb = exc.__traceback__

@@ -169,3 +169,23 @@ def test_a_stopped_worker_is_given_up_within_two_seconds(alpha, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_the_subreaper_finds_and_kills_what_escaped(tmp_path):
+    """The mechanism on its own (whether or not a sandbox refuses the fork first): a process
+    that left its parent and its session is re-parented to the runner and killed."""
+    pidfile = tmp_path / "pid"
+    script = (
+        "import os, subprocess, sys, time\n"
+        "from checker.reaper import become_subreaper, descendants, kill_descendants\n"
+        "assert become_subreaper()\n"
+        f"subprocess.run(['sh', '-c', 'setsid sleep 60 & echo $! > {pidfile}'])\n"
+        "time.sleep(0.3)\n"
+        f"pid = int(open('{pidfile}').read())\n"
+        "assert pid in descendants(), (pid, descendants())\n"
+        "assert pid in kill_descendants()\n"
+        "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr
+    assert not _alive(int(pidfile.read_text()))
