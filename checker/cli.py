@@ -384,11 +384,11 @@ def dev_check(app: App, names: tuple[str, ...], seed: int, markdown: bool) -> No
 @domain_errors
 def dev_lint_lessons(app: App, names: tuple[str, ...], no_examples: bool) -> None:
     """Run every lesson, note and docstring example; verify every pointer into PyTorch's source."""
-    from checker.lessonlint import lint_kata
+    from checker.lessonlint import lint
 
     catalog = _shipped_catalog()
     katas = [_kata_in(catalog, n) for n in names] or list(catalog.katas)
-    findings = [f for kata in katas for f in lint_kata(kata, examples=not no_examples)]
+    findings = [f for found in lint(katas, examples=not no_examples).values() for f in found]
     app.render.show_findings(app.out, findings)
     if findings:
         raise click.ClickException(f"{len(findings)} untrue thing(s) in the teaching texts.")

@@ -147,8 +147,17 @@ def example_findings(kata: Kata, timeout: float = 300.0) -> list[Finding]:
             for f in failures]
 
 
-def lint_kata(kata: Kata, *, examples: bool = True) -> list[Finding]:
-    return pointer_findings(kata) + (example_findings(kata) if examples else [])
+def lint(katas: list[Kata], *, examples: bool = True) -> dict[str, list[Finding]]:
+    """Findings per kata; the example runs (one child process each) go a few at a time."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    found = {kata.name: pointer_findings(kata) for kata in katas}
+    if examples:
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            for kata, extra in zip(katas, pool.map(example_findings, katas), strict=True):
+                found[kata.name] += extra
+    return found
 
 
 def record(git_dir: Path, tag: str, katas: list[Kata]) -> dict:

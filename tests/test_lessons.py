@@ -17,15 +17,16 @@ from checker.lesson_examples import _Collector, lesson_tests
 KATAS = list(load_catalog().katas)
 
 
+@pytest.fixture(scope="module")
+def linted() -> dict:
+    """Every kata's findings: its examples run in child processes, a few at a time."""
+    return lessonlint.lint(KATAS)
+
+
 @pytest.mark.parametrize("kata", KATAS, ids=[k.name for k in KATAS])
-def test_examples_run_as_shown(kata):
-    findings = lessonlint.example_findings(kata)
+def test_examples_run_as_shown_and_pointers_hold(kata, linted):
+    findings = linted[kata.name]
     assert not findings, "\n\n".join(f"{f.where}\n{f.message}" for f in findings)
-
-
-def test_source_pointers_hold():
-    findings = [f for kata in KATAS for f in lessonlint.pointer_findings(kata)]
-    assert not findings, "\n".join(f"{f.kata} {f.where}: {f.message}" for f in findings)
 
 
 def test_every_kata_shows_examples_and_cites_source():
@@ -94,3 +95,14 @@ def test_a_long_lesson_opens_in_a_pager_on_a_terminal(paged):
 def test_no_pager_for_a_short_lesson_or_a_pipe(paged, terminal, lines):
     printed = _lesson(Console(file=io.StringIO(), force_terminal=terminal, height=20, width=60), lines)
     assert not paged and f"para {lines - 1}" in printed
+
+
+def test_lint_lessons_command_fails_on_a_finding(monkeypatch):
+    from click.testing import CliRunner
+
+    from checker.cli import main
+
+    monkeypatch.setattr(lessonlint, "lint", lambda katas, examples: {
+        "strides": [lessonlint.Finding("strides", "lesson.md", "a wrong example")]})
+    result = CliRunner().invoke(main, ["dev", "lint-lessons", "strides", "--no-examples"])
+    assert result.exit_code == 1 and "a wrong example" in result.output
