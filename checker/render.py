@@ -220,7 +220,7 @@ def show_check_outcome(out: Console, outcome: CheckOutcome, *, verbose: bool = F
             out.print(f"[bold green]All {len(r.exercises)} exercises pass.[/]")
         if outcome.kata.under_the_hood:
             out.print("\n[bold]Under the hood[/]")
-            out.print(escape(" ".join(outcome.kata.under_the_hood.split())))
+            show_note(out, outcome.kata.under_the_hood)
         if outcome.newly_passed:
             if outcome.next_kata:
                 out.print(f"\nUnlocked: [bold]{escape(outcome.next_kata.title)}[/]. "
