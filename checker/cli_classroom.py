@@ -38,7 +38,8 @@ def grade(submissions: tuple[Path, ...], names: tuple[str, ...], fmt: str, outpu
     from checker import grade as grading
     from checker import verdicts, worker
     from checker.catalog import load_catalog
-    from checker.runner import random_seed, run_checks
+    from checker.outcome import random_seed
+    from checker.runner import run_checks
 
     katas = _katas(names) or grading.default_katas(submissions, load_catalog())
     if not katas:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from checker.runner import CheckResult
+    from checker.outcome import CheckResult
 
 VERDICT_SCHEMA = 1
 
