@@ -134,8 +134,11 @@ def test_grade_csv_and_missing_or_symlinked_files(four, tmp_path):
     (linked / "strides.py").symlink_to(STRIDES.solution_path)
     empty = tmp_path / "empty"
     empty.mkdir()
-    done = kata("grade", str(flat), str(tmp_path / "linked"), str(empty), "--kata", "strides",
-                "--format", "csv", "--jobs", "1", "--no-worker")
+    crash = tmp_path / "crash"
+    crash.mkdir()
+    (crash / "strides.py").write_text("import os\nos.abort()\n")
+    done = kata("grade", str(crash), str(flat), str(tmp_path / "linked"), str(empty),
+                "--kata", "strides", "--format", "csv", "--jobs", "2", "--no-worker")
     assert done.returncode == 0, done.stderr
     import csv
 
@@ -143,6 +146,7 @@ def test_grade_csv_and_missing_or_symlinked_files(four, tmp_path):
     assert rows["flat"]["status"] == "passed" and rows["flat"]["score"] == "5"
     assert rows["linked"]["status"] == "missing" and rows["linked"]["score"] == "0"
     assert rows["empty"]["status"] == "missing"
+    assert rows["crash"]["status"] in ("crashed", "load_error") and rows["crash"]["score"] == "0"
 
 
 def test_gradescope_bundle_runs_locally(four, tmp_path):
