@@ -142,12 +142,21 @@ def next_(app: App) -> None:
               help="Judge this file against NAME's checks; records no progress.")
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), help="Replay a run with this seed.")
 @click.option("-v", "--verbose", is_flag=True, help="Show every failing exercise and the output.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text",
+              show_default=True, help="json or junit: the verdict as data on stdout.")
 @pass_app
 @domain_errors
-def check(app: App, name: str | None, file_: Path | None, seed: int | None, verbose: bool) -> None:
+def check(app: App, name: str | None, file_: Path | None, seed: int | None, verbose: bool,
+          fmt: str) -> None:
     """Run the hidden checks of the current kata (or NAME). Exit 0 pass, 1 fail."""
     from checker import app as domain
     from checker.runner import run_checks
+
+    def show(outcome) -> None:
+        if fmt == "text":
+            app.render.show_check_outcome(app.out, outcome, verbose=verbose)
+        else:
+            click.echo(_verdict_text(outcome, fmt), nl=False)
 
     if file_ is not None:
         if not name:
@@ -158,8 +167,7 @@ def check(app: App, name: str | None, file_: Path | None, seed: int | None, verb
         if not file_.is_file():
             raise click.BadParameter(f"{file_} is not a file.", param_hint="--file")
         result = run_checks(kata, file_.resolve(), seed=seed, use_worker=_worker_dir(ws))
-        app.render.show_check_outcome(app.out, domain.CheckOutcome(kata, file_, result, recorded=False),
-                                      verbose=verbose)
+        show(domain.CheckOutcome(kata, file_, result, recorded=False))
         sys.exit(_exit_code(result))
     progress = app.progress(write=True)
     kata = app.kata(name) or domain.resolve_kata(app.ws, progress, None)
@@ -170,12 +178,25 @@ def check(app: App, name: str | None, file_: Path | None, seed: int | None, verb
     if outcome.result.status == "interrupted":
         app.render.show_result(app.out, outcome.result, file=path)
         sys.exit(130)
-    app.render.show_check_outcome(app.out, outcome, verbose=verbose)
+    show(outcome)
     sys.exit(1 if outcome.write_error else _exit_code(outcome.result))
 
 
 def _exit_code(result) -> int:
     return 0 if result.passed else 1
+
+
+def _verdict_text(outcome, fmt: str) -> str:
+    import json
+
+    from checker.verdicts import junit_xml, verdict_dict
+
+    verdict = verdict_dict(outcome.result, exercises=outcome.kata.exercises)
+    verdict["file"] = str(outcome.file)
+    verdict["recorded"] = outcome.recorded
+    if fmt == "json":
+        return json.dumps(verdict, indent=2) + "\n"
+    return junit_xml([(outcome.kata.name, verdict)])
 
 
 def _workspace_or_none():
@@ -406,6 +427,15 @@ def dev_lint_lessons(app: App, names: tuple[str, ...], no_examples: bool) -> Non
     if findings:
         raise click.ClickException(f"{len(findings)} untrue thing(s) in the teaching texts.")
     app.out.print(f"[green]{len(katas)} kata(s): every example and pointer holds.[/]")
+
+
+def _register_classroom() -> None:
+    from checker.cli_classroom import register
+
+    register(main)
+
+
+_register_classroom()
 
 if __name__ == "__main__":
     main()

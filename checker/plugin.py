@@ -52,7 +52,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "exercise(name): the kata exercise this check judges")
     config.addinivalue_line("markers", "kata(name): the kata a check module belongs to")
-    if not config.getoption("--kata", default=None):
+    if config.getoption("--kata-impl") is None and config.getoption("--kata-report") is None:
+        # Not a check child: maybe an IDE's (or a learner's) pytest inside a workspace.
+        from checker import pytest_workspace
+
+        pytest_workspace.configure(config)
         return
     from checker.catalog import load_catalog
 

@@ -25,6 +25,16 @@ NOT_A_WORKSPACE = (
 )
 
 
+PYTEST_INI = """\
+# Written by `kata init`: `python -m pytest` here runs the current kata's checks, one test per
+# exercise (what the test explorers of VS Code and PyCharm run). `pytest --kata NAME` runs
+# another kata, `--kata-seed N` replays a seed.
+[pytest]
+addopts = -p torch_katas -p no:cacheprovider
+testpaths = katas
+"""
+
+
 class WorkspaceError(Exception):
     """A workspace problem the learner can fix; the message says how."""
 
@@ -77,7 +87,9 @@ class Workspace:
         root = root.expanduser().absolute()
         if (root / STATE_DIR).exists():
             if exist_ok:
-                return cls.find(root), False
+                ws = cls.find(root)
+                ws.install_pytest_config()
+                return ws, False
             raise WorkspaceError(
                 f"{root} is already a kata workspace; nothing was changed. `cd {root}` and run "
                 "`kata next`, or pick another folder."
@@ -91,6 +103,7 @@ class Workspace:
             ws = cls(root, catalog, catalog_path)
             for kata in catalog.katas:
                 ws.install_kata_files(kata)
+            ws.install_pytest_config()
             meta = {"format_version": 1, "created": dt.datetime.now().isoformat(timespec="seconds")}
             if catalog_path:
                 meta["catalog"] = str(Path(catalog_path).resolve())
@@ -154,6 +167,12 @@ class Workspace:
         for src, dst in ((kata.stub_path, self.kata_file(kata)), (kata.lesson_path, folder / "lesson.md")):
             if not dst.exists() and not dst.is_symlink() and src.is_file():
                 self._inside(dst).write_bytes(src.read_bytes())
+
+    def install_pytest_config(self) -> None:
+        """``pytest.ini`` for ``python -m pytest`` here (IDE test explorers), if absent."""
+        path = self.root / "pytest.ini"
+        if not path.exists() and not path.is_symlink():
+            self._inside(path).write_text(PYTEST_INI, encoding="utf-8")
 
     # -- reset ----------------------------------------------------------------------------
 
