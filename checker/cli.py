@@ -13,6 +13,12 @@ import click
 from checker import __version__
 
 
+class NotInWorkspace(click.ClickException):
+    """A command that needs a workspace, run outside one: a usage error (exit 2)."""
+
+    exit_code = 2
+
+
 class App:
     """Built once per invocation by the group callback, reached through ``ctx.obj``."""
 
@@ -33,7 +39,7 @@ class App:
             try:
                 self._ws = Workspace.find()
             except WorkspaceError as exc:
-                raise click.ClickException(str(exc)) from None
+                raise NotInWorkspace(str(exc)) from None
         return self._ws
 
     def progress(self, *, write: bool = False):
@@ -150,10 +156,14 @@ def check(app: App, name: str | None, file_: Path | None, seed: int | None, verb
     from checker.runner import run_checks
 
     if file_ is not None:
-        if not name:
-            raise click.UsageError("--file needs the kata NAME: `kata check NAME --file PATH`.")
         ws = _workspace_or_none()
         catalog = ws.catalog if ws else _shipped_catalog()
+        if not name:
+            if file_.stem not in catalog.names():
+                raise click.UsageError(
+                    f"Which kata's checks should judge {file_}? Its name is no kata's file "
+                    "name; say it: `kata check NAME --file PATH`.")
+            name = file_.stem
         kata = _kata_in(catalog, name)
         if not file_.is_file():
             raise click.BadParameter(f"{file_} is not a file.", param_hint="--file")
@@ -263,7 +273,11 @@ def reset(app: App, name: str, yes: bool) -> None:
     """Put NAME's pristine stub back; your version is kept as a timestamped backup."""
     kata = app.kata(name)
     path = app.ws.kata_file(kata)
-    if not yes and sys.stdin.isatty():
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError(
+                "kata reset asks before replacing your file; without a terminal to ask on, "
+                f"confirm with `kata reset {kata.name} --yes`.")
         click.confirm(f"Replace {path} with the pristine stub? (yours is kept as a backup)",
                       abort=True)
     backup = app.ws.reset(kata)

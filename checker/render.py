@@ -184,6 +184,15 @@ def _first_line(message: str) -> str:
     return line if len(line) <= 72 else line[:71] + "…"
 
 
+def replay_command(outcome: CheckOutcome) -> str:
+    """The command that judges the same file with the same seed."""
+    import shlex
+
+    r = outcome.result
+    extra = "" if outcome.recorded else f" --file {shlex.quote(rel(Path(outcome.file)))}"
+    return f"kata check {r.kata}{extra} --seed {r.seed}"
+
+
 def show_check_outcome(out: Console, outcome: CheckOutcome, *, verbose: bool = False) -> None:
     show_result(out, outcome.result, file=outcome.file, verbose=verbose)
     r = outcome.result
@@ -206,7 +215,7 @@ def show_check_outcome(out: Console, outcome: CheckOutcome, *, verbose: bool = F
     elif r.status in ("failed", "load_error"):
         done = r.exercises_passed
         out.print(f"{done}/{len(r.exercises)} exercises pass. "
-                  f"Replay this exact run with [bold]kata check {escape(r.kata)} --seed {r.seed}[/]; "
+                  f"Replay this exact run with [bold]{escape(replay_command(outcome))}[/]; "
                   "stuck? [bold]kata hint[/].")
     elif r.status == "error":
         out.print("This is not a problem with your code, and nothing was recorded.")

@@ -69,7 +69,12 @@ class Workspace:
                 catalog_path = data.get("catalog") if isinstance(data, dict) else None
                 sweep_temp_files(folder / STATE_DIR)  # what a killed command left mid-write
                 return cls(folder, catalog_for(catalog_path, folder / STATE_DIR), catalog_path)
-        raise WorkspaceError(NOT_A_WORKSPACE.format(cwd=start))
+        message = NOT_A_WORKSPACE.format(cwd=start)
+        usual = Path.home() / "katas"
+        if (usual / STATE_DIR / META).is_file():
+            message = (f"Not inside a kata workspace (no .kata/ folder here or above {start}).\n"
+                       f"Your workspace is {usual}: `cd {usual}` and run the command there.")
+        raise WorkspaceError(message)
 
     @classmethod
     def create(cls, root: Path, *, exist_ok: bool = False) -> tuple[Workspace, bool]:
@@ -84,6 +89,13 @@ class Workspace:
             )
         if root.exists() and not root.is_dir():
             raise WorkspaceError(f"{root} exists and is not a folder.")
+        enclosing = next((p for p in root.resolve().parents if (p / STATE_DIR / META).is_file()),
+                         None)
+        if enclosing is not None:
+            raise WorkspaceError(
+                f"{root} is inside the kata workspace {enclosing}; a workspace inside another "
+                f"would hide its progress. Use {enclosing} (`cd {enclosing}`), or pick a folder "
+                "outside it.")
         catalog_path = os.environ.get("KATA_CATALOG")
         catalog = catalog_for(catalog_path)
         try:
@@ -169,6 +181,9 @@ class Workspace:
                 "torch-katas to get it back.")
         target = self._inside(self.kata_file(kata))
         backup = None
+        pristine = kata.stub_path.read_bytes()
+        if target.is_file() and not target.is_symlink() and _same_bytes(target, pristine):
+            return None  # already the pristine stub: nothing to keep
         if target.is_symlink() or target.exists():
             self.backups_dir.mkdir(parents=True, exist_ok=True)
             stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
@@ -191,3 +206,10 @@ class Workspace:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(kata.stub_path.read_bytes())
         return backup
+
+
+def _same_bytes(path: Path, data: bytes) -> bool:
+    try:
+        return path.read_bytes() == data
+    except OSError:
+        return False

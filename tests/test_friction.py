@@ -1,0 +1,99 @@
+"""The rough edges a new learner met, each one gone: nested workspaces, reset without a
+terminal, kata numbers, --file without NAME, the replay line, outside a workspace, a failing
+editor."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from checker.cli import main
+from tests.conftest import solve
+
+
+def invoke(*args: str, input: str | None = None, env: dict | None = None):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False, input=input, env=env)
+
+
+def test_init_inside_a_workspace_is_refused_naming_it(workspace):
+    inner = workspace.root / "katas" / "nested"
+    result = invoke("init", str(inner))
+    assert result.exit_code == 1
+    assert str(workspace.root) in result.output and "inside the kata workspace" in result.output
+    assert not (inner / ".kata").exists()
+
+
+def test_reset_without_a_terminal_needs_yes(workspace):
+    kata = workspace.catalog.katas[0]
+    mine = workspace.kata_file(kata)
+    mine.write_text("# my work\n")
+    refused = invoke("reset", kata.name, input="n\n")  # CliRunner's stdin is not a terminal
+    assert refused.exit_code == 2 and "--yes" in refused.output
+    assert mine.read_text() == "# my work\n"
+    done = invoke("reset", kata.name, "--yes")
+    assert done.exit_code == 0 and "kept at" in done.output
+    backups = list(workspace.backups_dir.iterdir())
+    assert len(backups) == 1 and backups[0].read_text() == "# my work\n"
+
+
+def test_reset_of_a_pristine_file_keeps_no_backup(workspace):
+    kata = workspace.catalog.katas[0]
+    done = invoke("reset", kata.name, "--yes")
+    assert done.exit_code == 0 and "kept at" not in done.output
+    assert not workspace.backups_dir.exists() or not any(workspace.backups_dir.iterdir())
+
+
+def test_katas_by_number_and_folder_name(workspace):
+    first, second = workspace.catalog.katas[:2]
+    for ref in ("1", "01", first.dirname):
+        assert invoke("hint", ref).exit_code == 0, ref
+    locked = invoke("check", "2")
+    assert locked.exit_code == 1 and second.name in locked.output and "locked" in locked.output
+    assert invoke("check", "99").exit_code == 2
+
+
+def test_file_without_name_is_inferred_from_its_file_name(workspace, tmp_path):
+    kata = workspace.catalog.katas[0]
+    path = tmp_path / f"{kata.name}.py"
+    path.write_text(kata.solution_path.read_text())
+    result = invoke("check", "--file", str(path), "--seed", "7")
+    assert result.exit_code == 0, result.output
+    other = tmp_path / "whatever.py"
+    other.write_text("")
+    unknown = invoke("check", "--file", str(other))
+    assert unknown.exit_code == 2 and "kata check NAME --file" in unknown.output
+
+
+def test_replay_line_keeps_the_file(workspace, tmp_path):
+    kata = workspace.catalog.katas[0]
+    path = tmp_path / "attempt.py"
+    path.write_text(kata.stub_path.read_text())
+    result = invoke("check", kata.name, "--file", str(path), "--seed", "11")
+    assert result.exit_code == 1
+    flat = " ".join(result.output.split())
+    assert f"kata check {kata.name} --file" in flat and "attempt.py --seed 11" in flat
+
+
+def test_outside_a_workspace_is_a_usage_error_naming_the_usual_one(tiny_env, tmp_path,
+                                                                    monkeypatch):
+    home = tmp_path / "home"
+    assert invoke("init", str(home / "katas")).exit_code == 0
+    monkeypatch.setenv("HOME", str(home))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = invoke("next")
+    assert result.exit_code == 2
+    assert str(home / "katas") in result.output
+
+
+def test_a_failing_editor_is_reported(workspace, monkeypatch):
+    monkeypatch.setenv("EDITOR", "false")
+    monkeypatch.delenv("VISUAL", raising=False)
+    result = invoke("open")
+    assert result.exit_code == 1 and "failed" in result.output and "Opened" not in result.output
+
+
+def test_solved_kata_by_number(workspace):
+    kata = workspace.catalog.katas[0]
+    solve(workspace, kata.name)
+    assert invoke("check", "1", "--seed", "3").exit_code == 0
