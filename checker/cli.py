@@ -168,6 +168,7 @@ def check(app: App, name: str | None, file_: Path | None, seed: int | None, verb
         if not file_.is_file():
             raise click.BadParameter(f"{file_} is not a file.", param_hint="--file")
         result = run_checks(kata, file_.resolve(), seed=seed, use_worker=_worker_dir(ws))
+        _warm_next_time(ws)
         app.render.show_check_outcome(app.out, domain.CheckOutcome(kata, file_, result, recorded=False),
                                       verbose=verbose)
         sys.exit(_exit_code(result))
@@ -181,7 +182,21 @@ def check(app: App, name: str | None, file_: Path | None, seed: int | None, verb
         sys.exit(130)
     outcome = domain.record(app.ws, kata, result)
     app.render.show_check_outcome(app.out, outcome, verbose=verbose)
+    _warm_next_time(app.ws)
     sys.exit(1 if outcome.write_error else _exit_code(result))
+
+
+def _warm_next_time(ws) -> None:
+    """After the verdict: start the workspace's check worker in the background if none runs,
+    so the next `kata check` is warm. Off with KATA_NO_WORKER=1 or `kata stop --off`."""
+    import os
+
+    from checker import worker
+
+    if ws is None or os.environ.get("KATA_NO_WORKER") or not ws.warm_worker:
+        return
+    if not worker.is_running(ws.state_dir):
+        worker.spawn(ws.state_dir)
 
 
 def _exit_code(result) -> int:
@@ -323,6 +338,26 @@ def watch(app: App, name: str | None, poll: bool, seed: int | None) -> None:
     session = watching.WatchSession(app.ws, kata, app.out, app.render, seed=seed,
                                     passed=progress.passed(kata.name))
     watching.run(session, poll=poll)
+
+
+@main.command()
+@click.option("--off", "off", flag_value="off", help="Also keep it off in this workspace.")
+@click.option("--on", "off", flag_value="on", help="Let checks start it again (the default).")
+@pass_app
+@domain_errors
+def stop(app: App, off: str | None) -> None:
+    """Stop this workspace's warm check worker now (it also stops after 30 idle minutes)."""
+    from checker import worker
+
+    running = worker.is_running(app.ws.state_dir)
+    if running:
+        worker.stop(app.ws.state_dir)
+    if off is not None:
+        app.ws.set_setting("worker", off == "on")
+    state = {None: "", "off": " Checks will not start it again here (`kata stop --on` undoes "
+             "that).", "on": " The next `kata check` starts it again."}[off]
+    app.out.print(("Stopped the check worker." if running else "No check worker was running.")
+                  + state)
 
 
 @main.command("open")

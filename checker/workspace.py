@@ -10,7 +10,7 @@ import contextlib
 import datetime as dt
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from checker.catalog import Catalog, Kata, load_catalog
@@ -41,6 +41,23 @@ class Workspace:
     root: Path
     catalog: Catalog
     catalog_path: str | None = None  # a non-shipped catalog this workspace was made from
+    settings: dict = field(default_factory=dict)  # .kata/workspace.json
+
+    @property
+    def warm_worker(self) -> bool:
+        """Whether `kata check` may start a warm worker here (`kata stop --off` says no)."""
+        return self.settings.get("worker", True) is not False
+
+    def set_setting(self, key: str, value) -> None:
+        path = self.state_dir / META
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = {}
+        data = data if isinstance(data, dict) else {}
+        data[key] = value
+        atomic_write(path, json.dumps(data, indent=2))
+        self.settings = data
 
     @property
     def state_dir(self) -> Path:
@@ -68,7 +85,8 @@ class Workspace:
                     data = {}
                 catalog_path = data.get("catalog") if isinstance(data, dict) else None
                 sweep_temp_files(folder / STATE_DIR)  # what a killed command left mid-write
-                return cls(folder, catalog_for(catalog_path, folder / STATE_DIR), catalog_path)
+                return cls(folder, catalog_for(catalog_path, folder / STATE_DIR), catalog_path,
+                           data if isinstance(data, dict) else {})
         message = NOT_A_WORKSPACE.format(cwd=start)
         usual = Path.home() / "katas"
         if (usual / STATE_DIR / META).is_file():

@@ -97,3 +97,31 @@ def test_solved_kata_by_number(workspace):
     kata = workspace.catalog.katas[0]
     solve(workspace, kata.name)
     assert invoke("check", "1", "--seed", "3").exit_code == 0
+
+
+def test_a_check_leaves_a_warm_worker_for_the_next(workspace, monkeypatch):
+    import time
+
+    from checker import worker
+
+    monkeypatch.delenv("KATA_NO_WORKER")
+    kata = workspace.catalog.katas[0]
+    solve(workspace, kata.name)
+    try:
+        first = invoke("check", "--seed", "5")
+        assert first.exit_code == 0
+        deadline = time.monotonic() + 120
+        while not worker.is_running(workspace.state_dir) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert worker.is_running(workspace.state_dir)
+        second = worker.spawn(workspace.state_dir)  # a second one finds the lock and leaves
+        assert second.wait(timeout=60) == 0
+        assert worker.is_running(workspace.state_dir)
+        stopped = invoke("stop", "--off")
+        assert stopped.exit_code == 0 and "Stopped" in stopped.output
+        assert not worker.is_running(workspace.state_dir)
+        invoke("check", "--seed", "5")  # off in this workspace: nothing started
+        time.sleep(1)
+        assert not worker.is_running(workspace.state_dir)
+    finally:
+        worker.stop(workspace.state_dir)
