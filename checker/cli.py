@@ -271,11 +271,12 @@ def list_(app: App) -> None:
 @pass_app
 @domain_errors
 def progress(app: App) -> None:
-    """Overall and per-track progress bars."""
-    from checker.app import not_shipped, rows
+    """Overall and per-track bars; per kata the time spent, attempts, hints, date passed."""
+    from checker.app import not_shipped, rows, streak
 
     progress = app.progress()
-    app.render.show_progress(app.out, rows(app.ws, progress), app.ws.catalog.tracks)
+    app.render.show_progress(app.out, rows(app.ws, progress), app.ws.catalog.tracks,
+                             streak(progress.days))
     app.render.show_not_shipped(app.out, not_shipped(app.ws, progress))
 
 

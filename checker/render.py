@@ -272,7 +272,13 @@ def bar(done: int, total: int, width: int = 24) -> str:
     return f"[green]{'█' * filled}[/][dim]{'░' * (width - filled)}[/]"
 
 
-def show_progress(out: Console, rows: list[KataRow], tracks: tuple[str, ...]) -> None:
+def duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}" if minutes >= 60 else f"{minutes} min"
+
+
+def show_progress(out: Console, rows: list[KataRow], tracks: tuple[str, ...],
+                  streak: int = 0) -> None:
     total = len(rows)
     done = sum(r.state == "done" for r in rows)
     out.print(f"[bold]Overall[/]  {bar(done, total, 32)}  {done}/{total} katas")
@@ -284,6 +290,24 @@ def show_progress(out: Console, rows: list[KataRow], tracks: tuple[str, ...]) ->
             continue
         d = sum(r.state == "done" for r in mine)
         out.print(f"  {escape(track.ljust(width))}  {bar(d, len(mine))}  {d}/{len(mine)}")
+    started = [r for r in rows if r.progress.attempts or r.progress.passed]
+    if started:
+        out.print()
+        header = f"  {'kata':24s} {'time':>7s} {'attempts':>8s} {'hints':>5s}  passed"
+        out.print(f"[bold]{escape(header)}[/]")
+        for r in started:
+            p = r.progress
+            when = (p.passed_at or "")[:10] if p.passed else "-"
+            out.print(escape(f"  {r.kata.name:24s} {duration(p.active_seconds):>7s} "
+                             f"{p.attempts:8d} {p.hints_shown:5d}  {when}"))
+        spent = sum(r.progress.active_seconds for r in started)
+        attempts = sum(r.progress.attempts for r in started)
+        hints = sum(r.progress.hints_shown for r in started)
+        out.print(escape(f"  {'total':24s} {duration(spent):>7s} {attempts:8d} {hints:5d}  "
+                         f"{done} passed"))
+        out.print(f"\nStreak: [bold]{streak}[/] day{'s' if streak != 1 else ''} in a row. "
+                  "[dim]Time counts from a kata's first check to its pass, without pauses "
+                  "over 30 minutes.[/]")
     current = next((r for r in rows if r.state == "current"), None)
     if current:
         out.print(f"\nCurrent: [bold]{escape(current.kata.name)}[/] — `kata next` says what to do.")

@@ -125,3 +125,55 @@ def test_a_check_leaves_a_warm_worker_for_the_next(workspace, monkeypatch):
         assert not worker.is_running(workspace.state_dir)
     finally:
         worker.stop(workspace.state_dir)
+
+
+def test_only_changed_code_counts_as_an_attempt(workspace):
+    import json
+
+    kata = workspace.catalog.katas[0]
+    path = workspace.kata_file(kata)
+    attempts = lambda: json.loads((workspace.state_dir / "progress.json").read_text())[  # noqa: E731
+        "katas"][kata.name]["attempts"]
+    invoke("check", "--seed", "1")
+    assert attempts() == 1
+    path.write_text(path.read_text() + "\n# a comment only\n\n")
+    invoke("check", "--seed", "2")
+    assert attempts() == 1  # comments and layout are not code
+    solve(workspace, kata.name)
+    invoke("check", "--seed", "3")
+    assert attempts() == 2
+
+
+def test_progress_shows_time_attempts_hints_and_streak(workspace):
+    import datetime as dt
+
+    from checker.app import streak
+
+    kata = workspace.catalog.katas[0]
+    invoke("hint")
+    invoke("check", "--seed", "1")
+    solve(workspace, kata.name)
+    invoke("check", "--seed", "1")
+    shown = invoke("progress").output
+    line = next(ln for ln in shown.splitlines() if ln.strip().startswith(kata.name))
+    assert line.split()[-3:-1] == ["2", "1"]  # attempts, hints
+    assert dt.date.today().isoformat() in line
+    assert "Streak: 1 day" in shown and "total" in shown
+    today = dt.date(2026, 3, 10)
+    days = ["2026-03-07", "2026-03-08", "2026-03-09"]
+    assert streak(days, today) == 3 and streak(days + ["2026-03-10"], today) == 4
+    assert streak(["2026-03-01"], today) == 0
+
+
+def test_format_1_progress_is_migrated_without_loss(workspace):
+    import json
+
+    path = workspace.state_dir / "progress.json"
+    path.write_text(json.dumps({"format_version": 1, "katas": {"alpha": {
+        "status": "passed", "attempts": 4, "hints_shown": 1, "passed_at": "2026-01-02T00:00:00",
+        "exercises_passed": 2, "exercises_total": 2}}}))
+    shown = invoke("list").output
+    assert "done" in shown
+    invoke("hint", "beta")
+    data = json.loads(path.read_text())
+    assert data["format_version"] == 2 and data["katas"]["alpha"]["attempts"] == 4
