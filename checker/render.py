@@ -99,7 +99,7 @@ def rel(path: Path) -> str:
 
 
 def show_next(out: Console, kata: Kata | None, file: Path | None, lesson_text: str | None,
-              row: KataRow | None, total: int) -> None:
+              row: KataRow | None, total: int, *, in_watch: bool = False) -> None:
     if kata is None:
         out.print("[bold green]Every kata is done.[/] `kata list` shows them all; "
                   "`kata solution NAME` compares your code with the reference.")
@@ -116,6 +116,10 @@ def show_next(out: Console, kata: Kata | None, file: Path | None, lesson_text: s
     for i, name in enumerate(kata.exercises, 1):
         out.print(f"  {i}. {escape(name)}")
     out.print()
+    if in_watch:
+        out.print("Next: open the file and save; it is checked on every save. Press [bold]h[/] "
+                  "for a hint; `kata lesson` in another terminal reads the full lesson.")
+        return
     attempts = row.progress.attempts if row else 0
     tried = f" (checked {attempts}× so far)" if attempts else ""
     out.print(f"Next: open the file, then run [bold]kata check[/]{tried} — or [bold]kata watch[/] "
