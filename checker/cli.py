@@ -304,11 +304,12 @@ def reset(app: App, name: str, yes: bool) -> None:
 
 @main.command()
 @click.argument("name")
+@click.argument("function", required=False)
 @click.option("--force", is_flag=True, help="Show it even before NAME has passed (spoils it).")
 @pass_app
 @domain_errors
-def solution(app: App, name: str, force: bool) -> None:
-    """Show NAME's reference solution beside your code, once NAME has passed."""
+def solution(app: App, name: str, function: str | None, force: bool) -> None:
+    """Compare your code with NAME's reference, function by function, once NAME has passed."""
     kata = app.kata(name)
     if not app.progress().passed(kata.name) and not force:
         raise click.ClickException(
@@ -319,7 +320,8 @@ def solution(app: App, name: str, force: bool) -> None:
         mine = app.ws.kata_file(kata).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         mine = None
-    app.render.show_solution(app.out, kata, reference, mine, forced=force and not app.progress().passed(kata.name))
+    app.render.show_solution(app.out, kata, reference, mine,
+                             forced=force and not app.progress().passed(kata.name), only=function)
 
 
 @main.command()

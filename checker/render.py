@@ -333,20 +333,44 @@ def show_hint(out: Console, hint: HintOutcome) -> None:
         out.print("[dim]Run `kata hint` again for a more concrete one.[/]")
 
 
-def show_solution(out: Console, kata: Kata, reference: str, mine: str | None, forced: bool) -> None:
-    from rich.columns import Columns
-    from rich.panel import Panel
+def functions_of(source: str) -> dict[str, str]:
+    """Each top-level function's source, by name (empty if the source does not parse)."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return {}
+    return {n.name: ast.get_source_segment(source, n) or "" for n in tree.body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+
+
+def show_solution(out: Console, kata: Kata, reference: str, mine: str | None, forced: bool,
+                  only: str | None = None) -> None:
+    """The reference one function at a time, as a unified diff against yours (- yours,
+    + reference): it fits 80 columns, and what you already share is plain context."""
+    import difflib
+
     from rich.syntax import Syntax
 
     if forced:
         out.print("[bold yellow]Showing the reference before you passed: this spoils the kata.[/]")
-    ref_panel = Panel(Syntax(reference, "python", line_numbers=False), title="reference")
-    if mine is None:
-        out.print(ref_panel)
+    ref, yours = functions_of(reference), functions_of(mine or "")
+    names = [n for n in ref if only in (None, n)]
+    if only is not None and not names:
+        out.print(f"The reference has no function {escape(only)!r}; it has: "
+                  f"{escape(', '.join(ref))}.")
         return
-    mine_panel = Panel(Syntax(mine, "python", line_numbers=False), title="yours")
-    if out.width >= 160:
-        out.print(Columns([mine_panel, ref_panel], equal=True, expand=True))
-    else:
-        out.print(mine_panel)
-        out.print(ref_panel)
+    for name in names:
+        out.print(f"\n[bold]{escape(name)}[/]")
+        if name not in yours:
+            out.print("[dim](not in your file) the reference:[/]")
+            out.print(Syntax(ref[name], "python", word_wrap=True))
+        elif yours[name] == ref[name]:
+            out.print("[dim]yours is the reference, line for line.[/]")
+        else:
+            diff = difflib.unified_diff(yours[name].splitlines(), ref[name].splitlines(),
+                                        "yours", "reference", lineterm="", n=2)
+            out.print(Syntax("\n".join(diff), "diff", word_wrap=True))
+    if len(names) > 1:
+        out.print(f"\n[dim]One function: kata solution {escape(kata.name)} FUNCTION.[/]")

@@ -177,3 +177,19 @@ def test_format_1_progress_is_migrated_without_loss(workspace):
     invoke("hint", "beta")
     data = json.loads(path.read_text())
     assert data["format_version"] == 2 and data["katas"]["alpha"]["attempts"] == 4
+
+
+def test_solution_is_a_diff_per_function_within_80_columns(workspace):
+    kata = workspace.catalog.get("alpha")
+    workspace.kata_file(kata).write_text(
+        "def add(a, b):\n    total = a\n    total = total + b\n    return total\n\n\n"
+        "def mul(a, b):\n    return a * b\n")
+    solved = workspace.kata_file(kata).read_text()
+    assert solved
+    shown = invoke("solution", "alpha", "--force")
+    assert shown.exit_code == 0
+    assert "-    total = a" in shown.output and "+    return a + b" in shown.output
+    assert "yours is the reference" in shown.output  # mul: identical
+    assert max(len(line) for line in shown.output.splitlines()) <= 80
+    one = invoke("solution", "alpha", "add", "--force")
+    assert "mul" not in one.output.replace("spoils", "")
