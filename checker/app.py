@@ -5,6 +5,7 @@ Nothing here imports torch or pytest: only checking a file does, in a child proc
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,13 +119,69 @@ def record(ws: Workspace, kata: Kata, result: CheckResult) -> CheckOutcome:
     return CheckOutcome(kata, ws.kata_file(kata), result, newly, nxt)
 
 
+def code_digest(path: Path) -> str | None:
+    """A digest of the code, blind to comments and layout (its AST); None if unreadable."""
+    import ast
+    import hashlib
+
+    try:
+        source = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        text = ast.dump(ast.parse(source))
+    except (SyntaxError, ValueError):
+        text = " ".join(source.decode("utf-8", "replace").split())
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def _spend_time(progress, entry) -> None:
+    """Count the time since the previous check as spent on this kata, unless it passed before
+    or the pause was long; note today for the streak."""
+    import datetime as dt
+
+    from checker.progress import ACTIVE_GAP, now
+
+    stamp = now()
+    if entry.first_checked_at is None:
+        entry.first_checked_at = stamp
+    if entry.last_checked_at and not entry.passed:
+        with contextlib.suppress(ValueError):
+            gap = (dt.datetime.fromisoformat(stamp)
+                   - dt.datetime.fromisoformat(entry.last_checked_at)).total_seconds()
+            if 0 <= gap <= ACTIVE_GAP:
+                entry.active_seconds = round(entry.active_seconds + gap, 1)
+    today = dt.date.today().isoformat()
+    if today not in progress.days:
+        progress.days.append(today)
+
+
+def streak(days: list[str], today=None) -> int:
+    """Consecutive days with a check, ending today (or yesterday, if none yet today)."""
+    import datetime as dt
+
+    have = set(days)
+    day = today or dt.date.today()
+    if day.isoformat() not in have:
+        day -= dt.timedelta(days=1)
+    count = 0
+    while day.isoformat() in have:
+        count += 1
+        day -= dt.timedelta(days=1)
+    return count
+
+
 def _record(ws: Workspace, kata: Kata, result: CheckResult) -> tuple[bool, Kata | None]:
     from checker.progress import now
 
     newly = False
+    digest = code_digest(ws.kata_file(kata))
     with ws.progress.update() as progress:
         entry = progress.of(kata.name)
-        entry.attempts += 1
+        if digest is None or digest != entry.code_digest:
+            entry.attempts += 1  # the code changed: re-running the same code is no attempt
+        entry.code_digest = digest
+        _spend_time(progress, entry)
         entry.exercises_total = len(kata.exercises)
         entry.exercises_passed = max(
             result.exercises_passed, entry.exercises_passed if entry.passed else 0)

@@ -111,9 +111,13 @@ class Catalog:
         return [k.name for k in self.katas]
 
     def get(self, name: str) -> Kata:
+        """A kata by name, by its number as `kata list` shows it (3, 03), or its folder
+        (03_broadcasting)."""
         for kata in self.katas:
-            if kata.name == name:
+            if name in (kata.name, kata.dirname):
                 return kata
+        if name.isdigit() and 1 <= int(name) <= len(self.katas):
+            return self.katas[int(name) - 1]
         import difflib
 
         raise UnknownKata(name, difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5))

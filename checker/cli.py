@@ -13,6 +13,12 @@ import click
 from checker import __version__
 
 
+class NotInWorkspace(click.ClickException):
+    """A command that needs a workspace, run outside one: a usage error (exit 2)."""
+
+    exit_code = 2
+
+
 class App:
     """Built once per invocation by the group callback, reached through ``ctx.obj``."""
 
@@ -33,7 +39,7 @@ class App:
             try:
                 self._ws = Workspace.find()
             except WorkspaceError as exc:
-                raise click.ClickException(str(exc)) from None
+                raise NotInWorkspace(str(exc)) from None
         return self._ws
 
     def progress(self, *, write: bool = False):
@@ -159,15 +165,20 @@ def check(app: App, name: str | None, file_: Path | None, seed: int | None, verb
             click.echo(_verdict_text(outcome, fmt), nl=False)
 
     if file_ is not None:
-        if not name:
-            raise click.UsageError("--file needs the kata NAME: `kata check NAME --file PATH`.")
         ws = _workspace_or_none()
         catalog = ws.catalog if ws else _shipped_catalog()
+        if not name:
+            if file_.stem not in catalog.names():
+                raise click.UsageError(
+                    f"Which kata's checks should judge {file_}? Its name is no kata's file "
+                    "name; say it: `kata check NAME --file PATH`.")
+            name = file_.stem
         kata = _kata_in(catalog, name)
         if not file_.is_file():
             raise click.BadParameter(f"{file_} is not a file.", param_hint="--file")
         result = run_checks(kata, file_.resolve(), seed=seed, use_worker=_worker_dir(ws))
         show(domain.CheckOutcome(kata, file_, result, recorded=False))
+        _warm_next_time(ws)
         sys.exit(_exit_code(result))
     progress = app.progress(write=True)
     kata = app.kata(name) or domain.resolve_kata(app.ws, progress, None)
@@ -179,7 +190,21 @@ def check(app: App, name: str | None, file_: Path | None, seed: int | None, verb
         app.render.show_result(app.out, outcome.result, file=path)
         sys.exit(130)
     show(outcome)
+    _warm_next_time(app.ws)
     sys.exit(1 if outcome.write_error else _exit_code(outcome.result))
+
+
+def _warm_next_time(ws) -> None:
+    """After the verdict: start the workspace's check worker in the background if none runs,
+    so the next `kata check` is warm. Off with KATA_NO_WORKER=1 or `kata stop --off`."""
+    import os
+
+    from checker import worker
+
+    if ws is None or os.environ.get("KATA_NO_WORKER") or not ws.warm_worker:
+        return
+    if not worker.is_running(ws.state_dir):
+        worker.spawn(ws.state_dir)
 
 
 def _exit_code(result) -> int:
@@ -267,11 +292,12 @@ def list_(app: App) -> None:
 @pass_app
 @domain_errors
 def progress(app: App) -> None:
-    """Overall and per-track progress bars."""
-    from checker.app import not_shipped, rows
+    """Overall and per-track bars; per kata the time spent, attempts, hints, date passed."""
+    from checker.app import not_shipped, rows, streak
 
     progress = app.progress()
-    app.render.show_progress(app.out, rows(app.ws, progress), app.ws.catalog.tracks)
+    app.render.show_progress(app.out, rows(app.ws, progress), app.ws.catalog.tracks,
+                             streak(progress.days))
     app.render.show_not_shipped(app.out, not_shipped(app.ws, progress))
 
 
@@ -284,7 +310,11 @@ def reset(app: App, name: str, yes: bool) -> None:
     """Put NAME's pristine stub back; your version is kept as a timestamped backup."""
     kata = app.kata(name)
     path = app.ws.kata_file(kata)
-    if not yes and sys.stdin.isatty():
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError(
+                "kata reset asks before replacing your file; without a terminal to ask on, "
+                f"confirm with `kata reset {kata.name} --yes`.")
         click.confirm(f"Replace {path} with the pristine stub? (yours is kept as a backup)",
                       abort=True)
     backup = app.ws.reset(kata)
@@ -295,11 +325,12 @@ def reset(app: App, name: str, yes: bool) -> None:
 
 @main.command()
 @click.argument("name")
+@click.argument("function", required=False)
 @click.option("--force", is_flag=True, help="Show it even before NAME has passed (spoils it).")
 @pass_app
 @domain_errors
-def solution(app: App, name: str, force: bool) -> None:
-    """Show NAME's reference solution beside your code, once NAME has passed."""
+def solution(app: App, name: str, function: str | None, force: bool) -> None:
+    """Compare your code with NAME's reference, function by function, once NAME has passed."""
     kata = app.kata(name)
     if not app.progress().passed(kata.name) and not force:
         raise click.ClickException(
@@ -310,7 +341,8 @@ def solution(app: App, name: str, force: bool) -> None:
         mine = app.ws.kata_file(kata).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         mine = None
-    app.render.show_solution(app.out, kata, reference, mine, forced=force and not app.progress().passed(kata.name))
+    app.render.show_solution(app.out, kata, reference, mine,
+                             forced=force and not app.progress().passed(kata.name), only=function)
 
 
 @main.command()
@@ -330,6 +362,26 @@ def watch(app: App, name: str | None, poll: bool, seed: int | None) -> None:
     session = watching.WatchSession(app.ws, kata, app.out, app.render, seed=seed,
                                     passed=progress.passed(kata.name))
     watching.run(session, poll=poll)
+
+
+@main.command()
+@click.option("--off", "off", flag_value="off", help="Also keep it off in this workspace.")
+@click.option("--on", "off", flag_value="on", help="Let checks start it again (the default).")
+@pass_app
+@domain_errors
+def stop(app: App, off: str | None) -> None:
+    """Stop this workspace's warm check worker now (it also stops after 30 idle minutes)."""
+    from checker import worker
+
+    running = worker.is_running(app.ws.state_dir)
+    if running:
+        worker.stop(app.ws.state_dir)
+    if off is not None:
+        app.ws.set_setting("worker", off == "on")
+    state = {None: "", "off": " Checks will not start it again here (`kata stop --on` undoes "
+             "that).", "on": " The next `kata check` starts it again."}[off]
+    app.out.print(("Stopped the check worker." if running else "No check worker was running.")
+                  + state)
 
 
 @main.command("open")

@@ -38,7 +38,11 @@ def open_in_editor(path: Path) -> str:
 
     cmd = editor_command(path)
     try:
-        subprocess.run(cmd, check=False)
+        done = subprocess.run(cmd, check=False)
     except FileNotFoundError:
         raise EditorError(f"The editor {cmd[0]!r} was not found; check $VISUAL / $EDITOR.") from None
+    if done.returncode != 0:
+        raise EditorError(
+            f"The editor {cmd[0]!r} failed (exit status {done.returncode}) opening {path}; "
+            "check $VISUAL / $EDITOR, or open the file yourself.")
     return cmd[0]

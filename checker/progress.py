@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: time spent, code digests, active days (format 1 files are migrated)
+MIGRATES_FROM = (1,)
 UPGRADE = "`pip install --upgrade torch-katas` (or `git pull && pip install .` in your checkout)"
 
 
@@ -58,6 +59,9 @@ class KataProgress:
     exercises_total: int = 0
     last_seed: int | None = None
     last_checked_at: str | None = None
+    first_checked_at: str | None = None
+    active_seconds: float = 0.0  # first check to pass, gaps over ACTIVE_GAP left out
+    code_digest: str | None = None  # of the code last judged: a re-run of it is no attempt
 
     @property
     def passed(self) -> bool:
@@ -67,6 +71,7 @@ class KataProgress:
 @dataclass
 class Progress:
     katas: dict[str, KataProgress] = field(default_factory=dict)
+    days: list[str] = field(default_factory=list)  # local dates with a check, for the streak
     newer: int | None = None  # read from a newer format: shown, never written
 
     def of(self, name: str) -> KataProgress:
@@ -77,7 +82,7 @@ class Progress:
         return bool(entry and entry.passed)
 
     def to_json(self) -> dict:
-        return {"format_version": FORMAT_VERSION,
+        return {"format_version": FORMAT_VERSION, "days": self.days[-MAX_DAYS:],
                 "katas": {name: asdict(p) for name, p in sorted(self.katas.items())}}
 
     @classmethod
@@ -89,12 +94,16 @@ class Progress:
         newer = newer_format(data, FORMAT_VERSION)
         if newer is not None:
             return cls._from_newer(data, newer)
-        if data.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"format_version is {data.get('format_version')!r}, not {FORMAT_VERSION}")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION and version not in MIGRATES_FROM:
+            raise ValueError(f"format_version is {version!r}, not {FORMAT_VERSION}")
         katas = data.get("katas")
         if not isinstance(katas, dict):
             raise ValueError("'katas' is not an object")
-        out = cls()
+        days = data.get("days", [])
+        if not isinstance(days, list) or not all(isinstance(d, str) for d in days):
+            raise ValueError("'days' is not a list of dates")
+        out = cls(days=list(days))
         fields = KataProgress.__dataclass_fields__
         for name, raw in katas.items():
             if not isinstance(raw, dict):
@@ -122,6 +131,10 @@ class Progress:
                 with contextlib.suppress(TypeError):
                     out.katas[name] = KataProgress(**{k: v for k, v in raw.items() if k in fields})
         return out
+
+
+MAX_DAYS = 400
+ACTIVE_GAP = 30 * 60  # seconds: a longer pause between two checks is not time spent
 
 
 def now() -> str:

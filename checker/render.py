@@ -98,7 +98,7 @@ def rel(path: Path) -> str:
 
 
 def show_next(out: Console, kata: Kata | None, file: Path | None, lesson_text: str | None,
-              row: KataRow | None, total: int) -> None:
+              row: KataRow | None, total: int, *, in_watch: bool = False) -> None:
     if kata is None:
         out.print("[bold green]Every kata is done.[/] `kata list` shows them all; "
                   "`kata solution NAME` compares your code with the reference.")
@@ -115,6 +115,10 @@ def show_next(out: Console, kata: Kata | None, file: Path | None, lesson_text: s
     for i, name in enumerate(kata.exercises, 1):
         out.print(f"  {i}. {escape(name)}")
     out.print()
+    if in_watch:
+        out.print("Next: open the file and save; it is checked on every save. Press [bold]h[/] "
+                  "for a hint; `kata lesson` in another terminal reads the full lesson.")
+        return
     attempts = row.progress.attempts if row else 0
     tried = f" (checked {attempts}× so far)" if attempts else ""
     out.print(f"Next: open the file, then run [bold]kata check[/]{tried} — or [bold]kata watch[/] "
@@ -209,6 +213,15 @@ def _first_line(message: str) -> str:
     return line if len(line) <= 72 else line[:71] + "…"
 
 
+def replay_command(outcome: CheckOutcome) -> str:
+    """The command that judges the same file with the same seed."""
+    import shlex
+
+    r = outcome.result
+    extra = "" if outcome.recorded else f" --file {shlex.quote(rel(Path(outcome.file)))}"
+    return f"kata check {r.kata}{extra} --seed {r.seed}"
+
+
 def show_check_outcome(out: Console, outcome: CheckOutcome, *, verbose: bool = False) -> None:
     show_result(out, outcome.result, file=outcome.file, verbose=verbose)
     r = outcome.result
@@ -231,7 +244,7 @@ def show_check_outcome(out: Console, outcome: CheckOutcome, *, verbose: bool = F
     elif r.status in ("failed", "load_error"):
         done = r.exercises_passed
         out.print(f"{done}/{len(r.exercises)} exercises pass. "
-                  f"Replay this exact run with [bold]kata check {escape(r.kata)} --seed {r.seed}[/]; "
+                  f"Replay this exact run with [bold]{escape(replay_command(outcome))}[/]; "
                   "stuck? [bold]kata hint[/].")
     elif r.status == "error":
         out.print("This is not a problem with your code, and nothing was recorded.")
@@ -288,7 +301,13 @@ def bar(done: int, total: int, width: int = 24) -> str:
     return f"[green]{'█' * filled}[/][dim]{'░' * (width - filled)}[/]"
 
 
-def show_progress(out: Console, rows: list[KataRow], tracks: tuple[str, ...]) -> None:
+def duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}" if minutes >= 60 else f"{minutes} min"
+
+
+def show_progress(out: Console, rows: list[KataRow], tracks: tuple[str, ...],
+                  streak: int = 0) -> None:
     total = len(rows)
     done = sum(r.state == "done" for r in rows)
     out.print(f"[bold]Overall[/]  {bar(done, total, 32)}  {done}/{total} katas")
@@ -300,6 +319,24 @@ def show_progress(out: Console, rows: list[KataRow], tracks: tuple[str, ...]) ->
             continue
         d = sum(r.state == "done" for r in mine)
         out.print(f"  {escape(track.ljust(width))}  {bar(d, len(mine))}  {d}/{len(mine)}")
+    started = [r for r in rows if r.progress.attempts or r.progress.passed]
+    if started:
+        out.print()
+        header = f"  {'kata':24s} {'time':>7s} {'attempts':>8s} {'hints':>5s}  passed"
+        out.print(f"[bold]{escape(header)}[/]")
+        for r in started:
+            p = r.progress
+            when = (p.passed_at or "")[:10] if p.passed else "-"
+            out.print(escape(f"  {r.kata.name:24s} {duration(p.active_seconds):>7s} "
+                             f"{p.attempts:8d} {p.hints_shown:5d}  {when}"))
+        spent = sum(r.progress.active_seconds for r in started)
+        attempts = sum(r.progress.attempts for r in started)
+        hints = sum(r.progress.hints_shown for r in started)
+        out.print(escape(f"  {'total':24s} {duration(spent):>7s} {attempts:8d} {hints:5d}  "
+                         f"{done} passed"))
+        out.print(f"\nStreak: [bold]{streak}[/] day{'s' if streak != 1 else ''} in a row. "
+                  "[dim]Time counts from a kata's first check to its pass, without pauses "
+                  "over 30 minutes.[/]")
     current = next((r for r in rows if r.state == "current"), None)
     if current:
         out.print(f"\nCurrent: [bold]{escape(current.kata.name)}[/] — `kata next` says what to do.")
@@ -321,20 +358,44 @@ def show_hint(out: Console, hint: HintOutcome) -> None:
         out.print("[dim]Run `kata hint` again for a more concrete one.[/]")
 
 
-def show_solution(out: Console, kata: Kata, reference: str, mine: str | None, forced: bool) -> None:
-    from rich.columns import Columns
-    from rich.panel import Panel
+def functions_of(source: str) -> dict[str, str]:
+    """Each top-level function's source, by name (empty if the source does not parse)."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return {}
+    return {n.name: ast.get_source_segment(source, n) or "" for n in tree.body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+
+
+def show_solution(out: Console, kata: Kata, reference: str, mine: str | None, forced: bool,
+                  only: str | None = None) -> None:
+    """The reference one function at a time, as a unified diff against yours (- yours,
+    + reference): it fits 80 columns, and what you already share is plain context."""
+    import difflib
+
     from rich.syntax import Syntax
 
     if forced:
         out.print("[bold yellow]Showing the reference before you passed: this spoils the kata.[/]")
-    ref_panel = Panel(Syntax(reference, "python", line_numbers=False), title="reference")
-    if mine is None:
-        out.print(ref_panel)
+    ref, yours = functions_of(reference), functions_of(mine or "")
+    names = [n for n in ref if only in (None, n)]
+    if only is not None and not names:
+        out.print(f"The reference has no function {escape(only)!r}; it has: "
+                  f"{escape(', '.join(ref))}.")
         return
-    mine_panel = Panel(Syntax(mine, "python", line_numbers=False), title="yours")
-    if out.width >= 160:
-        out.print(Columns([mine_panel, ref_panel], equal=True, expand=True))
-    else:
-        out.print(mine_panel)
-        out.print(ref_panel)
+    for name in names:
+        out.print(f"\n[bold]{escape(name)}[/]")
+        if name not in yours:
+            out.print("[dim](not in your file) the reference:[/]")
+            out.print(Syntax(ref[name], "python", word_wrap=True))
+        elif yours[name] == ref[name]:
+            out.print("[dim]yours is the reference, line for line.[/]")
+        else:
+            diff = difflib.unified_diff(yours[name].splitlines(), ref[name].splitlines(),
+                                        "yours", "reference", lineterm="", n=2)
+            out.print(Syntax("\n".join(diff), "diff", word_wrap=True))
+    if len(names) > 1:
+        out.print(f"\n[dim]One function: kata solution {escape(kata.name)} FUNCTION.[/]")

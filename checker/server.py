@@ -282,9 +282,20 @@ class Server:
         return {"ok": True, "returncode": int(any(code == 1 for code in codes.values()))}
 
 
-def serve(state_dir: Path, idle_timeout: float = 3600.0) -> None:
+IDLE_TIMEOUT = 30 * 60  # seconds without a request after which the worker exits
+
+
+def serve(state_dir: Path, idle_timeout: float = IDLE_TIMEOUT) -> None:
+    import fcntl
     import gc
     import importlib
+
+    # One worker per workspace: a second one (two checks started it at once) leaves at once.
+    lock = open(f"{socket_path(state_dir)}.lock", "a")  # noqa: SIM115 - held until exit
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return
 
     for name in PRELOAD:
         with contextlib.suppress(Exception):

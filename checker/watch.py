@@ -9,6 +9,7 @@ without a terminal.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import queue
 import sys
 import threading
@@ -21,11 +22,8 @@ from checker.catalog import Kata
 from checker.runner import run_checks
 from checker.workspace import Workspace
 
-KEYS = "[bold]h[/] hint · [bold]l[/] list · [bold]r[/] re-run · [bold]q[/] quit"
-NO_EVENTS_TIP = (
-    "Saves not noticed? On network drives and WSL mounts file events may not arrive: "
-    "press r to re-run, or restart with `kata watch --poll`."
-)
+KEYS = "[bold]h[/] hint · [bold]l[/] list · [bold]r[/] re-run · [bold]v[/] all · [bold]q[/] quit"
+NO_EVENTS_TIP = "Saves not noticed (network drive, WSL)? Press r, or use `kata watch --poll`."
 
 
 @dataclass
@@ -38,6 +36,8 @@ class WatchSession:
     passed: bool = False
     runs: int = field(default=0)
     worker: WarmWorker | None = None
+    last: object = None  # the outcome on screen
+    full: bool = False  # v: the whole failure, not trimmed to the terminal
 
     @property
     def file(self) -> Path:
@@ -45,27 +45,67 @@ class WatchSession:
 
     def footer(self) -> None:
         keys = KEYS + (" · [bold green]n[/] next kata" if self.passed else "")
-        self.out.print(f"\n[dim]Watching {self.render.escape(self.render.rel(self.file))} — {keys}[/]")
+        self.out.print(f"\n[dim]Watching {self.render.escape(self.render.rel(self.file))}[/]")
+        self.out.print(f"[dim]{keys}[/]")
+        if self.runs == 1:
+            self.out.print(f"[dim]{NO_EVENTS_TIP}[/]")
 
-    def check(self) -> None:
-        """Run the checks once and redraw."""
-        self.out.clear()
+    def check(self) -> bool:
+        """Run the checks and redraw once the verdict is in. The last verdict stays on screen
+        meanwhile, under a "re-checking" line. A verdict for a file that changed while it ran
+        is dropped (neither shown nor recorded): returns False, and the caller runs again."""
         if not self.file.exists():
+            self.out.clear()
             self.out.print(f"[bold yellow]{self.render.escape(str(self.file))} is gone.[/] "
                            f"Waiting for it to come back — or restore the stub with "
                            f"`kata reset {self.kata.name}`.")
             self.footer()
-            return
+            return True
+        if self.last is not None:
+            self.out.print("[dim]re-checking…[/]")
         if self.worker is not None:
             self.worker.ensure()
-        outcome = domain.check_and_record(self.ws, self.kata, lambda: run_checks(
-            self.kata, self.file, seed=self.seed, use_worker=self.ws.state_dir))
-        result = outcome.result
+        before = _contents(self.file)
+        stale = []
+
+        def run():
+            result = run_checks(self.kata, self.file, seed=self.seed, use_worker=self.ws.state_dir)
+            if _contents(self.file) != before:  # saved again meanwhile: about code that is gone
+                stale.append(result)
+                return dataclasses.replace(result, status="interrupted")  # never recorded
+            return result
+
+        outcome = domain.check_and_record(self.ws, self.kata, run)
         self.runs += 1
-        if result.status == "interrupted":
+        if stale:
+            return False
+        if outcome.result.status == "interrupted":
+            return True
+        self.last = outcome
+        self.passed = self.passed or outcome.result.passed
+        self.full = False
+        self.redraw()
+        return True
+
+    def redraw(self) -> None:
+        """The last verdict, fitted to the terminal (exercise lines first, then as much of
+        the first failure as fits; v shows it whole)."""
+        self.out.clear()
+        if self.last is None:
             return
-        self.passed = self.passed or result.passed
-        self.render.show_check_outcome(self.out, outcome)
+        height = getattr(getattr(self.out, "size", None), "height", 0) or 0
+        if self.full or not self.out.is_terminal or height < 10:
+            self.render.show_check_outcome(self.out, self.last)
+        else:
+            with self.out.capture() as captured:
+                self.render.show_check_outcome(self.out, self.last)
+            lines = captured.get().rstrip("\n").split("\n")
+            room = height - 6  # the footer's lines
+            if len(lines) > room:
+                lines = [*lines[:room - 1], "… press v to see the whole failure"]
+            from rich.text import Text
+
+            self.out.print(Text.from_ansi("\n".join(lines)))
         self.footer()
 
     def on_key(self, key: str) -> bool:
@@ -74,7 +114,11 @@ class WatchSession:
         if key == "q":
             return False
         if key == "r":
-            self.check()
+            while not self.check():
+                pass
+        elif key == "v" and self.last is not None:
+            self.full = not self.full
+            self.redraw()
         elif key == "h":
             self.out.print()
             self.render.show_hint(self.out, domain.next_hint(self.ws, self.kata))
@@ -83,6 +127,9 @@ class WatchSession:
             self.out.print()
             self.render.show_list(self.out, domain.rows(self.ws, self.ws.progress.load()))
             self.footer()
+        elif key == "n" and not self.passed:
+            self.out.print(f"\n[yellow]n moves on once {self.render.escape(self.kata.name)} "
+                           "passes: every exercise must be green first.[/] Press h for a hint.")
         elif key == "n" and self.passed:
             nxt = domain.current_kata(self.ws, self.ws.progress.load())
             if nxt is None or nxt.name == self.kata.name:
@@ -92,9 +139,18 @@ class WatchSession:
             self.ws.install_kata_files(nxt)
             self.out.clear()
             lesson = self.ws.lesson_text(nxt)
-            self.render.show_next(self.out, nxt, self.file, lesson, None, len(self.ws.catalog.katas))
+            self.render.show_next(self.out, nxt, self.file, lesson, None,
+                                  len(self.ws.catalog.katas), in_watch=True)
+            self.last = None
             self.footer()
         return True
+
+
+def _contents(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def key_events(events: queue.Queue, stop: threading.Event) -> None:
@@ -181,8 +237,8 @@ def run(session: WatchSession, *, poll: bool = False) -> None:
     try:
         for t in threads:
             t.start()
-        session.check()
-        session.out.print(f"[dim]{NO_EVENTS_TIP}[/]")
+        while not session.check():
+            pass
         while True:
             kind, value = events.get()
             if kind == "change":
@@ -191,7 +247,8 @@ def run(session: WatchSession, *, poll: bool = False) -> None:
                     if nxt[0] == "key":
                         events.put(nxt)
                         break
-                session.check()
+                while not session.check():  # superseded by a newer save: judge that one
+                    pass
             elif not session.on_key(value):
                 break
     except KeyboardInterrupt:

@@ -141,22 +141,28 @@ def _removed(folder: str):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def start(state_dir: Path, *, wait: float = 30.0) -> subprocess.Popen | None:
-    """Start a worker for ``state_dir`` in the background; returns once it answers pings
-    (or after ``wait`` seconds). One that listens but does not answer is ended first."""
-    if is_running(state_dir):
-        return None
-    if socket_path(state_dir).exists():
+def spawn(state_dir: Path) -> subprocess.Popen:
+    """Start a worker for ``state_dir`` in the background and return at once (it answers
+    pings once torch is imported; a second one started meanwhile finds the first's lock and
+    leaves). One that listens but does not answer is ended first."""
+    if socket_path(state_dir).exists() and not is_running(state_dir):
         give_up(state_dir)
     from checker.launch import child_env
 
     env = child_env()
     env.pop("OMP_NUM_THREADS", None)
-    log = open(Path(tempfile.gettempdir()) / f"kata-worker-{os.getuid()}.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "checker.server", str(Path(state_dir).resolve())],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True,
-    )
+    with open(Path(tempfile.gettempdir()) / f"kata-worker-{os.getuid()}.log", "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "checker.server", str(Path(state_dir).resolve())],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True,
+        )
+
+
+def start(state_dir: Path, *, wait: float = 30.0) -> subprocess.Popen | None:
+    """Start a worker for ``state_dir`` in the background; returns once it answers pings."""
+    if is_running(state_dir):
+        return None
+    proc = spawn(state_dir)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if proc.poll() is not None:

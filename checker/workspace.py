@@ -10,7 +10,7 @@ import contextlib
 import datetime as dt
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from checker.catalog import Catalog, Kata, load_catalog
@@ -51,6 +51,23 @@ class Workspace:
     root: Path
     catalog: Catalog
     catalog_path: str | None = None  # a non-shipped catalog this workspace was made from
+    settings: dict = field(default_factory=dict)  # .kata/workspace.json
+
+    @property
+    def warm_worker(self) -> bool:
+        """Whether `kata check` may start a warm worker here (`kata stop --off` says no)."""
+        return self.settings.get("worker", True) is not False
+
+    def set_setting(self, key: str, value) -> None:
+        path = self.state_dir / META
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = {}
+        data = data if isinstance(data, dict) else {}
+        data[key] = value
+        atomic_write(path, json.dumps(data, indent=2))
+        self.settings = data
 
     @property
     def state_dir(self) -> Path:
@@ -78,8 +95,14 @@ class Workspace:
                     data = {}
                 catalog_path = data.get("catalog") if isinstance(data, dict) else None
                 sweep_temp_files(folder / STATE_DIR)  # what a killed command left mid-write
-                return cls(folder, catalog_for(catalog_path, folder / STATE_DIR), catalog_path)
-        raise WorkspaceError(NOT_A_WORKSPACE.format(cwd=start))
+                return cls(folder, catalog_for(catalog_path, folder / STATE_DIR), catalog_path,
+                           data if isinstance(data, dict) else {})
+        message = NOT_A_WORKSPACE.format(cwd=start)
+        usual = Path.home() / "katas"
+        if (usual / STATE_DIR / META).is_file():
+            message = (f"Not inside a kata workspace (no .kata/ folder here or above {start}).\n"
+                       f"Your workspace is {usual}: `cd {usual}` and run the command there.")
+        raise WorkspaceError(message)
 
     @classmethod
     def create(cls, root: Path, *, exist_ok: bool = False) -> tuple[Workspace, bool]:
@@ -96,6 +119,13 @@ class Workspace:
             )
         if root.exists() and not root.is_dir():
             raise WorkspaceError(f"{root} exists and is not a folder.")
+        enclosing = next((p for p in root.resolve().parents if (p / STATE_DIR / META).is_file()),
+                         None)
+        if enclosing is not None:
+            raise WorkspaceError(
+                f"{root} is inside the kata workspace {enclosing}; a workspace inside another "
+                f"would hide its progress. Use {enclosing} (`cd {enclosing}`), or pick a folder "
+                "outside it.")
         catalog_path = os.environ.get("KATA_CATALOG")
         catalog = catalog_for(catalog_path)
         try:
@@ -188,6 +218,9 @@ class Workspace:
                 "torch-katas to get it back.")
         target = self._inside(self.kata_file(kata))
         backup = None
+        pristine = kata.stub_path.read_bytes()
+        if target.is_file() and not target.is_symlink() and _same_bytes(target, pristine):
+            return None  # already the pristine stub: nothing to keep
         if target.is_symlink() or target.exists():
             self.backups_dir.mkdir(parents=True, exist_ok=True)
             stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
@@ -210,3 +243,10 @@ class Workspace:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(kata.stub_path.read_bytes())
         return backup
+
+
+def _same_bytes(path: Path, data: bytes) -> bool:
+    try:
+        return path.read_bytes() == data
+    except OSError:
+        return False

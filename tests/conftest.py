@@ -9,6 +9,10 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
+# `kata check` starts a warm worker after its verdict; the tests' many throwaway workspaces
+# must not each leave one running (tests of that behaviour clear this themselves).
+os.environ["KATA_NO_WORKER"] = "1"
+
 TINY = Path(__file__).parent / "tiny"
 TINY_CATALOG = TINY / "katas" / "catalog.toml"
 

@@ -49,7 +49,7 @@ def test_init_refuses_existing_workspace(tiny_env, tmp_path):
 def test_outside_workspace_says_how_to_make_one(tiny_env, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["next"], catch_exceptions=False)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error
     assert "kata init" in result.output
 
 

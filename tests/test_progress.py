@@ -30,12 +30,12 @@ def test_round_trip_by_names(store):
     again = store.load()
     assert again.to_json() == p.to_json()
     data = json.loads(store.path.read_text())
-    assert data["format_version"] == 1 and set(data["katas"]) == {"strides", "views"}
+    assert data["format_version"] == 2 and set(data["katas"]) == {"strides", "views"}
 
 
 @pytest.mark.parametrize("damage", [b"", b'{"format_version": 1, "kat', b"\x00\xff garbage",
                                     b'{"format_version": 0, "katas": {}}',
-                                    b'{"format_version": 1, "katas": {"x": {"attempts": -1}}}',
+                                    b'{"format_version": 2, "katas": {"x": {"attempts": -1}}}',
                                     b'[1, 2, 3]'])
 def test_damaged_file_is_recovered_from_backup_with_a_notice(store, damage):
     saved_twice(store)

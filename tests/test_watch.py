@@ -44,3 +44,32 @@ def test_keys(workspace):
     assert s.on_key("h") and "Hint 1/2" in out.export_text()  # export_text() clears the record
     assert s.on_key("l") and "current" in out.export_text()
     assert s.on_key("q") is False
+
+
+def test_a_long_failure_is_trimmed_to_the_terminal_and_v_shows_it_whole(workspace):
+    out = Console(record=True, width=80, height=12, force_terminal=True)
+    s = WatchSession(workspace, workspace.catalog.get("alpha"), out, render)
+    s.check()
+    trimmed = out.export_text()
+    assert "press v" in trimmed and len(trimmed.rstrip("\n").split("\n")) <= 12
+    assert s.on_key("v")
+    whole = out.export_text()
+    assert "press v" not in whole and "exercises pass" in whole
+
+
+def test_a_verdict_for_code_that_changed_meanwhile_is_dropped(workspace, monkeypatch):
+    from checker import watch
+
+    s, out = session(workspace)
+    real = watch.run_checks
+
+    def run_then_save(*args, **kwargs):
+        result = real(*args, **kwargs)
+        s.file.write_text(s.file.read_text() + "\n# saved again\n")
+        return result
+
+    monkeypatch.setattr(watch, "run_checks", run_then_save)
+    assert s.check() is False  # dropped: the caller judges the newer save
+    assert "exercises pass" not in out.export_text()
+    assert not (workspace.state_dir / "progress.json").exists() or "alpha" not in (
+        workspace.state_dir / "progress.json").read_text()
