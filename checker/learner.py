@@ -277,9 +277,12 @@ def _forbid_plan(rules: Rules) -> list[tuple]:
 def prepare_rules(rules: Rules) -> None:
     """Work out what the rules windows of ``rules`` change ahead of the first call (a warm
     worker's armed process does it before the learner saves)."""
+    from checker.dispatch_rules import prepare
+
     with contextlib.suppress(Exception):  # a bad entry is reported by the window itself
         _forbid_plan(rules)
     _guarded_owner_attrs()
+    prepare(rules)
 
 
 @contextlib.contextmanager
@@ -399,11 +402,14 @@ def no_escape(allow_processes: bool = False) -> Iterator[None]:
 
 @contextlib.contextmanager
 def rules_window(rules: Rules, filename: str) -> Iterator[None]:
+    from checker.dispatch_rules import dispatcher_rules
+
     with (
         forbid_callables(rules),
         forbid_imports(rules, filename),
         no_escape(rules.allow_processes),
         TamperGuard(),
+        dispatcher_rules(rules),  # innermost: the guards' own work runs outside the modes
     ):
         yield
 

@@ -1,0 +1,404 @@
+"""A kata's rules at PyTorch's dispatcher: forbidden operators, "no torch", "no autograd engine".
+
+While learner code runs (its import and every call; see ``checker.learner.rules_window``), two
+modes sit on the dispatcher's mode stacks:
+
+- a ``TorchFunctionMode`` sees every call into torch's Python API by name, before composite
+  operators decompose: ``torch.X``, ``Tensor.X``, ``torch.ops.aten.X``,
+  ``torch._C._VariableFunctions.X``, ``torch._C.TensorBase.X`` all arrive as one call;
+- a ``TorchDispatchMode`` sees every operator that actually executes, however it was reached:
+  fused kernels, operators called inside other operators, out= and in-place overloads, and the
+  backward formulas the autograd engine runs.
+
+A kata declares (``[kata.rules]`` in the catalog) the aten operators that implement what it
+forbids (``ops``); an operator is refused under every overload and in its in-place and
+``_copy`` variants, and so is every Python implementation torch ships for it (its
+decompositions, ``torch._refs`` reference and meta function) and, in such a kata, every
+``prims`` operator (only ``torch._refs``/``torch._prims`` reach those). ``forbid_imports =
+["torch"]`` refuses every torch operator, however torch was reached. ``autograd = false``
+refuses the autograd engine structurally: an operator that executes inside a graph task
+(``torch._C._current_graph_task_id() != -1``) is refused, whatever started the engine.
+
+The checks' own code is unaffected: the modes are off outside learner calls, and a check that
+hands the learner an object which must do what the learner may not (the vjp kata's
+``backward(v)``, which runs the engine) runs it under :func:`judge_code`, and the learner's
+callbacks inside it under :func:`learner_code`.
+
+Switching the modes off from learner code is refused too: popping them, ``_DisableTorchDispatch``
+and the dispatch-key guards raise while a window is open, an operator that executes with
+``__torch_function__`` switched off is refused, and the stacks are checked when the window closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import types
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from checker.catalog import Rules
+from checker.learner import ForbiddenAPI, _raiser_code, _swappable, forbidden_message, resolve
+
+# The dispatcher's own off-switches. They stay usable by the checks and by torch itself; while a
+# window is on, a call that would take the kata's modes out of the way raises instead.
+# (dotted name, kind): "call" refuses every call, "keys" a call naming a Python dispatch key,
+# "pop" a pop of the checks' own mode, "state" a state other than ENABLED, "keyset" a redispatch
+# that leaves the Python key out.
+_SWITCHES = (
+    ("torch._C._pop_torch_dispatch_stack", "pop"),
+    ("torch._C._dispatch_tls_set_dispatch_key_excluded", "keys"),
+    ("torch._C._dispatch_tls_set_dispatch_key_included", "keys"),
+    ("torch._C._ExcludeDispatchKeyGuard.__init__", "keys"),
+    ("torch._C._ForceDispatchKeyGuard.__init__", "call"),
+    ("torch._C._DisableTorchDispatch.__init__", "call"),
+    ("torch._C._RestorePythonTLSSnapshot.__init__", "call"),
+    ("torch._C._set_torch_function_state", "state"),
+    ("torch._C._set_skip_next_torch_function", "call"),
+    ("torch._C._skip_one_hop_torch_function", "call"),
+    ("torch._C._DispatchOperatorHandle.redispatch_boxed", "keyset"),
+)
+_DUNDERS = {"__matmul__": "matmul", "__rmatmul__": "matmul", "__imatmul__": "matmul"}
+# Where torch keeps Python implementations of its operators, by the operator's name.
+_PY_IMPL_MODULES = ("torch._refs", "torch._refs.nn.functional", "torch._refs.linalg",
+                    "torch._refs.special", "torch._decomp.decompositions")
+
+
+def canonical(name: str) -> str:
+    """'aten::unsqueeze_.default' -> 'unsqueeze': one name for an operator's overloads and its
+    in-place, out= and ``_copy`` variants."""
+    name = name.split("::")[-1].split(".")[0]
+    name = _DUNDERS.get(name, name)
+    if not name.startswith("__"):
+        name = name.removesuffix("_") if not name.endswith("__") else name
+        name = name.removesuffix("_copy")
+    return name
+
+
+def _label(func: Any) -> str:
+    """How the learner reached ``func``: torch.ops.aten.mm.default, Tensor.unfold, torch.mm."""
+    import torch
+
+    if isinstance(func, torch._ops.OpOverload):
+        return f"torch.ops.{func.namespace}.{func.__name__}"
+    if isinstance(func, torch._ops.OpOverloadPacket):
+        return f"torch.ops.{func._qualified_op_name.replace('::', '.')}"
+    name = getattr(func, "__name__", repr(func))
+    if getattr(func, "__objclass__", None) is not None or getattr(func, "__self__", None) is not None:
+        return f"Tensor.{name}"
+    module = getattr(func, "__module__", None) or "torch"
+    return f"{module.replace('torch._C._VariableFunctions', 'torch')}.{name}"
+
+
+def _op_name(func: Any) -> str:
+    import torch
+
+    if isinstance(func, torch._ops.OpOverload | torch._ops.OpOverloadPacket):
+        return canonical(func._qualified_op_name if hasattr(func, "_qualified_op_name")
+                         else func.name())
+    return canonical(getattr(func, "__name__", ""))
+
+
+class Policy:
+    """What one kata refuses at the dispatcher, and whether a window of it is on right now.
+
+    Both modes ask it about every call and operator, so what depends only on the callable is
+    worked out once per callable (``_verdicts``); what depends on the moment (inside a backward
+    pass? the function mode still in place?) is two or three C calls."""
+
+    def __init__(self, rules: Rules):
+        import torch
+
+        self.rules = rules
+        self.ops = frozenset(canonical(op) for op in rules.ops)
+        self.no_torch = "torch" in rules.forbid_imports
+        self.no_autograd = not rules.autograd
+        self.on = False
+        self.in_function_mode = 0  # > 0 while the function mode handles a call
+        self.function_mode_live: Callable[[], bool] = lambda: True
+        self._verdicts: dict[Any, str] = {}  # callable -> refusal message, "" when allowed
+        self._graph_task = torch._C._current_graph_task_id
+
+    @property
+    def active(self) -> bool:
+        return bool(self.ops) or self.no_torch or self.no_autograd
+
+    def _why(self) -> str:
+        return f": {self.rules.explain}" if self.rules.explain else ""
+
+    def check_call(self, func: Any) -> None:
+        """A call into torch's API by name (from the function mode)."""
+        try:
+            message = self._verdicts.get(func)
+        except TypeError:  # an unhashable callable: judged every time
+            message = self._verdict(func, _op_name(func))
+        if message is None:
+            message = self._verdicts[func] = self._verdict(func, _op_name(func))
+        if message:
+            raise ForbiddenAPI(message)
+        if self.no_autograd and self._graph_task() != -1:
+            raise ForbiddenAPI(self._engine_message(func))
+
+    def check_op(self, func: Any) -> None:
+        """An operator about to execute (from the dispatch mode)."""
+        try:
+            message = self._verdicts.get(func)
+        except TypeError:  # an unhashable callable: judged every time
+            message = self._verdict(func, canonical(func.__name__))
+        if message is None:
+            message = self._verdicts[func] = self._verdict(func, canonical(func.__name__))
+        if message:
+            raise ForbiddenAPI(message)
+        if self.no_autograd and self._graph_task() != -1:
+            raise ForbiddenAPI(self._engine_message(func))
+        if self.ops and not self.in_function_mode and not self.function_mode_live():
+            raise ForbiddenAPI(
+                f"`{_label(func)}` ran with the kata's __torch_function__ mode switched off "
+                f"(popped, or torch._C.DisableTorchFunction): switching off the kata's rules is "
+                f"off-limits{self._why()}")
+
+    def _verdict(self, func: Any, name: str) -> str:
+        """Why ``func`` is refused whenever it runs, or "" when it is allowed."""
+        import torch
+
+        label = _label(func)
+        if self.no_torch:
+            return (f"`{label}` is torch, and torch is off-limits in this kata however it is "
+                    f"reached (imported, found in sys.modules or handed in){self._why()}")
+        if self.ops and isinstance(func, torch._ops.OpOverload) and func.namespace == "prims":
+            return (f"`{label}` is off-limits in this kata: torch's Python reference "
+                    f"implementations (torch._refs, torch._prims) stand in for the operators{self._why()}")
+        if name in self.ops:
+            route = "" if label.endswith(f".{name}") else f" (the operator aten::{name})"
+            return forbidden_message(label, self.rules).replace(
+                " is off-limits", f"{route} is off-limits", 1)
+        return ""
+
+    def _engine_message(self, func: Any) -> str:
+        return (f"the autograd engine is off-limits in this kata: `{_label(func)}` ran inside a "
+                f"backward pass, however it was started (backward, autograd.grad, torch.func, the "
+                f"engine object){self._why()}")
+
+
+def _modes(policy: Policy) -> tuple[Any, Any]:
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class RulesFunctionMode(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if policy.on:
+                policy.check_call(func)
+            policy.in_function_mode += 1
+            try:
+                return func(*args, **(kwargs or {}))
+            finally:
+                policy.in_function_mode -= 1
+
+    class RulesDispatchMode(TorchDispatchMode):
+        @classmethod
+        def _should_skip_dynamo(cls) -> bool:
+            return False  # no torch.compile here: keep __torch_dispatch__ unwrapped (no lazy
+            # import of torch._dynamo, seconds long, on the first operator)
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if policy.on:
+                policy.check_op(func)
+            return func(*args, **(kwargs or {}))
+
+    return RulesFunctionMode(), RulesDispatchMode()
+
+
+def _python_impls(ops: frozenset[str]) -> list[tuple[types.FunctionType, str]]:
+    """(function, operator) for the Python functions torch ships that implement one of ``ops``."""
+    from torch._decomp import global_decomposition_table
+
+    found: dict[int, tuple[types.FunctionType, str]] = {}
+
+    def add(obj: Any, op: str) -> None:
+        inner = _swappable(obj)
+        if inner is not None:
+            found[id(inner)] = inner, op
+
+    for table in global_decomposition_table.values():
+        for op, fn in table.items():
+            if canonical(op.name()) in ops:
+                add(fn, canonical(op.name()))
+    for modname in _PY_IMPL_MODULES:
+        module = sys.modules.get(modname)
+        for name in ops:
+            for attr in (name, f"{name}_", f"{name}_copy"):
+                if module is not None and attr in vars(module):
+                    add(vars(module)[attr], name)
+    return list(found.values())
+
+
+class _Plan:
+    """Everything a window of one policy changes, worked out once per process."""
+
+    def __init__(self, rules: Rules):
+        self.policy = Policy(rules)
+        self.function_mode, self.dispatch_mode = _modes(self.policy)
+        self.py_impls = [
+            (fn, _raiser_code(forbidden_message(
+                f"{fn.__module__}.{fn.__qualname__}", rules).replace(
+                " is off-limits", f" (torch's Python implementation of aten::{op}) is off-limits", 1)))
+            for fn, op in _python_impls(self.policy.ops)]
+        self.switches = _switches(self.policy, self.dispatch_mode)
+
+
+def _holders(obj: Any) -> list[tuple[Any, str]]:
+    """Every (module, attribute) of a loaded torch module that holds ``obj``."""
+    return [(module, attr) for name, module in list(sys.modules.items())
+            if name.startswith("torch") and module is not None
+            for attr, value in list(vars(module).items()) if value is obj]
+
+
+def _switches(policy: Policy, dispatch_mode: Any) -> list[tuple[Any, str, Any]]:
+    """(owner, attribute, stand-in) for the dispatcher's off-switches (see _SWITCHES)."""
+    import torch
+
+    python_keys = (torch._C.DispatchKey.Python, torch._C.DispatchKey.PythonTLSSnapshot)
+
+    def names_python(args: tuple) -> bool:
+        for arg in args:
+            if isinstance(arg, torch._C.DispatchKey) and arg in python_keys:
+                return True
+            if isinstance(arg, torch._C.DispatchKeySet) and any(arg.has(k) for k in python_keys):
+                return True
+        return False
+
+    tests: dict[str, Callable[[tuple], bool]] = {
+        "call": lambda args: True,
+        "keys": names_python,
+        "pop": lambda args: (torch._C._len_torch_dispatch_stack() > 0 and torch._C._get_dispatch_stack_at(
+            torch._C._len_torch_dispatch_stack() - 1) is dispatch_mode),
+        "state": lambda args: bool(args) and args[-1] != torch._C._TorchFunctionState.ENABLED,
+        "keyset": lambda args: not any(isinstance(a, torch._C.DispatchKeySet) and a.has(
+            torch._C.DispatchKey.Python) for a in args),
+    }
+
+    def stand_in(dotted: str, real: Callable[..., Any], test: Callable[[tuple], bool]) -> Callable[..., Any]:
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if policy.on and test(args):
+                raise ForbiddenAPI(
+                    f"`{dotted.removesuffix('.__init__')}` would switch off the kata's rules at the "
+                    f"dispatcher, which is off-limits while your code runs{policy._why()}")
+            return real(*args, **kwargs)
+
+        return guarded
+
+    out = []
+    for dotted, kind in _SWITCHES:
+        with contextlib.suppress(AttributeError, ValueError):
+            owner, attr, real = resolve(dotted)
+            guarded = stand_in(dotted, real, tests[kind])
+            if isinstance(owner, type):
+                out.append((owner, attr, guarded))
+            else:
+                out.extend((module, name, guarded) for module, name in _holders(real))
+    return out
+
+
+_MISSING = object()
+_PLANS: dict[Rules, _Plan | None] = {}
+_open: list[_Plan] = []  # the plan of the window that is open, if any
+
+
+def _plan(rules: Rules) -> _Plan | None:
+    if rules not in _PLANS:
+        _PLANS[rules] = _Plan(rules) if Policy(rules).active else None
+    return _PLANS[rules]
+
+
+def prepare(rules: Rules) -> None:
+    """Work out a kata's window ahead of its first call (an armed process does it early)."""
+    _plan(rules)
+
+
+@contextlib.contextmanager
+def dispatcher_rules(rules: Rules) -> Iterator[None]:
+    """The kata's rules at the dispatcher, on until the block ends (nested windows share them)."""
+    plan = _plan(rules)
+    if plan is None:
+        yield
+        return
+    if _open:  # a window inside a window (or inside judge_code): the same modes, switched on
+        with _switched(_open[-1].policy, True):
+            yield
+        return
+    import torch
+
+    base = torch._C._len_torch_function_stack(), torch._C._len_torch_dispatch_stack()
+    function_state = torch._C._get_torch_function_state()
+    plan.policy.function_mode_live = lambda: (
+        torch._C._is_torch_function_enabled()
+        and torch._C._len_torch_function_stack() > base[0]
+        and torch._C._get_function_stack_at(base[0]) is plan.function_mode)
+    plan.function_mode.__enter__()
+    plan.dispatch_mode.__enter__()
+    saved = []
+    for fn, raiser in plan.py_impls:
+        saved.append((fn, "__code__", fn.__code__))
+        fn.__code__ = raiser
+    for owner, attr, stand_in in plan.switches:
+        saved.append((owner, attr, vars(owner).get(attr, _MISSING)))
+        setattr(owner, attr, stand_in)
+    _open.append(plan)
+    plan.policy.on = True
+    try:
+        yield
+    finally:
+        plan.policy.on = False
+        _open.pop()
+        for owner, attr, value in reversed(saved):
+            if value is _MISSING:
+                delattr(owner, attr)
+            else:
+                setattr(owner, attr, value)
+        _close(plan, base, function_state)
+
+
+def _close(plan: _Plan, base: tuple[int, int], function_state: Any) -> None:
+    """Pop the two modes, and whatever learner code left above them; complain if they moved
+    or if __torch_function__ was left switched off."""
+    import torch
+
+    if torch._C._get_torch_function_state() != function_state:
+        torch._C._set_torch_function_state(function_state)
+        raise ForbiddenAPI(
+            "your code switched off __torch_function__ (torch._C.DisableTorchFunction) and left "
+            "it off, which is off-limits: it would switch off the kata's rules")
+    stacks = ((torch._C._len_torch_function_stack, torch._C._get_function_stack_at,
+               torch._C._pop_torch_function_stack, plan.function_mode, base[0]),
+              (torch._C._len_torch_dispatch_stack, torch._C._get_dispatch_stack_at,
+               torch._C._pop_torch_dispatch_stack, plan.dispatch_mode, base[1]))
+    moved = False
+    for length, at, pop, mode, depth in stacks:
+        moved |= length() <= depth or at(depth) is not mode
+        while length() > depth + 1 or (length() == depth + 1 and at(depth) is not mode):
+            pop()  # what learner code left above the mode (or in its place)
+        if length() == depth + 1:
+            mode.__exit__(None, None, None)
+    if moved:
+        raise ForbiddenAPI(
+            "your code took the kata's rules off the dispatcher (a mode of the checks was popped "
+            "or moved), which is off-limits; leave torch's mode stacks as you found them")
+
+
+@contextlib.contextmanager
+def _switched(policy: Policy, on: bool) -> Iterator[None]:
+    was, policy.on = policy.on, on
+    try:
+        yield
+    finally:
+        policy.on = was
+
+
+def judge_code() -> contextlib.AbstractContextManager[None]:
+    """Run the checks' own code (an object handed to the learner) with the rules off."""
+    return _switched(_open[-1].policy, False) if _open else contextlib.nullcontext()
+
+
+def learner_code() -> contextlib.AbstractContextManager[None]:
+    """Run a learner callback, called from inside :func:`judge_code`, with the rules back on."""
+    return _switched(_open[-1].policy, True) if _open else contextlib.nullcontext()
