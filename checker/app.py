@@ -15,7 +15,7 @@ from checker.progress import KataProgress, Progress
 from checker.workspace import Workspace
 
 if TYPE_CHECKING:
-    from checker.runner import CheckResult
+    from checker.outcome import CheckResult
 
 
 class KataLocked(Exception):

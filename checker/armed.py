@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from checker.plugin import check_id
+from checker.report import check_id
 
 
 def share(items: list, index: int, bins: int, costs: dict[str, tuple[float, float]]) -> list:
@@ -119,8 +119,8 @@ class ArmedRun:
     def _go(self, config, go: dict, armed: dict) -> None:
         import random
 
+        from checker.limits import limit_resources, output_to
         from checker.plugin import begin_run
-        from checker.runner import limit_resources, output_to
 
         limit_resources(int(go["memory_mb"]))
         sys.stdout.flush()

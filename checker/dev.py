@@ -12,7 +12,8 @@ from pathlib import Path
 
 from checker.catalog import Kata
 from checker.mistakes import Mistake, load_mistakes, materialize
-from checker.runner import CheckResult, run_checks
+from checker.outcome import CheckResult
+from checker.runner import run_checks
 
 
 @dataclass(frozen=True)

@@ -420,7 +420,7 @@ def learner_caller(try_instead: str) -> Callable[..., Any]:
     """A kata's ``call(what, fn, *args, **kwargs)``: it runs the learner's code (``fn`` taken
     from ``impl``, so under the kata's rules) and turns a forbidden API into a failure ending
     in "Try: ``try_instead``". A stub's NotImplementedError passes through."""
-    from checker.learner import ForbiddenAPI
+    from checker.sandbox.errors import ForbiddenAPI
 
     def call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:

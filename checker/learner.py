@@ -1,26 +1,23 @@
-"""Load the code under test from its source and run it under a kata's rules.
+"""Load the code under test from its source and hand it to the checks, each call sandboxed.
 
 The hidden checks never import the learner's file themselves: the ``impl`` fixture hands them
-an :class:`Impl`, whose functions run inside the rules window (forbidden APIs raise,
-forbidden imports are refused) and are followed by a tamper check (the learner's code must
-not replace the functions that the checks compare with).
+an :class:`Impl`, whose functions run inside the rules window (checker.sandbox.window).
 """
 
 from __future__ import annotations
 
 import ast
-import builtins
 import contextlib
-import importlib
 import inspect
-import os
 import sys
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from checker.catalog import Rules
+from checker.sandbox.errors import EscapeAttempt, ForbiddenAPI
+from checker.sandbox.window import rules_window
 
 NO_RULES = Rules()
 
@@ -31,31 +28,6 @@ class LearnerFileError(Exception):
     def __init__(self, message: str, line: int | None = None):
         super().__init__(message)
         self.line = line
-
-
-class ForbiddenAPI(RuntimeError):
-    """Raised when the learner's code calls an API that the kata puts off-limits."""
-
-
-class TamperError(AssertionError):
-    """The learner's code replaced a function that the checks rely on."""
-
-
-class EscapeAttempt(AssertionError):
-    """The learner's code tried to leave the process (exit, KeyboardInterrupt) mid-check."""
-
-    @classmethod
-    def from_exc(cls, exc: BaseException, where: str) -> EscapeAttempt:
-        return cls(
-            f"{where} raised {type(exc).__name__}{_args(exc)}. A check cannot go on after an "
-            "exit or an interrupt: return a value instead of exiting."
-        )
-
-
-def _args(exc: BaseException) -> str:
-    return f"({', '.join(map(repr, exc.args))})" if exc.args else ""
-
-
 
 
 # ----------------------------------------------------------------------------- loading
@@ -195,309 +167,6 @@ def _learner_line(exc: BaseException, filename: str) -> int | None:
             line = tb.tb_lineno
         tb = tb.tb_next
     return line
-
-
-# ----------------------------------------------------------------------------- rules
-
-
-def resolve(dotted: str) -> tuple[Any, str, Any]:
-    """'torch.Tensor.unfold' -> (torch.Tensor, 'unfold', <the attribute>)."""
-    parts = dotted.split(".")
-    for i in range(len(parts) - 1, 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:i]))
-        except ImportError:
-            continue
-        for name in parts[i:-1]:
-            obj = getattr(obj, name)
-        return obj, parts[-1], getattr(obj, parts[-1])
-    raise ValueError(f"cannot resolve {dotted!r}")
-
-
-def _raiser_code(message: str) -> types.CodeType:
-    """Code for ``def f(*args, **kwargs): raise ForbiddenAPI(message)`` that needs no globals."""
-    src = (
-        "def _forbidden(*args, **kwargs):\n"
-        f"    raise __import__('checker.learner', fromlist=['_']).ForbiddenAPI({message!r})\n"
-    )
-    namespace: dict[str, Any] = {}
-    exec(src, namespace)
-    return namespace["_forbidden"].__code__
-
-
-def forbidden_message(dotted: str, rules: Rules) -> str:
-    why = f": {rules.explain}" if rules.explain else ""
-    return f"`{dotted}` is off-limits in this kata{why}"
-
-
-def _swappable(func: Any) -> types.FunctionType | None:
-    """The function whose code to swap: ``func`` itself, or for a decorator's wrapper (which
-    has a closure) the innermost ``__wrapped__`` function, which every route ends up calling."""
-    while isinstance(func, types.FunctionType):
-        if not func.__code__.co_freevars:
-            return func
-        func = getattr(func, "__wrapped__", None)
-    return None
-
-
-def _blocker(message: str) -> Callable[..., None]:
-    def blocked(*args: Any, **kwargs: Any) -> None:
-        raise ForbiddenAPI(message)
-
-    return blocked
-
-
-_FORBID_PLANS: dict[tuple, list[tuple]] = {}
-
-
-def _forbid_plan(rules: Rules) -> list[tuple]:
-    """What forbid_callables changes, worked out once per process (a window opens around
-    every call into the learner's code): for each forbidden callable, its owner, attribute,
-    the object itself, the function whose code to swap (or None) and the code to swap in,
-    and a stand-in raising ForbiddenAPI with its message."""
-    key = (rules.forbid, rules.explain)
-    if key not in _FORBID_PLANS:
-        plan = []
-        for entry in rules.forbid:
-            dotted = entry.rstrip("?")
-            try:
-                owner, attr, target = resolve(dotted)
-            except (AttributeError, ValueError):
-                if entry.endswith("?"):
-                    continue  # "name?": forbid it where this torch has it
-                raise
-            message = forbidden_message(dotted, rules)
-            inner = _swappable(target)
-            plan.append((owner, attr, target, inner,
-                         _raiser_code(message) if inner is not None else None, _blocker(message)))
-        _FORBID_PLANS[key] = plan
-    return _FORBID_PLANS[key]
-
-
-def prepare_rules(rules: Rules) -> None:
-    """Work out what the rules windows of ``rules`` change ahead of the first call (a warm
-    worker's armed process does it before the learner saves)."""
-    from checker.dispatch_rules import prepare
-
-    with contextlib.suppress(Exception):  # a bad entry is reported by the window itself
-        _forbid_plan(rules)
-    _guarded_owner_attrs()
-    prepare(rules)
-
-
-@contextlib.contextmanager
-def forbid_callables(rules: Rules) -> Iterator[None]:
-    """Make every callable in ``rules.forbid`` raise ForbiddenAPI until the block ends.
-
-    Enforcement is on the underlying object, so aliases (``from torch.optim import Adam``,
-    ``getattr``, submodule paths) are caught as well: a Python function gets its code swapped
-    (a decorated one: the function it wraps), a class its ``__init__``; anything else
-    (builtins, C methods) is replaced where it is found.
-    """
-    undo: list[Callable[[], None]] = []
-    try:
-        for owner, attr, target, inner, raiser, blocked in _forbid_plan(rules):
-            if inner is not None:
-                old_code = inner.__code__
-                inner.__code__ = raiser
-                undo.append(lambda t=inner, c=old_code: setattr(t, "__code__", c))
-                if inner is target:
-                    continue
-                # A decorator's wrapper may fail before reaching the wrapped function (e.g.
-                # Optimizer.step reads self.defaults): block the wrapper by name as well.
-            if isinstance(target, type):
-                had = "__init__" in target.__dict__
-                old_init = target.__dict__.get("__init__")
-                target.__init__ = blocked  # type: ignore[misc]
-                undo.append(
-                    lambda t=target, o=old_init, h=had: setattr(t, "__init__", o)
-                    if h
-                    else delattr(t, "__init__")
-                )
-            else:
-                original = owner.__dict__.get(attr, target) if isinstance(owner, type) else target
-                setattr(owner, attr, blocked)
-                undo.append(lambda o=owner, a=attr, v=original: setattr(o, a, v))
-        yield
-    finally:
-        for step in reversed(undo):
-            step()
-
-
-@contextlib.contextmanager
-def forbid_imports(rules: Rules, filename: str) -> Iterator[None]:
-    """Refuse imports of ``rules.forbid_imports`` issued from the learner's own file."""
-    if not rules.forbid_imports:
-        yield
-        return
-    real_import = builtins.__import__
-    real_import_module = importlib.import_module
-
-    def refuse(name: str) -> None:
-        names = ", ".join(rules.forbid_imports)
-        raise ForbiddenAPI(
-            f"`import {name}` — this kata forbids importing {names} in your file. {rules.explain}".rstrip()
-        )
-
-    def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A002
-        if level == 0 and name.split(".")[0] in rules.forbid_imports:
-            # A direct __import__("torch") passes no globals: judge by the calling frame.
-            importer = globals if globals is not None else sys._getframe(1).f_globals
-            if importer.get("__file__") == filename:
-                refuse(name)
-        return real_import(name, globals, locals, fromlist, level)
-
-    def guarded_import_module(name: str, package: str | None = None):
-        caller = sys._getframe(1).f_globals
-        if name.split(".")[0] in rules.forbid_imports and caller.get("__file__") == filename:
-            refuse(name)
-        return real_import_module(name, package)
-
-    builtins.__import__ = guarded_import
-    importlib.import_module = guarded_import_module
-    try:
-        yield
-    finally:
-        builtins.__import__ = real_import
-        importlib.import_module = real_import_module
-
-
-def _no_processes(*args: Any, **kwargs: Any) -> None:
-    raise ForbiddenAPI(
-        "starting processes is off-limits in kata code (os.fork, subprocess, multiprocessing): "
-        "solve the exercise in this process"
-    )
-
-
-PROCESS_STARTERS = (("os", "fork"), ("os", "forkpty"), ("os", "posix_spawn"),
-                    ("os", "posix_spawnp"), ("os", "system"), ("os", "popen"),
-                    ("subprocess", "Popen"), ("pty", "fork"))
-
-
-@contextlib.contextmanager
-def no_escape(allow_processes: bool = False) -> Iterator[None]:
-    """In the learner's code ``os._exit`` becomes a catchable SystemExit and starting
-    processes raises (a fork bomb stops at its first fork, even where RLIMIT_NPROC does not
-    apply, as for root)."""
-    real_exit, owner = os._exit, os.getpid()
-
-    def blocked_os_exit(status: int = 0) -> None:
-        if os.getpid() != owner:  # a process forked inside the window (a DataLoader worker)
-            real_exit(status)
-        raise SystemExit(status)
-
-    saved = [(os, "_exit", real_exit)]
-    os._exit = blocked_os_exit
-    for modname, attr in () if allow_processes else PROCESS_STARTERS:
-        module = sys.modules.get(modname) or importlib.import_module(modname)
-        if hasattr(module, attr):
-            saved.append((module, attr, getattr(module, attr)))
-            setattr(module, attr, _no_processes)
-    try:
-        yield
-    finally:
-        for module, attr, value in saved:
-            setattr(module, attr, value)
-
-
-@contextlib.contextmanager
-def rules_window(rules: Rules, filename: str) -> Iterator[None]:
-    from checker.dispatch_rules import dispatcher_rules
-
-    with (
-        forbid_callables(rules),
-        forbid_imports(rules, filename),
-        no_escape(rules.allow_processes),
-        TamperGuard(),
-        dispatcher_rules(rules),  # innermost: the guards' own work runs outside the modes
-    ):
-        yield
-
-
-# ----------------------------------------------------------------------------- tampering
-
-# Attributes that checks rely on to compare results. Learner code that replaces any of them
-# (at import time or during a call) is stopped: the originals are restored and the check fails.
-GUARDED = {
-    "builtins": ["isinstance", "type", "abs", "max", "min", "all", "any", "len", "float", "int",
-                 "round", "repr", "str", "tuple", "list", "sorted", "zip", "range", "bool"],
-    "torch": ["allclose", "isclose", "equal", "eq", "abs", "max", "all", "any", "isfinite",
-              "is_tensor", "as_tensor", "tensor", "sub", "ne"],
-    "torch.Tensor": ["__eq__", "__ne__", "__sub__", "__abs__", "__bool__", "abs", "max", "item",
-                     "tolist", "stride", "size", "storage_offset", "untyped_storage", "clone",
-                     "detach", "to", "double", "__class__", "__torch_function__"],
-    "torch.testing": ["assert_close"],
-    "numpy": ["allclose", "isclose", "array_equal", "asarray", "abs", "max", "all"],
-    "numpy.testing": ["assert_allclose", "assert_array_equal", "assert_equal"],
-    "checker.helpers": None,  # every public function of the module
-}
-
-
-_guarded_attrs: list[tuple[Any, str, Any]] | None = None
-_MISSING = object()
-
-
-def _guarded_owner_attrs() -> list[tuple[Any, str, Any]]:
-    """The (owner, attribute, namespace) triples to guard, resolved once per process.
-
-    ``namespace`` is the class's own ``__dict__`` for an attribute a class defines itself
-    (read there, a classmethod is the same object each time), else None (read with getattr).
-    """
-    global _guarded_attrs
-    if _guarded_attrs is None:
-        triples = []
-        for modname, attrs in GUARDED.items():
-            try:
-                owner = sys.modules.get(modname) or (
-                    resolve(modname)[2] if "." in modname else importlib.import_module(modname)
-                )
-            except Exception:  # module not importable here: nothing to guard
-                continue
-            names = attrs if attrs is not None else [a for a in vars(owner) if not a.startswith("_")]
-            own = owner.__dict__ if isinstance(owner, type) else None
-            triples.extend((owner, attr, own if own is not None and attr in own else None)
-                           for attr in names)
-        _guarded_attrs = triples
-    return _guarded_attrs
-
-
-class TamperGuard:
-    """Snapshot the comparison machinery; on exit, restore anything replaced and fail loudly.
-
-    Entered around every call into the learner's code, so both halves are single passes."""
-
-    def __enter__(self) -> TamperGuard:
-        self.items = [
-            (owner, attr, ns, value, getattr(value, "__code__", None))
-            for owner, attr, ns in _guarded_owner_attrs()
-            if (value := ns.get(attr, _MISSING) if ns is not None
-                else getattr(owner, attr, _MISSING)) is not _MISSING
-        ]
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        changed = []
-        for owner, attr, ns, value, code in [
-            item for item in self.items
-            if (item[2].get(item[1]) if item[2] is not None else getattr(item[0], item[1], None))
-            is not item[3] or (item[4] is not None and item[3].__code__ is not item[4])
-        ]:
-            now = ns.get(attr) if ns is not None else getattr(owner, attr, None)
-            if now is not value:
-                if ns is None and isinstance(owner, type) and attr in owner.__dict__:
-                    delattr(owner, attr)  # it was inherited: unshadow it
-                if getattr(owner, attr, None) is not value:
-                    setattr(owner, attr, value)
-                changed.append(f"{getattr(owner, '__name__', owner)}.{attr}")
-            else:
-                value.__code__ = code
-                changed.append(f"{getattr(owner, '__name__', owner)}.{attr}.__code__")
-        if changed:
-            raise TamperError(
-                "Your code replaced " + ", ".join(changed) + ", which the checks use to judge "
-                "results. The originals are back; remove the patching and solve the exercise."
-            )
-        return False
 
 
 # ----------------------------------------------------------------------------- the proxy

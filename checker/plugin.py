@@ -19,8 +19,6 @@ the check's seed before it runs.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import re
 import sys
@@ -30,7 +28,8 @@ from pathlib import Path
 
 import pytest
 
-REPORT_VERSION = 1
+from checker.report import REPORT_VERSION, check_id, summarize, write_json
+
 _STATE = pytest.StashKey[dict]()
 _INDEX = pytest.StashKey[int]()  # a check's position in the whole collected session
 _ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]+")
@@ -74,7 +73,7 @@ def begin_run(config: pytest.Config, *, impl: str | Path, seed: int | None, repo
     how long the request waited for the process; ``prepared``, seconds of each check's
     prepare hook), which the report passes on."""
     if seed is None:
-        from checker.runner import random_seed
+        from checker.outcome import random_seed
 
         seed = random_seed()
     config.option.kata_report = report
@@ -121,11 +120,6 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         state["load_error"] = {"message": str(exc), "line": exc.line}
     except Exception as exc:  # a forbidden API at import time, and the like
         state["load_error"] = {"message": f"{type(exc).__name__}: {exc}", "line": None}
-
-
-def check_id(nodeid: str) -> str:
-    """A check's name in reports: its node id without the file ('test_x[True]')."""
-    return nodeid.split("::")[-1]
 
 
 def check_seed(config: pytest.Config, nodeid: str) -> int:
@@ -291,60 +285,6 @@ def _diagnose(item: pytest.Item, exercise: str, target: str, state: dict) -> lis
         funcargs.clear()
         funcargs.update(saved)
     return matches
-
-
-def summarize(exercise_names, results: dict[str, list[dict]]) -> dict[str, dict]:
-    """Per-exercise verdicts from the per-check entries (in collection order)."""
-    exercises = {}
-    for name in exercise_names:
-        tests = sorted(results.get(name, []), key=lambda t: t.get("index", 0))
-        failed = [t for t in tests if t["outcome"] == "failed"]
-        if not tests:
-            status = "missing"
-        elif failed:
-            status = "failed"
-        elif all(t["outcome"] == "skipped" for t in tests):
-            status = "skipped"
-        else:
-            status = "passed"
-        first = failed[0] if failed else None
-        exercises[name] = {
-            "status": status,
-            "message": first["message"] if first else (
-                tests[0]["message"] if status == "skipped" else ""),
-            "diagnosis": first["diagnosis"] if first else [],
-            "duration": round(sum(t["duration"] for t in tests), 4),
-            "checks": len(tests),
-            "failed_checks": len(failed),
-        }
-    return exercises
-
-
-def merge_reports(parts: list[dict]) -> dict:
-    """One report from the reports of runs that split a session's checks between them."""
-    results: dict[str, list[dict]] = {}
-    for part in parts:
-        for name, entries in part["results"].items():
-            results.setdefault(name, []).extend(entries)
-    first = parts[0]
-    return {
-        **first,
-        "load_error": next((p["load_error"] for p in parts if p["load_error"]), None),
-        "exercises": summarize(first["exercises"], results),
-        "results": results,
-        "unassigned": sorted({s for p in parts for s in p["unassigned"]}),
-        "duration": max(p["duration"] for p in parts),
-        "armed": {"wait": max(p["armed"]["wait"] for p in parts),
-                  "prepared": {k: v for p in parts for k, v in p["armed"]["prepared"].items()}},
-    }
-
-
-def write_json(path: str | Path, data: dict) -> None:
-    """Write ``data`` to ``path`` whole or not at all (a reader never sees half a report)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-    os.replace(tmp, path)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -14,7 +14,7 @@ from checker.app import CheckOutcome, HintOutcome, KataRow, lesson_summary
 from checker.catalog import Kata
 
 if TYPE_CHECKING:
-    from checker.runner import CheckResult
+    from checker.outcome import CheckResult
 
 MARK = {"passed": "[green]✓[/]", "skipped": "[yellow]–[/]", "failed": "[red]✗[/]",
         "missing": "[red]?[/]"}

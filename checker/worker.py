@@ -1,32 +1,18 @@
-"""A warm check worker: import torch and pytest once, keep the next check run armed.
+"""The warm worker's client: find this workspace's worker, ask it for a run, start or stop it.
 
-A cold ``python -m pytest`` pays for importing torch (and torch._dynamo, which any
-``torch.optim`` optimizer pulls in) on every save. The worker pays once: it imports what
-checks need, runs no multi-threaded torch computation itself (a forked child would hang in
-OpenMP otherwise), freezes its heap (``gc.freeze``, so children do not copy it) and serves
-requests on a Unix socket. Between requests it keeps an *armed* set of forked processes
-(one per core) that have configured pytest and collected the kata's checks, each holding a
-share of them (see checker.armed); a run request sends them the file to judge, and the
-worker merges their reports. Every process limits its resources, reseeds and uses one
-intra-op thread; the learner's file is compiled from source by the plugin, never from a
-stale .pyc.
-
-The worker exits when a file it imported from the checker package (plugin, helpers, ...)
-changes, so a new worker picks up the change; an armed set whose check file or catalog
-changed is re-armed before use. The client (``try_run``) falls back to the cold path
-whenever the worker is absent, stale or dies.
+A cold ``python -m pytest`` pays for importing torch (and torch._dynamo) on every save; a
+worker (checker.server) pays once and keeps the next run armed. ``try_run`` returns None
+whenever the worker is absent, stale or dies, and the facade (checker.runner) falls back to
+the cold path.
 
 Protocol: one JSON request line, one JSON reply line per connection.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import select
-import signal
 import socket
 import subprocess
 import sys
@@ -35,25 +21,15 @@ import time
 from pathlib import Path
 
 from checker.catalog import Kata
+from checker.outcome import CheckResult, interrupted, outcome_from_files, timed_out
 
 PROTOCOL = 2
-PRELOAD = (
-    "numpy", "torch", "torch._dynamo", "torch.optim", "torch.func", "torch.utils.data",
-    "torch.testing", "torch.utils.flop_counter", "torch.utils.checkpoint", "torch.library",
-    "torch.utils._python_dispatch", "torch._dynamo.testing",
-    "pytest", "_pytest.config", "_pytest.main", "_pytest.python", "_pytest.runner",
-    "_pytest.fixtures", "_pytest.assertion.rewrite", "_pytest.terminal", "pytest_timeout",
-    "checker.plugin", "checker.helpers", "checker.learner", "checker.mistakes", "checker.runner",
-)
 
 
 def socket_path(state_dir: Path) -> Path:
     """Where the worker of ``state_dir`` listens (short enough for AF_UNIX in any workspace)."""
     digest = hashlib.sha1(str(Path(state_dir).resolve()).encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"kata-worker-{os.getuid()}-{digest}.sock"
-
-
-# ----------------------------------------------------------------------------- client
 
 
 def _request(sock_path: Path, payload: dict, timeout: float) -> dict | None:
@@ -82,10 +58,8 @@ def is_running(state_dir: Path) -> bool:
 
 
 def try_run(state_dir: Path, kata: Kata, impl: Path, *, seed: int | None, diagnose: bool,
-            diagnose_budget: float, memory_mb: int, wall: float):
+            diagnose_budget: float, memory_mb: int, wall: float) -> CheckResult | None:
     """Run through this workspace's warm worker; None when none is usable (use the cold path)."""
-    from checker.runner import interrupted, outcome_from_files, timed_out
-
     sock = socket_path(state_dir)
     if not sock.exists():
         return None
@@ -117,13 +91,13 @@ def start(state_dir: Path, *, wait: float = 30.0) -> subprocess.Popen | None:
     """Start a worker for ``state_dir`` in the background; returns once it answers pings."""
     if is_running(state_dir):
         return None
-    from checker.runner import child_env
+    from checker.launch import child_env
 
     env = child_env()
     env.pop("OMP_NUM_THREADS", None)
     log = open(Path(tempfile.gettempdir()) / f"kata-worker-{os.getuid()}.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "checker.worker", str(Path(state_dir).resolve())],
+        [sys.executable, "-m", "checker.server", str(Path(state_dir).resolve())],
         stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True,
     )
     deadline = time.monotonic() + wait
@@ -138,391 +112,3 @@ def start(state_dir: Path, *, wait: float = 30.0) -> subprocess.Popen | None:
 
 def stop(state_dir: Path) -> None:
     _request(socket_path(state_dir), {"op": "stop"}, timeout=2.0)
-
-
-# ----------------------------------------------------------------------------- server
-#
-# Between two saves the worker keeps the next run *armed*: BINS forked processes that have
-# already configured pytest, collected the kata's checks, taken their share of them and run
-# the checks' prepare hooks (reference values that do not depend on the learner's code),
-# and now block on a pipe. A run request only has to say "go" with the file to judge: each
-# process limits its resources, points its output at the run's files, and runs its share;
-# the worker merges their reports into one. A new set is armed as soon as a run is answered.
-
-BINS = max(1, int(os.environ.get("KATA_WORKER_PROCESSES", min(2, os.cpu_count() or 1))))
-
-
-def _watched_files() -> dict[str, float]:
-    """The checker package's own modules this process imported, with their mtimes."""
-    here = Path(__file__).resolve().parent
-    out = {}
-    for module in list(sys.modules.values()):
-        f = getattr(module, "__file__", None)
-        if f and Path(f).resolve().is_relative_to(here):
-            with contextlib.suppress(OSError):
-                out[f] = os.stat(f).st_mtime_ns
-    return out
-
-
-def _stale(watched: dict[str, float]) -> bool:
-    for f, mtime in watched.items():
-        try:
-            if os.stat(f).st_mtime_ns != mtime:
-                return True
-        except OSError:
-            return True
-    return False
-
-
-def _preimport_checks(req: dict) -> bool:
-    """Import a shipped kata's check module here, once, so children inherit it ready.
-
-    Check modules warm torch up at import (a first backward, torch.func, a dynamo compile:
-    1-4 s that would otherwise be paid by every child). The worker runs with one intra-op
-    thread, so this computation starts no OpenMP pool that a forked child could hang on.
-    pytest in the child finds the module in sys.modules under the same name and reuses it
-    (its asserts are not rewritten; checks state their failures in their own messages).
-    Returns True when a module was imported.
-    """
-    import gc
-    import importlib
-
-    if req.get("catalog"):
-        return False  # only the shipped catalog's checks live in checker.checks
-    name = f"checker.checks.test_{req['kata']}"
-    if name in sys.modules:
-        return False
-    try:
-        importlib.import_module(name)
-    except Exception:
-        sys.modules.pop(name, None)  # the child will import it itself and report the error
-        return False
-    gc.collect()
-    gc.freeze()
-    return True
-
-
-def _armed_child(catalog_file: str | None, name: str, seed: int, index: int, bins: int,
-                 costs: dict[str, tuple[float, float]], pipe: int, done: int, log: str) -> None:
-    """In a forked process: configure and collect, then wait in ArmedRun; never returns.
-
-    Once its report is written it says so on ``done`` (its exit status, one line): the
-    worker need not wait for the process to be torn down (about 10 ms for a torch process)."""
-    code = 70
-    try:
-        from checker.catalog import load_catalog
-        from checker.runner import output_to, pytest_args
-
-        os.setsid()
-        output_to(log)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-        import pytest
-        import torch
-
-        torch.set_num_threads(1)
-        kata = load_catalog(Path(catalog_file) if catalog_file else None).get(name)
-        from checker.learner import prepare_rules
-
-        prepare_rules(kata.rules)
-        args = pytest_args(kata, kata.stub_path, seed, Path(os.devnull), diagnose=False)
-        from checker.armed import ArmedRun
-
-        code = int(pytest.main(args, plugins=[ArmedRun(pipe, index, bins, costs)]))
-        sys.stdout.flush()
-        sys.stderr.flush()
-        with contextlib.suppress(OSError):
-            os.write(done, f"{code}\n".encode())
-    except BaseException:  # the child must never fall back into the server loop
-        import traceback
-
-        with contextlib.suppress(Exception):
-            traceback.print_exc()
-    finally:
-        os._exit(code)
-
-
-def _kill(pid: int) -> None:
-    for kill in (os.killpg, os.kill):  # the group, or the process before its setsid
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, 0)
-
-
-class Armed:
-    """One armed set: a process per share of one kata's checks, waiting for a run."""
-
-    def __init__(self, key: tuple, costs: dict[str, tuple[float, float]], close_in_child: list[int]):
-        from checker.runner import random_seed
-
-        self.key, self.fingerprint = key, _fingerprint(key)  # before the processes collect
-        self.seed = random_seed()
-        self.tmp = tempfile.mkdtemp(prefix="kata-armed-")
-        self.logs = [os.path.join(self.tmp, f"arm-{i}.txt") for i in range(BINS)]
-        self.pids: list[int] = []
-        self.pipes: list[int] = []  # the worker writes "go" on these
-        self.done: list[int] = []  # and reads "done" on these
-        for i in range(BINS):
-            r, w = os.pipe()
-            done_r, done_w = os.pipe()
-            pid = os.fork()
-            if pid == 0:
-                os.close(w)
-                os.close(done_r)
-                for fd in close_in_child + self.pipes + self.done:
-                    with contextlib.suppress(OSError):
-                        os.close(fd)
-                _armed_child(key[1], key[0], self.seed, i, BINS, costs, r, done_w,
-                             self.logs[i])
-            os.close(r)
-            os.close(done_w)
-            self.pids.append(pid)
-            self.pipes.append(w)
-            self.done.append(done_r)
-
-    def alive(self) -> bool:
-        for pid in self.pids:
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                return False
-            if done:
-                return False
-        return True
-
-    def discard(self) -> None:
-        for fd in self.pipes + self.done:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self.pipes, self.done = [], []
-        for pid in self.pids:
-            _kill(pid)
-        import shutil
-
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _fingerprint(key: tuple) -> tuple:
-    """What an armed set for ``key`` (kata, catalog) is built from: the check file and the
-    catalog, by mtime; () when the kata cannot be found (the run reports that itself)."""
-    from checker.catalog import load_catalog
-
-    name, catalog = key
-    try:
-        kata = load_catalog(Path(catalog) if catalog else None).get(name)
-    except Exception:
-        return ()
-    stamps = []
-    for f in (kata.checks_path, kata.catalog_file or kata.root / "katas" / "catalog.toml"):
-        try:
-            stamps.append(os.stat(f).st_mtime_ns)
-        except OSError:
-            stamps.append(None)
-    return tuple(stamps)
-
-
-class Server:
-    def __init__(self, listener: socket.socket):
-        self.listener = listener
-        self.armed: Armed | None = None
-        self.spent: list[Armed] = []
-        self.costs: dict[tuple, dict[str, tuple[float, float]]] = {}
-
-    def arm(self, key: tuple) -> None:
-        if self.armed is not None:
-            self.armed.discard()
-        self.armed = Armed(key, self.costs.get(key, {}), [self.listener.fileno()])
-
-    def reap(self) -> None:
-        """Collect the processes of answered runs (killed, maybe still being torn down)."""
-        for armed in self.spent:
-            armed.discard()
-        self.spent = []
-
-    def close(self) -> None:
-        self.reap()
-        if self.armed is not None:
-            self.armed.discard()
-            self.armed = None
-
-    def run(self, conn: socket.socket, req: dict) -> dict:
-        key = (req["kata"], req["catalog"])
-        armed = self.armed
-        if (armed is None or armed.key != key or armed.fingerprint != _fingerprint(key)
-                or not armed.alive()):
-            self.arm(key)
-            armed = self.armed
-        self.armed = None  # this set is spent, whatever happens
-        seed = int(req["seed"]) if req.get("seed") is not None else armed.seed
-        parts = [(f"{req['report']}.{i}", f"{req['output']}.{i}") for i in range(BINS)]
-        for (report, output), pipe in zip(parts, armed.pipes, strict=True):
-            go = {"impl": req["impl"], "seed": seed, "diagnose": req["diagnose"],
-                  "diagnose_budget": req.get("diagnose_budget", 0.2),
-                  "memory_mb": req["memory_mb"], "report": report, "output": output,
-                  "cwd": req["cwd"], "sent": time.time()}
-            with contextlib.suppress(OSError):  # a process that died early is seen below
-                os.write(pipe, (json.dumps(go) + "\n").encode())
-            with contextlib.suppress(OSError):
-                os.close(pipe)
-        armed.pipes = []
-        codes, stopped = self._wait(conn, armed, float(req["wall"]))
-        for pid in armed.pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)  # stray grandchildren
-        reply = self._merge(req, armed, parts, codes, key)
-        self.spent.append(armed)  # reaped once the reply is sent
-        if stopped:
-            reply.update(timed_out=stopped == "wall", returncode=-9)
-        reply["seed"] = seed
-        return reply
-
-    def _wait(self, conn: socket.socket, armed: Armed, wall: float) -> tuple[dict, str]:
-        """Wait until every process has said it is done, or died; stop them all if the
-        client goes or the wall limit passes. Returns their exit statuses."""
-        deadline = time.monotonic() + wall
-        pids = armed.pids
-        codes: dict[int, int] = {}
-        done = dict(zip(armed.done, pids, strict=True))
-        pidfds = {}
-        for pid in pids:
-            with contextlib.suppress(OSError, AttributeError):
-                pidfds[os.pidfd_open(pid)] = pid
-        try:
-            while len(codes) < len(pids):
-                for pid in pids:  # where pidfds are missing, look for the dead by polling
-                    if pid not in codes and pid not in pidfds.values():
-                        reaped, status = os.waitpid(pid, os.WNOHANG)
-                        if reaped:
-                            codes[pid] = os.waitstatus_to_exitcode(status)
-                if len(codes) == len(pids):
-                    break
-                fds = [fd for fd, pid in (*done.items(), *pidfds.items()) if pid not in codes]
-                polling = len(pidfds) < len(pids)
-                left = deadline - time.monotonic()
-                readable, _, _ = select.select([conn, *fds], [], [],
-                                               max(min(left, 0.01 if polling else 1.0), 0))
-                for fd in readable:
-                    pid = done.get(fd) or pidfds.get(fd)
-                    if pid is None or pid in codes:
-                        continue
-                    said = os.read(fd, 64).split() if fd in done else []
-                    if said and said[0].lstrip(b"-").isdigit():
-                        codes[pid] = int(said[0])  # its report is written; it is exiting
-                    else:  # it died without a word (its pipe closed, or its pidfd fired)
-                        _, status = os.waitpid(pid, 0)
-                        codes[pid] = os.waitstatus_to_exitcode(status)
-                client_gone = conn in readable and not conn.recv(1, socket.MSG_PEEK)
-                if client_gone or time.monotonic() > deadline:
-                    for pid in pids:
-                        if pid not in codes:
-                            _kill(pid)
-                            codes[pid] = -9
-                    return codes, "client" if client_gone else "wall"
-            return codes, ""
-        finally:
-            for fd in pidfds:
-                os.close(fd)
-
-    def _merge(self, req: dict, armed: Armed, parts: list, codes: dict, key: tuple) -> dict:
-        from checker.plugin import merge_reports, write_json
-
-        with open(req["output"], "wb") as out:
-            for (_, output), log in zip(parts, armed.logs, strict=True):
-                # a process that died before the run began left its output in its log
-                path = output if os.path.exists(output) else log
-                with contextlib.suppress(OSError), open(path, "rb") as fh:
-                    out.write(fh.read())
-        reports, missing = [], []
-        for (report, _), pid in zip(parts, armed.pids, strict=True):
-            try:
-                with open(report, encoding="utf-8") as fh:
-                    reports.append(json.load(fh))
-            except (OSError, ValueError):
-                missing.append(codes.get(pid, 70))
-        if missing:  # the client reports a crash with this exit status
-            return {"ok": True, "returncode": missing[0]}
-        merged = merge_reports(reports)
-        write_json(req["report"], merged)
-        if not merged["load_error"]:
-            # a check's costs to its process: its run (after the save) and its prepare hook
-            # (before); the split balances both (see checker.armed.share)
-            known = self.costs.setdefault(key, {})
-            prepared = merged["armed"]["prepared"]
-            for entries in merged["results"].values():
-                for entry in entries:
-                    cost = (entry["duration"], prepared.get(entry["id"], 0.0))
-                    old = known.get(entry["id"])  # smoothed: one slow run must not reshuffle
-                    known[entry["id"]] = cost if old is None else (
-                        (old[0] + cost[0]) / 2, (old[1] + cost[1]) / 2)
-        return {"ok": True, "returncode": max(codes.values(), default=0)}
-
-
-def serve(state_dir: Path, idle_timeout: float = 3600.0) -> None:
-    import gc
-    import importlib
-
-    for name in PRELOAD:
-        with contextlib.suppress(Exception):
-            importlib.import_module(name)
-    import torch
-
-    torch.set_num_threads(1)  # any warm-up computation here stays single-threaded
-    watched = _watched_files()
-    gc.collect()
-    gc.freeze()
-    sock_path = socket_path(state_dir)
-    with contextlib.suppress(FileNotFoundError):
-        sock_path.unlink()
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(sock_path))
-    os.chmod(sock_path, 0o600)
-    listener.listen(8)
-    listener.settimeout(idle_timeout)
-    server = Server(listener)
-    try:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                return  # idle for long: go away
-            rearm = None
-            with conn:
-                conn.settimeout(None)
-                try:
-                    line = conn.makefile("rb").readline()
-                    req = json.loads(line)
-                except (OSError, ValueError):
-                    continue
-                if req.get("op") == "ping":
-                    reply = {"ok": True, "pid": os.getpid()}
-                elif req.get("op") == "stop":
-                    conn.sendall(b'{"ok": true}\n')
-                    return
-                elif _stale(watched) or req.get("protocol") != PROTOCOL:
-                    conn.sendall(b'{"ok": false, "stale": true}\n')
-                    return  # the client falls back; the next `kata watch` starts a fresh worker
-                else:
-                    if _preimport_checks(req):
-                        watched = _watched_files()
-                    reply = server.run(conn, req)
-                    rearm = (req["kata"], req["catalog"])
-                with contextlib.suppress(OSError):
-                    conn.sendall((json.dumps(reply) + "\n").encode())
-            server.reap()
-            if rearm is not None:  # the next run's processes get ready while the learner reads
-                with contextlib.suppress(Exception):
-                    server.arm(rearm)
-    finally:
-        server.close()
-        with contextlib.suppress(OSError):
-            if sock_path.exists():
-                sock_path.unlink()
-        listener.close()
-
-
-if __name__ == "__main__":
-    serve(Path(sys.argv[1]))

@@ -9,17 +9,11 @@ import torch
 
 from checker.catalog import Rules
 from checker.helpers import CheckFailure, assert_close, assert_equal, storage_strip
-from checker.learner import (
-    ForbiddenAPI,
-    LearnerFileError,
-    TamperError,
-    TamperGuard,
-    compile_source,
-    forbid_callables,
-    load_module,
-    no_escape,
-    rules_window,
-)
+from checker.learner import LearnerFileError, compile_source, load_module
+from checker.sandbox.errors import ForbiddenAPI, TamperError
+from checker.sandbox.forbid import forbid_callables, no_escape
+from checker.sandbox.integrity import TamperGuard
+from checker.sandbox.window import rules_window
 
 
 def test_forbidden_function_is_caught_through_an_alias():

@@ -177,7 +177,8 @@ def test_the_worker_learns_each_checks_run_and_prepare_time(tmp_path):
     import socket
     from types import SimpleNamespace
 
-    from checker.plugin import REPORT_VERSION
+    from checker.report import REPORT_VERSION
+    from checker.server import Server
 
     def part(results, prepared):
         return {"format_version": REPORT_VERSION, "kata": "k", "impl": "x.py", "seed": 1,
@@ -191,7 +192,7 @@ def test_the_worker_learns_each_checks_run_and_prepare_time(tmp_path):
         (tmp_path / report).write_text(json.dumps(data))
         (tmp_path / output).write_text("")
     with socket.socket(socket.AF_UNIX) as listener:
-        server = worker.Server(listener)
+        server = Server(listener)
         armed = SimpleNamespace(logs=["", ""], pids=[1, 2])
         req = {"output": str(tmp_path / "out.txt"), "report": str(tmp_path / "report.json")}
         reply = server._merge(req, armed, parts, {1: 0, 2: 0}, ("k", None))

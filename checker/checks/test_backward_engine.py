@@ -18,7 +18,7 @@ from checker.helpers import (
     randn,
     random_shape,
 )
-from checker.learner import ForbiddenAPI
+from checker.sandbox.errors import ForbiddenAPI
 
 pytestmark = pytest.mark.kata("backward_engine")
 

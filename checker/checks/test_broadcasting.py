@@ -27,7 +27,7 @@ from checker.helpers import (
     random_shape,
     storage_strip,
 )
-from checker.learner import ForbiddenAPI
+from checker.sandbox.errors import ForbiddenAPI
 
 pytestmark = pytest.mark.kata("broadcasting")
 

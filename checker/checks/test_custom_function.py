@@ -15,7 +15,7 @@ from checker.helpers import (
     randn,
     random_shape,
 )
-from checker.learner import ForbiddenAPI
+from checker.sandbox.errors import ForbiddenAPI
 
 pytestmark = pytest.mark.kata("custom_function")
 

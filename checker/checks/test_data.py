@@ -22,7 +22,7 @@ from checker.helpers import (
     expect_raises,
     fail,
 )
-from checker.learner import ForbiddenAPI
+from checker.sandbox.errors import ForbiddenAPI
 
 pytestmark = pytest.mark.kata("data")
 

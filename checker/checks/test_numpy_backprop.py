@@ -25,7 +25,7 @@ from checker.helpers import (
     random_shape,
     trajectory_picture,
 )
-from checker.learner import ForbiddenAPI
+from checker.sandbox.errors import ForbiddenAPI
 
 pytestmark = pytest.mark.kata("numpy_backprop")
 
@@ -40,7 +40,7 @@ def refuse_direct_torch_import(filename: str) -> Iterator[None]:
 
     The rules window refuses import statements (they pass the importing file's globals), but a
     direct ``__import__(name)`` call passes no globals; here the calling frames decide. Local
-    workaround until checker.learner.forbid_imports looks at the caller when globals is None.
+    workaround until checker.sandbox.forbid.forbid_imports looks at the caller when globals is None.
     """
     real = builtins.__import__
 

@@ -17,7 +17,8 @@ import torch
 
 from checker.catalog import Rules, load_catalog
 from checker.helpers import assert_close, fail, random_shape, trajectory_picture
-from checker.learner import ForbiddenAPI, forbid_callables
+from checker.sandbox.errors import ForbiddenAPI
+from checker.sandbox.forbid import forbid_callables
 
 pytestmark = pytest.mark.kata("schedules_and_clipping")
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from checker.dispatch_rules import judge_code, learner_code
 from checker.helpers import assert_close, assert_equal, describe, fail, layouts, random_shape
+from checker.sandbox.dispatch import judge_code, learner_code
 
 pytestmark = pytest.mark.kata("vjp")
 

@@ -1,0 +1,65 @@
+"""How a check child is launched: its pytest command line, its environment, its wall limit.
+
+Shared by the cold runner (one ``python -c CHILD_MAIN`` per run) and the warm worker
+(whose armed processes call ``pytest.main`` with the same arguments).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from checker.catalog import Kata
+
+DEFAULT_MEMORY_MB = int(os.environ.get("KATA_MEMORY_MB", "4096"))
+
+
+# The child runs pytest and leaves with os._exit: interpreter shutdown (where a learner's
+# __del__ or atexit handler could loop forever) never runs once the report is written.
+CHILD_MAIN = (
+    "import os, sys, pytest; code = pytest.main(sys.argv[1:]); "
+    "sys.stdout.flush(); sys.stderr.flush(); os._exit(int(code))"
+)
+
+_NO_PLUGINS = [arg for name in ("unraisableexception", "threadexception", "logging", "doctest",
+                                "junitxml", "pastebin", "legacypath", "warnings")
+               for arg in ("-p", f"no:{name}")]
+
+
+def pytest_args(kata: Kata, impl: Path, seed: int, report: Path, *, diagnose: bool,
+                diagnose_budget: float = 0.2) -> list[str]:
+    args = [
+        "-p", "checker.plugin", "-p", "pytest_timeout", "-p", "no:cacheprovider",
+        # Plugins a check run has no use for; the first two gc.collect() a torch-sized heap
+        # several times at teardown (about 2 s on a cold run).
+        *_NO_PLUGINS,
+        "-c", str(Path(__file__).parent / "checks" / "pytest.ini"),
+        "--rootdir", str(kata.checks_dir),
+        "-q", "--no-header", "-rN", "--tb=no", "--color=no", "--capture=no",
+        "--kata", kata.name, "--kata-impl", str(impl), "--kata-seed", str(seed),
+        "--kata-report", str(report),
+        f"--timeout={kata.timeout:g}", "--timeout-method=signal",
+    ]
+    if kata.catalog_file:
+        args += ["--kata-catalog", str(kata.catalog_file)]
+    if diagnose:
+        args += ["--kata-diagnose", f"--kata-diagnose-budget={diagnose_budget:g}"]
+    args.append(str(kata.checks_path))
+    return args
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.setdefault("OMP_NUM_THREADS", "1")
+    # Make sure the child imports this very checker package (and a test catalog's mistakes).
+    roots = [str(Path(__file__).resolve().parent.parent)]
+    if env.get("PYTHONPATH"):
+        roots.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(roots)
+    return env
+
+
+def wall_limit(kata: Kata) -> float:
+    return max(60.0, kata.timeout * 3 * len(kata.exercises))

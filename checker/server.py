@@ -1,0 +1,298 @@
+"""The warm check worker's server: import torch and pytest once, keep the next check run armed.
+
+A cold ``python -m pytest`` pays for importing torch (and torch._dynamo, which any
+``torch.optim`` optimizer pulls in) on every save. The worker pays once: it imports what
+checks need, runs no multi-threaded torch computation itself (a forked child would hang in
+OpenMP otherwise), freezes its heap (``gc.freeze``, so children do not copy it) and serves
+requests on a Unix socket. Between requests it keeps an *armed* set of forked processes
+(one per core) that have configured pytest and collected the kata's checks, each holding a
+share of them (see checker.armed); a run request sends them the file to judge, and the
+worker merges their reports. Every process limits its resources, reseeds and uses one
+intra-op thread; the learner's file is compiled from source by the plugin, never from a
+stale .pyc.
+
+The worker exits when a file it imported from the checker package (plugin, helpers, ...)
+changes, so a new worker picks up the change; an armed set whose check file or catalog
+changed is re-armed before use. The client (checker.worker.try_run) falls back to the cold path
+whenever the worker is absent, stale or dies.
+
+Protocol: one JSON request line, one JSON reply line per connection (see checker.worker).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from checker.armed_set import BINS, Armed, fingerprint, kill_process
+from checker.worker import PROTOCOL, socket_path
+
+PRELOAD = (
+    "numpy", "torch", "torch._dynamo", "torch.optim", "torch.func", "torch.utils.data",
+    "torch.testing", "torch.utils.flop_counter", "torch.utils.checkpoint", "torch.library",
+    "torch.utils._python_dispatch", "torch._dynamo.testing",
+    "pytest", "_pytest.config", "_pytest.main", "_pytest.python", "_pytest.runner",
+    "_pytest.fixtures", "_pytest.assertion.rewrite", "_pytest.terminal", "pytest_timeout",
+    "checker.plugin", "checker.helpers", "checker.learner", "checker.mistakes", "checker.armed",
+)
+
+
+
+def _watched_files() -> dict[str, float]:
+    """The checker package's own modules this process imported, with their mtimes."""
+    here = Path(__file__).resolve().parent
+    out = {}
+    for module in list(sys.modules.values()):
+        f = getattr(module, "__file__", None)
+        if f and Path(f).resolve().is_relative_to(here):
+            with contextlib.suppress(OSError):
+                out[f] = os.stat(f).st_mtime_ns
+    return out
+
+
+def _stale(watched: dict[str, float]) -> bool:
+    for f, mtime in watched.items():
+        try:
+            if os.stat(f).st_mtime_ns != mtime:
+                return True
+        except OSError:
+            return True
+    return False
+
+
+def _preimport_checks(req: dict) -> bool:
+    """Import a shipped kata's check module here, once, so children inherit it ready.
+
+    Check modules warm torch up at import (a first backward, torch.func, a dynamo compile:
+    1-4 s that would otherwise be paid by every child). The worker runs with one intra-op
+    thread, so this computation starts no OpenMP pool that a forked child could hang on.
+    pytest in the child finds the module in sys.modules under the same name and reuses it
+    (its asserts are not rewritten; checks state their failures in their own messages).
+    Returns True when a module was imported.
+    """
+    import gc
+    import importlib
+
+    if req.get("catalog"):
+        return False  # only the shipped catalog's checks live in checker.checks
+    name = f"checker.checks.test_{req['kata']}"
+    if name in sys.modules:
+        return False
+    try:
+        importlib.import_module(name)
+    except Exception:
+        sys.modules.pop(name, None)  # the child will import it itself and report the error
+        return False
+    gc.collect()
+    gc.freeze()
+    return True
+
+
+class Server:
+    def __init__(self, listener: socket.socket):
+        self.listener = listener
+        self.armed: Armed | None = None
+        self.spent: list[Armed] = []
+        self.costs: dict[tuple, dict[str, tuple[float, float]]] = {}
+
+    def arm(self, key: tuple) -> None:
+        if self.armed is not None:
+            self.armed.discard()
+        self.armed = Armed(key, self.costs.get(key, {}), [self.listener.fileno()])
+
+    def reap(self) -> None:
+        """Collect the processes of answered runs (killed, maybe still being torn down)."""
+        for armed in self.spent:
+            armed.discard()
+        self.spent = []
+
+    def close(self) -> None:
+        self.reap()
+        if self.armed is not None:
+            self.armed.discard()
+            self.armed = None
+
+    def run(self, conn: socket.socket, req: dict) -> dict:
+        key = (req["kata"], req["catalog"])
+        armed = self.armed
+        if (armed is None or armed.key != key or armed.fingerprint != fingerprint(key)
+                or not armed.alive()):
+            self.arm(key)
+            armed = self.armed
+        self.armed = None  # this set is spent, whatever happens
+        seed = int(req["seed"]) if req.get("seed") is not None else armed.seed
+        parts = [(f"{req['report']}.{i}", f"{req['output']}.{i}") for i in range(BINS)]
+        for (report, output), pipe in zip(parts, armed.pipes, strict=True):
+            go = {"impl": req["impl"], "seed": seed, "diagnose": req["diagnose"],
+                  "diagnose_budget": req.get("diagnose_budget", 0.2),
+                  "memory_mb": req["memory_mb"], "report": report, "output": output,
+                  "cwd": req["cwd"], "sent": time.time()}
+            with contextlib.suppress(OSError):  # a process that died early is seen below
+                os.write(pipe, (json.dumps(go) + "\n").encode())
+            with contextlib.suppress(OSError):
+                os.close(pipe)
+        armed.pipes = []
+        codes, stopped = self._wait(conn, armed, float(req["wall"]))
+        for pid in armed.pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)  # stray grandchildren
+        reply = self._merge(req, armed, parts, codes, key)
+        self.spent.append(armed)  # reaped once the reply is sent
+        if stopped:
+            reply.update(timed_out=stopped == "wall", returncode=-9)
+        reply["seed"] = seed
+        return reply
+
+    def _wait(self, conn: socket.socket, armed: Armed, wall: float) -> tuple[dict, str]:
+        """Wait until every process has said it is done, or died; stop them all if the
+        client goes or the wall limit passes. Returns their exit statuses."""
+        deadline = time.monotonic() + wall
+        pids = armed.pids
+        codes: dict[int, int] = {}
+        done = dict(zip(armed.done, pids, strict=True))
+        pidfds = {}
+        for pid in pids:
+            with contextlib.suppress(OSError, AttributeError):
+                pidfds[os.pidfd_open(pid)] = pid
+        try:
+            while len(codes) < len(pids):
+                for pid in pids:  # where pidfds are missing, look for the dead by polling
+                    if pid not in codes and pid not in pidfds.values():
+                        reaped, status = os.waitpid(pid, os.WNOHANG)
+                        if reaped:
+                            codes[pid] = os.waitstatus_to_exitcode(status)
+                if len(codes) == len(pids):
+                    break
+                fds = [fd for fd, pid in (*done.items(), *pidfds.items()) if pid not in codes]
+                polling = len(pidfds) < len(pids)
+                left = deadline - time.monotonic()
+                readable, _, _ = select.select([conn, *fds], [], [],
+                                               max(min(left, 0.01 if polling else 1.0), 0))
+                for fd in readable:
+                    pid = done.get(fd) or pidfds.get(fd)
+                    if pid is None or pid in codes:
+                        continue
+                    said = os.read(fd, 64).split() if fd in done else []
+                    if said and said[0].lstrip(b"-").isdigit():
+                        codes[pid] = int(said[0])  # its report is written; it is exiting
+                    else:  # it died without a word (its pipe closed, or its pidfd fired)
+                        _, status = os.waitpid(pid, 0)
+                        codes[pid] = os.waitstatus_to_exitcode(status)
+                client_gone = conn in readable and not conn.recv(1, socket.MSG_PEEK)
+                if client_gone or time.monotonic() > deadline:
+                    for pid in pids:
+                        if pid not in codes:
+                            kill_process(pid)
+                            codes[pid] = -9
+                    return codes, "client" if client_gone else "wall"
+            return codes, ""
+        finally:
+            for fd in pidfds:
+                os.close(fd)
+
+    def _merge(self, req: dict, armed: Armed, parts: list, codes: dict, key: tuple) -> dict:
+        from checker.report import merge_reports, write_json
+
+        with open(req["output"], "wb") as out:
+            for (_, output), log in zip(parts, armed.logs, strict=True):
+                # a process that died before the run began left its output in its log
+                path = output if os.path.exists(output) else log
+                with contextlib.suppress(OSError), open(path, "rb") as fh:
+                    out.write(fh.read())
+        reports, missing = [], []
+        for (report, _), pid in zip(parts, armed.pids, strict=True):
+            try:
+                with open(report, encoding="utf-8") as fh:
+                    reports.append(json.load(fh))
+            except (OSError, ValueError):
+                missing.append(codes.get(pid, 70))
+        if missing:  # the client reports a crash with this exit status
+            return {"ok": True, "returncode": missing[0]}
+        merged = merge_reports(reports)
+        write_json(req["report"], merged)
+        if not merged["load_error"]:
+            # a check's costs to its process: its run (after the save) and its prepare hook
+            # (before); the split balances both (see checker.armed.share)
+            known = self.costs.setdefault(key, {})
+            prepared = merged["armed"]["prepared"]
+            for entries in merged["results"].values():
+                for entry in entries:
+                    cost = (entry["duration"], prepared.get(entry["id"], 0.0))
+                    old = known.get(entry["id"])  # smoothed: one slow run must not reshuffle
+                    known[entry["id"]] = cost if old is None else (
+                        (old[0] + cost[0]) / 2, (old[1] + cost[1]) / 2)
+        return {"ok": True, "returncode": max(codes.values(), default=0)}
+
+
+def serve(state_dir: Path, idle_timeout: float = 3600.0) -> None:
+    import gc
+    import importlib
+
+    for name in PRELOAD:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    import torch
+
+    torch.set_num_threads(1)  # any warm-up computation here stays single-threaded
+    watched = _watched_files()
+    gc.collect()
+    gc.freeze()
+    sock_path = socket_path(state_dir)
+    with contextlib.suppress(FileNotFoundError):
+        sock_path.unlink()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(sock_path))
+    os.chmod(sock_path, 0o600)
+    listener.listen(8)
+    listener.settimeout(idle_timeout)
+    server = Server(listener)
+    try:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                return  # idle for long: go away
+            rearm = None
+            with conn:
+                conn.settimeout(None)
+                try:
+                    line = conn.makefile("rb").readline()
+                    req = json.loads(line)
+                except (OSError, ValueError):
+                    continue
+                if req.get("op") == "ping":
+                    reply = {"ok": True, "pid": os.getpid()}
+                elif req.get("op") == "stop":
+                    conn.sendall(b'{"ok": true}\n')
+                    return
+                elif _stale(watched) or req.get("protocol") != PROTOCOL:
+                    conn.sendall(b'{"ok": false, "stale": true}\n')
+                    return  # the client falls back; the next `kata watch` starts a fresh worker
+                else:
+                    if _preimport_checks(req):
+                        watched = _watched_files()
+                    reply = server.run(conn, req)
+                    rearm = (req["kata"], req["catalog"])
+                with contextlib.suppress(OSError):
+                    conn.sendall((json.dumps(reply) + "\n").encode())
+            server.reap()
+            if rearm is not None:  # the next run's processes get ready while the learner reads
+                with contextlib.suppress(Exception):
+                    server.arm(rearm)
+    finally:
+        server.close()
+        with contextlib.suppress(OSError):
+            if sock_path.exists():
+                sock_path.unlink()
+        listener.close()
+
+
+if __name__ == "__main__":
+    serve(Path(sys.argv[1]))
