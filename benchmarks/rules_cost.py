@@ -1,4 +1,4 @@
-"""What the dispatcher rules (checker.dispatch_rules) cost a verdict, kata by kata.
+"""What the dispatcher rules (checker.sandbox.dispatch) cost a verdict, kata by kata.
 
 Run from a checkout: .venv/bin/python benchmarks/rules_cost.py [--runs N] [KATA ...]
 
@@ -28,12 +28,12 @@ import contextlib, json, os, sys, time
 import pytest, torch
 torch.set_num_threads(1)
 from checker.catalog import load_catalog
-from checker.runner import pytest_args
-from checker import dispatch_rules
-from checker.learner import prepare_rules
+from checker.launch import pytest_args
+from checker.sandbox import window
+from checker.sandbox.window import prepare_rules
 kata = load_catalog().get(sys.argv[1])
 if sys.argv[2] == "off":
-    dispatch_rules.dispatcher_rules = lambda rules: contextlib.nullcontext()
+    window.dispatcher_rules = lambda rules: contextlib.nullcontext()
 prepare_rules(kata.rules)
 args = pytest_args(kata, kata.solution_path, 7, __import__("pathlib").Path(sys.argv[3]), diagnose=False)
 os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
@@ -57,7 +57,7 @@ def one(kata: str, mode: str) -> float:
 
 def main() -> None:
     from checker.catalog import load_catalog
-    from checker.dispatch_rules import Policy
+    from checker.sandbox.dispatch import Policy
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)

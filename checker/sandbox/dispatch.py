@@ -1,6 +1,6 @@
 """A kata's rules at PyTorch's dispatcher: forbidden operators, "no torch", "no autograd engine".
 
-While learner code runs (its import and every call; see ``checker.learner.rules_window``), two
+While learner code runs (its import and every call; see ``checker.sandbox.window.rules_window``), two
 modes sit on the dispatcher's mode stacks:
 
 - a ``TorchFunctionMode`` sees every call into torch's Python API by name, before composite
@@ -24,6 +24,8 @@ hands the learner an object which must do what the learner may not (the vjp kata
 ``backward(v)``, which runs the engine) runs it under :func:`judge_code`, and the learner's
 callbacks inside it under :func:`learner_code`.
 
+Printing a tensor works as everywhere: torch's formatter takes the modes off to format, so it
+runs with the rules off (a plain tensor's printing runs none of the learner's code).
 Switching the modes off from learner code is refused too: popping them, ``_DisableTorchDispatch``
 and the dispatch-key guards raise while a window is open, an operator that executes with
 ``__torch_function__`` switched off is refused, and the stacks are checked when the window closes.
@@ -38,7 +40,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from checker.catalog import Rules
-from checker.learner import ForbiddenAPI, _raiser_code, _swappable, forbidden_message, resolve
+from checker.sandbox.errors import ForbiddenAPI
+from checker.sandbox.forbid import _raiser_code, _swappable, forbidden_message, resolve
 
 # The dispatcher's own off-switches. They stay usable by the checks and by torch itself; while a
 # window is on, a call that would take the kata's modes out of the way raises instead.
@@ -287,7 +290,16 @@ def _switches(policy: Policy, dispatch_mode: Any) -> list[tuple[Any, str, Any]]:
 
         return guarded
 
-    out = []
+    def printing(real: Callable[..., Any]) -> Callable[..., Any]:
+        def formatted(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if type(self) not in (torch.Tensor, torch.nn.Parameter):  # a subclass runs its code
+                return real(self, *args, **kwargs)
+            with _switched(policy, False):  # torch's printing takes the modes off to format
+                return real(self, *args, **kwargs)
+
+        return formatted
+
+    out = [(torch._tensor_str, "_str", printing(torch._tensor_str._str))]
     for dotted, kind in _SWITCHES:
         with contextlib.suppress(AttributeError, ValueError):
             owner, attr, real = resolve(dotted)
@@ -311,8 +323,13 @@ def _plan(rules: Rules) -> _Plan | None:
 
 
 def prepare(rules: Rules) -> None:
-    """Work out a kata's window ahead of its first call (an armed process does it early)."""
-    _plan(rules)
+    """Work out a kata's window ahead of its first call, and open one (an armed process does it
+    before it forks a run, so a run starts with the modes' code paths warm)."""
+    if _plan(rules) is not None and not _open:
+        import torch
+
+        with dispatcher_rules(rules), judge_code():
+            torch.ones(2).add(1).sum()
 
 
 @contextlib.contextmanager
@@ -363,11 +380,9 @@ def _close(plan: _Plan, base: tuple[int, int], function_state: Any) -> None:
     or if __torch_function__ was left switched off."""
     import torch
 
-    if torch._C._get_torch_function_state() != function_state:
+    left_off = torch._C._get_torch_function_state() != function_state
+    if left_off:
         torch._C._set_torch_function_state(function_state)
-        raise ForbiddenAPI(
-            "your code switched off __torch_function__ (torch._C.DisableTorchFunction) and left "
-            "it off, which is off-limits: it would switch off the kata's rules")
     stacks = ((torch._C._len_torch_function_stack, torch._C._get_function_stack_at,
                torch._C._pop_torch_function_stack, plan.function_mode, base[0]),
               (torch._C._len_torch_dispatch_stack, torch._C._get_dispatch_stack_at,
@@ -379,6 +394,10 @@ def _close(plan: _Plan, base: tuple[int, int], function_state: Any) -> None:
             pop()  # what learner code left above the mode (or in its place)
         if length() == depth + 1:
             mode.__exit__(None, None, None)
+    if left_off:
+        raise ForbiddenAPI(
+            "your code switched off __torch_function__ (torch._C.DisableTorchFunction) and left "
+            "it off, which is off-limits: it would switch off the kata's rules")
     if moved:
         raise ForbiddenAPI(
             "your code took the kata's rules off the dispatcher (a mode of the checks was popped "

@@ -2,7 +2,8 @@
 
 Every call into the learner's code (checker.learner) runs inside ``rules_window(rules,
 filename)``: forbidden callables raise, forbidden imports are refused, the process cannot be
-left, and the judge's comparison machinery is checked for tampering on the way out.
+left, the kata's rules at the dispatcher are in force (checker.sandbox.dispatch), and the
+judge's comparison machinery is checked for tampering on the way out.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 from collections.abc import Iterator
 
 from checker.catalog import Rules
+from checker.sandbox.dispatch import dispatcher_rules, prepare
 from checker.sandbox.forbid import forbid_callables, forbid_imports, forbid_plan, no_escape
 from checker.sandbox.integrity import TamperGuard, guarded_owner_attrs
 
@@ -21,6 +23,7 @@ def prepare_rules(rules: Rules) -> None:
     with contextlib.suppress(Exception):  # a bad entry is reported by the window itself
         forbid_plan(rules)
     guarded_owner_attrs()
+    prepare(rules)
 
 
 @contextlib.contextmanager
@@ -30,5 +33,6 @@ def rules_window(rules: Rules, filename: str) -> Iterator[None]:
         forbid_imports(rules, filename),
         no_escape(rules.allow_processes),
         TamperGuard(),
+        dispatcher_rules(rules),  # innermost: the guards' own work runs outside the modes
     ):
         yield
