@@ -213,6 +213,35 @@ def test_modes_left_behind_or_taken_away_fail_the_call():
     assert torch._C._len_torch_dispatch_stack() == 0 and torch._C._len_torch_function_stack() == 0
 
 
+def test_what_the_dispatch_lesson_says_about_the_rules():
+    """katas/19_dispatch/lesson.md: every route to unfold arrives as aten.unfold.default, a fused
+    kernel as itself; the graph task id is -1 except while the engine runs a backward pass."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen = []
+
+    class Log(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.append((str(func), torch._C._current_graph_task_id()))
+            return func(*args, **(kwargs or {}))
+
+    x, p, w = torch.randn(4, 6), torch.randn(3), torch.randn(3, requires_grad=True)
+    with Log():
+        x.unfold(1, 2, 1)
+        torch.Tensor.unfold(x, 1, 2, 1)
+        torch.ops.aten.unfold.default(x, 1, 2, 1)
+        routes = list(seen)
+        seen.clear()
+        exec(FUSED.format(name="_fused_adam_"), {"torch": torch, "p": p})
+        fused = [op for op, _ in seen if "fused" in op]
+        seen.clear()
+        (w * w).sum().backward()
+    assert routes == [("aten.unfold.default", -1)] * 3
+    assert fused == ["aten._fused_adam_.default"]
+    assert seen[0][1] == -1 and any(task != -1 for _, task in seen)
+    assert torch._C._current_graph_task_id() == -1
+
+
 def test_operator_names_cover_overloads_inplace_out_and_copy_variants():
     assert {canonical(n) for n in ("aten::unsqueeze", "unsqueeze_", "aten::unsqueeze_copy.out",
                                    "unsqueeze.default")} == {"unsqueeze"}
