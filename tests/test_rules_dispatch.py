@@ -132,6 +132,8 @@ REFUSED = {
     "custom_function": [
         "torch.logsumexp(x, 1)", "torch.ops.aten.logsumexp.default(x, [1])",
         "torch.special.logsumexp(x, 1)", "torch._refs.logsumexp(x, 1)",
+        # mode stacks are per thread: a thread started in the window gets the modes too
+        "import concurrent.futures as cf\ncf.ThreadPoolExecutor(1).submit(torch.logsumexp, x, 1).result()",
     ],
     "data": ["torch._C._nn.pad_sequence([x, x])", "torch.ops.aten.pad_sequence([x], True)"],
 }
@@ -154,7 +156,8 @@ ALLOWED = {
     "modules": ["torch.bernoulli(torch.full((3,), 0.5))", "x.var(0, unbiased=False)"],
     "numpy_backprop": ["import numpy as np\nnp.ones(3) @ np.ones(3)", "print('debugging')"],
     "strides": ["print((2, 3), [1, 2])"],
-    "custom_function": ["x.amax(1)"],
+    "custom_function": ["x.amax(1)", "import concurrent.futures as cf\n"
+                        "cf.ThreadPoolExecutor(1).submit(torch.amax, x, 1).result()"],
     "data": ["x.new_full((2, 3), 0.0)"],
 }
 

@@ -246,18 +246,22 @@ class _Plan:
                 f"{fn.__module__}.{fn.__qualname__}", rules).replace(
                 " is off-limits", f" (torch's Python implementation of aten::{op}) is off-limits", 1)))
             for fn, op in _python_impls(self.policy.ops)]
-        self.switches = _switches(self.policy, self.dispatch_mode)
+        self.switches = _switches(self.policy, self.function_mode, self.dispatch_mode)
 
 
-def _holders(obj: Any) -> list[tuple[Any, str]]:
-    """Every (module, attribute) of a loaded torch module that holds ``obj``."""
+def _holders(obj: Any, where: tuple[str, ...] = ("torch",)) -> list[tuple[Any, str]]:
+    """Every (module, attribute) of a loaded module named ``where``* that holds ``obj``."""
     return [(module, attr) for name, module in list(sys.modules.items())
-            if name.startswith("torch") and module is not None
+            if name.startswith(where) and module is not None
             for attr, value in list(vars(module).items()) if value is obj]
 
 
-def _switches(policy: Policy, dispatch_mode: Any) -> list[tuple[Any, str, Any]]:
-    """(owner, attribute, stand-in) for the dispatcher's off-switches (see _SWITCHES)."""
+def _switches(policy: Policy, function_mode: Any, dispatch_mode: Any) -> list[tuple[Any, str, Any]]:
+    """(owner, attribute, stand-in) for the dispatcher's off-switches (see _SWITCHES), torch's
+    printing (run with the rules off) and thread starts (the new thread gets the modes too:
+    mode stacks are per thread)."""
+    import _thread
+
     import torch
 
     python_keys = (torch._C.DispatchKey.Python, torch._C.DispatchKey.PythonTLSSnapshot)
@@ -299,7 +303,31 @@ def _switches(policy: Policy, dispatch_mode: Any) -> list[tuple[Any, str, Any]]:
 
         return formatted
 
+    def threaded(real: Callable[..., Any]) -> Callable[..., Any]:
+        push_f, push_d = torch._C._push_on_torch_function_stack, torch._C._push_on_torch_dispatch_stack
+        pop_f, pop_d = torch._C._pop_torch_function_stack, torch._C._pop_torch_dispatch_stack
+
+        def start_new_thread(function: Callable[..., Any], args: tuple, kwargs: dict | None = None) -> Any:
+            if not policy.on:
+                return real(function, args, kwargs or {})
+
+            def under_the_rules(*a: Any, **k: Any) -> Any:
+                push_f(function_mode)
+                push_d(dispatch_mode)
+                try:
+                    return function(*a, **k)
+                finally:
+                    pop_d(None)  # None: a user mode (not one of torch's infra modes)
+                    pop_f()
+
+            return real(under_the_rules, args, kwargs or {})
+
+        return start_new_thread
+
+    new_thread = threaded(_thread.start_new_thread)
     out = [(torch._tensor_str, "_str", printing(torch._tensor_str._str))]
+    out += [(module, name, new_thread)
+            for module, name in _holders(_thread.start_new_thread, ("_thread", "threading"))]
     for dotted, kind in _SWITCHES:
         with contextlib.suppress(AttributeError, ValueError):
             owner, attr, real = resolve(dotted)
@@ -386,7 +414,7 @@ def _close(plan: _Plan, base: tuple[int, int], function_state: Any) -> None:
     stacks = ((torch._C._len_torch_function_stack, torch._C._get_function_stack_at,
                torch._C._pop_torch_function_stack, plan.function_mode, base[0]),
               (torch._C._len_torch_dispatch_stack, torch._C._get_dispatch_stack_at,
-               torch._C._pop_torch_dispatch_stack, plan.dispatch_mode, base[1]))
+               lambda: torch._C._pop_torch_dispatch_stack(None), plan.dispatch_mode, base[1]))
     moved = False
     for length, at, pop, mode, depth in stacks:
         moved |= length() <= depth or at(depth) is not mode
