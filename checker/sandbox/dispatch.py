@@ -28,7 +28,13 @@ Printing a tensor works as everywhere: torch's formatter takes the modes off to 
 runs with the rules off (a plain tensor's printing runs none of the learner's code).
 Switching the modes off from learner code is refused too: popping them, ``_DisableTorchDispatch``
 and the dispatch-key guards raise while a window is open, an operator that executes with
-``__torch_function__`` switched off is refused, and the stacks are checked when the window closes.
+``__torch_function__`` switched off is refused, and the stacks are checked when the window closes
+(the stand-ins are in checker.sandbox.switches).
+
+Not covered: native code calling kernels directly; Python that computes an answer with no
+torch operator at all (only the helpers a kata lists in ``forbid`` are refused); calling a
+graph node yourself (``y.grad_fn(v)``), which is not the engine; and a hook the learner puts
+on a graph that the checks' own code then runs backward through, under :func:`judge_code`.
 """
 
 from __future__ import annotations
