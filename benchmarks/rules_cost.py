@@ -3,7 +3,7 @@
 Run from a checkout: .venv/bin/python benchmarks/rules_cost.py [--runs N] [KATA ...]
 
 For each kata whose catalog entry puts rules at the dispatcher, its solution's checks run in one
-process (torch and the checks imported first, as in a warm worker's armed process), alternately
+process (torch, torch._dynamo and pytest imported first, as in a warm worker), alternately
 with the rules' window as shipped and with it replaced by a no-op; the figure is the CPU time of
 the run itself (pytest.main), median over N runs of each, and the ratio of the two.
 """
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 CHILD = """
 import contextlib, json, os, sys, time
-import pytest, torch
+import pytest, torch, torch._dynamo  # as a warm worker imports them
 torch.set_num_threads(1)
 from checker.catalog import load_catalog
 from checker.launch import pytest_args
