@@ -50,6 +50,8 @@ class Rules:
     forbid_imports: tuple[str, ...] = ()  # top-level modules the learner's file may not import
     explain: str = ""  # one sentence: why these are off-limits
     allow_processes: bool = False  # may the learner's code start processes (DataLoader workers)?
+    ops: tuple[str, ...] = ()  # aten operators refused at the dispatcher, e.g. "aten::unfold"
+    autograd: bool = True  # False: the autograd engine is refused, whatever starts it
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,8 @@ def catalog_from(raw: dict, source: str = "catalog.toml", root: Path | None = No
                 forbid_imports=tuple(entry.get("rules", {}).get("forbid_imports", ())),
                 explain=entry.get("rules", {}).get("explain", ""),
                 allow_processes=bool(entry.get("rules", {}).get("allow_processes", False)),
+                ops=tuple(entry.get("rules", {}).get("ops", ())),
+                autograd=bool(entry.get("rules", {}).get("autograd", True)),
             )
             kata = Kata(
                 name=name,

@@ -51,6 +51,23 @@ def tiny_worker(tmp_path_factory):
         proc.wait(timeout=10)
 
 
+@pytest.fixture(scope="session")
+def warm(tmp_path_factory):
+    """A warm check worker on the shipped catalog; returns a run_checks through it."""
+    import functools
+
+    from checker import worker
+    from checker.runner import run_checks
+
+    state_dir = tmp_path_factory.mktemp("worker-state")
+    proc = worker.start(state_dir, wait=120)
+    assert worker.is_running(state_dir), "the check worker did not start"
+    yield functools.partial(run_checks, use_worker=state_dir)
+    worker.stop(state_dir)
+    if proc is not None:
+        proc.wait(timeout=10)
+
+
 @pytest.fixture
 def tiny_catalog(tiny_env):
     from checker.catalog import load_catalog

@@ -7,30 +7,15 @@ machinery as `kata watch`, so the suite stays fast as the catalog grows.
 from __future__ import annotations
 
 import ast
-import functools
 
 import pytest
 
 from checker.catalog import load_catalog
 from checker.dev import mistake_counts, prove_kata
 from checker.mistakes import load_mistakes
-from checker.runner import run_checks
 
 CATALOG = load_catalog()
 NAMES = CATALOG.names()
-
-
-@pytest.fixture(scope="session")
-def warm(tmp_path_factory):
-    from checker import worker
-
-    state_dir = tmp_path_factory.mktemp("worker-state")
-    proc = worker.start(state_dir, wait=120)
-    assert worker.is_running(state_dir), "the check worker did not start"
-    yield functools.partial(run_checks, use_worker=state_dir)
-    worker.stop(state_dir)
-    if proc is not None:
-        proc.wait(timeout=10)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from checker.helpers import assert_close, assert_equal, describe, fail, layouts, random_shape
+from checker.sandbox.dispatch import judge_code, learner_code
 
 pytestmark = pytest.mark.kata("vjp")
 
@@ -229,6 +230,10 @@ class Backward:
         self.y, self.x, self.calls = y, x, 0
 
     def __call__(self, v: Any) -> None:
+        with judge_code():  # the engine is off-limits to the learner, not to this callback
+            self._run(v)
+
+    def _run(self, v: Any) -> None:
         self.calls += 1
         if type(v) is not torch.Tensor:
             fail(f"backward(v) was given {describe(v)}; v must be a tensor shaped like y.")
@@ -285,6 +290,10 @@ class VJP:
         self.calls = 0
 
     def __call__(self, fn: Callable[[torch.Tensor], torch.Tensor], primal: Any, cotangent: Any) -> torch.Tensor:
+        with judge_code():  # the engine is off-limits to the learner, not to this callback
+            return self._run(fn, primal, cotangent)
+
+    def _run(self, fn: Callable[[torch.Tensor], torch.Tensor], primal: Any, cotangent: Any) -> torch.Tensor:
         self.calls += 1
         for name, t in (("primal", primal), ("cotangent", cotangent)):
             if type(t) is not torch.Tensor:
@@ -293,7 +302,8 @@ class VJP:
         _set_grad_enabled(True)
         try:
             p = primal.detach().requires_grad_(True)
-            out = fn(p)
+            with learner_code():  # fn is the learner's: under the kata's rules again
+                out = fn(p)
             if type(out) is not torch.Tensor:
                 fail(f"vjp(fn, primal, cotangent): fn returned {describe(out)}, not a tensor.")
             if out.shape != cotangent.shape:

@@ -2,9 +2,9 @@
 
 Every call into the learner's code (checker.learner) runs inside ``rules_window(rules,
 filename)``: forbidden callables raise, forbidden imports are refused, the process cannot be
-left, the audit hook refuses what learner code may not do (checker.sandbox.audit), and on
-the way out the judge's own modules must be untouched and no thread the call started may
-still be running.
+left, the kata's rules at the dispatcher are in force (checker.sandbox.dispatch), the audit
+hook refuses what learner code may not do (checker.sandbox.audit), and on the way out the
+judge's own modules must be untouched and no thread the call started may still be running.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 from checker.catalog import Rules
 from checker.sandbox import audit
+from checker.sandbox.dispatch import dispatcher_rules, prepare
 from checker.sandbox.errors import TamperError
 from checker.sandbox.forbid import forbid_callables, forbid_imports, forbid_plan, no_escape
 
@@ -27,6 +28,7 @@ def prepare_rules(rules: Rules) -> None:
     worker's armed process does it before the learner saves)."""
     with contextlib.suppress(Exception):  # a bad entry is reported by the window itself
         forbid_plan(rules)
+    prepare(rules)
 
 
 @contextlib.contextmanager
@@ -35,7 +37,8 @@ def rules_window(rules: Rules, filename: str) -> Iterator[None]:
     with forbid_callables(rules), forbid_imports(rules, filename), no_escape(rules.allow_processes):
         audit.enter(rules.allow_processes)
         try:
-            yield
+            with dispatcher_rules(rules):  # innermost: the guards' own work runs outside it
+                yield
         finally:
             audit.leave()
             _no_threads_left(before)

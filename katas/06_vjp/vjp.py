@@ -9,10 +9,11 @@ Write those vector–Jacobian products (VJPs) by hand with ordinary tensor algeb
 VJP as a building block: assemble a full Jacobian from VJPs, and get a Jacobian–vector
 product (JVP) out of two VJPs.
 
-Rules: no autograd in your code. ``Tensor.backward``, ``torch.autograd.backward``,
-``torch.autograd.grad``, ``torch.func`` (vjp, jvp, jacrev, jacfwd, grad, vmap, ...),
-``torch.autograd.functional``, forward AD and ``torch.enable_grad``/``set_grad_enabled``
-raise while your functions run. The hand-written VJPs run under ``torch.no_grad()``.
+Rules: no autograd in your code. A backward pass your functions start raises, whatever
+starts it (``Tensor.backward``, ``torch.autograd.grad``, ``torch.func``,
+``torch.autograd.functional``, the engine itself), and so do forward AD and torch's own
+backward kernels (``_softmax_backward_data``, ``native_layer_norm_backward``). The
+hand-written VJPs run under ``torch.no_grad()``.
 The checks compare you with torch's own autograd in float64, with random
 cotangents. Run `kata check` to judge this file, `kata hint` when stuck.
 """
