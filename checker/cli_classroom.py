@@ -55,8 +55,17 @@ def grade(submissions: tuple[Path, ...], names: tuple[str, ...], fmt: str, outpu
         proc = worker.start(Path(state), wait=120) if warm else None
         use = Path(state) if proc is not None else None
 
+        import threading
+
+        cold_one_at_a_time = threading.Lock()
+
         def judge(kata, file, run_seed):
-            return run_checks(kata, file, seed=run_seed, use_worker=use)
+            if use is not None:
+                return run_checks(kata, file, seed=run_seed, use_worker=use)
+            # A cold run ends every process that appeared while it ran (the runner is a
+            # child subreaper): two at once in one process would end each other's children.
+            with cold_one_at_a_time:
+                return run_checks(kata, file, seed=run_seed, use_worker=None)
 
         try:
             rows = _run_with_bar(grading, pairs, seed, judge, jobs, err.isatty())
