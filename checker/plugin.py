@@ -199,7 +199,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if state is None:
         return
     report = outcome.get_result()
-    problem = tampered() or phase_problem(report, call, state["impl_path"])
+    # the whole judge is compared once per check, as it ends (after every call into learner
+    # code, the rules window compares the checker's own modules and the comparison functions)
+    problem = (tampered() if report.when == "teardown" else None) or phase_problem(
+        report, call, state["impl_path"])
     if problem is None and report.when != "call":
         return  # a clean setup or teardown: the call decides
     exercise = _exercise_of(item)

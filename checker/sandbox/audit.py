@@ -212,7 +212,10 @@ def protect(check_modules: tuple[str, ...]) -> None:
     """Take the integrity snapshot (once per process), before learner code first loads."""
     from checker.sandbox.integrity import judge_owners
 
+    if not _installed or len(_installed) > 1:
+        return  # no hook to hold it, or it holds one already (a warm process took it early)
     _audit(_CONTROL, "snapshot", *judge_owners(check_modules))
+    _installed.append(True)
 
 
 def enter(allow_processes: bool) -> None:

@@ -24,15 +24,14 @@ GUARDED = {
               "is_tensor", "as_tensor", "tensor", "sub", "ne", "isnan", "isinf", "where",
               "testing", "Tensor", "float64", "result_type", "promote_types", "is_floating_point",
               "is_complex", "zeros_like", "ones_like", "broadcast_tensors", "stack", "cat"],
-    "torch.Tensor": None,
-    "torch._C.TensorBase": None,
+    "torch.Tensor": None,  # (torch._C.TensorBase and numpy.ndarray are immutable types)
     "torch.testing": None,
     "numpy": ["allclose", "isclose", "array_equal", "asarray", "array", "abs", "max", "min", "all",
               "any", "isnan", "isinf", "isfinite", "where", "argmax", "unravel_index", "ndarray",
               "testing", "float64", "issubdtype", "result_type", "errstate", "subtract", "equal"],
     "numpy.testing": None,
-    "numpy.ndarray": None,
 }
+_IMMUTABLE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: no Python code can change such a class
 
 
 # Module globals that pytest itself rebinds around every check (and that decide no verdict).
@@ -62,7 +61,8 @@ def judge_owners(check_modules: tuple[str, ...] = ()) -> list[tuple[str, Any, tu
         bucket = near if name.startswith("checker") or name in check_modules else far
         bucket.append((name, module, None))
         for value in list(vars(module).values()):
-            if isinstance(value, type) and value.__module__ == name:
+            if isinstance(value, type) and value.__module__ == name and not (
+                    value.__flags__ & _IMMUTABLE):
                 bucket.append((f"{name}.{value.__qualname__}", value, None))
     for dotted, names in GUARDED.items():
         owner = _resolve(dotted)
@@ -76,6 +76,7 @@ class Snapshot:
 
     def __init__(self, owners: list[tuple[str, Any, tuple | None]], near: int):
         self.entries = []
+        self.quick = []  # per entry: the identities of a whole namespace's values, in order
         for label, owner, names in owners:
             ns = vars(owner)
             skip = REBOUND.get(label, ())
@@ -83,20 +84,25 @@ class Snapshot:
             values = tuple(map(ns.get, keys))
             self.entries.append((label, owner, ns, keys, values, tuple(map(id, values)),
                                  isinstance(owner, type) and names is None))
+            self.quick.append(tuple(map(id, ns.values())) if names is None else None)
         self.near = near
         self.functions = frozenset(  # whose code may not be swapped (checker.sandbox.audit)
             id(f) for entry in self.entries for v in entry[4]
             if isinstance(f := getattr(v, "__func__", v), types.FunctionType))
 
     def changes(self, near_only: bool = False) -> list[str]:
-        """What was changed since the snapshot, each put back as it was. A class may gain an
-        attribute that no base defines (``__slotnames__``, cached by pickling, or
-        ``__annotations__``): that is taken into the snapshot; one that shadows an inherited
-        attribute is a change."""
+        """What was changed since the snapshot, each put back as it was. A module may gain
+        attributes (a submodule imported later), and a class one that no base defines
+        (``__slotnames__``, cached by pickling): those are taken in; a class attribute that
+        shadows an inherited one is a change."""
         changed = []
-        for i, (label, owner, ns, keys, values, ids, whole_class) in enumerate(
-                self.entries[:self.near] if near_only else self.entries):
-            if tuple(map(id, map(ns.get, keys))) == ids and not (whole_class and len(ns) != len(keys)):
+        for i in range(self.near if near_only else len(self.entries)):
+            label, owner, ns, keys, values, ids, whole_class = self.entries[i]
+            quick = self.quick[i]
+            if quick is not None:
+                if tuple(map(id, ns.values())) == quick:  # the same values in the same order
+                    continue
+            elif tuple(map(id, map(ns.get, keys))) == ids:
                 continue
             for key, value in zip(keys, values, strict=True):
                 if ns.get(key, _MISSING) is not value:
@@ -110,6 +116,8 @@ class Snapshot:
                 keys = tuple(ns)
                 values = tuple(map(ns.get, keys))
                 self.entries[i] = (label, owner, ns, keys, values, tuple(map(id, values)), True)
+            if quick is not None:
+                self.quick[i] = tuple(map(id, ns.values()))
         return changed
 
 
