@@ -201,8 +201,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = outcome.get_result()
     # the whole judge is compared once per check, as it ends (after every call into learner
     # code, the rules window compares the checker's own modules and the comparison functions)
-    problem = (tampered() if report.when == "teardown" else None) or phase_problem(
-        report, call, state["impl_path"])
+    tamper = tampered() if report.when == "teardown" else None
+    problem = tamper or phase_problem(report, call, state["impl_path"])
     if problem is None and report.when != "call":
         return  # a clean setup or teardown: the call decides
     exercise = _exercise_of(item)
@@ -214,8 +214,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         state["results"].setdefault(exercise or "?", []).append(entry)
     if report.when == "call":
         entry["duration"] = round(report.duration, 4)
-    if problem is None or entry["outcome"] == "failed":  # the first problem is the one to read
-        return
+    if problem is None or (entry["outcome"] == "failed" and not tamper):
+        return  # the first problem is the one to read, unless the judge itself was changed
     entry.update(outcome="failed", message=problem)
     if report.failed and report.when == "call" and exercise and item.config.getoption("--kata-diagnose"):
         entry["diagnosis"] = _diagnose(item, exercise, signature(call.excinfo.value), state)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import types
+from operator import is_
 from typing import Any
 
 from checker.sandbox.errors import TamperError
@@ -72,22 +73,23 @@ def judge_owners(check_modules: tuple[str, ...] = ()) -> list[tuple[str, Any, tu
 
 
 class Snapshot:
-    """Every attribute of some namespaces, by identity; ``changes`` finds and undoes edits."""
+    """Every attribute of some namespaces, by identity; ``changes`` finds and undoes edits.
+
+    Identity is compared with ``operator.is_`` (``id()`` raises an audit event per call)."""
 
     def __init__(self, owners: list[tuple[str, Any, tuple | None]], near: int):
         self.entries = []
-        self.quick = []  # per entry: the identities of a whole namespace's values, in order
+        self.quick = []  # per entry: a whole namespace's values, in order
         for label, owner, names in owners:
             ns = vars(owner)
             skip = REBOUND.get(label, ())
             keys = tuple(k for k in (ns if names is None else names) if k in ns and k not in skip)
-            values = tuple(map(ns.get, keys))
-            self.entries.append((label, owner, ns, keys, values, tuple(map(id, values)),
+            self.entries.append((label, owner, ns, keys, tuple(map(ns.get, keys)),
                                  isinstance(owner, type) and names is None))
-            self.quick.append(tuple(map(id, ns.values())) if names is None else None)
+            self.quick.append(tuple(ns.values()) if names is None else None)
         self.near = near
         self.functions = frozenset(  # whose code may not be swapped (checker.sandbox.audit)
-            id(f) for entry in self.entries for v in entry[4]
+            f for entry in self.entries for v in entry[4]
             if isinstance(f := getattr(v, "__func__", v), types.FunctionType))
 
     def changes(self, near_only: bool = False) -> list[str]:
@@ -97,12 +99,12 @@ class Snapshot:
         shadows an inherited one is a change."""
         changed = []
         for i in range(self.near if near_only else len(self.entries)):
-            label, owner, ns, keys, values, ids, whole_class = self.entries[i]
+            label, owner, ns, keys, values, whole_class = self.entries[i]
             quick = self.quick[i]
             if quick is not None:
-                if tuple(map(id, ns.values())) == quick:  # the same values in the same order
-                    continue
-            elif tuple(map(id, map(ns.get, keys))) == ids:
+                if len(ns) == len(quick) and all(map(is_, ns.values(), quick)):
+                    continue  # the same values in the same order
+            elif all(map(is_, map(ns.get, keys), values)):
                 continue
             for key, value in zip(keys, values, strict=True):
                 if ns.get(key, _MISSING) is not value:
@@ -114,10 +116,9 @@ class Snapshot:
                         changed.append(f"{label}.{key}")
                         delattr(owner, key)
                 keys = tuple(ns)
-                values = tuple(map(ns.get, keys))
-                self.entries[i] = (label, owner, ns, keys, values, tuple(map(id, values)), True)
+                self.entries[i] = (label, owner, ns, keys, tuple(map(ns.get, keys)), True)
             if quick is not None:
-                self.quick[i] = tuple(map(id, ns.values()))
+                self.quick[i] = tuple(ns.values())
         return changed
 
 
