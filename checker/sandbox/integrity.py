@@ -20,18 +20,21 @@ from checker.sandbox.forbid import JUDGE_PACKAGES
 
 # Namespaces of the libraries the checks compare with, guarded by name. ``None``: all of it.
 GUARDED = {
-    "builtins": None,
+    "builtins": ["isinstance", "type", "abs", "max", "min", "all", "any", "len", "float", "int",
+                 "round", "repr", "str", "tuple", "list", "sorted", "zip", "range", "bool", "id",
+                 "getattr", "hasattr", "iter", "next", "sum", "map", "enumerate", "issubclass"],
     "torch": ["allclose", "isclose", "equal", "eq", "abs", "max", "all", "any", "isfinite",
               "is_tensor", "as_tensor", "tensor", "sub", "ne", "isnan", "isinf", "where",
               "testing", "Tensor", "float64", "result_type", "promote_types", "is_floating_point",
               "is_complex", "zeros_like", "ones_like", "broadcast_tensors", "stack", "cat"],
     "torch.Tensor": None,  # (torch._C.TensorBase and numpy.ndarray are immutable types)
-    "torch.testing": None,
+    "torch.testing": ["assert_close"],
     "numpy": ["allclose", "isclose", "array_equal", "asarray", "array", "abs", "max", "min", "all",
               "any", "isnan", "isinf", "isfinite", "where", "argmax", "unravel_index", "ndarray",
               "testing", "float64", "issubdtype", "result_type", "errstate", "subtract", "equal"],
-    "numpy.testing": None,
+    "numpy.testing": ["assert_allclose", "assert_array_equal", "assert_equal"],
 }
+WHOLE = ("builtins", "torch.testing", "numpy.testing")
 _IMMUTABLE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: no Python code can change such a class
 
 
@@ -69,6 +72,10 @@ def judge_owners(check_modules: tuple[str, ...] = ()) -> list[tuple[str, Any, tu
         owner = _resolve(dotted)
         if owner is not None:
             near.append((dotted, owner, tuple(names) if names is not None else None))
+    for dotted in WHOLE:  # all of these, once per check
+        owner = _resolve(dotted)
+        if owner is not None:
+            far.append((dotted, owner, None))
     return near + far, len(near)
 
 
