@@ -176,6 +176,7 @@ def check(app: App, name: str | None, file_: Path | None, seed: int | None, verb
         kata = _kata_in(catalog, name)
         if not file_.is_file():
             raise click.BadParameter(f"{file_} is not a file.", param_hint="--file")
+        _warn_if_not_shipped(kata)
         result = run_checks(kata, file_.resolve(), seed=seed, use_worker=_worker_dir(ws))
         show(domain.CheckOutcome(kata, file_, result, recorded=False))
         _warm_next_time(ws)
@@ -183,6 +184,7 @@ def check(app: App, name: str | None, file_: Path | None, seed: int | None, verb
     progress = app.progress(write=True)
     kata = app.kata(name) or domain.resolve_kata(app.ws, progress, None)
     domain.require_unlocked(app.ws, progress, kata)
+    _warn_if_not_shipped(kata)
     path = app.ws.kata_file(kata)
     outcome = domain.check_and_record(
         app.ws, kata, lambda: run_checks(kata, path, seed=seed, use_worker=_worker_dir(app.ws)))
@@ -205,6 +207,13 @@ def _warm_next_time(ws) -> None:
         return
     if not worker.is_running(ws.state_dir):
         worker.spawn(ws.state_dir)
+
+
+def _warn_if_not_shipped(kata) -> None:
+    """Every run judged against a catalog other than the shipped one says so, visibly."""
+    if kata.catalog_file is not None:
+        click.secho(f"Warning: these checks come from {kata.catalog_file}, not from the catalog "
+                    "shipped with torch-katas.", fg="yellow", err=True)
 
 
 def _exit_code(result) -> int:
@@ -424,6 +433,8 @@ def dev_check(app: App, names: tuple[str, ...], seed: int, markdown: bool) -> No
     ws = _workspace_or_none()
     catalog = ws.catalog if ws else _shipped_catalog()
     katas = [_kata_in(catalog, n) for n in names] or list(catalog.katas)
+    if katas:
+        _warn_if_not_shipped(katas[0])
     table = Table(show_edge=False, header_style="bold")
     for col in ("kata", "subject", "verdict", "diagnosed", "detail"):
         table.add_column(col)

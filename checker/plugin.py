@@ -207,7 +207,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if state is None:
         return
     report = outcome.get_result()
-    problem = tampered() or phase_problem(report, call, state["impl_path"])
+    # the whole judge is compared once per check, as it ends (after every call into learner
+    # code, the rules window compares the checker's own modules and the comparison functions)
+    tamper = tampered() if report.when == "teardown" else None
+    problem = tamper or phase_problem(report, call, state["impl_path"])
     if problem is None and report.when != "call":
         return  # a clean setup or teardown: the call decides
     exercise = _exercise_of(item)
@@ -224,8 +227,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         late = overran(state, entry["id"], report.duration if problem is None else 0.0,
                        state["kata"].timeout)
         problem = late or problem
-    if problem is None or entry["outcome"] == "failed":  # the first problem is the one to read
-        return
+    if problem is None or (entry["outcome"] == "failed" and not tamper):
+        return  # the first problem is the one to read, unless the judge itself was changed
     entry.update(outcome="failed", message=problem)
     if report.failed and report.when == "call" and exercise and item.config.getoption("--kata-diagnose"):
         entry["diagnosis"] = _diagnose(item, exercise, signature(call.excinfo.value), state)

@@ -54,3 +54,9 @@ def test_a_run_during_which_the_record_changed_fails_and_records_nothing(run, wo
     result = run("check")
     assert result.exit_code == 1 and "changed while the checks ran" in result.output, result.output
     assert (target.read_bytes() if target.exists() else None) == before
+
+
+def test_a_catalog_other_than_the_shipped_one_is_named_on_every_run(run, workspace):
+    for _ in range(2):
+        result = run("check")
+        assert "not from the catalog shipped with torch-katas" in result.output, result.output

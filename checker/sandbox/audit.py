@@ -136,7 +136,7 @@ def _make_hook(controls: frozenset) -> Callable[[str, tuple], None]:
             return None
         if event in _FRAMES:
             if event == "object.__setattr__":
-                judged = state["snapshot"] is not None and id(args[0]) in state["snapshot"].functions
+                judged = state["snapshot"] is not None and args[0] in state["snapshot"].functions
                 return _FRAMES[event] if judged and learner_caller() else None
             if event == "object.__getattr__" and args[1] not in _FRAME_ATTRS:
                 return None
@@ -169,6 +169,8 @@ def _make_hook(controls: frozenset) -> Callable[[str, tuple], None]:
             verify(near_only=rest == ["near"])  # "near": as the outermost window closes
 
     def hook(event: str, args: tuple) -> None:
+        if event == "builtins.id":
+            return  # the most frequent event of all, and never refused
         if event == "sys.addaudithook":
             raise Refused("adding an audit hook is off-limits in kata code")
         if event == "object.__getattr__" and args[1] not in _FRAME_ATTRS:
@@ -212,7 +214,10 @@ def protect(check_modules: tuple[str, ...]) -> None:
     """Take the integrity snapshot (once per process), before learner code first loads."""
     from checker.sandbox.integrity import judge_owners
 
+    if not _installed or len(_installed) > 1:
+        return  # no hook to hold it, or it holds one already (a warm process took it early)
     _audit(_CONTROL, "snapshot", *judge_owners(check_modules))
+    _installed.append(True)
 
 
 def enter(allow_processes: bool) -> None:

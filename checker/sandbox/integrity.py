@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import types
+from operator import is_
 from typing import Any
 
 from checker.sandbox.errors import TamperError
@@ -19,20 +20,22 @@ from checker.sandbox.forbid import JUDGE_PACKAGES
 
 # Namespaces of the libraries the checks compare with, guarded by name. ``None``: all of it.
 GUARDED = {
-    "builtins": None,
+    "builtins": ["isinstance", "type", "abs", "max", "min", "all", "any", "len", "float", "int",
+                 "round", "repr", "str", "tuple", "list", "sorted", "zip", "range", "bool", "id",
+                 "getattr", "hasattr", "iter", "next", "sum", "map", "enumerate", "issubclass"],
     "torch": ["allclose", "isclose", "equal", "eq", "abs", "max", "all", "any", "isfinite",
               "is_tensor", "as_tensor", "tensor", "sub", "ne", "isnan", "isinf", "where",
               "testing", "Tensor", "float64", "result_type", "promote_types", "is_floating_point",
               "is_complex", "zeros_like", "ones_like", "broadcast_tensors", "stack", "cat"],
-    "torch.Tensor": None,
-    "torch._C.TensorBase": None,
-    "torch.testing": None,
+    "torch.Tensor": None,  # (torch._C.TensorBase and numpy.ndarray are immutable types)
+    "torch.testing": ["assert_close"],
     "numpy": ["allclose", "isclose", "array_equal", "asarray", "array", "abs", "max", "min", "all",
               "any", "isnan", "isinf", "isfinite", "where", "argmax", "unravel_index", "ndarray",
               "testing", "float64", "issubdtype", "result_type", "errstate", "subtract", "equal"],
-    "numpy.testing": None,
-    "numpy.ndarray": None,
+    "numpy.testing": ["assert_allclose", "assert_array_equal", "assert_equal"],
 }
+WHOLE = ("builtins", "torch.testing", "numpy.testing")
+_IMMUTABLE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: no Python code can change such a class
 
 
 # Module globals that pytest itself rebinds around every check (and that decide no verdict).
@@ -62,41 +65,53 @@ def judge_owners(check_modules: tuple[str, ...] = ()) -> list[tuple[str, Any, tu
         bucket = near if name.startswith("checker") or name in check_modules else far
         bucket.append((name, module, None))
         for value in list(vars(module).values()):
-            if isinstance(value, type) and value.__module__ == name:
+            if isinstance(value, type) and value.__module__ == name and not (
+                    value.__flags__ & _IMMUTABLE):
                 bucket.append((f"{name}.{value.__qualname__}", value, None))
     for dotted, names in GUARDED.items():
         owner = _resolve(dotted)
         if owner is not None:
             near.append((dotted, owner, tuple(names) if names is not None else None))
+    for dotted in WHOLE:  # all of these, once per check
+        owner = _resolve(dotted)
+        if owner is not None:
+            far.append((dotted, owner, None))
     return near + far, len(near)
 
 
 class Snapshot:
-    """Every attribute of some namespaces, by identity; ``changes`` finds and undoes edits."""
+    """Every attribute of some namespaces, by identity; ``changes`` finds and undoes edits.
+
+    Identity is compared with ``operator.is_`` (``id()`` raises an audit event per call)."""
 
     def __init__(self, owners: list[tuple[str, Any, tuple | None]], near: int):
         self.entries = []
+        self.quick = []  # per entry: a whole namespace's values, in order
         for label, owner, names in owners:
             ns = vars(owner)
             skip = REBOUND.get(label, ())
             keys = tuple(k for k in (ns if names is None else names) if k in ns and k not in skip)
-            values = tuple(map(ns.get, keys))
-            self.entries.append((label, owner, ns, keys, values, tuple(map(id, values)),
+            self.entries.append((label, owner, ns, keys, tuple(map(ns.get, keys)),
                                  isinstance(owner, type) and names is None))
+            self.quick.append(tuple(ns.values()) if names is None else None)
         self.near = near
         self.functions = frozenset(  # whose code may not be swapped (checker.sandbox.audit)
-            id(f) for entry in self.entries for v in entry[4]
+            f for entry in self.entries for v in entry[4]
             if isinstance(f := getattr(v, "__func__", v), types.FunctionType))
 
     def changes(self, near_only: bool = False) -> list[str]:
-        """What was changed since the snapshot, each put back as it was. A class may gain an
-        attribute that no base defines (``__slotnames__``, cached by pickling, or
-        ``__annotations__``): that is taken into the snapshot; one that shadows an inherited
-        attribute is a change."""
+        """What was changed since the snapshot, each put back as it was. A module may gain
+        attributes (a submodule imported later), and a class one that no base defines
+        (``__slotnames__``, cached by pickling): those are taken in; a class attribute that
+        shadows an inherited one is a change."""
         changed = []
-        for i, (label, owner, ns, keys, values, ids, whole_class) in enumerate(
-                self.entries[:self.near] if near_only else self.entries):
-            if tuple(map(id, map(ns.get, keys))) == ids and not (whole_class and len(ns) != len(keys)):
+        for i in range(self.near if near_only else len(self.entries)):
+            label, owner, ns, keys, values, whole_class = self.entries[i]
+            quick = self.quick[i]
+            if quick is not None:
+                if len(ns) == len(quick) and all(map(is_, ns.values(), quick)):
+                    continue  # the same values in the same order
+            elif all(map(is_, map(ns.get, keys), values)):
                 continue
             for key, value in zip(keys, values, strict=True):
                 if ns.get(key, _MISSING) is not value:
@@ -108,8 +123,9 @@ class Snapshot:
                         changed.append(f"{label}.{key}")
                         delattr(owner, key)
                 keys = tuple(ns)
-                values = tuple(map(ns.get, keys))
-                self.entries[i] = (label, owner, ns, keys, values, tuple(map(id, values)), True)
+                self.entries[i] = (label, owner, ns, keys, tuple(map(ns.get, keys)), True)
+            if quick is not None:
+                self.quick[i] = tuple(ns.values())
         return changed
 
 
