@@ -180,8 +180,10 @@ def dynamo_timeline(shapes: list[tuple[int, ...]], dynamic: bool | None, limit: 
     return _TRUTH[key]
 
 
-def _check_predictions(impl, cases: list[tuple[list[tuple[int, ...]], bool | None, int]], hint: str) -> None:
-    truths = [dynamo_timeline(shapes, dynamic, limit) for shapes, dynamic, limit in cases]  # reference first
+def _check_predictions(impl, cases: list[tuple[list[tuple[int, ...]], bool | None, int | None]], hint: str) -> None:
+    """A case whose limit is None calls predict_compiles without one: dynamo's default limit."""
+    truths = [dynamo_timeline(shapes, dynamic, _DEFAULT_LIMIT if limit is None else limit)
+              for shapes, dynamic, limit in cases]  # reference first
     with fresh_dynamo():  # the learner's prediction must not find a warm cache either
         _compare_predictions(impl, cases, truths, hint)
 
@@ -190,17 +192,20 @@ def _check_predictions(impl, cases: list[tuple[list[tuple[int, ...]], bool | Non
 # random draws (the limit with a repeat after it; sizes 0 and 1 under dynamic=True; under the
 # default, a dim whose first change is to size 1, a dynamic dim staying dynamic while another
 # changes, an old specialised graph still in the cache, the limit with size-1 calls).
-CORPUS: dict[str, list[tuple[list[tuple[int, ...]], bool | None, int]]] = {
+_DEFAULT_LIMIT = 8  # torch._dynamo.config.recompile_limit's default, as the stub's signature says
+CORPUS: dict[str, list[tuple[list[tuple[int, ...]], bool | None, int | None]]] = {
     "test_predict_static": [
         ([(2, 3), (4, 5), (2, 3)], False, 1),
         ([(2, 3), (4, 5), (6, 7), (3, 2), (2, 3)], False, 2),
+        ([(n,) for n in range(2, 12)], False, None),  # limit left out: dynamo's default
     ],
     "test_predict_dynamic_true": [
-        ([(3,), (0,), (1,), (4,), (5,)], True, 8),
+        ([(3,), (0,), (1,), (1,), (4,), (0,)], True, 8),
         ([(4, 3), (4, 1), (4, 0), (4, 5)], True, 2),
     ],
     "test_predict_automatic_dynamic": [
         ([(3, 4), (1, 4), (5, 4)], None, 8),
+        ([(3, 4), (2, 4), (5, 4)], None, 8),
         ([(3, 4), (1, 4), (3, 6), (5, 7)], None, 8),
         ([(3, 4), (5, 4), (5, 6), (7, 8)], None, 8),
         ([(3, 4), (5, 4), (1, 4), (6, 4)], None, 8),
@@ -211,8 +216,12 @@ CORPUS: dict[str, list[tuple[list[tuple[int, ...]], bool | None, int]]] = {
 
 def _compare_predictions(impl, cases, truths, hint: str) -> None:
     for (shapes, dynamic, limit), (expected, timeline) in zip(cases, truths, strict=False):
-        what = f"predict_compiles({shapes}, dynamic={dynamic}, limit={limit})"
-        got = _call(what, impl.predict_compiles, list(shapes), dynamic, limit)
+        if limit is None:
+            what = f"predict_compiles({shapes}, dynamic={dynamic}) (limit left out)"
+            got = _call(what, impl.predict_compiles, list(shapes), dynamic)
+        else:
+            what = f"predict_compiles({shapes}, dynamic={dynamic}, limit={limit})"
+            got = _call(what, impl.predict_compiles, list(shapes), dynamic, limit)
         if type(got) is not int:
             fail(f"{what}: expected an int, got {describe(got)}.")
         if got != expected:
@@ -692,7 +701,7 @@ def _warm(checks: set[str] | None = None) -> None:
         for name, cases in CORPUS.items():  # the same on every seed: ask dynamo once per process
             if wanted(name):
                 for shapes, dynamic, limit in cases:
-                    dynamo_timeline(shapes, dynamic, limit)
+                    dynamo_timeline(shapes, dynamic, _DEFAULT_LIMIT if limit is None else limit)
         if wanted("test_mark_batch_dynamic_compiles_once"):
             compiled = torch.compile(_double_rowsum, backend=CompileCounter())
             for features in (9, 10):  # a new feature size recompiles, as in the check
