@@ -331,6 +331,17 @@ def _diff(expected: collections.Counter, got: collections.Counter) -> str:
     return "\n".join(lines)
 
 
+def _same_run(out, expected_out, inputs, ref_inputs, what: str) -> None:
+    """A mode must not change what runs under it: the result and every input's gradient."""
+    if expected_out is not None:
+        assert_close(out, expected_out, f"{what}, the function's result",
+                     hint="call func(*args, **kwargs) exactly once, with the kwargs (dtype, device, "
+                     "alpha, beta, ... travel there), and return what it returns.")
+    for t, r in zip(inputs, ref_inputs, strict=True):
+        if r.grad is not None:
+            assert_close(t.grad, r.grad, f"{what}, a gradient")
+
+
 @pytest.mark.exercise("AtenOpLogger")
 @pytest.mark.parametrize("hidden", _HIDDEN, ids=lambda f: f.__name__[8:])
 def test_aten_op_logger(impl, rng, hidden):
@@ -351,12 +362,7 @@ def test_aten_op_logger(impl, rng, hidden):
             raise
         except Exception as exc:
             _error(what, exc)
-    assert_close(out, expected_out, f"{what}: the function's result",
-                 hint="call func(*args, **kwargs) exactly once, with the kwargs (dtype, device, "
-                 "alpha, ... travel there), and return what it returns.")
-    for t, r in zip(mine, ref_inputs, strict=False):
-        if r.grad is not None:
-            assert_close(t.grad, r.grad, f"{what}: a gradient computed under your mode")
+    _same_run(out, expected_out, mine, ref_inputs, f"{what}: under your mode")
     if type(ops) is not list or not all(type(o) is str for o in ops):
         fail(f"{what}: AtenOpLogger.ops must be a list of str, got {describe(ops)[:120]}.")
     got = _multiset(ops)
@@ -443,13 +449,7 @@ def test_flop_counter(impl, rng, fn):
             raise
         except Exception as exc:
             _error(what, exc)
-    if expected_result is not None:
-        assert_close(result, expected_result, f"{what}: the function's result under your counter",
-                     hint="run func(*args, **kwargs) with the kwargs as given (alpha, beta, dtype "
-                     "travel there) and return its result unchanged.")
-    for t, r in zip(mine, ref_inputs, strict=True):
-        if r.grad is not None:
-            assert_close(t.grad, r.grad, f"{what}: a gradient computed under your counter")
+    _same_run(result, expected_result, mine, ref_inputs, f"{what}: under your counter")
     if type(got) is not dict:
         fail(f"{what}: FlopCounter.flops must be a dict, got {describe(got)}.")
     if not all(type(k) is str and type(v) is int for k, v in got.items()):
