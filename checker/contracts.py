@@ -105,6 +105,12 @@ def _restore(before: dict[str, Any], rng: dict[str, Any] | None) -> None:
         _RNG[k][1](value)
 
 
+def unobserved() -> Any:
+    """The guards' own torch work, hidden from a check's TorchFunctionMode (an op counter must
+    count the learner's calls only)."""
+    return torch._C.DisableTorchFunction()
+
+
 # ----------------------------------------------------------------------------- inputs
 
 
@@ -176,31 +182,33 @@ def guarded(name: str, func: Any, args: tuple = (), kwargs: dict | None = None) 
     exempt = set(_IN_PLACE.get(name, ()))
     if name.endswith("_") and not name.startswith("_") and named:
         exempt.add(next(iter(named)))
-    watched = {k: (v, _snapshot(v)) for k, v in named.items() if k not in exempt}
-    state = _state()
-    rng = None if name in _USES_RNG else _rng_state()
+    with unobserved():
+        watched = {k: (v, _snapshot(v)) for k, v in named.items() if k not in exempt}
+        state = _state()
+        rng = None if name in _USES_RNG else _rng_state()
     failure = None
     try:
         yield
     finally:
-        after = _state()
-        leaks = [f"{k}: {state[k]!r} before the call, {after[k]!r} after" for k in state
-                 if state[k] != after[k]]
-        if rng is not None:
-            now = _rng_state()
-            leaks += [f"{k}: reseeded or drawn from" for k in rng if not _same_rng(rng[k], now[k])]
-        if leaks:
-            _restore(state, rng)
-            failure = (f"`{name}` changed global state and did not put it back:\n  "
-                       + "\n  ".join(leaks) + "\n  A function must leave global state as it "
-                       "found it: use a context manager (with torch.no_grad(): ...) or a local "
-                       "torch.Generator instead of global settings. The state was restored.")
-        else:
-            changed = [c for k, (v, snap) in watched.items() if (c := _changed(k, snap, _snapshot(v)))]
-            if changed:
-                failure = (f"`{name}` changed its input {', '.join(changed)}. Its contract "
-                           "returns a result and leaves the caller's objects alone: work on a "
-                           "copy (x.clone(), list(x), dict(x)) or out of place (x + y, not x += y).")
+        with unobserved():
+            after = _state()
+            leaks = [f"{k}: {state[k]!r} before the call, {after[k]!r} after" for k in state
+                     if state[k] != after[k]]
+            if rng is not None:
+                now = _rng_state()
+                leaks += [f"{k}: reseeded or drawn from" for k in rng if not _same_rng(rng[k], now[k])]
+            if leaks:
+                _restore(state, rng)
+                failure = (f"`{name}` changed global state and did not put it back:\n  "
+                           + "\n  ".join(leaks) + "\n  A function must leave global state as it "
+                           "found it: use a context manager (with torch.no_grad(): ...) or a local "
+                           "torch.Generator instead of global settings. The state was restored.")
+            else:
+                changed = [c for k, (v, snap) in watched.items() if (c := _changed(k, snap, _snapshot(v)))]
+                if changed:
+                    failure = (f"`{name}` changed its input {', '.join(changed)}. Its contract "
+                               "returns a result and leaves the caller's objects alone: work on a "
+                               "copy (x.clone(), list(x), dict(x)) or out of place (x + y, not x += y).")
         if failure:  # raised here, in place of whatever the call raised
             fail(failure)
 

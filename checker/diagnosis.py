@@ -76,16 +76,20 @@ def observe(name: str, args: tuple, kwargs: dict, invoke: Callable[[], Any]) -> 
     trace = _TRACE
     if trace is None:
         return invoke()
-    try:
-        inputs = (*copy.deepcopy((args, kwargs)), _context())
-    except Exception:
-        inputs = None
+    from checker.contracts import unobserved
+
+    with unobserved():
+        try:
+            inputs = (*copy.deepcopy((args, kwargs)), _context())
+        except Exception:
+            inputs = None
     try:
         result = invoke()
     except Exception as exc:
         trace.append(Call(name, inputs, ("raised", type(exc).__name__)))
         raise
-    trace.append(Call(name, inputs, outcome(result, args, kwargs)))
+    with unobserved():
+        trace.append(Call(name, inputs, outcome(result, args, kwargs)))
     return result
 
 
