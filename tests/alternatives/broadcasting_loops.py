@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 
-
-
 def broadcast_shapes(*shapes):
     n = max((len(s) for s in shapes), default=0)
     out = []
