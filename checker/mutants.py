@@ -109,6 +109,11 @@ def judge(kata: Kata, run: Callable[..., CheckResult], *, seed: int,
           exercise: str | None = None) -> Iterator[Judged]:
     """Each mutant of ``kata``'s reference, judged by its checks (``run`` as run_checks)."""
     listed = load_equivalents(kata)
+    reference = run(kata, kata.solution_path, seed=seed, diagnose=False)
+    if not reference.passed:  # then every mutant would count as killed
+        first = reference.first_failure()
+        raise ValueError(f"{kata.name}: the reference solution itself fails the checks at seed "
+                         f"{seed} ({first.name if first else reference.status}): fix that first.")
     source = kata.solution_path.read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory(prefix="kata-mutants-") as tmp:
         path = Path(tmp) / kata.solution_path.name
