@@ -120,7 +120,7 @@ def _snapshot(value: Any, depth: int = 0) -> Any:
         return None
     if isinstance(value, torch.Tensor):
         with torch.no_grad():
-            data = value.detach().clone() if value.layout == torch.strided else None
+            data = value.detach().clone() if value.layout == torch.strided and not value.is_meta else None
         return ("tensor", tuple(value.shape), value.stride() if value.layout == torch.strided
                 else None, value.storage_offset() if value.layout == torch.strided else None,
                 value.dtype, value.requires_grad, data)

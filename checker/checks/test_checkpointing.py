@@ -12,9 +12,11 @@ from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
 from torch.utils.checkpoint import checkpoint_sequential as torch_checkpoint_sequential
 
+from checker.contracts import uses_global_rng
 from checker.helpers import assert_close, assert_equal, describe, fail, layouts, random_shape
 
 pytestmark = pytest.mark.kata("checkpointing")
+uses_global_rng("checkpoint_sequential")  # the blocks' dropout draws from it, by contract
 
 # First calls load machinery lazily (torch._dynamo for torch.utils.checkpoint): pay at import.
 _warm = torch.zeros(2, 2, requires_grad=True)

@@ -119,7 +119,7 @@ def _call(what: str, fn, *args):
     """Run the learner's function; any exception becomes a failure that names it."""
     try:
         return fn(*args)
-    except NotImplementedError:
+    except (NotImplementedError, AssertionError):  # the stub, or a guard's own failure
         raise
     except Exception as exc:
         fail(f"{what} raised {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
@@ -359,7 +359,6 @@ def test_mark_batch_dynamic_compiles_once(impl, rng):
         compiled = torch.compile(_double_rowsum, backend=cnt)
         for b in batches:
             x = torch.randn(b, features, dtype=torch.float64)
-            original = x.clone()
             expected = _double_rowsum(x.clone())
             marked = _call(f"mark_batch_dynamic(x of shape {(b, features)})", impl.mark_batch_dynamic, x)
             what = f"mark_batch_dynamic(x of shape {(b, features)})"
@@ -367,8 +366,6 @@ def test_mark_batch_dynamic_compiles_once(impl, rng):
                 fail(f"{what} returned {describe(marked)}, not x itself.\n  Try: marking is metadata "
                      "recorded on the tensor you were given: mark x and return x (a copy would not "
                      "carry the mark, and the caller's x would stay unmarked).")
-            assert_close(x, original, f"{what}: x's values after the call",
-                         hint="marking changes no value: leave x's data alone.")
             if _marked_dims(marked) != {0}:
                 fail(
                     f"{what}: the returned tensor has dims {sorted(_marked_dims(marked))} marked "
@@ -464,18 +461,13 @@ def _likes(rng) -> list[torch.Tensor]:
             torch.empty(n, dtype=torch.float16, device="meta"), torch.zeros((), dtype=torch.bfloat16)]
 
 
-def _convert_unchanged(impl, hp: dict, like: torch.Tensor):
-    """Call hparams_as_tensors on the caller's own dict and like; both must come back unchanged."""
-    before, like_before = dict(hp), like.clone()
+def _convert(impl, hp: dict, like: torch.Tensor):
+    """hparams_as_tensors on the caller's own dict (the input guard sees that it stays as it was)."""
     what = f"hparams_as_tensors({hp}, like={describe(like)})"
     got = _call(what, impl.hparams_as_tensors, hp, like)
-    if hp != before or any(type(hp[k]) is not type(v) for k, v in before.items()):
-        fail(f"{what}: the caller's dict was changed to {hp}.\n  Try: build and return a new dict; "
-             "the caller may reuse its hyper-parameters (say, for the next step or a log).")
-    if like.device.type != "meta" and not torch.equal(like, like_before):
-        fail(f"{what}: like's values were changed; like only says which dtype and device to use.")
     if got is hp:
-        fail(f"{what}: returned the caller's dict itself; return a new dict.")
+        fail(f"{what}: returned the caller's dict itself; return a new dict (the caller may reuse "
+             "its hyper-parameters, say for the next step or a log).")
     return got
 
 
@@ -484,7 +476,7 @@ def test_hparams_as_tensors_structure(impl, rng):
     """Every kind of value, every kind of like (float32, a meta tensor, a 0-dim bfloat16)."""
     for like in _likes(rng):
         for hp in (dict(_EDGE_HPARAMS), _hparam_sets(rng, 1)[0]):
-            _check_hparams_structure(_convert_unchanged(impl, hp, like), hp, like)
+            _check_hparams_structure(_convert(impl, hp, like), hp, like)
 
 
 @pytest.mark.exercise("hparams_as_tensors")
@@ -497,7 +489,7 @@ def test_hparams_as_tensors_compiles_once(impl, rng):
     expected = [_grouped_step(p.clone(), g.clone(), hp) for hp in sets]
     converted = []
     for hp in sets:
-        got = _convert_unchanged(impl, hp, p)
+        got = _convert(impl, hp, p)
         _check_hparams_structure(got, hp, p)
         converted.append(got)
     with fresh_dynamo():
@@ -533,11 +525,8 @@ def _clip_input(rng) -> tuple[torch.Tensor, float]:
 
 def _check_clip_values(impl, x: torch.Tensor, max_norm: float, label: str = "") -> None:
     expected = _clip_reference(x.clone(), max_norm)
-    original = x.clone()
     what = f"clip_rows(x of shape {tuple(x.shape)}{label}, max_norm={max_norm})"
-    got = _call(what, impl.clip_rows, x, max_norm)
-    assert_close(x, original, f"{what}: x after the call", hint="return a new tensor; the "
-                 "caller's x must not change (no in-place scaling).")
+    got = _call(what, impl.clip_rows, x, max_norm)  # the input guard: x must not change
     assert_close(got, expected, what, hint="rows with norm <= max_norm stay as they are (a zero row "
                  "included: no 0/0); longer rows are scaled to norm max_norm.")
 
@@ -636,17 +625,18 @@ def test_run_locked(impl, rng):
     lrs = [float(round(rng.uniform(0.01, 1.0), 4)) for _ in sizes]
     expected = [_scaled_tanh_step(b.clone(), lr) for b, lr in zip(batches, lrs, strict=False)]
     what = f"run_locked(step, batches of shapes {[(b, features) for b in sizes]}, lrs={lrs})"
-    given_batches, given_lrs = [b.clone() for b in batches], list(lrs)
     with fresh_dynamo():
         cnt = CompileCounter()
         compiled = torch.compile(_scaled_tanh_step, backend=cnt)
         step = _Watched(compiled)
         try:
-            outputs = impl.run_locked(step, given_batches, given_lrs)
+            outputs = impl.run_locked(step, [b.clone() for b in batches], list(lrs))
         except NotImplementedError:
             raise
         except _BadCall as exc:
             fail(f"{what}: {exc}")
+        except AssertionError:  # a guard's own failure (inputs or global state)
+            raise
         except Exception as exc:
             fail(f"{what}: call {len(step.stances)} raised — {recompile_error_text(exc)}.\n"
                  "  Try: warm up with one call under the default stance (that call compiles a "
@@ -665,9 +655,6 @@ def test_run_locked(impl, rng):
                      "without a recompile: the warm-up graph was dynamic in the feature dim too.\n"
                      "  Try: mark only dim 0 (the batch) of the warm-up batch dynamic; the feature "
                      "size is fixed by the model, and the compiler may specialise on it.")
-    if given_lrs != lrs or any(not torch.equal(g, b) for g, b in zip(given_batches, batches, strict=True)):
-        fail(f"{what}: the batches or lrs you were given were changed; run the step on them as they "
-             "are (build lr tensors of your own).")
     if type(outputs) is not list or len(outputs) != len(batches):
         fail(f"{what}: expected a list of {len(batches)} outputs, got {describe(outputs)}.")
     if len(step.stances) != len(batches):
