@@ -228,19 +228,23 @@ def test_define_sqdist_values(impl, rng):
     _require_library()
     ns = _Namespaced(fresh_namespace())
     op, packet = _learner_sqdist(impl, ns)
-    for dtype in (torch.float64, torch.float32):
+    for dtype, requires_grad in ((torch.float64, False), (torch.float32, False), (torch.float64, True)):
         x, y = _sqdist_inputs(rng, dtype)
         expected = _reference_sqdist(x.double(), y.double()).to(dtype)
+        y.requires_grad_(requires_grad)
         for label, xv in layouts(x):
-            what = f"sqdist(x of shape {tuple(x.shape)} [{label}], y of shape {tuple(y.shape)}, {str(dtype)[6:]})"
-            x_before, y_before = xv.clone(), y.clone()
+            xv.requires_grad_(requires_grad)
+            what = (f"sqdist(x of shape {tuple(x.shape)} [{label}], y of shape {tuple(y.shape)}, "
+                    f"{str(dtype)[6:]}{', both requiring grad' if requires_grad else ''})")
+            x_before, y_before = xv.detach().clone(), y.detach().clone()
             with ns.guard(what):
                 got = op(xv, y)
                 via_ops = packet(xv, y)
             for name, t, before in (("x", xv, x_before), ("y", y, y_before)):
-                if not torch.equal(t, before):
-                    ns.fail(f"{what}: the kernel wrote into {name} (its values changed).\n  Try: "
-                            "x.numpy() shares x's memory; compute into new arrays (x - y, not "
+                if not torch.equal(t, before) or t.requires_grad != requires_grad:
+                    ns.fail(f"{what}: the kernel changed {name} (its values or requires_grad).\n  "
+                            "Try: read the inputs through x.detach().numpy(), which shares x's memory "
+                            "and changes nothing about x; compute into new arrays (x - y, not "
                             "x -= y). The schema promises the op mutates nothing.")
             assert_close(got, expected, what, hint="out[i, j] = sum over d of (x[i, d] - y[j, d])**2, "
                          "in the inputs' dtype.")
@@ -485,6 +489,25 @@ def test_clip_mutates_in_place(impl, rng):
             ns.fail(f"{what}: x._version stayed {x._version}. The op wrote to x behind "
                     "autograd's back.\n  Try: declare the mutation (mutates_args={'x'}); then "
                     "torch.library bumps the version counter for you.")
+
+
+@pytest.mark.exercise("define_clip_")
+def test_clip_a_parameter_under_no_grad(impl, rng):
+    """The usual use: clamping a parameter (a leaf that requires grad) under torch.no_grad()."""
+    _require_library()
+    ns = _Namespaced(fresh_namespace())
+    op, _ = _learner_clip(impl, ns)
+    param = torch.nn.Parameter(torch.randn(*random_shape(rng, 2, 3, 7), dtype=torch.float64))
+    expected = param.detach().clamp(-0.5, 0.5)
+    what = f"with torch.no_grad(): clip_(a Parameter of shape {tuple(param.shape)}, -0.5, 0.5)"
+    with ns.guard(what), torch.no_grad():
+        op(param, -0.5, 0.5)
+    assert_close(param.detach(), expected, f"{what}: the parameter after the call",
+                 hint="x arrives requiring grad: x.detach().numpy() views its memory (x.numpy() "
+                 "refuses a tensor that requires grad).")
+    if not param.requires_grad or param.grad_fn is not None:
+        ns.fail(f"{what}: the parameter no longer requires grad (or is no longer a leaf).\n  Try: "
+                "x.detach() makes a new tensor sharing x's memory; x.detach_() would change x itself.")
 
 
 @pytest.mark.exercise("define_clip_")
