@@ -1,4 +1,5 @@
-"""An alternative correct dispatch: FLOPs read off the op's name, arguments unpacked by position."""
+"""An alternative correct dispatch: FLOPs read off the op's name, arguments unpacked by position,
+LoggingTensor converting results itself."""
 
 from __future__ import annotations
 
@@ -34,10 +35,10 @@ class LoggingTensor(torch.Tensor):
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
-        cls.calls.append(func)
-        # The default implementation runs func with subclass handling disabled (so calls made
-        # inside func are not logged again) and wraps tensor results back into cls.
-        return super().__torch_function__(func, types, args, kwargs or {})
+        LoggingTensor.calls.append(func)
+        with torch._C.DisableTorchFunctionSubclass():
+            result = func(*args, **(kwargs or {}))
+        return torch._tensor._convert(result, cls)
 
 
 class AtenOpLogger(TorchDispatchMode):
