@@ -12,9 +12,11 @@ from torch import nn
 from torch.autograd.graph import saved_tensors_hooks
 from torch.utils.checkpoint import checkpoint_sequential as torch_checkpoint_sequential
 
+from checker.contracts import uses_global_rng
 from checker.helpers import assert_close, assert_equal, describe, fail, layouts, random_shape
 
 pytestmark = pytest.mark.kata("checkpointing")
+uses_global_rng("checkpoint_sequential")  # the blocks' dropout draws from it, by contract
 
 # First calls load machinery lazily (torch._dynamo for torch.utils.checkpoint): pay at import.
 _warm = torch.zeros(2, 2, requires_grad=True)
@@ -189,6 +191,46 @@ def test_store_keeps_every_saved_tensor_under_a_key(impl, rng):
         fail(f"store.unpack_hook(store.pack_hook(t)) returned {describe(back)}, not t itself.")
 
 
+@pytest.mark.exercise("SavedTensorStore")
+def test_stores_are_independent(impl, rng):
+    """Two stores, one after the other and one inside the other: each keeps only what was
+    packed while it was the innermost hooks, and counts only its own unpacks."""
+    fn, x, w = store_case(rng)
+    counts = []
+    for _ in range(3):
+        ledger = Ledger()
+        with ledger.hooks():
+            fn(x, w)
+        counts.append(ledger.count)
+    with impl.rules():
+        first, second, inner = impl.SavedTensorStore(), impl.SavedTensorStore(), impl.SavedTensorStore()
+        with first:
+            out_first = fn(x, w)
+        with second:
+            out_second = fn(x, w)
+            with inner:
+                out_inner = fn(x, w)
+    for name, store, expected in (("the first store", first, counts[0]),
+                                  ("a second store, used after the first", second, counts[1]),
+                                  ("a store entered inside the second", inner, counts[2])):
+        entries = getattr(store, "store", None)
+        if not isinstance(entries, dict):
+            fail(f"{name}: store.store is {describe(entries)}; expected a dict.")
+        assert_equal(len(entries), expected, f"len(store.store) of {name}, after one forward that saves "
+                     f"{expected} tensors while it is the innermost hooks",
+                     hint="give every store its own dict and counter, made in __init__: a class-level "
+                     "dict is shared by every store. The innermost saved_tensors_hooks receive the "
+                     "packs; an outer store sees none while an inner one is active.")
+    for name, out in (("the first store", out_first), ("the second store", out_second),
+                      ("the inner store", out_inner)):
+        with impl.rules():
+            backward_or_fail(out, torch.randn_like(out), f"backward through {name}",
+                             "unpack(key) must return the tensor this store keeps under key.")
+    assert_equal((first.unpacked, second.unpacked, inner.unpacked), tuple(counts),
+                 "(first, second, inner) store.unpacked after one backward through each graph",
+                 hint="count in the store's own attribute, set in __init__.")
+
+
 # ----------------------------------------------------------------------------- Checkpoint
 
 
@@ -349,16 +391,17 @@ class CountingBlock(nn.Module):
         return self.inner(x)
 
 
-SEQUENTIAL_CASES = ((5, 2), (7, 3), (6, 4), (7, 2))
+# (blocks, segments), every one on every seed: one checkpointed segment, two, three, one of
+# three blocks, none (segments=1), and every block but the last on its own (segments=blocks).
+SEQUENTIAL_CASES = ((5, 2), (7, 3), (6, 4), (7, 2), (3, 1), (4, 4))
 
 
-def sequential_case(rng):
-    n_blocks, segments = SEQUENTIAL_CASES[int(rng.integers(len(SEQUENTIAL_CASES)))]
+def sequential_case(rng, n_blocks: int, segments: int):
     n, d = random_shape(rng, 2, 3, 9)
     blocks = []
     for i in range(n_blocks):
         layers = [nn.Linear(d, d), nn.Tanh()]
-        if i == 1:
+        if i % 2 == 1:  # randomness in several segments: each recompute replays its own
             layers.append(nn.Dropout(0.3))
         blocks.append(CountingBlock(nn.Sequential(*layers).double()))
     x = torch.randn(n, d, dtype=torch.float64, requires_grad=True)
@@ -379,8 +422,9 @@ def learner_run(impl, blocks, x, segments, seed):
 
 
 @pytest.mark.exercise("checkpoint_sequential")
-def test_sequential_matches_the_plain_run(impl, rng):
-    blocks, x, segments = sequential_case(rng)
+@pytest.mark.parametrize("n_blocks,segments", SEQUENTIAL_CASES)
+def test_sequential_matches_the_plain_run(impl, rng, n_blocks, segments):
+    blocks, x, segments = sequential_case(rng, n_blocks, segments)
     reference = copy.deepcopy(blocks)
     x_ref = x.detach().clone().requires_grad_()
     seed = int(rng.integers(1, 2**31))
@@ -402,8 +446,9 @@ def test_sequential_matches_the_plain_run(impl, rng):
 
 
 @pytest.mark.exercise("checkpoint_sequential")
-def test_sequential_recomputes_the_checkpointed_blocks(impl, rng):
-    blocks, x, segments = sequential_case(rng)
+@pytest.mark.parametrize("n_blocks,segments", SEQUENTIAL_CASES)
+def test_sequential_recomputes_the_checkpointed_blocks(impl, rng, n_blocks, segments):
+    blocks, x, segments = sequential_case(rng, n_blocks, segments)
     out = learner_run(impl, blocks, x, segments, seed=int(rng.integers(1, 2**31)))
     with impl.rules():
         backward_or_fail(out, torch.randn_like(out), "backward through checkpoint_sequential",
@@ -422,8 +467,9 @@ def test_sequential_recomputes_the_checkpointed_blocks(impl, rng):
 
 
 @pytest.mark.exercise("checkpoint_sequential")
-def test_sequential_saves_what_torch_saves(impl, rng):
-    blocks, x, segments = sequential_case(rng)
+@pytest.mark.parametrize("n_blocks,segments", SEQUENTIAL_CASES)
+def test_sequential_saves_what_torch_saves(impl, rng, n_blocks, segments):
+    blocks, x, segments = sequential_case(rng, n_blocks, segments)
     reference = copy.deepcopy(blocks)
     seed = int(rng.integers(1, 2**31))
     plain, torch_ckpt, got = Ledger(), Ledger(), Ledger()

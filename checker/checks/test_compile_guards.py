@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
+from checker.contracts import guarded
 from checker.helpers import (
     assert_close,
     describe,
@@ -119,7 +120,7 @@ def _call(what: str, fn, *args):
     """Run the learner's function; any exception becomes a failure that names it."""
     try:
         return fn(*args)
-    except NotImplementedError:
+    except (NotImplementedError, AssertionError):  # the stub, or a guard's own failure
         raise
     except Exception as exc:
         fail(f"{what} raised {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
@@ -135,41 +136,95 @@ def _sin_plus_sum(x):
 _TRUTH: dict[tuple, tuple[int, list[str]]] = {}
 
 
+class _RecordingBackend:
+    """A counting backend whose graphs say when they run: a call that compiled nothing and
+    ran no graph ran eagerly (the recompile limit), whatever the guard log says."""
+
+    def __init__(self) -> None:
+        self.frame_count = 0
+        self.ran: list[int] = []
+
+    def __call__(self, gm, example_inputs):
+        self.frame_count += 1
+        number = self.frame_count
+
+        def run(*args):
+            self.ran.append(number)
+            return gm.forward(*args)
+
+        return run
+
+
 def dynamo_timeline(shapes: list[tuple[int, ...]], dynamic: bool | None, limit: int) -> tuple[int, list[str]]:
     """(number of compiles, one line per call saying what dynamo did) — from dynamo itself."""
     key = (tuple(shapes), dynamic, limit)
     if key not in _TRUTH:
         lines = []
         with fresh_dynamo(), torch._dynamo.config.patch(recompile_limit=limit):
-            cnt = CompileCounter()
-            compiled = torch.compile(_sin_plus_sum, backend=cnt, dynamic=dynamic)
+            backend = _RecordingBackend()
+            compiled = torch.compile(_sin_plus_sum, backend=backend, dynamic=dynamic)
             for shape in shapes:
-                before, n_reasons = cnt.frame_count, len(guard_reasons())
+                before, n_reasons, n_ran = backend.frame_count, len(guard_reasons()), len(backend.ran)
                 compiled(torch.zeros(shape))
                 reasons = _new_reasons(n_reasons)
-                if cnt.frame_count > before and not reasons:
-                    lines.append(f"{shape}: compile #{cnt.frame_count} (the first call)")
-                elif cnt.frame_count > before:
-                    lines.append(f"{shape}: compile #{cnt.frame_count}, because " + "; ".join(reasons))
-                elif reasons:
-                    lines.append(f"{shape}: no compile — the recompile limit ({limit}) was reached, "
-                                 "so dynamo ran it eagerly")
+                ran = backend.ran[n_ran:]
+                if backend.frame_count > before and not reasons:
+                    lines.append(f"{shape}: compile #{backend.frame_count} (the first call)")
+                elif backend.frame_count > before:
+                    lines.append(f"{shape}: compile #{backend.frame_count}, because " + "; ".join(reasons))
+                elif ran:
+                    lines.append(f"{shape}: reused graph #{ran[0]} (its guards passed)")
                 else:
-                    lines.append(f"{shape}: reused a cached graph (its guards passed)")
-            _TRUTH[key] = (cnt.frame_count, lines)
+                    lines.append(f"{shape}: no compile — the recompile limit ({limit}) was reached "
+                                 "and no cached graph fits, so dynamo ran it eagerly")
+            _TRUTH[key] = (backend.frame_count, lines)
     return _TRUTH[key]
 
 
-def _check_predictions(impl, cases: list[tuple[list[tuple[int, ...]], bool | None, int]], hint: str) -> None:
-    truths = [dynamo_timeline(shapes, dynamic, limit) for shapes, dynamic, limit in cases]  # reference first
+def _check_predictions(impl, cases: list[tuple[list[tuple[int, ...]], bool | None, int | None]], hint: str) -> None:
+    """A case whose limit is None calls predict_compiles without one: dynamo's default limit."""
+    truths = [dynamo_timeline(shapes, dynamic, _DEFAULT_LIMIT if limit is None else limit)
+              for shapes, dynamic, limit in cases]  # reference first
     with fresh_dynamo():  # the learner's prediction must not find a warm cache either
         _compare_predictions(impl, cases, truths, hint)
 
 
+# Sequences that tell dynamo's rules apart from near misses, run on every seed before the
+# random draws (the limit with a repeat after it; sizes 0 and 1 under dynamic=True; under the
+# default, a dim whose first change is to size 1, a dynamic dim staying dynamic while another
+# changes, an old specialised graph still in the cache, the limit with size-1 calls).
+_DEFAULT_LIMIT = 8  # torch._dynamo.config.recompile_limit's default, as the stub's signature says
+CORPUS: dict[str, list[tuple[list[tuple[int, ...]], bool | None, int | None]]] = {
+    "test_predict_static": [
+        ([(2, 3), (4, 5), (2, 3)], False, 1),
+        ([(2, 3), (4, 5), (6, 7), (3, 2), (2, 3)], False, 2),
+        ([(n,) for n in range(2, 12)], False, None),  # limit left out: dynamo's default
+    ],
+    "test_predict_dynamic_true": [
+        ([(3,), (0,), (1,), (1,), (4,), (0,)], True, 8),
+        ([(4, 3), (4, 1), (4, 0), (4, 5)], True, 2),
+    ],
+    "test_predict_automatic_dynamic": [
+        ([(3, 4), (1, 4), (5, 4)], None, 8),
+        ([(3, 4), (2, 4), (5, 4)], None, 8),
+        ([(3, 4), (1, 4), (3, 6), (5, 7)], None, 8),
+        ([(3, 4), (5, 4), (5, 6), (7, 8)], None, 8),
+        ([(3, 4), (5, 4), (6, 7)], None, 8),
+        ([(4, 2), (4, 3), (5, 3)], None, 8),
+        ([(3, 4), (5, 4), (1, 4), (6, 4)], None, 8),
+        ([(3, 4), (5, 4), (1, 4), (6, 7), (1, 5)], None, 2),
+    ],
+}
+
+
 def _compare_predictions(impl, cases, truths, hint: str) -> None:
     for (shapes, dynamic, limit), (expected, timeline) in zip(cases, truths, strict=False):
-        what = f"predict_compiles({shapes}, dynamic={dynamic}, limit={limit})"
-        got = _call(what, impl.predict_compiles, list(shapes), dynamic, limit)
+        if limit is None:
+            what = f"predict_compiles({shapes}, dynamic={dynamic}) (limit left out)"
+            got = _call(what, impl.predict_compiles, list(shapes), dynamic)
+        else:
+            what = f"predict_compiles({shapes}, dynamic={dynamic}, limit={limit})"
+            got = _call(what, impl.predict_compiles, list(shapes), dynamic, limit)
         if type(got) is not int:
             fail(f"{what}: expected an int, got {describe(got)}.")
         if got != expected:
@@ -250,7 +305,7 @@ def _prepared_from(make_cases):
 def test_predict_static(impl, rng):
     """dynamic=False: one graph per distinct shape, a repeat is free, and the limit caps it."""
     _require_dynamo()
-    _check_predictions(impl, _static_cases(rng), "with dynamic=False every new shape is a new "
+    _check_predictions(impl, CORPUS["test_predict_static"] + _static_cases(rng), "with dynamic=False every new shape is a new "
                        "graph, a shape seen before reuses its graph, and after `limit` graphs "
                        "dynamo stops compiling.")
 
@@ -260,7 +315,7 @@ def test_predict_static(impl, rng):
 def test_predict_dynamic_true(impl, rng):
     """dynamic=True: one graph for all sizes >= 2, but sizes 0 and 1 are specialised."""
     _require_dynamo()
-    _check_predictions(impl, _dynamic_true_cases(rng), "dynamic=True makes every size symbolic "
+    _check_predictions(impl, CORPUS["test_predict_dynamic_true"] + _dynamic_true_cases(rng), "dynamic=True makes every size symbolic "
                        "— except sizes 0 and 1, which are always specialised (a size-1 dim gets "
                        "its own graph).")
 
@@ -270,7 +325,7 @@ def test_predict_dynamic_true(impl, rng):
 def test_predict_automatic_dynamic(impl, rng):
     """dynamic=None (the default): static first, then only the dims that changed go dynamic."""
     _require_dynamo()
-    _check_predictions(impl, _automatic_dynamic_cases(rng), "the default compiles static first; "
+    _check_predictions(impl, CORPUS["test_predict_automatic_dynamic"] + _automatic_dynamic_cases(rng), "the default compiles static first; "
                        "on a size change it recompiles with ONLY the dims that changed marked "
                        "dynamic (sizes 0/1 still specialise), and a dim that changes later costs "
                        "one more recompile.")
@@ -301,7 +356,7 @@ def _why_recompiled() -> str:
 def test_mark_batch_dynamic_compiles_once(impl, rng):
     _require_dynamo()
     features = int(rng.integers(9, 12))
-    batches = [int(b) for b in rng.choice(range(2, 9), size=4, replace=False)]
+    batches = [2] + [int(b) for b in rng.choice(range(3, 9), size=3, replace=False)]  # 2: the smallest
     with fresh_dynamo():
         cnt = CompileCounter()
         compiled = torch.compile(_double_rowsum, backend=cnt)
@@ -310,7 +365,10 @@ def test_mark_batch_dynamic_compiles_once(impl, rng):
             expected = _double_rowsum(x.clone())
             marked = _call(f"mark_batch_dynamic(x of shape {(b, features)})", impl.mark_batch_dynamic, x)
             what = f"mark_batch_dynamic(x of shape {(b, features)})"
-            assert_close(marked, x, what, hint="return the tensor you were given (marking is metadata).")
+            if marked is not x:
+                fail(f"{what} returned {describe(marked)}, not x itself.\n  Try: marking is metadata "
+                     "recorded on the tensor you were given: mark x and return x (a copy would not "
+                     "carry the mark, and the caller's x would stay unmarked).")
             if _marked_dims(marked) != {0}:
                 fail(
                     f"{what}: the returned tensor has dims {sorted(_marked_dims(marked))} marked "
@@ -386,8 +444,42 @@ def _check_hparams_structure(got, hp: dict, like: torch.Tensor) -> None:
                     "tensor broadcasts like the scalar it replaces, and the same dtype keeps the "
                     "arithmetic (and the results) identical."
                 )
-            if float(new) != value:
-                fail(f"{what}: {name!r} became a tensor holding {float(new)!r}, expected {value!r}.")
+            if new.device.type != "meta" and not torch.equal(new, torch.tensor(value, dtype=like.dtype)):
+                fail(f"{what}: {name!r} became a tensor holding {new.item()!r}, expected {value!r}.")
+        else:
+            fail(f"{what}: {name!r} is a Python float ({value!r}) and must become a 0-dim tensor, "
+                 f"got {describe(new)}.\n  Try: a float passed to a compiled function is guarded "
+                 "on its value; a 0-dim tensor is a graph input.")
+
+
+# Hyper-parameters whose values must survive exactly, whatever like is: floats that look like
+# ints (0.0, 1.0) and a negative one are still floats, ints and bools of every kind stay.
+_EDGE_HPARAMS = {"lr": 1.0, "weight_decay": 0.0, "shift": -0.25, "groups": 1, "steps": 0,
+                 "nesterov": False, "amsgrad": True}
+
+
+def _likes(rng) -> list[torch.Tensor]:
+    n = int(rng.integers(2, 5))
+    return [torch.zeros(n, dtype=torch.float64), torch.zeros(n, 2, dtype=torch.float32).t(),
+            torch.empty(n, dtype=torch.float16, device="meta"), torch.zeros((), dtype=torch.bfloat16)]
+
+
+def _convert(impl, hp: dict, like: torch.Tensor):
+    """hparams_as_tensors on the caller's own dict (the input guard sees that it stays as it was)."""
+    what = f"hparams_as_tensors({hp}, like={describe(like)})"
+    got = _call(what, impl.hparams_as_tensors, hp, like)
+    if got is hp:
+        fail(f"{what}: returned the caller's dict itself; return a new dict (the caller may reuse "
+             "its hyper-parameters, say for the next step or a log).")
+    return got
+
+
+@pytest.mark.exercise("hparams_as_tensors")
+def test_hparams_as_tensors_structure(impl, rng):
+    """Every kind of value, every kind of like (float32, a meta tensor, a 0-dim bfloat16)."""
+    for like in _likes(rng):
+        for hp in (dict(_EDGE_HPARAMS), _hparam_sets(rng, 1)[0]):
+            _check_hparams_structure(_convert(impl, hp, like), hp, like)
 
 
 @pytest.mark.exercise("hparams_as_tensors")
@@ -400,7 +492,7 @@ def test_hparams_as_tensors_compiles_once(impl, rng):
     expected = [_grouped_step(p.clone(), g.clone(), hp) for hp in sets]
     converted = []
     for hp in sets:
-        got = _call(f"hparams_as_tensors({hp}, like)", impl.hparams_as_tensors, dict(hp), p)
+        got = _convert(impl, hp, p)
         _check_hparams_structure(got, hp, p)
         converted.append(got)
     with fresh_dynamo():
@@ -437,9 +529,28 @@ def _clip_input(rng) -> tuple[torch.Tensor, float]:
 def _check_clip_values(impl, x: torch.Tensor, max_norm: float, label: str = "") -> None:
     expected = _clip_reference(x.clone(), max_norm)
     what = f"clip_rows(x of shape {tuple(x.shape)}{label}, max_norm={max_norm})"
-    got = _call(what, impl.clip_rows, x, max_norm)
+    got = _call(what, impl.clip_rows, x, max_norm)  # the input guard: x must not change
     assert_close(got, expected, what, hint="rows with norm <= max_norm stay as they are (a zero row "
                  "included: no 0/0); longer rows are scaled to norm max_norm.")
+
+
+def _rows_with_norms(norms: list[float], cols: int, dtype=torch.float64) -> torch.Tensor:
+    """One row per norm, each a random direction scaled to exactly that norm (up to rounding)."""
+    x = torch.randn(len(norms), cols, dtype=torch.float64)
+    x = x / torch.linalg.vector_norm(x, dim=1, keepdim=True) * torch.tensor(norms, dtype=torch.float64)[:, None]
+    return x.to(dtype)
+
+
+def _clip_corpus(max_norm: float) -> list[tuple[str, torch.Tensor]]:
+    """Rows on every side of max_norm (zero, far below, just below, just above, far above), a
+    single row, a single column, and float32."""
+    around = [0.0, 0.3 * max_norm, 0.6 * max_norm, 0.99 * max_norm, 1.01 * max_norm, 1.7 * max_norm, 5 * max_norm]
+    return [
+        ("rows of norm 0 to 5 x max_norm", _rows_with_norms(around, 5)),
+        ("one long row", _rows_with_norms([3 * max_norm], 4)),
+        ("one column", _rows_with_norms([0.5 * max_norm, 2 * max_norm, 0.0], 1)),
+        ("float32", _rows_with_norms(around[::-1], 3, torch.float32)),
+    ]
 
 
 @pytest.mark.exercise("clip_rows")
@@ -448,6 +559,8 @@ def test_clip_rows_values(impl, rng):
 
     x, max_norm = _clip_input(rng)
     with fresh_dynamo():
+        for label, edge in _clip_corpus(max_norm):
+            _check_clip_values(impl, edge, max_norm, f", {label}")
         for label, variant in layouts(x):
             _check_clip_values(impl, variant, max_norm, f", {label}")
 
@@ -517,13 +630,21 @@ def test_run_locked(impl, rng):
     what = f"run_locked(step, batches of shapes {[(b, features) for b in sizes]}, lrs={lrs})"
     with fresh_dynamo():
         cnt = CompileCounter()
-        step = _Watched(torch.compile(_scaled_tanh_step, backend=cnt))
+        compiled = torch.compile(_scaled_tanh_step, backend=cnt)
+        step = _Watched(compiled)
+        run_locked = impl.module.run_locked
+        args = (step, [b.clone() for b in batches], list(lrs))
         try:
-            outputs = impl.run_locked(step, [b.clone() for b in batches], list(lrs))
+            # Driven like a class: a replay on copies of these inputs would meet dynamo's caches
+            # in another state, so a failure is diagnosed by the check's outcome.
+            with impl.rules(), guarded("run_locked", run_locked, args):
+                outputs = run_locked(*args)
         except NotImplementedError:
             raise
         except _BadCall as exc:
             fail(f"{what}: {exc}")
+        except AssertionError:  # a guard's own failure (inputs or global state)
+            raise
         except Exception as exc:
             fail(f"{what}: call {len(step.stances)} raised — {recompile_error_text(exc)}.\n"
                  "  Try: warm up with one call under the default stance (that call compiles a "
@@ -534,6 +655,14 @@ def test_run_locked(impl, rng):
             fail(f"{what}: after it returned, the compiler's stance was still {leaked!r}.\n"
                  "  Try: use set_stance as a context manager (`with ...:`) so it is undone on the "
                  "way out; a plain call changes the stance for the whole process.")
+        compiles = cnt.frame_count
+        if compiles == 1:  # the warm-up graph must be dynamic in the batch dim only
+            compiled(torch.randn(sizes[0], features + 1, dtype=torch.float64), torch.tensor(0.5, dtype=torch.float64))
+            if cnt.frame_count == compiles:
+                fail(f"{what}: after it returned, a batch with {features + 1} features (one more) ran "
+                     "without a recompile: the warm-up graph was dynamic in the feature dim too.\n"
+                     "  Try: mark only dim 0 (the batch) of the warm-up batch dynamic; the feature "
+                     "size is fixed by the model, and the compiler may specialise on it.")
     if type(outputs) is not list or len(outputs) != len(batches):
         fail(f"{what}: expected a list of {len(batches)} outputs, got {describe(outputs)}.")
     if len(step.stances) != len(batches):
@@ -547,8 +676,8 @@ def test_run_locked(impl, rng):
     for i, (got, exp) in enumerate(zip(outputs, expected, strict=False)):
         assert_close(got, exp, f"{what}: output {i}", hint="pass lr as a tensor of x's dtype: the "
                      "values must equal step(x, lr) with the float.")
-    if cnt.frame_count != 1:
-        fail(f"{what}: compiled {cnt.frame_count} times, expected once.")
+    if compiles != 1:
+        fail(f"{what}: compiled {compiles} times, expected once.")
 def _warm(checks: set[str] | None = None) -> None:
     """Pay dynamo's lazy set-up once, at collection, so each check's time is its own; an
     armed process (``kata_warm``) warms only what its own ``checks`` compile. A check's
@@ -564,6 +693,10 @@ def _warm(checks: set[str] | None = None) -> None:
     with fresh_dynamo():
         torch.compile(lambda x: x + 1, backend=CompileCounter())(torch.zeros(2))
         torch._dynamo.explain(lambda x: x * 2)(torch.zeros(2))
+        for name, cases in CORPUS.items():  # the same on every seed: ask dynamo once per process
+            if wanted(name):
+                for shapes, dynamic, limit in cases:
+                    dynamo_timeline(shapes, dynamic, _DEFAULT_LIMIT if limit is None else limit)
         if wanted("test_mark_batch_dynamic_compiles_once"):
             compiled = torch.compile(_double_rowsum, backend=CompileCounter())
             for features in (9, 10):  # a new feature size recompiles, as in the check

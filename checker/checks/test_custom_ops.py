@@ -228,17 +228,46 @@ def test_define_sqdist_values(impl, rng):
     _require_library()
     ns = _Namespaced(fresh_namespace())
     op, packet = _learner_sqdist(impl, ns)
-    for dtype in (torch.float64, torch.float32):
+    for dtype, requires_grad in ((torch.float64, False), (torch.float32, False), (torch.float64, True)):
         x, y = _sqdist_inputs(rng, dtype)
         expected = _reference_sqdist(x.double(), y.double()).to(dtype)
+        y.requires_grad_(requires_grad)
         for label, xv in layouts(x):
-            what = f"sqdist(x of shape {tuple(x.shape)} [{label}], y of shape {tuple(y.shape)}, {str(dtype)[6:]})"
+            xv.requires_grad_(requires_grad)
+            what = (f"sqdist(x of shape {tuple(x.shape)} [{label}], y of shape {tuple(y.shape)}, "
+                    f"{str(dtype)[6:]}{', both requiring grad' if requires_grad else ''})")
+            x_before, y_before = xv.detach().clone(), y.detach().clone()
             with ns.guard(what):
                 got = op(xv, y)
                 via_ops = packet(xv, y)
+            for name, t, before in (("x", xv, x_before), ("y", y, y_before)):
+                if not torch.equal(t, before) or t.requires_grad != requires_grad:
+                    ns.fail(f"{what}: the kernel changed {name} (its values or requires_grad).\n  "
+                            "Try: read the inputs through x.detach().numpy(), which shares x's memory "
+                            "and changes nothing about x; compute into new arrays (x - y, not "
+                            "x -= y). The schema promises the op mutates nothing.")
             assert_close(got, expected, what, hint="out[i, j] = sum over d of (x[i, d] - y[j, d])**2, "
                          "in the inputs' dtype.")
             assert_close(via_ops, expected, f"torch.ops.ns.sqdist: {what}")
+
+
+@pytest.mark.exercise("define_sqdist")
+def test_define_sqdist_passes_opcheck(impl, rng):
+    """The kernel against a plain fake (a new, contiguous (n, m) tensor): opcheck compares
+    their shapes, dtypes and strides, and the schema with what the kernel writes."""
+    _require_library()
+    ns = _Namespaced(fresh_namespace())
+    op, _ = _learner_sqdist(impl, ns)
+    with ns.guard("register_fake on your sqdist"):
+        op.register_fake(lambda x, y: x.new_empty(x.shape[0], y.shape[0]))
+    for dtype in (torch.float64, torch.float32):
+        x, y = _sqdist_inputs(rng, dtype)
+        _opcheck(ns, op, (x.t().contiguous().t(), y), ("test_schema", "test_faketensor"),
+                 f"sqdist, x (column-major), y, {str(dtype)[6:]}",
+                 hints={"test_faketensor": "return a new contiguous (n, m) tensor in x's dtype, as "
+                        "x.new_empty(n, m) would describe it: torch.from_numpy of a transposed or "
+                        "strided array keeps NumPy's strides (np.ascontiguousarray fixes that).",
+                        "test_schema": "the kernel must not write into x or y."})
 
 
 # ----------------------------------------------------------------------------- register_sqdist_fake
@@ -346,19 +375,35 @@ def test_autograd_gradients(impl, rng):
                 assert_close(t.grad, expected, f"{what}: {name}.grad", hint=hint)
 
 
-@pytest.mark.exercise("register_sqdist_autograd")
-def test_autograd_gradcheck(impl, rng):
+def _check_against_finite_differences(impl, rng, check, failure: str) -> None:
     _require_library()
     ns = _Namespaced(fresh_namespace())
     op = _op_with_learner_autograd(impl, ns)
     x, y = _sqdist_inputs(rng, requires_grad=True)
+    call = f"torch.autograd.{check.__name__}(sqdist, (x {tuple(x.shape)}, y {tuple(y.shape)}))"
     # fast_mode: a random projection of the Jacobian; test_autograd_gradients compares the
     # full gradients exactly
-    with ns.guard("torch.autograd.gradcheck(sqdist, (x, y))"):
-        ok = torch.autograd.gradcheck(op, (x, y), raise_exception=False, fast_mode=True)
+    with ns.guard(call):
+        ok = check(op, (x, y), raise_exception=False, fast_mode=True)
     if not ok:
-        ns.fail(f"torch.autograd.gradcheck(sqdist, (x {tuple(x.shape)}, y {tuple(y.shape)})): your "
-                "backward disagrees with finite differences.")
+        ns.fail(f"{call}: {failure}")
+
+
+@pytest.mark.exercise("register_sqdist_autograd")
+def test_autograd_gradcheck(impl, rng):
+    _check_against_finite_differences(impl, rng, torch.autograd.gradcheck,
+                                      "your backward disagrees with finite differences.")
+
+
+@pytest.mark.exercise("register_sqdist_autograd")
+def test_autograd_double_backward(impl, rng):
+    """A backward written with torch ops on the saved inputs is itself differentiable."""
+    _check_against_finite_differences(
+        impl, rng, torch.autograd.gradgradcheck,
+        "the gradient of your backward disagrees with finite differences.\n  Try: compute "
+        "backward with torch ops on the saved x and y themselves (not .detach()ed copies, not "
+        "NumPy), so autograd can differentiate backward too (Hessian-vector products, gradient "
+        "penalties).")
 
 
 @pytest.mark.exercise("register_sqdist_autograd")
@@ -392,6 +437,20 @@ def _learner_clip(impl, ns: _Namespaced):
     return op, packet
 
 
+def _what_clip_returns(packet) -> str:
+    """For a schema that returns something: whether the op hands back x itself or a new tensor."""
+    if not packet.default._schema.returns:
+        return ""
+    x = torch.randn(3, 2, dtype=torch.float64)
+    try:
+        ret = packet(x, -0.5, 0.5)
+    except Exception as exc:
+        return f"  (calling it raised {type(exc).__name__})\n"
+    if ret is x or isinstance(ret, torch.Tensor) and ret.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+        return "  and it returns x itself (an output that aliases an input)\n"
+    return f"  and it returns a new {describe(ret)}\n"
+
+
 @pytest.mark.exercise("define_clip_")
 def test_clip_schema_declares_the_mutation(impl, rng):
     _require_library()
@@ -401,7 +460,7 @@ def test_clip_schema_declares_the_mutation(impl, rng):
     written = [a.name for a in schema.arguments if a.alias_info is not None and a.alias_info.is_write]
     shown = ns.clean(str(schema))
     if [a.name for a in schema.arguments] != ["x", "lo", "hi"] or written != ["x"] or len(schema.returns) != 0:
-        ns.fail(f"the schema of ns::clip_ is\n    {shown}\n  expected x declared as written and "
+        ns.fail(f"the schema of ns::clip_ is\n    {shown}\n{_what_clip_returns(packet)}  expected x declared as written and "
                 "nothing returned, like\n    ns::clip_(Tensor(a0!) x, float lo, float hi) -> ()\n"
                 "  Try: mutates_args={'x'} and a return annotation of None. Undeclared mutation "
                 "is undefined behaviour: the compiler may reorder or drop a write it does not "
@@ -430,6 +489,25 @@ def test_clip_mutates_in_place(impl, rng):
             ns.fail(f"{what}: x._version stayed {x._version}. The op wrote to x behind "
                     "autograd's back.\n  Try: declare the mutation (mutates_args={'x'}); then "
                     "torch.library bumps the version counter for you.")
+
+
+@pytest.mark.exercise("define_clip_")
+def test_clip_a_parameter_under_no_grad(impl, rng):
+    """The usual use: clamping a parameter (a leaf that requires grad) under torch.no_grad()."""
+    _require_library()
+    ns = _Namespaced(fresh_namespace())
+    op, _ = _learner_clip(impl, ns)
+    param = torch.nn.Parameter(torch.randn(*random_shape(rng, 2, 3, 7), dtype=torch.float64))
+    expected = param.detach().clamp(-0.5, 0.5)
+    what = f"with torch.no_grad(): clip_(a Parameter of shape {tuple(param.shape)}, -0.5, 0.5)"
+    with ns.guard(what), torch.no_grad():
+        op(param, -0.5, 0.5)
+    assert_close(param.detach(), expected, f"{what}: the parameter after the call",
+                 hint="x arrives requiring grad: x.detach().numpy() views its memory (x.numpy() "
+                 "refuses a tensor that requires grad).")
+    if not param.requires_grad or param.grad_fn is not None:
+        ns.fail(f"{what}: the parameter no longer requires grad (or is no longer a leaf).\n  Try: "
+                "x.detach() makes a new tensor sharing x's memory; x.detach_() would change x itself.")
 
 
 @pytest.mark.exercise("define_clip_")

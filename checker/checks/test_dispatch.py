@@ -331,6 +331,17 @@ def _diff(expected: collections.Counter, got: collections.Counter) -> str:
     return "\n".join(lines)
 
 
+def _same_run(out, expected_out, inputs, ref_inputs, what: str) -> None:
+    """A mode must not change what runs under it: the result and every input's gradient."""
+    if expected_out is not None:
+        assert_close(out, expected_out, f"{what}, the function's result",
+                     hint="call func(*args, **kwargs) exactly once, with the kwargs (dtype, device, "
+                     "alpha, beta, ... travel there), and return what it returns.")
+    for t, r in zip(inputs, ref_inputs, strict=True):
+        if r.grad is not None:
+            assert_close(t.grad, r.grad, f"{what}, a gradient")
+
+
 @pytest.mark.exercise("AtenOpLogger")
 @pytest.mark.parametrize("hidden", _HIDDEN, ids=lambda f: f.__name__[8:])
 def test_aten_op_logger(impl, rng, hidden):
@@ -351,12 +362,7 @@ def test_aten_op_logger(impl, rng, hidden):
             raise
         except Exception as exc:
             _error(what, exc)
-    assert_close(out, expected_out, f"{what}: the function's result",
-                 hint="call func(*args, **kwargs) exactly once, with the kwargs (dtype, device, "
-                 "alpha, ... travel there), and return what it returns.")
-    for t, r in zip(mine, ref_inputs, strict=False):
-        if r.grad is not None:
-            assert_close(t.grad, r.grad, f"{what}: a gradient computed under your mode")
+    _same_run(out, expected_out, mine, ref_inputs, f"{what}: under your mode")
     if type(ops) is not list or not all(type(o) is str for o in ops):
         fail(f"{what}: AtenOpLogger.ops must be a list of str, got {describe(ops)[:120]}.")
     got = _multiset(ops)
@@ -376,21 +382,32 @@ def _mlp_flops(x, w1, b1, w2, q, k):
     h = torch.nn.functional.linear(x, w1, b1).relu()
     loss = (h @ w2).square().mean()
     loss.backward()
+    return loss.detach()
 
 
 def _attention_flops(x, w1, b1, w2, q, k):
     scores = torch.matmul(q, k.transpose(1, 2))
     loss = (scores.softmax(-1) @ k).sum()
     loss.backward()
+    return loss.detach()
 
 
 def _mixed_flops(x, w1, b1, w2, q, k):
-    y = torch.addmm(b1, x, w1.t())
+    y = torch.addmm(b1, x, w1.t(), beta=0.5, alpha=2.0)  # kwarg-only arguments must reach the op
     z = torch.bmm(q, k.transpose(1, 2)).sum(0)
-    (y.sum() + z.sum() + torch.mm(x, x.t()).sum()).backward()
+    loss = y.sum() + z.sum() + torch.mm(x, x.t()).sum()
+    loss.backward()
+    return loss.detach()
 
 
-_FLOP_FUNCTIONS = [_mlp_flops, _attention_flops, _mixed_flops]
+def _empty_flops(x, w1, b1, w2, q, k):
+    """Matmuls that run but multiply nothing: each op still appears, with 0 FLOPs."""
+    torch.mm(x[:0], w1.t())
+    torch.bmm(q[:, :, :0], k[:, :0, :].detach())
+    return torch.addmm(b1, x.detach(), w1.detach().t()).sum()
+
+
+_FLOP_FUNCTIONS = [_mlp_flops, _attention_flops, _mixed_flops, _empty_flops]
 
 
 def _flop_inputs(rng) -> list[torch.Tensor]:
@@ -401,14 +418,14 @@ def _flop_inputs(rng) -> list[torch.Tensor]:
             torch.randn(h, o, **req), torch.randn(b, s, e, **req), torch.randn(b, s, e, **req)]
 
 
-def _reference_flops(fn, inputs) -> tuple[dict[str, int], int]:
+def _reference_flops(fn, inputs) -> tuple[dict[str, int], int, torch.Tensor | None]:
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
-        fn(*inputs)
+        result = fn(*inputs)
     per_op = {str(op): int(n) for op, n in counter.get_flop_counts()["Global"].items()}
     assert set(per_op) <= {"aten.mm", "aten.addmm", "aten.bmm"}, per_op  # the kata's scope
-    return per_op, int(counter.get_total_flops())
+    return per_op, int(counter.get_total_flops()), result
 
 
 @pytest.mark.exercise("FlopCounter")
@@ -416,23 +433,28 @@ def _reference_flops(fn, inputs) -> tuple[dict[str, int], int]:
 def test_flop_counter(impl, rng, fn):
     require_torch("2.1", "torch.utils.flop_counter.FlopCounterMode")
     inputs = _flop_inputs(rng)
-    expected, expected_total = _reference_flops(fn, _fresh(inputs))
+    ref_inputs = _fresh(inputs)
+    expected, expected_total, expected_result = _reference_flops(fn, ref_inputs)
+    mine = _fresh(inputs)
     shapes = ", ".join(str(tuple(t.shape)) for t in inputs)
     what = f"FlopCounter over a hidden {fn.__name__[1:-6]} function (forward and backward; inputs {shapes})"
     with impl.rules():
         try:
             counter = impl.FlopCounter()
             with counter:
-                fn(*_fresh(inputs))
+                result = fn(*mine)
             got = counter.flops
             total = counter.total()
         except NotImplementedError:
             raise
         except Exception as exc:
             _error(what, exc)
+    _same_run(result, expected_result, mine, ref_inputs, f"{what}: under your counter")
     if type(got) is not dict:
         fail(f"{what}: FlopCounter.flops must be a dict, got {describe(got)}.")
-    got = {k: v for k, v in got.items() if v != 0}
+    if not all(type(k) is str and type(v) is int for k, v in got.items()):
+        fail(f"{what}: FlopCounter.flops must map str to int, got {got!r}.\n  Try: FLOPs are whole "
+             "numbers: multiply the sizes as ints (no division, no float factors).")
     if got != expected:
         rows = "\n".join(
             f"    {op:12} expected {expected.get(op, 0):>8}   got {got.get(op, 0)!r:>8}"
@@ -443,7 +465,10 @@ def test_flop_counter(impl, rng, fn):
             "  Try: an (m, k) @ (k, n) product is m*n*k multiply-adds = 2*m*n*k FLOPs; addmm's "
             "matrices are args[1] and args[2] (args[0] is the bias, whose add is not counted); "
             "bmm multiplies by the batch size. Count in __torch_dispatch__, so backward's "
-            "matmuls are seen too."
+            "matmuls are seen too. Only ops that ran appear (a matmul of empty matrices "
+            "ran: 0 FLOPs), and an op that never ran has no entry."
         )
+    if type(total) is not int:
+        fail(f"{what}: FlopCounter.total() must return an int, got {describe(total)}.")
     assert_equal(total, expected_total, f"{what}: FlopCounter.total()",
                  hint="total() is the sum over every op.")

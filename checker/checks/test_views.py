@@ -66,14 +66,15 @@ def meta(t: torch.Tensor) -> tuple[tuple[int, ...], tuple[int, ...], int]:
 def same_cells(a: tuple, b: tuple) -> bool:
     """Whether two (shape, stride, offset) address the same cell for every index.
 
-    Strides of size-1 dims never matter, and the offset does not matter without elements.
+    Strides of size-1 dims never matter, nor any stride without elements; the offset always
+    does (torch reports it, also for an empty view).
     """
     (sa, ta, oa), (sb, tb, ob) = a, b
-    if sa != sb:
+    if sa != sb or oa != ob:  # an empty view still reports torch's offset
         return False
     if math.prod(sa) == 0:
         return True
-    return oa == ob and all(x == y for s, x, y in zip(sa, ta, tb, strict=True) if s != 1)
+    return all(x == y for s, x, y in zip(sa, ta, tb, strict=True) if s != 1)
 
 
 def sources(shape: tuple[int, ...]):
@@ -208,8 +209,10 @@ def test_expand_is_a_stride_zero_view(impl, rng):
 def test_expand_rejects_a_non_one_dim(impl, rng):
     shape = random_shape(rng, 2, 2, 5)
     x = torch.randn(shape, dtype=torch.float64)
-    for d in range(2):
-        target = tuple(s + 1 if k == d else s for k, s in enumerate(shape))
+    targets = [tuple(s + grow if k == d else s for k, s in enumerate(shape))
+               for d in range(2) for grow in (1, -1)]  # grown and shrunk
+    targets += [shape[1:], (-1, *shape), (shape[0], 0)]  # fewer dims, -1 new dim, shrunk to 0
+    for target in targets:
         what = f"expand(x of shape {shape}, {target})"
         try:
             got = impl.expand(x, target)
@@ -221,9 +224,10 @@ def test_expand_rejects_a_non_one_dim(impl, rng):
             fail(f"{what}: expected ValueError, but as_strided raised RuntimeError: {exc}\n"
                  "  Try: check the sizes yourself before as_strided: only a size-1 dim may "
                  "change size.")
-        fail(f"{what}: expected ValueError (dim {d} has size {shape[d]}, not 1), but it "
-             f"returned {describe(got)}.\n  Try: stride 0 on a dim of size {shape[d]} would "
-             "silently repeat its first element; only a size-1 dim may change size.")
+        fail(f"{what}: expected ValueError (x.expand refuses this: a dim of size other than 1 "
+             "changes size, the target has fewer dims than x, or a new leading dim is -1), "
+             f"but it returned {describe(got)}.\n  Try: only a size-1 dim may change size; "
+             "new dims go on the left and need a real size.")
 
 
 # ----------------------------------------------------------------------------- diagonal
@@ -365,7 +369,12 @@ def flatten_cases(rng):
     outer_t = torch.randn(b, c, a, dtype=torch.float64).permute(2, 0, 1)  # last two dims contiguous
     sliced = torch.randn(a, b, 2 * c, dtype=torch.float64)[..., ::2]
     offset = torch.randn(a * b * c + 3, dtype=torch.float64)[3:].as_strided((a, b, c), (b * c, c, 1))
+    offset_t = torch.randn(a * b * c + 4, dtype=torch.float64)[4:].as_strided((a, b, c), (1, a * c, a))
+    ones = torch.randn(a, 1, c, dtype=torch.float64).transpose(0, 2)  # size-1 dim in the middle
     return [
+        ("offset 4, transposed", offset_t, 0, -1), ("offset 4, transposed", offset_t, 1, 2),
+        ("size-1 middle dim, transposed", ones, 0, 1), ("size-1 middle dim, transposed", ones, 1, 2),
+        ("contiguous", contiguous, -3, -2), ("transposed", transposed, 2, 2),
         ("contiguous", contiguous, 0, -1), ("contiguous", contiguous, 1, 2),
         ("offset by 3", offset, 0, 1), ("outer dim transposed", outer_t, 1, -1),
         ("outer dim transposed", outer_t, 0, -1), ("transposed", transposed, 0, -1),
@@ -401,7 +410,27 @@ def test_flatten_views_when_it_can(impl, rng):
 
 @pytest.mark.exercise("flatten")
 def test_flatten_zero_dim(impl):
-    x = torch.tensor(2.5, dtype=torch.float64)
-    what = "flatten(x) for a 0-d x"
-    got = call(what, impl.flatten, x)
-    assert_close(got, torch.flatten(x), what, hint="a 0-d tensor flattens to shape (1,).")
+    for label, x in layouts(torch.tensor(2.5, dtype=torch.float64)):
+        what = f"flatten(x) for a 0-d x ({label}): {describe(x)}"
+        got = call(what, impl.flatten, x)
+        got = assert_view(got, x, torch.flatten(x), what,
+                          "a 0-d tensor flattens to a (1,)-shaped view of its one element.")
+        assert_write_through(got, x, torch.flatten(x), (0,), what)
+
+
+@pytest.mark.exercise("flatten")
+def test_flatten_rejects_start_after_end(impl, rng):
+    x = torch.randn(random_shape(rng, 3, 2, 5), dtype=torch.float64)
+    for start, end in ((2, 1), (1, 0), (-1, 0), (2, -2)):
+        what = f"flatten(x of shape {tuple(x.shape)}, {start}, {end})"
+        try:
+            got = impl.flatten(x, start, end)
+        except ValueError:
+            continue
+        except (NotImplementedError, ForbiddenAPI):
+            raise
+        except Exception as exc:
+            fail(f"{what}: expected ValueError, got {type(exc).__name__}: {exc}\n"
+                 "  Try: compare the two dims after wrapping negatives, before any work.")
+        fail(f"{what}: expected ValueError (start_dim comes after end_dim; torch.flatten "
+             f"refuses too), but it returned {describe(got)}.")

@@ -127,6 +127,25 @@ class ReturnsTheTensor(_Store):
         return t
 
 
+@mistake("SavedTensorStore", "The dict was a class attribute (emptied in __init__): every store shares one, so each sees the others' tensors.")
+class SharedClassDict(saved_tensors_hooks):
+    store: dict = {}  # noqa: RUF012 — the mistake: one dict for the class, not one per store
+
+    def __init__(self):
+        self.store.clear()
+        self.unpacked = 0
+        super().__init__(self.pack, self.unpack)
+
+    def pack(self, t):
+        key = len(self.store)
+        self.store[key] = t
+        return key
+
+    def unpack(self, key):
+        self.unpacked += 1
+        return self.store[key]
+
+
 # ----------------------------------------------------------------------------- Checkpoint
 
 
@@ -273,3 +292,18 @@ def no_checkpointing(blocks, x, segments):
 @mistake("checkpoint_sequential", "torch.utils.checkpoint.checkpoint_sequential did the work; this kata asks for your own.")
 def library_checkpoint_sequential(blocks, x, segments):
     return torch.utils.checkpoint.checkpoint_sequential(blocks, segments, x, use_reentrant=True)
+
+
+@mistake("checkpoint_sequential", "The segment's closure read the loop variable late: every recompute in backward runs the LAST checkpointed segment's blocks.")
+def late_binding_closure(blocks, x, segments):
+    checkpoint = _solution_of("checkpointing").Checkpoint
+    size = len(blocks) // segments
+    done = size * (segments - 1)
+    for start in range(0, done, size):
+        def segment(h):
+            for block in blocks[start:start + size]:  # noqa: B023 — the mistake: start is read in backward
+                h = block(h)
+            return h
+
+        x = checkpoint.apply(segment, x)
+    return _chain(blocks[done:])(x)

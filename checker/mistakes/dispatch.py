@@ -181,6 +181,15 @@ class addmm_counts_bias(_Counter):  # noqa: N801
 mistake("FlopCounter", "addmm's bias add was counted too; torch's convention counts only the matrix product.")(addmm_counts_bias)
 
 
+class lists_every_op_up_front(_Counter):  # noqa: N801
+    def __init__(self):
+        super().__init__()
+        self.flops = {"aten.mm": 0, "aten.addmm": 0, "aten.bmm": 0}
+
+
+mistake("FlopCounter", "Every op was listed up front with 0 FLOPs: an op that never ran appears in the counts.")(lists_every_op_up_front)
+
+
 class bmm_without_batch(_Counter):  # noqa: N801
     def count(self, func, args):
         if func.overloadpacket is torch.ops.aten.bmm:
