@@ -34,8 +34,11 @@ pytestmark = pytest.mark.kata("adam")
 MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 # Updates are compared to 1e-6 (relative, and of lr): any arrangement of the arithmetic in
 # float64 with Python-float bias corrections agrees with torch to ~1e-15. Bias corrections
-# taken from the float32 step tensor do not: 1 - beta2**t keeps ~4 digits for beta2 near 1.
+# taken from the float32 step tensor do not when beta2 is close to 1 (1 - beta2**t then keeps
+# only a few digits): the fixed BOUNDARY_BETAS cases, run every time, have beta2 = 0.99999,
+# where the float32 error is ~1e-3; random betas rarely come that close.
 STEP_RTOL = 1e-6
+BOUNDARY_BETAS = (0.0, 0.99999)  # beta1 = 0: exp_avg is the grad itself; beta2 near 1
 # Adam amplifies rounding in coordinates whose gradient is near 0 (their update is about
 # +-lr whatever the gradient's size): float64 variants stay within ~1e-10 * lr of torch over
 # 50 steps, so a trajectory is judged to 1e-5 * lr; a real mistake drifts by O(lr).
@@ -81,6 +84,17 @@ def hyper(rng, *, weight_decay: bool | None = None) -> dict:
         "eps": sig(10 ** rng.uniform(-8, -3)),
         "weight_decay": sig(rng.uniform(0.05, 0.5)) if weight_decay else 0.0,
     }
+
+
+def boundary_hypers(rng) -> list[dict]:
+    """Hyper-parameters at each boundary that changes behaviour, run every time: beta2 near 1
+    (where a float32 bias correction loses digits) with and without weight decay, and
+    beta1 = 0 (exp_avg is then the gradient itself)."""
+    base = hyper(rng, weight_decay=True)
+    beta1, beta2 = base["betas"]
+    return [dict(base, betas=(beta1, BOUNDARY_BETAS[1])),
+            dict(base, weight_decay=0.0, betas=(beta1, BOUNDARY_BETAS[1])),
+            dict(base, betas=(BOUNDARY_BETAS[0], beta2))]
 
 
 def show(hp: dict) -> str:
@@ -148,6 +162,10 @@ def compare_state(state, ref_state, k: int, what: str, ptrs: dict | None = None,
                  hint="keep exactly torch.optim's keys: step, exp_avg, exp_avg_sq (and "
                  "max_exp_avg_sq with amsgrad).")
     check_step_value(state["step"], k, what)
+    if ptrs is not None and state["step"] is not ptrs["step"]:
+        fail(f"{what}: state['step'] is a new tensor after step {k}; increment the one in the "
+             "state in place (state['step'] += 1), as torch.optim does: a state_dict or "
+             "another reference to it would keep the old count.")
     for key in MOMENTS:
         if key not in ref_state:
             continue
@@ -156,7 +174,8 @@ def compare_state(state, ref_state, k: int, what: str, ptrs: dict | None = None,
         assert_close(got, ref_state[key], f"{what}: state[{key!r}] after step {k}",
                      rtol=rtol, atol=rtol * scale,
                      hint={"exp_avg": "exp_avg <- beta1*exp_avg + (1-beta1)*grad, with the "
-                           "weight-decayed grad for Adam's L2 decay.",
+                           "weight-decayed grad for Adam's L2 decay (AdamW's decoupled decay "
+                           "never enters the moments).",
                            "exp_avg_sq": "exp_avg_sq <- beta2*exp_avg_sq + (1-beta2)*grad**2 "
                            "(no bias correction stored in the state).",
                            "max_exp_avg_sq": "max_exp_avg_sq <- max(max_exp_avg_sq, exp_avg_sq) "
@@ -166,6 +185,11 @@ def compare_state(state, ref_state, k: int, what: str, ptrs: dict | None = None,
                  "its state tensors in place (the optimiser's state_dict holds them).\n"
                  "  Try: exp_avg.lerp_(...), exp_avg_sq.mul_(...).addcmul_(...), "
                  "torch.maximum(..., out=...).")
+
+
+def state_ptrs(state: dict) -> dict:
+    """What must stay put across a step: each moment's memory, and the step tensor itself."""
+    return {k: (v if k == "step" else v.data_ptr()) for k, v in state.items()}
 
 
 def run_steps(impl, fn_name: str, hp: dict, *, decoupled: bool, amsgrad: bool,
@@ -181,7 +205,7 @@ def run_steps(impl, fn_name: str, hp: dict, *, decoupled: bool, amsgrad: bool,
 
     p = param0.clone().requires_grad_(True)
     state = torch_state(p, amsgrad)
-    ptrs = {k: v.data_ptr() for k, v in state.items() if k != "step"}
+    ptrs = state_ptrs(state)
     fn = getattr(impl, fn_name)
     kwargs = dict(hp, **(extra or {}))
     for k, g in enumerate(grads, start=1):
@@ -198,6 +222,7 @@ def run_steps(impl, fn_name: str, hp: dict, *, decoupled: bool, amsgrad: bool,
                  "  Try: grad = grad.add(param, alpha=weight_decay) makes a new tensor; "
                  "grad.add_(...) overwrites p.grad, which the caller may still use.")
         ref_p, ref_state = ref[k - 1]
+        compare_state(state, ref_state, k, what, ptrs)
         delta = p.detach() - before
         ref_delta = ref_p - before
         hint = ("the update is -lr/(1-beta1**t) * exp_avg / (sqrt(exp_avg_sq)/sqrt(1-beta2**t) "
@@ -213,7 +238,6 @@ def run_steps(impl, fn_name: str, hp: dict, *, decoupled: bool, amsgrad: bool,
                     "moments are updated. " + hint[0].upper() + hint[1:])
         assert_close(delta, ref_delta, f"{what}: the change your step made to the parameter",
                      rtol=STEP_RTOL, atol=STEP_RTOL * hp["lr"], hint=hint)
-        compare_state(state, ref_state, k, what, ptrs)
 
 
 def trajectory_problem(rng):
@@ -395,6 +419,14 @@ def test_init_state_has_torchs_layout(impl, rng, amsgrad):
                     fail(f"{what}: state[{key!r}] and state[{other!r}] are the same memory; "
                          "each moment needs its own zeros, or one update overwrites the other.")
             seen[key] = got.untyped_storage().data_ptr()
+        again = call(what, impl.init_state, param, amsgrad)
+        for key, value in state.items():
+            other = again.get(key) if isinstance(again, dict) else None
+            if other is value or (isinstance(other, torch.Tensor) and
+                                  other.untyped_storage().data_ptr()
+                                  == value.untyped_storage().data_ptr()):
+                fail(f"{what}: two calls returned the same {key!r} tensor; every parameter "
+                     "needs a state of its own, or one parameter's step moves another's.")
 
 
 # ----------------------------------------------------------------------------- adam_step_
@@ -412,6 +444,13 @@ def test_adam_steps_without_weight_decay_on_transposed_param(impl, rng):
     hp = hyper(rng, weight_decay=False)
     run_steps(impl, "adam_step_", hp, decoupled=False, amsgrad=False,
               shape=random_shape(rng, 2, 3, 8), transposed=True)
+
+
+@pytest.mark.exercise("adam_step_")
+def test_adam_steps_at_boundary_hyperparameters(impl, rng):
+    for hp in boundary_hypers(rng):
+        run_steps(impl, "adam_step_", hp, decoupled=False, amsgrad=False,
+                  shape=random_shape(rng, 2, 3, 8))
 
 
 def _adam_case(rng) -> dict:
@@ -435,6 +474,13 @@ def test_adamw_steps_1_2_3(impl, rng):
               shape=random_shape(rng, 2, 3, 8))
 
 
+@pytest.mark.exercise("adamw_step_")
+def test_adamw_steps_at_boundary_hyperparameters(impl, rng):
+    for hp in boundary_hypers(rng):
+        run_steps(impl, "adamw_step_", hp, decoupled=True, amsgrad=False,
+                  shape=random_shape(rng, 2, 3, 8), transposed=True)
+
+
 def _adamw_case(rng) -> dict:
     return {"fn": "adamw_step_", "hp": hyper(rng, weight_decay=True), "decoupled": True,
             "amsgrad": False, "foreach": False}
@@ -455,6 +501,14 @@ def test_amsgrad_steps_1_2_3(impl, rng, decoupled):
     hp = hyper(rng, weight_decay=True)
     run_steps(impl, "amsgrad_step_", hp, decoupled=decoupled, amsgrad=True,
               shape=random_shape(rng, 2, 3, 8), extra={"decoupled": decoupled})
+
+
+@pytest.mark.exercise("amsgrad_step_")
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_amsgrad_steps_at_boundary_hyperparameters(impl, rng, decoupled):
+    for hp in boundary_hypers(rng):
+        run_steps(impl, "amsgrad_step_", hp, decoupled=decoupled, amsgrad=True,
+                  shape=random_shape(rng, 2, 3, 8), extra={"decoupled": decoupled})
 
 
 def _amsgrad_case(rng) -> dict:
@@ -499,11 +553,7 @@ def foreach_case(rng, n: int, *, amsgrad: bool, decoupled: bool, hp: dict):
     return params, grads, states, ref_params, opts, history
 
 
-@pytest.mark.exercise("foreach_adam_")
-@pytest.mark.parametrize("decoupled", [False, True])
-def test_foreach_step_matches_torch_per_parameter(impl, rng, decoupled):
-    amsgrad = bool(rng.random() < 0.5)
-    hp = hyper(rng)
+def judge_foreach_step(impl, rng, hp: dict, *, amsgrad: bool, decoupled: bool) -> None:
     params, grads, states, ref_params, opts, history = foreach_case(
         rng, 4, amsgrad=amsgrad, decoupled=decoupled, hp=hp)
     for ref_p, g, opt in zip(ref_params, grads, opts, strict=True):
@@ -515,6 +565,7 @@ def test_foreach_step_matches_torch_per_parameter(impl, rng, decoupled):
     grads_in = [g.clone() for g in grads]
     before = [p.detach().clone() for p in params]
     ptrs = [p.data_ptr() for p in params]
+    state_before = [state_ptrs(s) for s in states]
     call(what, impl.foreach_adam_, params, grads_in, states, **kwargs)
     for i, (p, ref_p, opt) in enumerate(zip(params, ref_params, opts, strict=True)):
         if p.data_ptr() != ptrs[i]:
@@ -524,29 +575,55 @@ def test_foreach_step_matches_torch_per_parameter(impl, rng, decoupled):
             fail(f"{what}: your step changed the caller's gradient {i}.\n"
                  "  Try: torch._foreach_add(grads, params, alpha=weight_decay) returns new "
                  "tensors; the in-place form overwrites the caller's .grad.")
+        compare_state(states[i], opt.state[ref_p], history[i] + 1, f"{what}: parameter {i}",
+                      state_before[i])
         assert_close(p.detach() - before[i], ref_p.detach() - before[i],
                      f"{what}: the change to parameter {i} (its state was at step {history[i]})",
                      rtol=STEP_RTOL, atol=STEP_RTOL * hp["lr"],
                      hint="each parameter's bias corrections use ITS OWN step count; read "
                      "every state['step'] after the increment.")
-        compare_state(states[i], opt.state[ref_p], history[i] + 1, f"{what}: parameter {i}")
 
 
 @pytest.mark.exercise("foreach_adam_")
-def test_foreach_runs_a_fixed_number_of_tensor_ops(impl, rng):
-    hp = hyper(rng)
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_foreach_step_matches_torch_per_parameter(impl, rng, decoupled):
+    for amsgrad in (False, True):
+        judge_foreach_step(impl, rng, hyper(rng, weight_decay=True), amsgrad=amsgrad,
+                           decoupled=decoupled)
+    for hp in boundary_hypers(rng):
+        judge_foreach_step(impl, rng, hp, amsgrad=hp["betas"][0] == 0, decoupled=decoupled)
+
+
+@pytest.mark.exercise("foreach_adam_")
+def test_foreach_of_no_parameters(impl, rng):
+    hp = hyper(rng, weight_decay=True)
+    what = f"foreach_adam_([], [], [], {show(hp)})"
+    got = call(what, impl.foreach_adam_, [], [], [], **hp)
+    if got is not None:
+        fail(f"{what}: returned {describe(got)}; a step returns None (it works in place).")
+
+
+@pytest.mark.exercise("foreach_adam_")
+@pytest.mark.parametrize("decoupled", [False, True])
+@pytest.mark.parametrize("weight_decay", [False, True])
+def test_foreach_runs_a_fixed_number_of_tensor_ops(impl, rng, decoupled, weight_decay):
+    hp = hyper(rng, weight_decay=weight_decay)
     counts = {}
     for n in (2, 7):
-        params, grads, states, *_ = foreach_case(rng, n, amsgrad=True, decoupled=False, hp=hp)
-        what = f"foreach_adam_({n} params, ..., amsgrad=True, weight_decay={hp['weight_decay']!r})"
+        params, grads, states, *_ = foreach_case(rng, n, amsgrad=True, decoupled=decoupled,
+                                                 hp=hp)
+        what = (f"foreach_adam_({n} params, ..., amsgrad=True, decoupled={decoupled}, "
+                f"weight_decay={hp['weight_decay']!r})")
         with OpCounter() as counter:
-            call(what, impl.foreach_adam_, params, grads, states, **hp, amsgrad=True)
+            call(what, impl.foreach_adam_, params, grads, states, **hp, amsgrad=True,
+                 decoupled=decoupled)
         counts[n] = counter.counts
     grown = sorted(op for op in set(counts[2]) | set(counts[7])
                    if op != "_local_scalar_dense" and counts[7][op] > counts[2][op])
     if grown:
         table = ", ".join(f"{op}: {counts[2][op]} -> {counts[7][op]}" for op in grown)
-        fail("foreach_adam_ runs more tensor ops as the number of parameters grows "
+        fail(f"foreach_adam_(..., decoupled={decoupled}, weight_decay={hp['weight_decay']!r}) "
+             "runs more tensor ops as the number of parameters grows "
              f"(2 params -> 7 params: {table}).\n"
              "  A foreach step handles the whole list with one torch._foreach_* call per stage "
              "(only reading each step count with .item() may grow).\n"
