@@ -196,6 +196,7 @@ def test_block_counts_training_calls_only(impl, rng):
     b = build(impl, what, "Block", fan_in, out)
     with torch.no_grad():
         b.scale.copy_(torch.rand(out) + 0.5)
+        b.bias.copy_(torch.randn(out))
     x = torch.randn(int(rng.integers(2, 6)), fan_in)
     n_train = int(rng.integers(1, 4))
     calls = b.calls
@@ -352,6 +353,11 @@ def test_dropout_training_mask_and_scale(impl, rng):
              "(each one independently with probability p).\n"
              "  Try: keep = torch.rand_like(x) >= p drops with probability p (p is the DROP "
              "probability, not the keep probability).")
+    default = build(impl, "Dropout()", "Dropout")
+    rate = float((run(impl, "Dropout()(x) in training mode", default, x) == 0).double().mean())
+    if abs(rate - 0.5) > 0.03:
+        fail(f"Dropout() in training mode zeroed {rate:.3f} of the elements; the default p is "
+             "0.5.")
     out2 = run(impl, f"{what}(x), a second call", d, x)
     if torch.equal(out2 == 0, dropped):
         fail(f"{what}: two calls dropped exactly the same elements; draw a fresh mask on every "
@@ -439,7 +445,7 @@ def test_dropout_gradient(impl, rng):
 # ----------------------------------------------------------------------------- init
 
 
-INIT_SHAPES = [(12, 700), (700, 12), (6, 80, 3, 5)]  # fans differ 58x, 58x and 16/3x
+INIT_SHAPES = [(12, 700), (700, 12), (6, 80, 3, 5), (5, 90, 4)]  # fans differ 58x, 16/3x, 18x
 
 
 def expected_fans(shape):
@@ -482,12 +488,21 @@ def check_std(values, std, what, hint):
 
 @pytest.mark.exercise("kaiming_normal_")
 def test_kaiming_normal_variance_matches_fans_and_gain(impl, rng):
-    # Every run sees both modes and three different nonlinearities (at most one is relu).
-    modes = ["fan_in", "fan_out", str(rng.choice(["fan_in", "fan_out"]))]
+    # Every run sees both modes, each nonlinearity, and the defaults (a=0, fan_in, leaky_relu).
+    modes = ["fan_in", "fan_out", "fan_in", "fan_out"]
     nonlinearities = [str(v) for v in rng.permutation(["relu", "leaky_relu", "linear", "tanh"])]
-    for shape, mode, nonlinearity in zip(INIT_SHAPES, rng.permutation(modes), nonlinearities,
-                                         strict=False):
-        mode = str(mode)
+    cases = [(shape, str(mode), nonlinearity) for shape, mode, nonlinearity in
+             zip(INIT_SHAPES, rng.permutation(modes), nonlinearities, strict=True)]
+    for shape, mode, nonlinearity in [*cases, (INIT_SHAPES[0], None, None)]:
+        if mode is None:  # every argument left at its default
+            fan_in, fan_out = expected_fans(shape)
+            std = math.sqrt(2.0 / fan_in)
+            what = (f"kaiming_normal_(weight {shape}) with the default a=0, mode='fan_in', "
+                    f"nonlinearity='leaky_relu'  [fan_in={fan_in}]")
+            check_std(draws(impl, "kaiming_normal_", shape, what, 4), std, what,
+                      "the defaults are a=0.0, mode='fan_in', nonlinearity='leaky_relu': "
+                      "gain sqrt(2 / (1 + 0**2)) = sqrt(2).")
+            continue
         a = round(float(rng.uniform(0.5, 2.5)), 3) if nonlinearity == "leaky_relu" else 0.0
         fan_in, fan_out = expected_fans(shape)
         gain = nn.init.calculate_gain(nonlinearity, a)
@@ -515,12 +530,15 @@ def test_kaiming_normal_rejects_vectors(impl, rng):
 
 @pytest.mark.exercise("xavier_uniform_")
 def test_xavier_uniform_bound_and_variance(impl, rng):
-    for shape in INIT_SHAPES:
-        gain = round(float(rng.uniform(0.5, 2.0)), 3)
+    cases = [(shape, round(float(rng.uniform(0.5, 2.0)), 3)) for shape in INIT_SHAPES]
+    for shape, gain in [*cases, (INIT_SHAPES[0], None)]:  # None: the default gain, 1
+        kwargs = {} if gain is None else {"gain": gain}
+        gain = 1.0 if gain is None else gain
         fan_in, fan_out = expected_fans(shape)
         bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
-        what = f"xavier_uniform_(weight {shape}, gain={gain})  [fan_in={fan_in}, fan_out={fan_out}]"
-        values = draws(impl, "xavier_uniform_", shape, what, 3, gain=gain)
+        shown = ", ".join([f"weight {shape}", *(f"{k}={v}" for k, v in kwargs.items())])
+        what = f"xavier_uniform_({shown})  [fan_in={fan_in}, fan_out={fan_out}]"
+        values = draws(impl, "xavier_uniform_", shape, what, 3, **kwargs)
         top = float(values.abs().max())
         if top > bound * (1 + 1e-9):
             fail(f"{what}: a value of magnitude {top:.4g} lies outside the bound "
@@ -558,6 +576,11 @@ def bn_pair(impl, rng, num_features, momentum, dtype=torch.float64):
     assert_equal(list(mine.state_dict()), keys, f"{what}: the keys of state_dict(), in order",
                  hint="parameters weight, bias; then buffers running_mean, running_var, "
                  "num_batches_tracked — registered with register_buffer so they are saved.")
+    fresh = nn.BatchNorm1d(num_features).state_dict()
+    for key, value in mine.state_dict().items():
+        assert_close(value, fresh[key], f"{what}: {key} right after construction",
+                     hint="weight ones, bias zeros, running_mean zeros, running_var ones, "
+                     "num_batches_tracked a 0-dim int64 0.")
     try:
         mine.load_state_dict(ref.state_dict(), strict=True)
     except RuntimeError as exc:
@@ -578,10 +601,10 @@ def compare_bn_state(mine, ref, what):
 
 
 @pytest.mark.exercise("BatchNorm1d")
-@pytest.mark.parametrize("momentum", [0.1, None])
+@pytest.mark.parametrize("momentum", ["random", None, 0.0])  # 0: running stats never move
 def test_batchnorm_train_then_eval_matches_torch(impl, rng, momentum):
     c = int(rng.integers(3, 7))
-    if momentum is not None:
+    if momentum == "random":
         momentum = round(float(rng.uniform(0.05, 0.5)), 3)
     mine, ref, what = bn_pair(impl, rng, c, momentum)
     for k in range(3):
@@ -606,6 +629,19 @@ def test_batchnorm_train_then_eval_matches_torch(impl, rng, momentum):
                      hint="in eval mode normalise with running_mean and running_var (viewed "
                      "as (1, C) or (1, C, 1) to broadcast over dim 1), and update nothing.")
         compare_bn_state(mine, ref, f"{what} after a forward in eval mode on {shape}")
+
+
+@pytest.mark.exercise("BatchNorm1d")
+def test_batchnorm_defaults_match_torch(impl, rng):
+    c = int(rng.integers(3, 7))
+    mine = build(impl, f"BatchNorm1d({c})", "BatchNorm1d", c).double()
+    ref = nn.BatchNorm1d(c).double()
+    for k in range(2):
+        x = torch.randn(int(rng.integers(3, 7)), c, dtype=torch.float64) * 0.01  # eps matters
+        step = f"BatchNorm1d({c}) with the default eps and momentum, training batch {k + 1}"
+        assert_close(run(impl, step, mine, x), ref(x).detach(), f"{step}: the output",
+                     hint="the defaults are eps=1e-5 and momentum=0.1.")
+        compare_bn_state(mine, ref, step)
 
 
 @pytest.mark.exercise("BatchNorm1d")

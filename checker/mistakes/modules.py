@@ -409,3 +409,14 @@ class RunningStatsWithGraph(_BatchNorm):
 @mistake("BatchNorm1d", "The running statistics broadcast against the LAST dim in eval mode: right for (N, C), wrong for (N, C, L).")
 class EvalStatsNotViewed(_BatchNorm):
     eval_unviewed = True
+
+
+@mistake("BatchNorm1d", "`momentum or 1 / num_batches_tracked`: momentum=0 (running statistics frozen) is falsy and becomes the cumulative average.")
+class MomentumZeroIsNone(_BatchNorm):
+    def forward(self, x):
+        momentum = self.momentum
+        self.momentum = momentum or None
+        try:
+            return super().forward(x)
+        finally:
+            self.momentum = momentum
