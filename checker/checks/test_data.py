@@ -56,11 +56,14 @@ def oracle_windows(series, window):
 
 
 def window_cases(rng):
+    """A random window on a 1-D and on a 2-D series, then the edge windows 1 and T - 1 (a
+    single sample)."""
     out = []
     for features in (None, int(rng.integers(2, 4))):
         series = make_series(rng, features)
         out.append((series, int(rng.integers(2, len(series) - 3))))
-    return out
+    series = make_series(rng, None)
+    return [*out, (series, 1), (series, len(series) - 1)]
 
 
 @pytest.mark.exercise("WindowDataset")

@@ -476,7 +476,11 @@ def test_early_stopping_decisions(impl, rng):
         ref = ReferenceStopper(patience, min_delta)
         with impl.rules():
             stopper = impl.EarlyStopping(patience, min_delta)
+            state = (stopper.best, stopper.best_epoch, stopper.bad_epochs)
         what = f"EarlyStopping(patience={patience}, min_delta={min_delta})"
+        if state != ref.state() or type(state[1]) is not int or type(state[2]) is not int:
+            fail(f"{what}: right after construction best, best_epoch, bad_epochs are "
+                 f"{state!r}; expected (inf, -1, 0): no call has set a best yet.")
         for i, value in enumerate(values):
             expected = ref.step(value)
             with impl.rules():
