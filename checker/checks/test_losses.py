@@ -527,9 +527,12 @@ def test_cross_entropy_gradient(impl, rng):
 @pytest.mark.exercise("cross_entropy")
 def test_cross_entropy_output_shape_and_dtype(impl, rng):
     x, target, c = ce_case(rng, torch.float32, extreme=False, spatial=True)
-    what = f"cross_entropy(logits {tuple(x.shape)}, target {tuple(target.shape)}, reduction='none')"
-    got = as_tensor_result(call(what, impl.cross_entropy, x.clone(), target.clone(),
-                                reduction="none"), what)
+    what = (f"cross_entropy(logits=logits {tuple(x.shape)}, target=target "
+            f"{tuple(target.shape)}, reduction='none') with label_smoothing left at its default")
+    got = as_tensor_result(call(what, impl.cross_entropy, logits=x.clone(),
+                                target=target.clone(), reduction="none"), what)
     assert_equal(tuple(got.shape), tuple(target.shape), f"{what}: the shape of the result",
                  hint="one loss per target position: the class dim (1) is reduced away.")
     assert_equal(str(got.dtype), str(x.dtype), f"{what}: the dtype of the result")
+    assert_close(got, F.cross_entropy(x, target, reduction="none"), what, **tol(x),
+                 hint="label_smoothing defaults to 0.0 and ignore_index to -100.")
