@@ -88,13 +88,14 @@ def hyper(rng, *, weight_decay: bool | None = None) -> dict:
 
 def boundary_hypers(rng) -> list[dict]:
     """Hyper-parameters at each boundary that changes behaviour, run every time: beta2 near 1
-    (where a float32 bias correction loses digits) with and without weight decay, and
-    beta1 = 0 (exp_avg is then the gradient itself)."""
+    (where a float32 bias correction loses digits) with and without weight decay, beta1 = 0
+    (exp_avg is then the gradient itself), and a weight decay of exactly 1."""
     base = hyper(rng, weight_decay=True)
     beta1, beta2 = base["betas"]
     return [dict(base, betas=(beta1, BOUNDARY_BETAS[1])),
             dict(base, weight_decay=0.0, betas=(beta1, BOUNDARY_BETAS[1])),
-            dict(base, betas=(BOUNDARY_BETAS[0], beta2))]
+            dict(base, betas=(BOUNDARY_BETAS[0], beta2)),
+            dict(base, weight_decay=1.0)]
 
 
 def show(hp: dict) -> str:
@@ -193,8 +194,10 @@ def state_ptrs(state: dict) -> dict:
 
 
 def run_steps(impl, fn_name: str, hp: dict, *, decoupled: bool, amsgrad: bool,
-              shape, transposed=False, extra=None) -> None:
-    """Steps 1, 2, 3 of the learner's single-tensor step, each compared with torch.optim."""
+              shape, transposed=False, extra=None, defaults=False) -> None:
+    """Steps 1, 2, 3 of the learner's single-tensor step, each compared with torch.optim.
+    With ``defaults``, the learner is called with every argument by name and no
+    hyper-parameter, and ``hp`` must be its documented defaults."""
     param0 = mixed(shape, scale_low=-1.0)
     if transposed:
         param0 = param0.t().contiguous().t()
@@ -209,11 +212,16 @@ def run_steps(impl, fn_name: str, hp: dict, *, decoupled: bool, amsgrad: bool,
     fn = getattr(impl, fn_name)
     kwargs = dict(hp, **(extra or {}))
     for k, g in enumerate(grads, start=1):
-        what = f"{fn_name}(param {tuple(p.shape)}, grad, state, {show(kwargs)}), step {k} of 3"
+        what = (f"{fn_name}(param=..., grad=..., state=...) with the default hyper-parameters "
+                f"({show(kwargs)}), step {k} of 3" if defaults else
+                f"{fn_name}(param {tuple(p.shape)}, grad, state, {show(kwargs)}), step {k} of 3")
         before = p.detach().clone()
         g_in = g.clone()
         p_ptr = p.data_ptr()
-        call(what, fn, p, g_in, state, **kwargs)
+        if defaults:
+            call(what, fn, param=p, grad=g_in, state=state)
+        else:
+            call(what, fn, p, g_in, state, **kwargs)
         if p.data_ptr() != p_ptr:
             fail(f"{what}: the parameter now points to new memory; update it in place "
                  "(param.addcdiv_, param.mul_) under torch.no_grad().")
@@ -420,6 +428,12 @@ def test_init_state_has_torchs_layout(impl, rng, amsgrad):
                          "each moment needs its own zeros, or one update overwrites the other.")
             seen[key] = got.untyped_storage().data_ptr()
         again = call(what, impl.init_state, param, amsgrad)
+        if not amsgrad:
+            default = call("init_state(param=...)", impl.init_state, param=param)
+            if not isinstance(default, dict) or sorted(default) != sorted(ref):
+                fail(f"init_state(param=...) with amsgrad left at its default (False) returned "
+                     f"the keys {sorted(default) if isinstance(default, dict) else default!r}; "
+                     f"expected {sorted(ref)}.")
         for key, value in state.items():
             other = again.get(key) if isinstance(again, dict) else None
             if other is value or (isinstance(other, torch.Tensor) and
@@ -453,6 +467,15 @@ def test_adam_steps_at_boundary_hyperparameters(impl, rng):
                   shape=random_shape(rng, 2, 3, 8))
 
 
+ADAM_DEFAULTS = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
+
+
+@pytest.mark.exercise("adam_step_")
+def test_adam_step_defaults(impl, rng):
+    run_steps(impl, "adam_step_", ADAM_DEFAULTS, decoupled=False, amsgrad=False,
+              shape=random_shape(rng, 2, 3, 8), defaults=True)
+
+
 def _adam_case(rng) -> dict:
     return {"fn": "adam_step_", "hp": hyper(rng), "decoupled": False, "amsgrad": False,
             "foreach": False}
@@ -479,6 +502,12 @@ def test_adamw_steps_at_boundary_hyperparameters(impl, rng):
     for hp in boundary_hypers(rng):
         run_steps(impl, "adamw_step_", hp, decoupled=True, amsgrad=False,
                   shape=random_shape(rng, 2, 3, 8), transposed=True)
+
+
+@pytest.mark.exercise("adamw_step_")
+def test_adamw_step_defaults(impl, rng):
+    run_steps(impl, "adamw_step_", dict(ADAM_DEFAULTS, weight_decay=1e-2), decoupled=True,
+              amsgrad=False, shape=random_shape(rng, 2, 3, 8), defaults=True)
 
 
 def _adamw_case(rng) -> dict:
@@ -509,6 +538,12 @@ def test_amsgrad_steps_at_boundary_hyperparameters(impl, rng, decoupled):
     for hp in boundary_hypers(rng):
         run_steps(impl, "amsgrad_step_", hp, decoupled=decoupled, amsgrad=True,
                   shape=random_shape(rng, 2, 3, 8), extra={"decoupled": decoupled})
+
+
+@pytest.mark.exercise("amsgrad_step_")
+def test_amsgrad_step_defaults(impl, rng):
+    run_steps(impl, "amsgrad_step_", ADAM_DEFAULTS, decoupled=False, amsgrad=True,
+              shape=random_shape(rng, 2, 3, 8), defaults=True)
 
 
 def _amsgrad_case(rng) -> dict:
@@ -553,7 +588,8 @@ def foreach_case(rng, n: int, *, amsgrad: bool, decoupled: bool, hp: dict):
     return params, grads, states, ref_params, opts, history
 
 
-def judge_foreach_step(impl, rng, hp: dict, *, amsgrad: bool, decoupled: bool) -> None:
+def judge_foreach_step(impl, rng, hp: dict, *, amsgrad: bool, decoupled: bool,
+                       defaults: bool = False) -> None:
     params, grads, states, ref_params, opts, history = foreach_case(
         rng, 4, amsgrad=amsgrad, decoupled=decoupled, hp=hp)
     for ref_p, g, opt in zip(ref_params, grads, opts, strict=True):
@@ -566,7 +602,12 @@ def judge_foreach_step(impl, rng, hp: dict, *, amsgrad: bool, decoupled: bool) -
     before = [p.detach().clone() for p in params]
     ptrs = [p.data_ptr() for p in params]
     state_before = [state_ptrs(s) for s in states]
-    call(what, impl.foreach_adam_, params, grads_in, states, **kwargs)
+    if defaults:
+        what = ("foreach_adam_(params=..., grads=..., states=...) with the default "
+                f"hyper-parameters ({show(kwargs)})")
+        call(what, impl.foreach_adam_, params=params, grads=grads_in, states=states)
+    else:
+        call(what, impl.foreach_adam_, params, grads_in, states, **kwargs)
     for i, (p, ref_p, opt) in enumerate(zip(params, ref_params, opts, strict=True)):
         if p.data_ptr() != ptrs[i]:
             fail(f"{what}: parameter {i} now points to new memory; update params in place "
@@ -592,6 +633,11 @@ def test_foreach_step_matches_torch_per_parameter(impl, rng, decoupled):
                            decoupled=decoupled)
     for hp in boundary_hypers(rng):
         judge_foreach_step(impl, rng, hp, amsgrad=hp["betas"][0] == 0, decoupled=decoupled)
+
+
+@pytest.mark.exercise("foreach_adam_")
+def test_foreach_defaults(impl, rng):
+    judge_foreach_step(impl, rng, ADAM_DEFAULTS, amsgrad=False, decoupled=False, defaults=True)
 
 
 @pytest.mark.exercise("foreach_adam_")
