@@ -36,6 +36,12 @@ def make_mlp(dropout=True, sizes=(5, 8, 3)):
     return nn.Sequential(*layers).double()
 
 
+def shifted_mse(outputs, targets):
+    """An MSE against half the targets: unlike MSELoss it changes when its two arguments are
+    swapped, so a call loss_fn(targets, outputs) shows."""
+    return ((outputs - 0.5 * targets) ** 2).mean()
+
+
 def put_stale_grads(model):
     """As if earlier code had run a backward and left its gradients behind."""
     for p in model.parameters():
@@ -355,10 +361,11 @@ def test_evaluate_weights_batches_by_size(impl, rng):
     x, y, loader = eval_loader(rng, n=50, batch_size=16)
     reference = copy.deepcopy(model).eval()
     with torch.no_grad():
-        expected = nn.functional.mse_loss(reference(x), y).item()
-        means = [nn.functional.mse_loss(reference(xb), yb).item() for xb, yb in loader]
-    got = impl.evaluate(model, loader, nn.MSELoss())
-    what = "evaluate(model, loader, MSELoss()) over 50 samples in batches of 16, 16, 16, 2"
+        expected = shifted_mse(reference(x), y).item()
+        means = [shifted_mse(reference(xb), yb).item() for xb, yb in loader]
+    got = impl.evaluate(model, loader, shifted_mse)
+    what = ("evaluate(model, loader, loss_fn) over 50 samples in batches of 16, 16, 16, 2, "
+            "loss_fn(outputs, targets) = mean((outputs - targets / 2) ** 2)")
     if isinstance(got, bool) or not isinstance(got, int | float):
         fail(f"{what}: expected a Python float, got {type(got).__name__}. Use loss.item().")
     if not math.isclose(got, expected, rel_tol=1e-9):
@@ -400,7 +407,7 @@ def test_accumulation_equals_big_batch_steps(impl, rng):
     hyper = {"lr": 0.1, "momentum": 0.9}
     optimizer = torch.optim.SGD(model.parameters(), **hyper)
     ref_optimizer = torch.optim.SGD(ref_model.parameters(), **hyper)
-    loss_fn = nn.MSELoss()
+    loss_fn = shifted_mse  # loss_fn(outputs, targets): the order of its arguments matters
     micro = list(loader)
     ref_losses, ref_traj = [], []
     for start in range(0, n_micro, k):
@@ -559,24 +566,36 @@ class Experiment:
         w = torch.randn(4, 1, dtype=torch.float64, generator=g)
         self.y = self.x @ w + 0.1 * torch.randn(self.N, 1, dtype=torch.float64, generator=g)
         self.initial_states = []
+        self.models = []
 
     def make_model(self):
         model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Dropout(0.2), nn.Linear(8, 1))
         model = model.double()
         self.initial_states.append({k: v.clone() for k, v in model.state_dict().items()})
+        self.models.append(model)
         return model
 
     def run(self, impl, seed, disturb):
         torch.manual_seed(disturb)  # whatever the caller did to the global generator before
         torch.rand(disturb % 7 + 1)
         data = LoggedDataset(self.x, self.y)
-        got = impl.reproducible_run(seed, self.make_model, data, nn.MSELoss(),
-                                    epochs=self.EPOCHS, batch_size=self.BATCH, lr=0.05)
+        got = impl.reproducible_run(seed=seed, make_model=self.make_model, dataset=data,
+                                    loss_fn=nn.MSELoss(), epochs=self.EPOCHS,
+                                    batch_size=self.BATCH, lr=0.05)
         call = (f"reproducible_run(seed={seed}, make_model, dataset of {self.N}, MSELoss(), "
                 f"epochs={self.EPOCHS}, batch_size={self.BATCH}, lr=0.05)")
         n_steps = self.EPOCHS * math.ceil(self.N / self.BATCH)
         if not (isinstance(got, tuple | list) and len(got) == 2 and isinstance(got[1], dict)):
             fail(f"{call}: expected (losses, state_dict), got {type(got).__name__}.")
+        returned = {k: v.clone() for k, v in got[1].items() if isinstance(v, torch.Tensor)}
+        with torch.no_grad():  # the caller goes on using the model it made
+            for p in self.models[-1].parameters():
+                p.add_(1.0)
+        for key, value in returned.items():
+            if not torch.equal(got[1][key], value):
+                fail(f"{call}: the returned state_dict's `{key}` changed when the model was "
+                     "trained further: it is the live parameter, not a copy.\n  Try: "
+                     "{k: v.detach().clone() for k, v in model.state_dict().items()}.")
         losses = float_list(got[0], n_steps, f"{call}: the losses")
         orders = [data.log[e * self.N:(e + 1) * self.N] for e in range(self.EPOCHS)]
         return call, losses, got[1], orders
