@@ -301,6 +301,19 @@ def test_schedule_at_boundary_steps(impl, rng):
 
 
 @pytest.mark.exercise("warmup_cosine_lr")
+def test_schedule_default_min_lr(impl, rng):
+    base, warmup, total, _ = schedule_configs(rng)[1]
+    call = (f"warmup_cosine_lr(step, base_lr={base}, warmup_steps={warmup}, "
+            f"total_steps={total}) with min_lr left at its default")
+    for s in (warmup, (warmup + total) // 2, total + 1):
+        with learner(impl):
+            got = as_lr(impl.warmup_cosine_lr(s, base, warmup, total), call)
+        if not close_lr(got, closed_form(s, base, warmup, total)):
+            fail(f"{call} at step {s}: expected {closed_form(s, base, warmup, total):.10g}, got "
+                 f"{got:.10g}.\n  Try: min_lr defaults to 0.0.")
+
+
+@pytest.mark.exercise("warmup_cosine_lr")
 def test_schedule_follows_closed_form_every_step(impl, rng):
     base, warmup, total, min_lr = schedule_configs(rng)[2]
     expected = [closed_form(s, base, warmup, total, min_lr) for s in range(total + 4)]
@@ -434,6 +447,15 @@ def test_scheduler_takes_base_lr_from_initial_lr(impl, rng):
     with learner(impl):
         sched = impl.WarmupCosine(opt, 0, total, min_lr)
         got = [[g["lr"] for g in opt.param_groups]]
+        default = impl.WarmupCosine(make_optimizer(clone_params(params), lrs), 0, total)
+        for _ in range(total + 1):
+            default.step()
+        last = default.get_last_lr()
+    if first_lr_mismatch([[0.0, 0.0]], [last]) is not None:
+        fail(f"WarmupCosine(optimizer, warmup_steps=0, total_steps={total}) with min_lr left "
+             f"at its default: after {total + 1} steps the lrs are {last!r}; the default "
+             "min_lr is 0.0, where the schedule ends.")
+    with learner(impl):
         for _ in range(3):
             sched.step()
             got.append([g["lr"] for g in opt.param_groups])
