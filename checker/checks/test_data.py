@@ -225,6 +225,17 @@ def test_pad_collate_matches_pad_sequence(impl, rng):
 
 
 @pytest.mark.exercise("pad_collate")
+def test_pad_collate_of_one_sample(impl, rng):
+    for seq, label in ((torch.tensor([4]), 2), (torch.randn(3, 2), torch.tensor(0.5))):
+        batch = [(seq, label)]
+        expected = oracle_collate(batch, 0)
+        with learner(impl):
+            got = impl.pad_collate(batch)
+        check_collated(got, expected, f"pad_collate([one sample of shape {tuple(seq.shape)}]) "
+                       "with pad_value left at its default")
+
+
+@pytest.mark.exercise("pad_collate")
 def test_pad_collate_lengths_feed_pack_padded_sequence(impl, rng):
     batch, pad_value = make_batch(rng, "features", PAD_VALUES["features"][-1])
     with learner(impl):
@@ -275,7 +286,8 @@ def epochs_of(loader, count=2):
 
 def make_loader(impl, n, batch_size, seed, **kwargs):
     with learner(impl):
-        loader = impl.seeded_loader(IndexDataset(n), batch_size, seed, **kwargs)
+        loader = impl.seeded_loader(dataset=IndexDataset(n), batch_size=batch_size, seed=seed,
+                                    **kwargs)
     if not isinstance(loader, DataLoader):
         fail(f"seeded_loader(...) returned {describe(loader)}; return a "
              "torch.utils.data.DataLoader.")
@@ -375,6 +387,10 @@ def test_workers_give_the_same_batches(impl, rng):
     single = make_loader(impl, n, b, seed, collate_fn=collate_pairs)
     workers = make_loader(impl, n, b, seed, collate_fn=collate_pairs, num_workers=2)
     what = f"seeded_loader(dataset of {n}, batch_size={b}, seed={seed}, collate_fn=..., "
+    if make_loader(impl, n, b, seed).num_workers != 0:
+        fail(f"seeded_loader(dataset of {n}, batch_size={b}, seed={seed}) without num_workers "
+             "made a loader with worker processes; num_workers defaults to 0 (the main "
+             "process).")
     if workers.num_workers != 2 or workers.collate_fn is not collate_pairs:
         fail(f"{what}num_workers=2): the DataLoader has num_workers={workers.num_workers} "
              "and collate_fn " + ("as given" if workers.collate_fn is collate_pairs else
@@ -515,9 +531,11 @@ def test_noise_has_the_requested_scale(impl, rng, dtype):
         fail(f"{what}: the noisy x has dtype {noise.dtype}; keep the base sample's dtype "
              "(draw the noise with dtype=x.dtype).")
     if dtype == torch.float64:
-        unit = noise / std
-        on_float32_grid = (unit - unit.float().double()).abs() <= 1e-12 * unit.abs()
-        if float(on_float32_grid.double().mean()) > 0.9:
+        def on_float32_grid(t):
+            return (t - t.float().double()).abs() <= 1e-12 * t.abs()
+
+        coarse = on_float32_grid(noise) | on_float32_grid(noise / std)  # n, or std * n, float32
+        if float(coarse.double().mean()) > 0.9:
             fail(f"{what}: the noise has float32 precision (every value is a float32 number); "
                  "n must have x's dtype, float64 here.\n  Try: torch.randn(x.shape, "
                  "generator=g, dtype=x.dtype).")
