@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from checker.contracts import uses_global_rng
 from checker.helpers import (
     as_tensor_result,
     assert_close,
@@ -31,6 +32,9 @@ from checker.helpers import (
 )
 
 pytestmark = pytest.mark.kata("modules")
+
+uses_global_rng("kaiming_normal_")  # initialisations draw from torch's global generator
+uses_global_rng("xavier_uniform_")
 
 
 # ----------------------------------------------------------------------------- helpers

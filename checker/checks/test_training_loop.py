@@ -18,9 +18,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from checker.contracts import uses_global_rng
 from checker.helpers import assert_close, fail, trajectory_picture
 
 pytestmark = pytest.mark.kata("training_loop")
+
+# Iterating a DataLoader without a generator draws its base seed from torch's global RNG, and
+# dropout draws its masks there: by contract these loops use it (reproducible_run reseeds it).
+for _name in ("train_epoch", "evaluate", "train_epoch_accumulated", "reproducible_run"):
+    uses_global_rng(_name)
 
 ORDER = "zero_grad, forward, loss, backward, step"
 
