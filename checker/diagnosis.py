@@ -151,21 +151,25 @@ def call_on(fn: Callable[..., Any], inputs: tuple, guard: str | None = None) -> 
     import torch
 
     from checker.contracts import call_guarded
+    from checker.sandbox.dispatch import judge_code
 
-    args, kwargs = copy.deepcopy(inputs[:2])
-    dtype, grad = inputs[2]
-    saved = _context()
-    torch.set_default_dtype(dtype)
-    torch.set_grad_enabled(grad)
+    with judge_code():  # the diagnosis' own set-up is the judge's, not the learner's
+        args, kwargs = copy.deepcopy(inputs[:2])
+        dtype, grad = inputs[2]
+        saved = _context()
+        torch.set_default_dtype(dtype)
+        torch.set_grad_enabled(grad)
     try:
         result = (call_guarded(guard, fn, args, kwargs, lambda: fn(*args, **kwargs)) if guard
                   else fn(*args, **kwargs))
     except Exception as exc:
         return ("raised", type(exc).__name__)
     finally:
-        torch.set_default_dtype(saved[0])
-        torch.set_grad_enabled(saved[1])
-    return outcome(result, args, kwargs)
+        with judge_code():
+            torch.set_default_dtype(saved[0])
+            torch.set_grad_enabled(saved[1])
+    with judge_code():
+        return outcome(result, args, kwargs)
 
 
 @dataclass(frozen=True)
@@ -187,7 +191,8 @@ def run_check(item: Any, impl: Any, seed: int) -> tuple[list[Call], str | None]:
     ``seed`` and its parameters come from its own last run."""
     import numpy as np
 
-    from checker.plugin import _signature, seed_everything
+    from checker.plugin import seed_everything
+    from checker.verdict import signature
 
     params = getattr(getattr(item, "callspec", None), "params", {})
     known = {"impl": impl, "rng": np.random.default_rng(seed), "seed": seed, **params}
@@ -200,7 +205,7 @@ def run_check(item: Any, impl: Any, seed: int) -> tuple[list[Call], str | None]:
         try:
             item.obj(**{n: known[n] if n in known else saved[n] for n in names})
         except Exception as exc:
-            return trace, _signature(exc)
+            return trace, signature(exc)
     return trace, None
 
 

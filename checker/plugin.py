@@ -294,6 +294,19 @@ def pytest_runtest_call(item: pytest.Item):
 
 
 def _diagnose(item: pytest.Item, exercise: str, target: str, state: dict) -> list[dict]:
+    """The diagnosis is the judge's own work (the rules stay off for it), and a bonus: if it
+    cannot finish, the failure stands without a name."""
+    from checker.sandbox.dispatch import judge_code
+
+    try:
+        with judge_code():
+            return _diagnose_by_behaviour(item, exercise, target, state)
+    except Exception:
+        return []
+
+
+def _diagnose_by_behaviour(item: pytest.Item, exercise: str, target: str,
+                           state: dict) -> list[dict]:
     """Name the known mistakes of ``exercise`` that the learner's code behaves like (see
     checker.diagnosis), the most specific first; none when none is proven to match."""
     from checker import diagnosis

@@ -18,6 +18,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from checker.contracts import in_place
 from checker.helpers import (
     CheckFailure,
     assert_close,
@@ -31,11 +32,19 @@ from checker.helpers import (
 
 pytestmark = pytest.mark.kata("adam")
 
+# Every step updates the parameter and its state in place (the contract); nothing else.
+for _name in ("adam_step_", "adamw_step_", "amsgrad_step_"):
+    in_place(_name, "param", "state")
+in_place("foreach_adam_", "params", "states")
+
 MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 # Updates are compared to 1e-6 (relative, and of lr): any arrangement of the arithmetic in
 # float64 with Python-float bias corrections agrees with torch to ~1e-15. Bias corrections
-# taken from the float32 step tensor do not: 1 - beta2**t keeps ~4 digits for beta2 near 1.
+# taken from the float32 step tensor do not when beta2 is close to 1 (1 - beta2**t then keeps
+# only a few digits): the fixed BOUNDARY_BETAS cases, run every time, have beta2 = 0.99999,
+# where the float32 error is ~1e-3; random betas rarely come that close.
 STEP_RTOL = 1e-6
+BOUNDARY_BETAS = (0.0, 0.99999)  # beta1 = 0: exp_avg is the grad itself; beta2 near 1
 # Adam amplifies rounding in coordinates whose gradient is near 0 (their update is about
 # +-lr whatever the gradient's size): float64 variants stay within ~1e-10 * lr of torch over
 # 50 steps, so a trajectory is judged to 1e-5 * lr; a real mistake drifts by O(lr).
@@ -81,6 +90,18 @@ def hyper(rng, *, weight_decay: bool | None = None) -> dict:
         "eps": sig(10 ** rng.uniform(-8, -3)),
         "weight_decay": sig(rng.uniform(0.05, 0.5)) if weight_decay else 0.0,
     }
+
+
+def boundary_hypers(rng) -> list[dict]:
+    """Hyper-parameters at each boundary that changes behaviour, run every time: beta2 near 1
+    (where a float32 bias correction loses digits) with and without weight decay, beta1 = 0
+    (exp_avg is then the gradient itself), and a weight decay of exactly 1."""
+    base = hyper(rng, weight_decay=True)
+    beta1, beta2 = base["betas"]
+    return [dict(base, betas=(beta1, BOUNDARY_BETAS[1])),
+            dict(base, weight_decay=0.0, betas=(beta1, BOUNDARY_BETAS[1])),
+            dict(base, betas=(BOUNDARY_BETAS[0], beta2)),
+            dict(base, weight_decay=1.0)]
 
 
 def show(hp: dict) -> str:
@@ -148,6 +169,10 @@ def compare_state(state, ref_state, k: int, what: str, ptrs: dict | None = None,
                  hint="keep exactly torch.optim's keys: step, exp_avg, exp_avg_sq (and "
                  "max_exp_avg_sq with amsgrad).")
     check_step_value(state["step"], k, what)
+    if ptrs is not None and state["step"] is not ptrs["step"]:
+        fail(f"{what}: state['step'] is a new tensor after step {k}; increment the one in the "
+             "state in place (state['step'] += 1), as torch.optim does: a state_dict or "
+             "another reference to it would keep the old count.")
     for key in MOMENTS:
         if key not in ref_state:
             continue
@@ -156,7 +181,8 @@ def compare_state(state, ref_state, k: int, what: str, ptrs: dict | None = None,
         assert_close(got, ref_state[key], f"{what}: state[{key!r}] after step {k}",
                      rtol=rtol, atol=rtol * scale,
                      hint={"exp_avg": "exp_avg <- beta1*exp_avg + (1-beta1)*grad, with the "
-                           "weight-decayed grad for Adam's L2 decay.",
+                           "weight-decayed grad for Adam's L2 decay (AdamW's decoupled decay "
+                           "never enters the moments).",
                            "exp_avg_sq": "exp_avg_sq <- beta2*exp_avg_sq + (1-beta2)*grad**2 "
                            "(no bias correction stored in the state).",
                            "max_exp_avg_sq": "max_exp_avg_sq <- max(max_exp_avg_sq, exp_avg_sq) "
@@ -168,9 +194,16 @@ def compare_state(state, ref_state, k: int, what: str, ptrs: dict | None = None,
                  "torch.maximum(..., out=...).")
 
 
+def state_ptrs(state: dict) -> dict:
+    """What must stay put across a step: each moment's memory, and the step tensor itself."""
+    return {k: (v if k == "step" else v.data_ptr()) for k, v in state.items()}
+
+
 def run_steps(impl, fn_name: str, hp: dict, *, decoupled: bool, amsgrad: bool,
-              shape, transposed=False, extra=None) -> None:
-    """Steps 1, 2, 3 of the learner's single-tensor step, each compared with torch.optim."""
+              shape, transposed=False, extra=None, defaults=False) -> None:
+    """Steps 1, 2, 3 of the learner's single-tensor step, each compared with torch.optim.
+    With ``defaults``, the learner is called with every argument by name and no
+    hyper-parameter, and ``hp`` must be its documented defaults."""
     param0 = mixed(shape, scale_low=-1.0)
     if transposed:
         param0 = param0.t().contiguous().t()
@@ -181,15 +214,20 @@ def run_steps(impl, fn_name: str, hp: dict, *, decoupled: bool, amsgrad: bool,
 
     p = param0.clone().requires_grad_(True)
     state = torch_state(p, amsgrad)
-    ptrs = {k: v.data_ptr() for k, v in state.items() if k != "step"}
+    ptrs = state_ptrs(state)
     fn = getattr(impl, fn_name)
     kwargs = dict(hp, **(extra or {}))
     for k, g in enumerate(grads, start=1):
-        what = f"{fn_name}(param {tuple(p.shape)}, grad, state, {show(kwargs)}), step {k} of 3"
+        what = (f"{fn_name}(param=..., grad=..., state=...) with the default hyper-parameters "
+                f"({show(kwargs)}), step {k} of 3" if defaults else
+                f"{fn_name}(param {tuple(p.shape)}, grad, state, {show(kwargs)}), step {k} of 3")
         before = p.detach().clone()
         g_in = g.clone()
         p_ptr = p.data_ptr()
-        call(what, fn, p, g_in, state, **kwargs)
+        if defaults:
+            call(what, fn, param=p, grad=g_in, state=state)
+        else:
+            call(what, fn, p, g_in, state, **kwargs)
         if p.data_ptr() != p_ptr:
             fail(f"{what}: the parameter now points to new memory; update it in place "
                  "(param.addcdiv_, param.mul_) under torch.no_grad().")
@@ -198,6 +236,7 @@ def run_steps(impl, fn_name: str, hp: dict, *, decoupled: bool, amsgrad: bool,
                  "  Try: grad = grad.add(param, alpha=weight_decay) makes a new tensor; "
                  "grad.add_(...) overwrites p.grad, which the caller may still use.")
         ref_p, ref_state = ref[k - 1]
+        compare_state(state, ref_state, k, what, ptrs)
         delta = p.detach() - before
         ref_delta = ref_p - before
         hint = ("the update is -lr/(1-beta1**t) * exp_avg / (sqrt(exp_avg_sq)/sqrt(1-beta2**t) "
@@ -213,7 +252,6 @@ def run_steps(impl, fn_name: str, hp: dict, *, decoupled: bool, amsgrad: bool,
                     "moments are updated. " + hint[0].upper() + hint[1:])
         assert_close(delta, ref_delta, f"{what}: the change your step made to the parameter",
                      rtol=STEP_RTOL, atol=STEP_RTOL * hp["lr"], hint=hint)
-        compare_state(state, ref_state, k, what, ptrs)
 
 
 def trajectory_problem(rng):
@@ -395,6 +433,20 @@ def test_init_state_has_torchs_layout(impl, rng, amsgrad):
                     fail(f"{what}: state[{key!r}] and state[{other!r}] are the same memory; "
                          "each moment needs its own zeros, or one update overwrites the other.")
             seen[key] = got.untyped_storage().data_ptr()
+        again = call(what, impl.init_state, param, amsgrad)
+        if not amsgrad:
+            default = call("init_state(param=...)", impl.init_state, param=param)
+            if not isinstance(default, dict) or sorted(default) != sorted(ref):
+                fail(f"init_state(param=...) with amsgrad left at its default (False) returned "
+                     f"the keys {sorted(default) if isinstance(default, dict) else default!r}; "
+                     f"expected {sorted(ref)}.")
+        for key, value in state.items():
+            other = again.get(key) if isinstance(again, dict) else None
+            if other is value or (isinstance(other, torch.Tensor) and
+                                  other.untyped_storage().data_ptr()
+                                  == value.untyped_storage().data_ptr()):
+                fail(f"{what}: two calls returned the same {key!r} tensor; every parameter "
+                     "needs a state of its own, or one parameter's step moves another's.")
 
 
 # ----------------------------------------------------------------------------- adam_step_
@@ -412,6 +464,22 @@ def test_adam_steps_without_weight_decay_on_transposed_param(impl, rng):
     hp = hyper(rng, weight_decay=False)
     run_steps(impl, "adam_step_", hp, decoupled=False, amsgrad=False,
               shape=random_shape(rng, 2, 3, 8), transposed=True)
+
+
+@pytest.mark.exercise("adam_step_")
+def test_adam_steps_at_boundary_hyperparameters(impl, rng):
+    for hp in boundary_hypers(rng):
+        run_steps(impl, "adam_step_", hp, decoupled=False, amsgrad=False,
+                  shape=random_shape(rng, 2, 3, 8))
+
+
+ADAM_DEFAULTS = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
+
+
+@pytest.mark.exercise("adam_step_")
+def test_adam_step_defaults(impl, rng):
+    run_steps(impl, "adam_step_", ADAM_DEFAULTS, decoupled=False, amsgrad=False,
+              shape=random_shape(rng, 2, 3, 8), defaults=True)
 
 
 def _adam_case(rng) -> dict:
@@ -435,6 +503,19 @@ def test_adamw_steps_1_2_3(impl, rng):
               shape=random_shape(rng, 2, 3, 8))
 
 
+@pytest.mark.exercise("adamw_step_")
+def test_adamw_steps_at_boundary_hyperparameters(impl, rng):
+    for hp in boundary_hypers(rng):
+        run_steps(impl, "adamw_step_", hp, decoupled=True, amsgrad=False,
+                  shape=random_shape(rng, 2, 3, 8), transposed=True)
+
+
+@pytest.mark.exercise("adamw_step_")
+def test_adamw_step_defaults(impl, rng):
+    run_steps(impl, "adamw_step_", dict(ADAM_DEFAULTS, weight_decay=1e-2), decoupled=True,
+              amsgrad=False, shape=random_shape(rng, 2, 3, 8), defaults=True)
+
+
 def _adamw_case(rng) -> dict:
     return {"fn": "adamw_step_", "hp": hyper(rng, weight_decay=True), "decoupled": True,
             "amsgrad": False, "foreach": False}
@@ -455,6 +536,20 @@ def test_amsgrad_steps_1_2_3(impl, rng, decoupled):
     hp = hyper(rng, weight_decay=True)
     run_steps(impl, "amsgrad_step_", hp, decoupled=decoupled, amsgrad=True,
               shape=random_shape(rng, 2, 3, 8), extra={"decoupled": decoupled})
+
+
+@pytest.mark.exercise("amsgrad_step_")
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_amsgrad_steps_at_boundary_hyperparameters(impl, rng, decoupled):
+    for hp in boundary_hypers(rng):
+        run_steps(impl, "amsgrad_step_", hp, decoupled=decoupled, amsgrad=True,
+                  shape=random_shape(rng, 2, 3, 8), extra={"decoupled": decoupled})
+
+
+@pytest.mark.exercise("amsgrad_step_")
+def test_amsgrad_step_defaults(impl, rng):
+    run_steps(impl, "amsgrad_step_", ADAM_DEFAULTS, decoupled=False, amsgrad=True,
+              shape=random_shape(rng, 2, 3, 8), defaults=True)
 
 
 def _amsgrad_case(rng) -> dict:
@@ -499,11 +594,8 @@ def foreach_case(rng, n: int, *, amsgrad: bool, decoupled: bool, hp: dict):
     return params, grads, states, ref_params, opts, history
 
 
-@pytest.mark.exercise("foreach_adam_")
-@pytest.mark.parametrize("decoupled", [False, True])
-def test_foreach_step_matches_torch_per_parameter(impl, rng, decoupled):
-    amsgrad = bool(rng.random() < 0.5)
-    hp = hyper(rng)
+def judge_foreach_step(impl, rng, hp: dict, *, amsgrad: bool, decoupled: bool,
+                       defaults: bool = False) -> None:
     params, grads, states, ref_params, opts, history = foreach_case(
         rng, 4, amsgrad=amsgrad, decoupled=decoupled, hp=hp)
     for ref_p, g, opt in zip(ref_params, grads, opts, strict=True):
@@ -515,7 +607,13 @@ def test_foreach_step_matches_torch_per_parameter(impl, rng, decoupled):
     grads_in = [g.clone() for g in grads]
     before = [p.detach().clone() for p in params]
     ptrs = [p.data_ptr() for p in params]
-    call(what, impl.foreach_adam_, params, grads_in, states, **kwargs)
+    state_before = [state_ptrs(s) for s in states]
+    if defaults:
+        what = ("foreach_adam_(params=..., grads=..., states=...) with the default "
+                f"hyper-parameters ({show(kwargs)})")
+        call(what, impl.foreach_adam_, params=params, grads=grads_in, states=states)
+    else:
+        call(what, impl.foreach_adam_, params, grads_in, states, **kwargs)
     for i, (p, ref_p, opt) in enumerate(zip(params, ref_params, opts, strict=True)):
         if p.data_ptr() != ptrs[i]:
             fail(f"{what}: parameter {i} now points to new memory; update params in place "
@@ -524,29 +622,61 @@ def test_foreach_step_matches_torch_per_parameter(impl, rng, decoupled):
             fail(f"{what}: your step changed the caller's gradient {i}.\n"
                  "  Try: torch._foreach_add(grads, params, alpha=weight_decay) returns new "
                  "tensors; the in-place form overwrites the caller's .grad.")
+        compare_state(states[i], opt.state[ref_p], history[i] + 1, f"{what}: parameter {i}",
+                      state_before[i])
         assert_close(p.detach() - before[i], ref_p.detach() - before[i],
                      f"{what}: the change to parameter {i} (its state was at step {history[i]})",
                      rtol=STEP_RTOL, atol=STEP_RTOL * hp["lr"],
                      hint="each parameter's bias corrections use ITS OWN step count; read "
                      "every state['step'] after the increment.")
-        compare_state(states[i], opt.state[ref_p], history[i] + 1, f"{what}: parameter {i}")
 
 
 @pytest.mark.exercise("foreach_adam_")
-def test_foreach_runs_a_fixed_number_of_tensor_ops(impl, rng):
-    hp = hyper(rng)
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_foreach_step_matches_torch_per_parameter(impl, rng, decoupled):
+    for amsgrad in (False, True):
+        judge_foreach_step(impl, rng, hyper(rng, weight_decay=True), amsgrad=amsgrad,
+                           decoupled=decoupled)
+    for hp in boundary_hypers(rng):
+        judge_foreach_step(impl, rng, hp, amsgrad=hp["betas"][0] == 0, decoupled=decoupled)
+
+
+@pytest.mark.exercise("foreach_adam_")
+def test_foreach_defaults(impl, rng):
+    judge_foreach_step(impl, rng, ADAM_DEFAULTS, amsgrad=False, decoupled=False, defaults=True)
+
+
+@pytest.mark.exercise("foreach_adam_")
+def test_foreach_of_no_parameters(impl, rng):
+    hp = hyper(rng, weight_decay=True)
+    what = f"foreach_adam_([], [], [], {show(hp)})"
+    got = call(what, impl.foreach_adam_, [], [], [], **hp)
+    if got is not None:
+        fail(f"{what}: returned {describe(got)}; a step returns None (it works in place).")
+
+
+@pytest.mark.exercise("foreach_adam_")
+@pytest.mark.parametrize("decoupled", [False, True])
+@pytest.mark.parametrize("weight_decay", [False, True])
+def test_foreach_runs_a_fixed_number_of_tensor_ops(impl, rng, decoupled, weight_decay):
+    hp = hyper(rng, weight_decay=weight_decay)
     counts = {}
     for n in (2, 7):
-        params, grads, states, *_ = foreach_case(rng, n, amsgrad=True, decoupled=False, hp=hp)
-        what = f"foreach_adam_({n} params, ..., amsgrad=True, weight_decay={hp['weight_decay']!r})"
-        with OpCounter() as counter:
-            call(what, impl.foreach_adam_, params, grads, states, **hp, amsgrad=True)
+        params, grads, states, *_ = foreach_case(rng, n, amsgrad=True, decoupled=decoupled,
+                                                 hp=hp)
+        what = (f"foreach_adam_({n} params, ..., amsgrad=True, decoupled={decoupled}, "
+                f"weight_decay={hp['weight_decay']!r})")
+        impl.foreach_adam_  # a missing name fails with the proxy's message
+        fn = impl.module.foreach_adam_  # unguarded: the guards' own copies are not counted
+        with impl.rules(), OpCounter() as counter:
+            call(what, fn, params, grads, states, **hp, amsgrad=True, decoupled=decoupled)
         counts[n] = counter.counts
     grown = sorted(op for op in set(counts[2]) | set(counts[7])
                    if op != "_local_scalar_dense" and counts[7][op] > counts[2][op])
     if grown:
         table = ", ".join(f"{op}: {counts[2][op]} -> {counts[7][op]}" for op in grown)
-        fail("foreach_adam_ runs more tensor ops as the number of parameters grows "
+        fail(f"foreach_adam_(..., decoupled={decoupled}, weight_decay={hp['weight_decay']!r}) "
+             "runs more tensor ops as the number of parameters grows "
              f"(2 params -> 7 params: {table}).\n"
              "  A foreach step handles the whole list with one torch._foreach_* call per stage "
              "(only reading each step count with .item() may grow).\n"

@@ -263,6 +263,33 @@ def test_sum_to_shape_matches_sum_to_size(impl, rng):
 
 
 @pytest.mark.exercise("sum_to_shape")
+def test_sum_to_shape_edges(impl):
+    """Size-0 dims (a size-1 input broadcast over nothing gets a zero gradient), 0-d, and the
+    shapes that do not broadcast to grad's, which must raise ValueError."""
+    for target, shape in (((2, 0, 3), (2, 1, 3)), ((0, 3), (1, 3)), ((0, 3), (3,)), ((4, 0), (1,)),
+                          ((), ()), ((3,), ()), ((2, 1), (1, 1))):
+        grad = torch.randn(target, dtype=torch.float64)
+        expected = grad.sum_to_size(shape) if shape else grad.sum()
+        what = f"sum_to_shape(grad of shape {target}, {shape})"
+        assert_close(call(what, impl.sum_to_shape, grad, shape), expected, what,
+                     hint="a dim where shape has 1 is summed even when grad's size there is 0.")
+    for target, shape in (((2, 3), (1, 2, 3)), ((2, 3), (4, 3)), ((2, 3), (2, 2)), ((3,), (2, 3))):
+        grad = torch.randn(target, dtype=torch.float64)
+        what = f"sum_to_shape(grad of shape {target}, {shape})"
+        try:
+            got = impl.sum_to_shape(grad, shape)
+        except ValueError:
+            continue
+        except (NotImplementedError, ForbiddenAPI):
+            raise
+        except Exception as exc:
+            fail(f"{what}: expected ValueError, got {type(exc).__name__}: {exc}\n"
+                 "  Try: check that shape broadcasts to grad.shape before summing.")
+        fail(f"{what}: {shape} does not broadcast to {target}; expected ValueError, got "
+             f"{describe(got)}.")
+
+
+@pytest.mark.exercise("sum_to_shape")
 def test_sum_to_shape_is_the_gradient_of_a_broadcast(impl, rng):
     for _ in range(4):
         target = target_shape(rng, 2, 4)

@@ -56,11 +56,14 @@ def oracle_windows(series, window):
 
 
 def window_cases(rng):
+    """A random window on a 1-D and on a 2-D series, then the edge windows 1 and T - 1 (a
+    single sample)."""
     out = []
     for features in (None, int(rng.integers(2, 4))):
         series = make_series(rng, features)
         out.append((series, int(rng.integers(2, len(series) - 3))))
-    return out
+    series = make_series(rng, None)
+    return [*out, (series, 1), (series, len(series) - 1)]
 
 
 @pytest.mark.exercise("WindowDataset")
@@ -129,15 +132,18 @@ def test_window_index_errors_and_iteration(impl, rng):
 # ----------------------------------------------------------------------------- pad_collate
 
 
-def make_batch(rng, kind):
+PAD_VALUES = {"tokens": (0, 7), "features": (0.0, -1.0, 2.5)}  # each one, every run
+
+
+def make_batch(rng, kind, pad_value=None):
     size = int(rng.integers(3, 6))
     lengths = [int(v) for v in rng.choice(range(1, 9), size=size, replace=False)]
+    if pad_value is None:
+        pad_value = PAD_VALUES[kind][0]
     if kind == "tokens":
-        pad_value = 0
         seqs = [torch.randint(0, 6, (n,)) for n in lengths]  # real tokens include 0
         labels = [int(v) for v in rng.integers(0, 4, size=size)]
     else:
-        pad_value = float(rng.choice([0.0, -1.0]))
         feat = int(rng.integers(2, 4))
         seqs = [torch.randn(n, feat, dtype=torch.float32) for n in lengths]
         seqs[0][0, 0] = pad_value  # real data may equal the pad value
@@ -168,6 +174,14 @@ def check_collated(got, expected, what):
                 "it from the lengths, since real values can equal pad_value.",
         "labels": "stack the labels in batch order.",
     }
+    got_lengths = got["lengths"]
+    if (type(got_lengths) is torch.Tensor and got_lengths.shape == expected["lengths"].shape
+            and not torch.equal(got_lengths, expected["lengths"])
+            and torch.equal(got_lengths.sort().values, expected["lengths"].sort().values)):
+        fail(f"{what}: the samples come back in another order: lengths "
+             f"{got_lengths.tolist()}, but the batch's sequences have lengths "
+             f"{expected['lengths'].tolist()}.\n  Try: keep the batch's order (no sorting by "
+             "length): row b of every output is sample b.")
     for key in ("inputs", "lengths", "mask", "labels"):
         if key == "mask":
             check_mask(got[key], expected[key], expected["lengths"], f"{what}['mask']",
@@ -195,8 +209,8 @@ def check_mask(got, expected, lengths, what, hint):
 
 @pytest.mark.exercise("pad_collate")
 def test_pad_collate_matches_pad_sequence(impl, rng):
-    for kind in ("tokens", "features"):
-        batch, pad_value = make_batch(rng, kind)
+    for kind, pad_value in [(k, v) for k, values in PAD_VALUES.items() for v in values]:
+        batch, pad_value = make_batch(rng, kind, pad_value)
         expected = oracle_collate(batch, pad_value)
         originals = [s.clone() for s, _ in batch]
         with learner(impl):
@@ -211,8 +225,19 @@ def test_pad_collate_matches_pad_sequence(impl, rng):
 
 
 @pytest.mark.exercise("pad_collate")
+def test_pad_collate_of_one_sample(impl, rng):
+    for seq, label in ((torch.tensor([4]), 2), (torch.randn(3, 2), torch.tensor(0.5))):
+        batch = [(seq, label)]
+        expected = oracle_collate(batch, 0)
+        with learner(impl):
+            got = impl.pad_collate(batch)
+        check_collated(got, expected, f"pad_collate([one sample of shape {tuple(seq.shape)}]) "
+                       "with pad_value left at its default")
+
+
+@pytest.mark.exercise("pad_collate")
 def test_pad_collate_lengths_feed_pack_padded_sequence(impl, rng):
-    batch, pad_value = make_batch(rng, "features")
+    batch, pad_value = make_batch(rng, "features", PAD_VALUES["features"][-1])
     with learner(impl):
         got = impl.pad_collate(batch, pad_value)
     what = "pack_padded_sequence(out['inputs'], out['lengths'], batch_first=True)"
@@ -261,7 +286,8 @@ def epochs_of(loader, count=2):
 
 def make_loader(impl, n, batch_size, seed, **kwargs):
     with learner(impl):
-        loader = impl.seeded_loader(IndexDataset(n), batch_size, seed, **kwargs)
+        loader = impl.seeded_loader(dataset=IndexDataset(n), batch_size=batch_size, seed=seed,
+                                    **kwargs)
     if not isinstance(loader, DataLoader):
         fail(f"seeded_loader(...) returned {describe(loader)}; return a "
              "torch.utils.data.DataLoader.")
@@ -361,6 +387,10 @@ def test_workers_give_the_same_batches(impl, rng):
     single = make_loader(impl, n, b, seed, collate_fn=collate_pairs)
     workers = make_loader(impl, n, b, seed, collate_fn=collate_pairs, num_workers=2)
     what = f"seeded_loader(dataset of {n}, batch_size={b}, seed={seed}, collate_fn=..., "
+    if make_loader(impl, n, b, seed).num_workers != 0:
+        fail(f"seeded_loader(dataset of {n}, batch_size={b}, seed={seed}) without num_workers "
+             "made a loader with worker processes; num_workers defaults to 0 (the main "
+             "process).")
     if workers.num_workers != 2 or workers.collate_fn is not collate_pairs:
         fail(f"{what}num_workers=2): the DataLoader has num_workers={workers.num_workers} "
              "and collate_fn " + ("as given" if workers.collate_fn is collate_pairs else
@@ -387,13 +417,23 @@ def same_noise(a, b):
 
 def read_noise(impl, ds, base, order):
     out = {}
+    originals = [t.clone() for t in base.tensors]
+    rng_state = torch.get_rng_state()
     with learner(impl):
         for i in order:
             x, y = ds[i]
+            if any(not torch.equal(t, o) for t, o in zip(base.tensors, originals, strict=True)):
+                fail(f"NoisyDataset[{i}]: reading a sample changed the BASE dataset's data "
+                     "(the noise was added in place into the base sample's x, a view of the "
+                     "base tensors).\n  Try: return x + noise_std * noise, a new tensor.")
             if not isinstance(x, torch.Tensor) or int(y) != int(base[i][1]):
                 fail(f"NoisyDataset[{i}] returned ({describe(x)}, {y!r}); expected the base "
                      f"sample's x plus noise, and its label {int(base[i][1])} unchanged.")
             out[i] = x - base[i][0]
+    if not torch.equal(torch.get_rng_state(), rng_state):
+        fail("NoisyDataset: reading samples changed torch's global generator (torch.manual_seed "
+             "or a draw from it); the caller's random stream must not move.\n  Try: draw from "
+             "a generator of your own, torch.Generator().manual_seed(...), per sample.")
     return [out[i] for i in sorted(out)]
 
 
@@ -454,16 +494,52 @@ def test_noise_is_a_function_of_seed_epoch_and_index(impl, rng):
 
 
 @pytest.mark.exercise("NoisyDataset")
-def test_noise_has_the_requested_scale(impl, rng):
+def test_noise_seeds_do_not_collide(impl, rng):
+    n = 1100
+    base = TensorDataset(torch.zeros(n, 2, dtype=torch.float64), torch.arange(n))
+    seed = int(rng.integers(1000))
+    indices = [*range(12), 99, 100, 101, 1000, 1001, 1099]
+    seen = {}
+    for s in (seed, seed + 1, seed + 100):
+        with learner(impl):
+            ds = impl.NoisyDataset(base, 1.0, s)
+        for epoch in (0, 1, 2, 10):
+            with learner(impl):
+                ds.set_epoch(epoch)
+            for i, noise in zip(indices, read_noise(impl, ds, base, indices), strict=True):
+                key = tuple(round(v, 9) for v in noise.tolist())
+                if key in seen:
+                    fail(f"NoisyDataset: (seed={s}, epoch={epoch}, index={i}) gets exactly the "
+                         f"noise of (seed, epoch, index)={seen[key]}: two different triples "
+                         "map to the same generator seed. Mix the three numbers so that they "
+                         "cannot collide, e.g. np.random.SeedSequence((seed, epoch, index))"
+                         ".generate_state(1)[0].")
+                seen[key] = (s, epoch, i)
+
+
+@pytest.mark.exercise("NoisyDataset")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_noise_has_the_requested_scale(impl, rng, dtype):
     n = 400
-    base = TensorDataset(torch.zeros(n, 3, dtype=torch.float64), torch.zeros(n))
+    base = TensorDataset(torch.zeros(n, 3, dtype=dtype), torch.zeros(n))
     std = round(float(rng.uniform(0.1, 2.0)), 3)
     with learner(impl):
         ds = impl.NoisyDataset(base, std, int(rng.integers(1000)))
         noise = torch.stack([ds[i][0] for i in range(n)])
-    what = f"NoisyDataset(base of {n} zero vectors, noise_std={std})"
-    if noise.dtype != torch.float64:
-        fail(f"{what}: the noisy x has dtype {noise.dtype}; keep the base sample's dtype.")
+    what = f"NoisyDataset(base of {n} {str(dtype)[6:]} zero vectors, noise_std={std})"
+    if noise.dtype != dtype:
+        fail(f"{what}: the noisy x has dtype {noise.dtype}; keep the base sample's dtype "
+             "(draw the noise with dtype=x.dtype).")
+    if dtype == torch.float64:
+        def on_float32_grid(t):
+            return (t - t.float().double()).abs() <= 1e-12 * t.abs()
+
+        coarse = on_float32_grid(noise) | on_float32_grid(noise / std)  # n, or std * n, float32
+        if float(coarse.double().mean()) > 0.9:
+            fail(f"{what}: the noise has float32 precision (every value is a float32 number); "
+                 "n must have x's dtype, float64 here.\n  Try: torch.randn(x.shape, "
+                 "generator=g, dtype=x.dtype).")
+    noise = noise.double()
     got_std, got_mean = float(noise.std()), float(noise.mean())
     if abs(got_std / std - 1) > 0.1 or abs(got_mean) > 4 * std / (3 * n) ** 0.5:
         fail(f"{what}: the noise has mean {got_mean:.4g} and standard deviation {got_std:.4g}; "

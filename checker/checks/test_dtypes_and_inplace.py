@@ -531,7 +531,8 @@ def test_sgd_update_at_the_boundaries(impl, rng):
     """weight_decay exactly 0 (given, and left to its default) and large steps; then the same
     with grad mode already off, as inside an optimiser's own no_grad step."""
     for grad_off in (False, True):
-        for lr, wd, given in ((0.25, 0.0, True), (0.25, 0.0, False), (1.0, 0.5, True)):
+        for lr, wd, given in ((0.25, 0.0, True), (0.25, 0.0, False), (1.0, 0.5, True),
+                              (0.1, 1.0, True)):
             label = f"{'grad mode off, ' if grad_off else ''}params"
             with torch.set_grad_enabled(not grad_off):
                 check_sgd(impl, make_params(rng), lr, wd, label, pass_zero=given)

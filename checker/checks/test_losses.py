@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from checker.helpers import (
+    CheckFailure,
     as_tensor_result,
     assert_close,
     assert_equal,
@@ -77,7 +78,13 @@ def judge_all(impl, name: str, cases: list[Case], hint: str) -> None:
     fn = learner(impl, name)
     with impl.rules():
         for case in cases:
+            inputs = [a for a in (*case.args, *case.kwargs.values()) if isinstance(a, torch.Tensor)]
+            before = [a.clone() for a in inputs]
             got = call(case.what, fn, *case.args, **case.kwargs)
+            for a, b in zip(inputs, before, strict=True):
+                if not torch.equal(a, b):
+                    fail(f"{case.what}: your function changed one of its input tensors in "
+                         "place; a loss reads its inputs and returns a new tensor.")
             if case.finite:
                 check_finite(got, case.what, hint)
             assert_close(got, case.expected, case.what, **tol(case.logits), hint=hint)
@@ -167,11 +174,18 @@ def test_reduce_loss_keeps_the_graph(impl, rng):
 @pytest.mark.exercise("reduce_loss")
 def test_reduce_loss_rejects_unknown_reduction(impl, rng):
     loss = torch.rand(4, dtype=torch.float64)
-    for bad in ("avg", "batchmean", "Mean"):
-        exc = expect_raises(ValueError, lambda bad=bad: impl.reduce_loss(loss, bad),
-                            f"reduce_loss(loss, {bad!r})",
-                            hint="raise ValueError for any reduction other than 'none', 'mean' "
-                            "and 'sum' — a typo must not silently become a mean.")
+    for bad in ("avg", "batchmean", "Mean", ""):
+        try:
+            exc = expect_raises(ValueError, lambda bad=bad: impl.reduce_loss(loss, bad),
+                                f"reduce_loss(loss, {bad!r})",
+                                hint="raise ValueError for any reduction other than 'none', "
+                                "'mean' and 'sum' — a typo must not silently become a mean.")
+        except (NotImplementedError, CheckFailure):
+            raise
+        except Exception as other:  # noqa: BLE001 — reported to the learner
+            fail(f"reduce_loss(loss, {bad!r}) raised {type(other).__name__}({other}); expected "
+                 "ValueError, the error Python uses for a bad value of the right type.\n"
+                 "  Try: raise ValueError(f\"{reduction!r} is not a valid reduction\").")
         if bad not in str(exc):
             fail(f"reduce_loss(loss, {bad!r}) raised ValueError({str(exc)!r}); name the bad "
                  "value in the message so the caller sees their typo.")
@@ -194,6 +208,40 @@ def test_logsumexp_matches_torch_on_ordinary_inputs(impl, rng):
                 (x, dim, keepdim), {}, torch.logsumexp(x.clone(), dim, keepdim=keepdim), x))
     judge_all(impl, "logsumexp", cases,
               hint="reduce along dim, and keep it with size 1 only when keepdim.")
+
+
+def size_one_inputs(rng):
+    """Shapes with size-1 dims (every run), and each dim to reduce: a squeeze without a dim,
+    or a reduction over the wrong dim, changes the result's shape or values here."""
+    k = int(rng.integers(3, 6))
+    for shape in ((1, k), (k, 1), (1, 1, k), (k, 1, 2)):
+        x = torch.randn(shape, dtype=torch.float64) * 3
+        for dim in range(-len(shape), len(shape)):
+            yield x, dim
+
+
+def log_probabilities(rng, dtype=torch.float64):
+    """Rows of log-probabilities: their logsumexp is 0 to the last bit, so an intermediate
+    kept in lower precision (a float32 sum) shows as an absolute error of ~1e-8."""
+    rows, cols = random_shape(rng, 2, 3, 8)
+    return torch.log_softmax(torch.randn(rows, cols, dtype=dtype) * 4, dim=1)
+
+
+@pytest.mark.exercise("logsumexp")
+def test_logsumexp_edge_cases(impl, rng):
+    cases = []
+    for x, dim in size_one_inputs(rng):
+        for keepdim in (False, True):
+            cases.append(Case(f"logsumexp(x of shape {tuple(x.shape)}, dim={dim}, "
+                              f"keepdim={keepdim})", (x.clone(), dim, keepdim), {},
+                              torch.logsumexp(x, dim, keepdim=keepdim), x))
+    x = log_probabilities(rng)
+    cases.append(Case(f"logsumexp(x {tuple(x.shape)} float64 whose rows are "
+                      "log-probabilities (the result is 0), dim=1)", (x.clone(), 1), {},
+                      torch.logsumexp(x, 1), x))
+    judge_all(impl, "logsumexp", cases,
+              hint="reduce exactly the given dim (squeeze(dim), never a bare squeeze(), which "
+              "also drops other size-1 dims), and keep every step in the input's dtype.")
 
 
 @pytest.mark.exercise("logsumexp")
@@ -261,6 +309,17 @@ def test_log_softmax_matches_torch_on_ordinary_inputs(impl, rng):
     judge_all(impl, "log_softmax", cases,
               hint="x - logsumexp(x, dim, keepdim=True): keepdim makes it broadcast back along "
               "the reduced dim.")
+
+
+@pytest.mark.exercise("log_softmax")
+def test_log_softmax_edge_cases(impl, rng):
+    cases = [Case(f"log_softmax(x of shape {tuple(x.shape)}, dim={dim})", (x.clone(), dim), {},
+                  F.log_softmax(x, dim), x) for x, dim in size_one_inputs(rng)]
+    x = log_probabilities(rng)
+    cases.append(Case(f"log_softmax(x {tuple(x.shape)} float64 whose rows are already "
+                      "log-probabilities, dim=1)", (x.clone(), 1), {}, F.log_softmax(x, 1), x))
+    judge_all(impl, "log_softmax", cases,
+              hint="x - logsumexp(x, dim, keepdim=True), for every dim and every shape.")
 
 
 @pytest.mark.exercise("log_softmax")
@@ -394,6 +453,33 @@ def test_cross_entropy_matches_torch(impl, rng, spatial):
 
 
 @pytest.mark.exercise("cross_entropy")
+def test_cross_entropy_edge_cases(impl, rng):
+    """Every run: a batch of one, a spatial dim of one, every target ignored (torch's mean is
+    then nan: 0 / 0), smoothing 0 and not."""
+    c = int(rng.integers(3, 7))
+    smoothing = round(float(rng.uniform(0.05, 0.4)), 3)
+    n = int(rng.integers(2, 6))
+    ignored = torch.full((n,), -100)
+    batches = [("a batch of one", torch.randn(1, c, dtype=torch.float64) * 3,
+                torch.randint(0, c, (1,))),
+               ("a spatial dim of one", torch.randn(n, c, 1, dtype=torch.float64) * 3,
+                torch.randint(0, c, (n, 1))),
+               ("every target ignored", torch.randn(n, c, dtype=torch.float64) * 3, ignored)]
+    cases = []
+    for label, x, target in batches:
+        for eps in (0.0, smoothing):
+            for reduction in REDUCTIONS:
+                kwargs = {"label_smoothing": eps, "reduction": reduction}
+                expected = F.cross_entropy(x.clone(), target.clone(), **kwargs)
+                what = (f"cross_entropy(logits {tuple(x.shape)}, target {target.tolist()} "
+                        f"({label}), label_smoothing={eps}, reduction={reduction!r})")
+                cases.append(Case(what, (x.clone(), target.clone()), kwargs, expected, x))
+    judge_all(impl, "cross_entropy", cases,
+              hint="squeeze only the class dim you gathered along (squeeze(1)); with every "
+              "target ignored, 'mean' is 0 / 0 = nan as in torch, 'sum' is 0.")
+
+
+@pytest.mark.exercise("cross_entropy")
 def test_cross_entropy_finite_on_extreme_logits(impl, rng):
     cases = []
     for dtype in (torch.float64, torch.float32):
@@ -441,9 +527,12 @@ def test_cross_entropy_gradient(impl, rng):
 @pytest.mark.exercise("cross_entropy")
 def test_cross_entropy_output_shape_and_dtype(impl, rng):
     x, target, c = ce_case(rng, torch.float32, extreme=False, spatial=True)
-    what = f"cross_entropy(logits {tuple(x.shape)}, target {tuple(target.shape)}, reduction='none')"
-    got = as_tensor_result(call(what, impl.cross_entropy, x.clone(), target.clone(),
-                                reduction="none"), what)
+    what = (f"cross_entropy(logits=logits {tuple(x.shape)}, target=target "
+            f"{tuple(target.shape)}, reduction='none') with label_smoothing left at its default")
+    got = as_tensor_result(call(what, impl.cross_entropy, logits=x.clone(),
+                                target=target.clone(), reduction="none"), what)
     assert_equal(tuple(got.shape), tuple(target.shape), f"{what}: the shape of the result",
                  hint="one loss per target position: the class dim (1) is reduced away.")
     assert_equal(str(got.dtype), str(x.dtype), f"{what}: the dtype of the result")
+    assert_close(got, F.cross_entropy(x, target, reduction="none"), what, **tol(x),
+                 hint="label_smoothing defaults to 0.0 and ignore_index to -100.")

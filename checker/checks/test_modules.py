@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from checker.contracts import uses_global_rng
 from checker.helpers import (
     as_tensor_result,
     assert_close,
@@ -31,6 +32,9 @@ from checker.helpers import (
 )
 
 pytestmark = pytest.mark.kata("modules")
+
+uses_global_rng("kaiming_normal_")  # initialisations draw from torch's global generator
+uses_global_rng("xavier_uniform_")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -105,8 +109,32 @@ def test_block_registers_parameters_buffers_and_submodule(impl, rng):
     assert_close(b.scale, torch.ones(out), f"{what}: the buffer 'scale'")
     assert_close(b.offsets, torch.linspace(-1.0, 1.0, out), f"{what}: the buffer 'offsets'")
     assert_equal(int(b.calls), 0, f"{what}: the buffer 'calls' before any forward")
+    assert_close(b.bias.detach(), torch.zeros(out), f"{what}: the parameter 'bias'",
+                 hint="the bias starts at zeros.")
     n_params = sum(p.numel() for p in b.parameters())
     assert_equal(n_params, out * fan_in + 3 * out, f"{what}: the number of parameter elements")
+
+
+@pytest.mark.exercise("Block")
+def test_block_weight_scale(impl, rng):
+    # Many weights of a wide layer: randn / sqrt(in) has variance 1 / in; a missing or wrong
+    # scale (1, 1 / in, 1 / sqrt(out)) is off by a factor of 2 or more.
+    fan_in, out = (int(v) for v in rng.permutation([96, 160]))
+    what = f"Block({fan_in}, {out})"
+    weights = [build(impl, what, "Block", fan_in, out).weight.detach() for _ in range(4)]
+    values = torch.cat([w.reshape(-1) for w in weights]).double()
+    ratio = float(values.var()) * fan_in
+    if abs(ratio - 1) > 0.08:
+        fail(f"{what}: the variance of the weight's entries is {float(values.var()):.4g} over "
+             f"{values.numel()} entries (4 blocks); torch.randn(out, in) / sqrt(in) has "
+             f"{1 / fan_in:.4g} (off by a factor of {ratio:.3g}).\n"
+             "  Try: nn.Parameter(torch.randn(out_features, in_features) / "
+             "math.sqrt(in_features)).")
+    if abs(float(values.mean())) > 6 / math.sqrt(fan_in * values.numel()):
+        fail(f"{what}: the weight's entries have mean {float(values.mean()):.4g}; expected 0.")
+    if torch.equal(weights[0], weights[1]):
+        fail(f"{what}: two Blocks got the same weight; draw it from torch's generator "
+             "(torch.randn) in __init__.")
 
 
 @pytest.mark.exercise("Block")
@@ -172,10 +200,18 @@ def test_block_counts_training_calls_only(impl, rng):
     b = build(impl, what, "Block", fan_in, out)
     with torch.no_grad():
         b.scale.copy_(torch.rand(out) + 0.5)
+        b.bias.copy_(torch.randn(out))
     x = torch.randn(int(rng.integers(2, 6)), fan_in)
     n_train = int(rng.integers(1, 4))
+    calls = b.calls
     for _ in range(n_train):
         got = run(impl, f"{what}(x) in training mode", b, x)
+    if b.calls is not calls or int(calls) != n_train:
+        fail(f"{what}: after {n_train} training forwards 'calls' is {describe(b.calls)}, a "
+             "new tensor: the registered buffer was rebound, not updated, so anything "
+             "holding it (a state_dict taken with keep_vars=True, a hook) no longer sees "
+             "the count.\n  Try: self.calls += 1 (in place) instead of "
+             "self.calls = self.calls + 1.")
     assert_close(got, block_reference(b, x), f"{what}(x) in training mode")
     b.eval()
     run(impl, f"{what}.eval()(x)", b, x)
@@ -219,41 +255,66 @@ def expected_freeze(model: nn.Module, prefixes: list[str]) -> set[int]:
     return frozen
 
 
+def nested(dim: int, hidden: int) -> nn.Module:
+    """Names that repeat at several depths: "1.weight" beside "0.1.weight" and "2.1.bias"."""
+    return nn.Sequential(
+        nn.Sequential(nn.Linear(dim, hidden), nn.Linear(hidden, dim)),
+        nn.Linear(dim, dim, bias=False),
+        nn.Sequential(nn.Linear(dim, hidden), nn.Linear(hidden, hidden + 1)),
+    )
+
+
+def judge_freeze(impl, model: nn.Module, described: str, prefixes: list[str],
+                 pre_frozen: str) -> None:
+    model.get_parameter(pre_frozen).requires_grad_(False)
+    ids = expected_freeze(model, prefixes)
+    before = dict(model.named_parameters(remove_duplicate=False))
+    buffers = {n: t.clone() for n, t in model.named_buffers()}
+    expected = (sum(p.numel() for p in model.parameters() if id(p) not in ids),
+                sum(p.numel() for p in model.parameters() if id(p) in ids))
+    what = f"freeze_(model, {prefixes}) on {described}; {pre_frozen!r} frozen before"
+    got = call(what, impl.freeze_, model, prefixes)
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if before[name] is not p:
+            fail(f"{what}: parameter {name!r} was replaced by a new object; freeze the "
+                 "existing nn.Parameter in place with requires_grad_(False) (optimisers "
+                 "hold references to it).")
+    states = {name: p.requires_grad for name, p in model.named_parameters(remove_duplicate=False)}
+    want = {name: id(p) not in ids for name, p in before.items()}
+    assert_equal(sorted(states.items()), sorted(want.items()),
+                 f"{what}: requires_grad of every parameter name (name, requires_grad)",
+                 hint="a prefix matches a name equal to it or starting with prefix + '.' "
+                 "(from the start of the name: '1' is not '0.1'); tied weights appear under "
+                 "both names only with named_parameters(remove_duplicate=False); leave "
+                 "parameters that were already frozen frozen.")
+    for name, t in model.named_buffers():
+        if not torch.equal(t, buffers[name]):
+            fail(f"{what}: the buffer {name!r} changed; freezing touches parameters only.")
+    if type(got) is not tuple:
+        fail(f"{what}: returned {describe(got)}; return a tuple (trainable, frozen).")
+    assert_equal(got, expected, f"{what}: the returned (trainable, frozen) counts",
+                 hint="count numel() of each parameter tensor once (model.parameters() "
+                 "already skips the tied duplicate); buffers are not parameters.")
+
+
 @pytest.mark.exercise("freeze_")
 def test_freeze_matches_torchs_lookup(impl, rng):
     vocab, dim, hidden = random_shape(rng, 3, 3, 9)
     cases = [["encoder"], ["head"], ["encoder.2.bias", "norm"], ["encoder.0", "encoder2"], []]
-    for prefixes in cases:
-        model = Net(vocab, dim, hidden)
-        pre_frozen = "encoder2.bias" if rng.random() < 0.5 else "encoder.2.weight"
-        model.get_parameter(pre_frozen).requires_grad_(False)
-        ids = expected_freeze(model, prefixes)
-        before = dict(model.named_parameters(remove_duplicate=False))
-        buffers = {n: t.clone() for n, t in model.named_buffers()}
-        expected = (sum(p.numel() for p in model.parameters() if id(p) not in ids),
-                    sum(p.numel() for p in model.parameters() if id(p) in ids))
-        what = (f"freeze_(model, {prefixes}) on a model with embed, encoder (Sequential), "
-                f"encoder2, norm and a head tied to embed.weight; {pre_frozen!r} frozen before")
-        got = call(what, impl.freeze_, model, prefixes)
-        for name, p in model.named_parameters(remove_duplicate=False):
-            if before[name] is not p:
-                fail(f"{what}: parameter {name!r} was replaced by a new object; freeze the "
-                     "existing nn.Parameter in place with requires_grad_(False) (optimisers "
-                     "hold references to it).")
-        states = {name: p.requires_grad for name, p in model.named_parameters(remove_duplicate=False)}
-        want = {name: id(p) not in ids for name, p in before.items()}
-        assert_equal(sorted(states.items()), sorted(want.items()),
-                     f"{what}: requires_grad of every parameter name (name, requires_grad)",
-                     hint="a prefix matches a name equal to it or starting with prefix + '.'; "
-                     "tied weights appear under both names only with "
-                     "named_parameters(remove_duplicate=False); leave parameters that were "
-                     "already frozen frozen.")
-        for name, t in model.named_buffers():
-            if not torch.equal(t, buffers[name]):
-                fail(f"{what}: the buffer {name!r} changed; freezing touches parameters only.")
-        assert_equal(got, expected, f"{what}: the returned (trainable, frozen) counts",
-                     hint="count numel() of each parameter tensor once (model.parameters() "
-                     "already skips the tied duplicate); buffers are not parameters.")
+    for k, prefixes in enumerate(cases):
+        judge_freeze(impl, Net(vocab, dim, hidden),
+                     "a model with embed, encoder (Sequential), encoder2, norm and a head tied "
+                     "to embed.weight", prefixes,
+                     ("encoder2.bias", "encoder.2.weight")[k % 2])
+
+
+@pytest.mark.exercise("freeze_")
+def test_freeze_matches_from_the_start_of_names(impl, rng):
+    dim, hidden = random_shape(rng, 2, 3, 9)
+    described = "Sequential(Sequential(Linear, Linear), Linear, Sequential(Linear, Linear))"
+    for k, prefixes in enumerate([["1"], ["0.1", "2.1.bias"], ["1.weight"], ["2"], ["0"]]):
+        judge_freeze(impl, nested(dim, hidden), described, prefixes,
+                     ("0.0.bias", "2.0.weight")[k % 2])
 
 
 # ----------------------------------------------------------------------------- Dropout
@@ -274,7 +335,7 @@ def test_dropout_training_mask_and_scale(impl, rng):
         fail(f"Dropout({p}): it should own no parameters and no buffers.")
     x = torch.randn(160, 125, dtype=torch.float64)
     x = torch.where(x.abs() < 1e-3, torch.full_like(x, 0.5), x)  # no zeros in the input
-    out = run(impl, f"{what}(x)", d, x)
+    out = guarded_run(impl, f"{what}(x)", d, x)
     assert_equal(tuple(out.shape), tuple(x.shape), f"{what}: output shape")
     dropped = out == 0
     kept_err = (out - x / (1 - p)).abs().masked_fill(dropped, 0).max()
@@ -296,10 +357,40 @@ def test_dropout_training_mask_and_scale(impl, rng):
              "(each one independently with probability p).\n"
              "  Try: keep = torch.rand_like(x) >= p drops with probability p (p is the DROP "
              "probability, not the keep probability).")
+    default = build(impl, "Dropout()", "Dropout")
+    rate = float((run(impl, "Dropout()(x) in training mode", default, x) == 0).double().mean())
+    if abs(rate - 0.5) > 0.03:
+        fail(f"Dropout() in training mode zeroed {rate:.3f} of the elements; the default p is "
+             "0.5.")
     out2 = run(impl, f"{what}(x), a second call", d, x)
     if torch.equal(out2 == 0, dropped):
         fail(f"{what}: two calls dropped exactly the same elements; draw a fresh mask on every "
              "forward (torch.rand_like(x) inside forward).")
+    other = build(impl, f"Dropout({p})", "Dropout", p)
+    if torch.equal(run(impl, f"a second Dropout({p})(x)", other, x) == 0, out2 == 0):
+        fail(f"{what}: two Dropout layers, called one after the other, dropped exactly the same "
+             "elements; each call must draw its mask from torch's global generator, which "
+             "moves on after every draw (no generator of your own, seeded alike per layer).")
+    seed = int(rng.integers(1 << 30))
+    masks = []
+    for _ in range(2):
+        torch.manual_seed(seed)
+        masks.append(run(impl, f"torch.manual_seed({seed}); {what}(x)", d, x) == 0)
+    if not torch.equal(*masks):
+        fail(f"{what}: after torch.manual_seed({seed}) twice, the two calls dropped different "
+             "elements; the mask must come from torch's global generator "
+             "(torch.rand_like(x)), so that seeding it makes a run reproducible.")
+
+
+def guarded_run(impl, what, module, x):
+    """Call a Dropout on ``x`` and fail if it wrote into ``x`` (the caller's tensor)."""
+    before = x.clone()
+    out = run(impl, what, module, x)
+    if not torch.equal(x, before):
+        fail(f"{what}: your forward changed its input x in place; nn.Dropout (inplace=False) "
+             "returns a new tensor and leaves the caller's x alone.\n"
+             "  Try: x * mask / (1 - p) instead of x.mul_(...).")
+    return out
 
 
 @pytest.mark.exercise("Dropout")
@@ -318,12 +409,21 @@ def test_dropout_eval_is_identity_and_edges(impl, rng):
     if bool((got == 0).sum() == 0):
         fail(f"Dropout({p}) after .eval() then .train(): nothing was dropped; read "
              "self.training in forward instead of a flag of your own.")
-    for edge, expected in ((0.0, x), (1.0, torch.zeros_like(x))):
+    for edge, factor in ((0.0, 1.0), (1.0, 0.0)):
         d = build(impl, f"Dropout({edge})", "Dropout", edge)
-        got = run(impl, f"Dropout({edge})(x) in training mode", d, x)
-        assert_close(got, expected, f"Dropout({edge})(x) in training mode",
+        leaf = x.clone().requires_grad_(True)
+        what = f"Dropout({edge})(x requiring grad) in training mode"
+        got = guarded_run(impl, what, d, leaf)
+        assert_close(got, x * factor, what,
                      hint="p = 0 keeps everything; p = 1 drops everything — and 0 * (1/0) is "
                      "nan, so handle p = 1 without dividing by 1 - p.")
+        if got.grad_fn is None and got is not leaf:
+            fail(f"{what}: the output is cut from the graph (no grad_fn), so a loss built on "
+                 "it cannot backpropagate to x.\n  Try: x * 0 (or x * mask) keeps the graph; "
+                 "torch.zeros_like(x) and x.detach() do not.")
+        upstream = torch.randn(x.shape, dtype=torch.float64)
+        (grad,) = torch.autograd.grad((got * upstream).sum(), leaf)
+        assert_close(grad, upstream * factor, f"{what}: the gradient w.r.t. x")
     for bad in (-0.1, 1.5):
         expect_raises(ValueError, lambda bad=bad: build(impl, f"Dropout({bad})", "Dropout", bad),
                       f"Dropout({bad})", hint="a probability must lie in [0, 1].")
@@ -349,7 +449,7 @@ def test_dropout_gradient(impl, rng):
 # ----------------------------------------------------------------------------- init
 
 
-INIT_SHAPES = [(12, 700), (700, 12), (6, 80, 3, 5)]  # fans differ 58x, 58x and 16/3x
+INIT_SHAPES = [(12, 700), (700, 12), (6, 80, 3, 5), (5, 90, 4)]  # fans differ 58x, 16/3x, 18x
 
 
 def expected_fans(shape):
@@ -392,12 +492,21 @@ def check_std(values, std, what, hint):
 
 @pytest.mark.exercise("kaiming_normal_")
 def test_kaiming_normal_variance_matches_fans_and_gain(impl, rng):
-    # Every run sees both modes and three different nonlinearities (at most one is relu).
-    modes = ["fan_in", "fan_out", str(rng.choice(["fan_in", "fan_out"]))]
+    # Every run sees both modes, each nonlinearity, and the defaults (a=0, fan_in, leaky_relu).
+    modes = ["fan_in", "fan_out", "fan_in", "fan_out"]
     nonlinearities = [str(v) for v in rng.permutation(["relu", "leaky_relu", "linear", "tanh"])]
-    for shape, mode, nonlinearity in zip(INIT_SHAPES, rng.permutation(modes), nonlinearities,
-                                         strict=False):
-        mode = str(mode)
+    cases = [(shape, str(mode), nonlinearity) for shape, mode, nonlinearity in
+             zip(INIT_SHAPES, rng.permutation(modes), nonlinearities, strict=True)]
+    for shape, mode, nonlinearity in [*cases, (INIT_SHAPES[0], None, None)]:
+        if mode is None:  # every argument left at its default
+            fan_in, fan_out = expected_fans(shape)
+            std = math.sqrt(2.0 / fan_in)
+            what = (f"kaiming_normal_(weight {shape}) with the default a=0, mode='fan_in', "
+                    f"nonlinearity='leaky_relu'  [fan_in={fan_in}]")
+            check_std(draws(impl, "kaiming_normal_", shape, what, 4), std, what,
+                      "the defaults are a=0.0, mode='fan_in', nonlinearity='leaky_relu': "
+                      "gain sqrt(2 / (1 + 0**2)) = sqrt(2).")
+            continue
         a = round(float(rng.uniform(0.5, 2.5)), 3) if nonlinearity == "leaky_relu" else 0.0
         fan_in, fan_out = expected_fans(shape)
         gain = nn.init.calculate_gain(nonlinearity, a)
@@ -425,12 +534,15 @@ def test_kaiming_normal_rejects_vectors(impl, rng):
 
 @pytest.mark.exercise("xavier_uniform_")
 def test_xavier_uniform_bound_and_variance(impl, rng):
-    for shape in INIT_SHAPES:
-        gain = round(float(rng.uniform(0.5, 2.0)), 3)
+    cases = [(shape, round(float(rng.uniform(0.5, 2.0)), 3)) for shape in INIT_SHAPES]
+    for shape, gain in [*cases, (INIT_SHAPES[0], None)]:  # None: the default gain, 1
+        kwargs = {} if gain is None else {"gain": gain}
+        gain = 1.0 if gain is None else gain
         fan_in, fan_out = expected_fans(shape)
         bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
-        what = f"xavier_uniform_(weight {shape}, gain={gain})  [fan_in={fan_in}, fan_out={fan_out}]"
-        values = draws(impl, "xavier_uniform_", shape, what, 3, gain=gain)
+        shown = ", ".join([f"weight {shape}", *(f"{k}={v}" for k, v in kwargs.items())])
+        what = f"xavier_uniform_({shown})  [fan_in={fan_in}, fan_out={fan_out}]"
+        values = draws(impl, "xavier_uniform_", shape, what, 3, **kwargs)
         top = float(values.abs().max())
         if top > bound * (1 + 1e-9):
             fail(f"{what}: a value of magnitude {top:.4g} lies outside the bound "
@@ -468,6 +580,11 @@ def bn_pair(impl, rng, num_features, momentum, dtype=torch.float64):
     assert_equal(list(mine.state_dict()), keys, f"{what}: the keys of state_dict(), in order",
                  hint="parameters weight, bias; then buffers running_mean, running_var, "
                  "num_batches_tracked — registered with register_buffer so they are saved.")
+    fresh = nn.BatchNorm1d(num_features).state_dict()
+    for key, value in mine.state_dict().items():
+        assert_close(value, fresh[key], f"{what}: {key} right after construction",
+                     hint="weight ones, bias zeros, running_mean zeros, running_var ones, "
+                     "num_batches_tracked a 0-dim int64 0.")
     try:
         mine.load_state_dict(ref.state_dict(), strict=True)
     except RuntimeError as exc:
@@ -488,10 +605,10 @@ def compare_bn_state(mine, ref, what):
 
 
 @pytest.mark.exercise("BatchNorm1d")
-@pytest.mark.parametrize("momentum", [0.1, None])
+@pytest.mark.parametrize("momentum", ["random", None, 0.0])  # 0: running stats never move
 def test_batchnorm_train_then_eval_matches_torch(impl, rng, momentum):
     c = int(rng.integers(3, 7))
-    if momentum is not None:
+    if momentum == "random":
         momentum = round(float(rng.uniform(0.05, 0.5)), 3)
     mine, ref, what = bn_pair(impl, rng, c, momentum)
     for k in range(3):
@@ -507,13 +624,28 @@ def test_batchnorm_train_then_eval_matches_torch(impl, rng, momentum):
         compare_bn_state(mine, ref, step)
     ref.eval()
     mine.eval()
-    x = torch.randn(int(rng.integers(2, 6)), c, dtype=torch.float64)
-    expected = ref(x)
-    got = run(impl, f"{what} in eval mode", mine, x)
-    assert_close(got, expected.detach(), f"{what} after eval(): the output",
-                 hint="in eval mode normalise with running_mean and running_var, and update "
-                 "nothing.")
-    compare_bn_state(mine, ref, f"{what} after a forward in eval mode")
+    n, length = random_shape(rng, 2, 2, 6)
+    for shape in ((n, c), (n, c, length)):
+        x = torch.randn(shape, dtype=torch.float64)
+        expected = ref(x)
+        got = run(impl, f"{what} in eval mode, input of shape {shape}", mine, x)
+        assert_close(got, expected.detach(), f"{what} after eval(): the output for {shape}",
+                     hint="in eval mode normalise with running_mean and running_var (viewed "
+                     "as (1, C) or (1, C, 1) to broadcast over dim 1), and update nothing.")
+        compare_bn_state(mine, ref, f"{what} after a forward in eval mode on {shape}")
+
+
+@pytest.mark.exercise("BatchNorm1d")
+def test_batchnorm_defaults_match_torch(impl, rng):
+    c = int(rng.integers(3, 7))
+    mine = build(impl, f"BatchNorm1d({c})", "BatchNorm1d", c).double()
+    ref = nn.BatchNorm1d(c).double()
+    for k in range(2):
+        x = torch.randn(int(rng.integers(3, 7)), c, dtype=torch.float64) * 0.01  # eps matters
+        step = f"BatchNorm1d({c}) with the default eps and momentum, training batch {k + 1}"
+        assert_close(run(impl, step, mine, x), ref(x).detach(), f"{step}: the output",
+                     hint="the defaults are eps=1e-5 and momentum=0.1.")
+        compare_bn_state(mine, ref, step)
 
 
 @pytest.mark.exercise("BatchNorm1d")
@@ -529,6 +661,14 @@ def test_batchnorm_gradients_match_torch(impl, rng):
     out = run(impl, f"{what}(x of shape {(n, c, length)}) in training mode", mine, xm)
     if out.grad_fn is None:
         fail(f"{what}: the output has no grad_fn; autograd cannot reach x, weight and bias.")
+    for name in ("running_mean", "running_var"):
+        stat = getattr(mine, name)
+        if stat.requires_grad or stat.grad_fn is not None:
+            fail(f"{what}: after a training forward on x that requires grad, {name} is "
+                 f"{describe(stat)} with grad_fn={type(stat.grad_fn).__name__}: it is part of "
+                 "the autograd graph, which it then keeps alive from batch to batch.\n"
+                 "  Try: update the running statistics under torch.no_grad() (or from "
+                 "mean.detach()), in place.")
     got = torch.autograd.grad((out * upstream).sum(), [xm, mine.weight, mine.bias],
                               allow_unused=True)
     for name, g, r in zip(("x", "weight", "bias"), got, ref_grads, strict=True):

@@ -63,6 +63,15 @@ def make_params(rng, *, none_at=None):
     return params
 
 
+def plant_negative_peak(params):
+    """The largest |value| of all the grads becomes a negative entry: an inf norm taken
+    without abs() then reads a smaller positive value, every run."""
+    grads = [p.grad for p in params if p.grad is not None]
+    peak = max(float(g.abs().max()) for g in grads)
+    grads[-1][(0,) * grads[-1].dim()] = -(peak + 1.5)
+    return params
+
+
 def copies(params):
     out = []
     for p in params:
@@ -92,6 +101,8 @@ def norm_name(norm_type):
 def test_total_norm_matches_torch(impl, rng):
     for norm_type in (2.0, 1.0, math.inf, 3.5):
         params = make_params(rng)
+        if norm_type == math.inf:
+            plant_negative_peak(params)
         expected = torch_total_norm(params, norm_type)
         before = [None if p.grad is None else p.grad.clone() for p in params]
         with learner(impl):
@@ -125,10 +136,11 @@ def test_total_norm_takes_generators_single_tensors_and_no_grads(impl, rng):
     assert_close(got, expected, "total_grad_norm(p) for one tensor (not a list)",
                  hint="a single tensor counts as the list [tensor].")
     nothing = [torch.zeros(3, requires_grad=True), torch.zeros(2, 2, requires_grad=True)]
-    with learner(impl):
-        got = impl.total_grad_norm(nothing)
-    assert_close(got, torch.tensor(0.0), "total_grad_norm(params whose grads are all None)",
-                 check_dtype=False, hint="with no gradient at all, return torch.tensor(0.0).")
+    for label, params in (("params whose grads are all None", nothing), ("an empty list", [])):
+        with learner(impl):
+            got = impl.total_grad_norm(params)
+        assert_close(got, torch.tensor(0.0), f"total_grad_norm({label})",
+                     check_dtype=False, hint="with no gradient at all, return torch.tensor(0.0).")
 
 
 def assert_clipped_in_place(params, reference, grads, ptrs, what):
@@ -154,6 +166,8 @@ def assert_clipped_in_place(params, reference, grads, ptrs, what):
 def test_clip_matches_torch_in_place(impl, rng):
     for norm_type, fraction in ((2.0, 0.3), (math.inf, 0.5), (1.0, 0.2)):
         params = make_params(rng)
+        if norm_type == math.inf:
+            plant_negative_peak(params)
         total = float(torch_total_norm(params, norm_type))
         max_norm = round(total * fraction, 3)
         reference = copies(params)
@@ -216,6 +230,22 @@ def test_clip_walks_a_generator_and_a_single_tensor(impl, rng):
     assert_clipped_in_place([p], reference, grads, ptrs, "clip_grad_norm_(p, 0.5)")
 
 
+@pytest.mark.exercise("clip_grad_norm_")
+def test_clip_without_any_gradient(impl, rng):
+    for label, params in (("params whose grads are all None",
+                           [torch.zeros(3, requires_grad=True),
+                            torch.zeros(2, 2, requires_grad=True)]),
+                          ("an empty list", [])):
+        what = f"clip_grad_norm_({label}, max_norm=1.0)"
+        with learner(impl):
+            got = impl.clip_grad_norm_(params, 1.0)
+        assert_close(got, torch.nn.utils.clip_grad_norm_([], 1.0), f"{what} returned",
+                     check_dtype=False, hint="with no gradient at all, the total norm is "
+                     "torch.tensor(0.0) and there is nothing to scale.")
+        if any(p.grad is not None for p in params):
+            fail(f"{what}: a gradient appeared; parameters without one keep grad None.")
+
+
 # ----------------------------------------------------------------------------- the schedule
 
 
@@ -269,6 +299,19 @@ def test_schedule_at_boundary_steps(impl, rng):
                  + "\n  Try: step 0 is 0 (with warmup), the end of warmup is exactly base_lr, "
                  "and total_steps onwards is exactly min_lr; progress counts from the end of "
                  "warmup, over half a cosine period.")
+
+
+@pytest.mark.exercise("warmup_cosine_lr")
+def test_schedule_default_min_lr(impl, rng):
+    base, warmup, total, _ = schedule_configs(rng)[1]
+    call = (f"warmup_cosine_lr(step, base_lr={base}, warmup_steps={warmup}, "
+            f"total_steps={total}) with min_lr left at its default")
+    for s in (warmup, (warmup + total) // 2, total + 1):
+        with learner(impl):
+            got = as_lr(impl.warmup_cosine_lr(s, base, warmup, total), call)
+        if not close_lr(got, closed_form(s, base, warmup, total)):
+            fail(f"{call} at step {s}: expected {closed_form(s, base, warmup, total):.10g}, got "
+                 f"{got:.10g}.\n  Try: min_lr defaults to 0.0.")
 
 
 @pytest.mark.exercise("warmup_cosine_lr")
@@ -405,6 +448,15 @@ def test_scheduler_takes_base_lr_from_initial_lr(impl, rng):
     with learner(impl):
         sched = impl.WarmupCosine(opt, 0, total, min_lr)
         got = [[g["lr"] for g in opt.param_groups]]
+        default = impl.WarmupCosine(make_optimizer(clone_params(params), lrs), 0, total)
+        for _ in range(total + 1):
+            default.step()
+        last = default.get_last_lr()
+    if first_lr_mismatch([[0.0, 0.0]], [last]) is not None:
+        fail(f"WarmupCosine(optimizer, warmup_steps=0, total_steps={total}) with min_lr left "
+             f"at its default: after {total + 1} steps the lrs are {last!r}; the default "
+             "min_lr is 0.0, where the schedule ends.")
+    with learner(impl):
         for _ in range(3):
             sched.step()
             got.append([g["lr"] for g in opt.param_groups])
@@ -488,25 +540,37 @@ def test_resumed_run_continues_identically(impl, rng, order):
     ckpt = checkpoint_round_trip(params, opt, state, what)
 
     new_params = tuple(p.clone().requires_grad_(True) for p in ckpt["params"])
-    new_opt = make_optimizer(new_params, lrs)
+    # The new run is built from defaults that differ from the checkpoint's (other lrs, other
+    # schedule lengths): everything must come back from the two state_dicts.
+    new_opt = make_optimizer(new_params, tuple(round(v * 3, 4) for v in lrs))
+    other = (warmup + 1, total + 3, round(min_lr * 2, 5))
     if order == "optimizer_first":  # the usual recipe: optimizer loaded, then scheduler built
         new_opt.load_state_dict(ckpt["optimizer"])
         with learner(impl):
-            new_sched = impl.ResumableWarmupCosine(new_opt, warmup, total, min_lr)
+            new_sched = impl.ResumableWarmupCosine(new_opt, *other)
             new_sched.load_state_dict(ckpt["scheduler"])
         recipe = "optimizer.load_state_dict, then a new scheduler, then its load_state_dict"
     else:
         with learner(impl):
-            new_sched = impl.ResumableWarmupCosine(new_opt, warmup, total, min_lr)
+            new_sched = impl.ResumableWarmupCosine(new_opt, *other)
         new_opt.load_state_dict(ckpt["optimizer"])
         with learner(impl):
             new_sched.load_state_dict(ckpt["scheduler"])
         recipe = "a new scheduler, then optimizer.load_state_dict, then the scheduler's"
+    recipe += (f"; the new optimizer made with lrs x3 and the new scheduler with "
+               f"warmup_steps={other[0]}, total_steps={other[1]}, min_lr={other[2]}")
+    with learner(impl):
+        reported = new_sched.get_last_lr()
+    if not isinstance(reported, list) or first_lr_mismatch([expected[k]], [reported]) is not None:
+        fail(f"{what} and resumed ({recipe}): right after load_state_dict, get_last_lr() "
+             f"returned {reported!r}; the lrs of step {k} are {lrs_text(expected[k])}.\n"
+             "  Try: load_state_dict restores the counter, base lrs and hyper-parameters, "
+             "then recomputes the lrs (the ones get_last_lr reports) and writes them.")
     after = train_steps(new_params, new_opt, step_of(lambda: new_sched), data, k, total + 2)
     check_lr_trajectory(
         expected, before + after, f"{what} and resumed ({recipe})",
-        "load_state_dict restores the step counter and base lrs, then writes that step's lr "
-        "into every param group (no extra step).",
+        "load_state_dict restores the step counter, base lrs and hyper-parameters, then "
+        "writes that step's lr into every param group (no extra step).",
     )
     for i, (p, r) in enumerate(zip(new_params, ref_params, strict=False)):
         assert_close(p, r, f"{what}: parameter {i} at the end of the resumed run")

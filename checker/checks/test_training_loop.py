@@ -18,9 +18,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from checker.contracts import uses_global_rng
 from checker.helpers import assert_close, fail, trajectory_picture
 
 pytestmark = pytest.mark.kata("training_loop")
+
+# Iterating a DataLoader without a generator draws its base seed from torch's global RNG, and
+# dropout draws its masks there: by contract these loops use it (reproducible_run reseeds it).
+for _name in ("train_epoch", "evaluate", "train_epoch_accumulated", "reproducible_run"):
+    uses_global_rng(_name)
 
 ORDER = "zero_grad, forward, loss, backward, step"
 
@@ -34,6 +40,12 @@ def make_mlp(dropout=True, sizes=(5, 8, 3)):
         layers.append(nn.Dropout(0.25))
     layers.append(nn.Linear(sizes[1], sizes[2]))
     return nn.Sequential(*layers).double()
+
+
+def shifted_mse(outputs, targets):
+    """An MSE against half the targets: unlike MSELoss it changes when its two arguments are
+    swapped, so a call loss_fn(targets, outputs) shows."""
+    return ((outputs - 0.5 * targets) ** 2).mean()
 
 
 def put_stale_grads(model):
@@ -285,6 +297,7 @@ def test_evaluate_runs_in_eval_mode_without_autograd(impl, rng):
     for h in handles:
         h.remove()
     what = "evaluate(model, loader, loss_fn) on Linear-BatchNorm-ReLU-Dropout-Linear"
+    check_grad_mode_restored(what)
     if not seen:
         fail(f"{what}: the model was never called.")
     for name, training, grad_enabled in seen:
@@ -304,16 +317,61 @@ def test_evaluate_runs_in_eval_mode_without_autograd(impl, rng):
         fail(f"{what}: parameters have a .grad afterwards; evaluation must not backpropagate.")
 
 
+def check_grad_mode_restored(what):
+    if not torch.is_grad_enabled() or torch.is_inference_mode_enabled():
+        on = "inference mode on" if torch.is_inference_mode_enabled() else "grad mode off"
+        torch.set_grad_enabled(True)
+        fail(f"{what}: afterwards autograd is still disabled ({on}) for the caller, so the "
+             "next training step would record no graph.\n  Try: `with torch.no_grad():` "
+             "around the loop (it restores the mode on the way out) instead of "
+             "torch.set_grad_enabled(False).")
+
+
+class Interrupted(Exception):
+    """Raised by the check's own loss function in the middle of an evaluation."""
+
+
+@pytest.mark.exercise("evaluate")
+def test_evaluate_cleans_up_when_the_loss_raises(impl, rng):
+    model = make_eval_net()
+    model[3].eval()  # one module in eval mode on purpose
+    _, _, loader = eval_loader(rng)
+    before = {module_name(name): m.training for name, m in model.named_modules()}
+    calls = []
+
+    def failing_loss(outputs, targets):
+        calls.append(1)
+        if len(calls) == 2:
+            raise Interrupted("the loss failed on batch 1")
+        return nn.functional.mse_loss(outputs, targets)
+
+    what = "evaluate(model, loader, loss_fn) where loss_fn raises on the second batch"
+    try:
+        impl.evaluate(model, loader, failing_loss)
+    except Interrupted:
+        pass
+    else:
+        fail(f"{what}: returned normally; the loss function's exception must reach the caller.")
+    check_grad_mode_restored(what)
+    for name, m in model.named_modules():
+        name = module_name(name)
+        if m.training != before[name]:
+            fail(f"{what}: afterwards {name}.training is {m.training}, but it was "
+                 f"{before[name]} before the call.\n  Try: restore the modes in a `finally:` "
+                 "block, so that they come back even when the loop raises.")
+
+
 @pytest.mark.exercise("evaluate")
 def test_evaluate_weights_batches_by_size(impl, rng):
     model = make_eval_net()
     x, y, loader = eval_loader(rng, n=50, batch_size=16)
     reference = copy.deepcopy(model).eval()
     with torch.no_grad():
-        expected = nn.functional.mse_loss(reference(x), y).item()
-        means = [nn.functional.mse_loss(reference(xb), yb).item() for xb, yb in loader]
-    got = impl.evaluate(model, loader, nn.MSELoss())
-    what = "evaluate(model, loader, MSELoss()) over 50 samples in batches of 16, 16, 16, 2"
+        expected = shifted_mse(reference(x), y).item()
+        means = [shifted_mse(reference(xb), yb).item() for xb, yb in loader]
+    got = impl.evaluate(model, loader, shifted_mse)
+    what = ("evaluate(model, loader, loss_fn) over 50 samples in batches of 16, 16, 16, 2, "
+            "loss_fn(outputs, targets) = mean((outputs - targets / 2) ** 2)")
     if isinstance(got, bool) or not isinstance(got, int | float):
         fail(f"{what}: expected a Python float, got {type(got).__name__}. Use loss.item().")
     if not math.isclose(got, expected, rel_tol=1e-9):
@@ -349,13 +407,13 @@ def test_accumulation_equals_big_batch_steps(impl, rng):
     k = int(rng.integers(2, 4))
     n_micro = k * 2 + int(rng.integers(1, k))  # the last group is shorter
     loader = regression_loader(rng, n_micro, int(rng.integers(3, 6)))
-    model = make_mlp(dropout=False)
+    model = make_mlp(dropout=False).eval()  # arrives in eval mode, as after an evaluation
     put_stale_grads(model)
     ref_model = copy.deepcopy(model)
     hyper = {"lr": 0.1, "momentum": 0.9}
     optimizer = torch.optim.SGD(model.parameters(), **hyper)
     ref_optimizer = torch.optim.SGD(ref_model.parameters(), **hyper)
-    loss_fn = nn.MSELoss()
+    loss_fn = shifted_mse  # loss_fn(outputs, targets): the order of its arguments matters
     micro = list(loader)
     ref_losses, ref_traj = [], []
     for start in range(0, n_micro, k):
@@ -372,6 +430,10 @@ def test_accumulation_equals_big_batch_steps(impl, rng):
     got = impl.train_epoch_accumulated(model, loader, loss_fn, optimizer, k)
     what = (f"train_epoch_accumulated over {n_micro} micro-batches with accum_steps={k} "
             f"(groups of {', '.join(str(len(micro[s:s + k])) for s in range(0, n_micro, k))})")
+    if "forward(eval mode)" in rec.events:
+        fail(f"{what}: the model arrived in eval mode and ran its forward passes in eval mode. "
+             "Call model.train() first: dropout and batch norm behave differently while "
+             "training.")
     compare_trajectories(
         ref_traj, rec.trajectory, ref_losses, got, what,
         "each step must equal one step on the group's micro-batches concatenated: divide each "
@@ -408,11 +470,15 @@ def scripted_runs(rng):
         (2, 0.0, [1.0, 0.8, 0.8, 0.79, 0.9, 0.95, 1.0]),  # a tie is no improvement
         (3, 0.0, [1.0, 0.7, 0.9, 0.8, 0.75, 0.72, 0.74]),  # better than last, not than best
         (2, 0.05, [1.0, 0.97, 0.9, 0.88, 0.86, 0.83, 0.84]),  # gains below min_delta
+        (2, 0.25, [1.0, 0.75, 0.5, 0.25, 0.125, 0.5]),  # gains of exactly min_delta (exact floats)
+        (1, 0.0, [1.0, 1.5, 0.5, 0.75, 0.25, 0.25, 2.0]),  # steps after a stop: it goes on
     ]
     for _ in range(3):
         steps = rng.normal(-0.02, 0.06, size=14)
         values = [round(float(v), 2) for v in 1.0 + steps.cumsum()]
-        runs.append((int(rng.integers(1, 5)), float(rng.choice([0.0, 0.02])), values))
+        # min_delta 0.025 is never within float rounding of a gap between 2-decimal values,
+        # so `best - val > min_delta` and `val < best - min_delta` agree on every draw
+        runs.append((int(rng.integers(1, 5)), float(rng.choice([0.0, 0.025])), values))
     return runs
 
 
@@ -423,7 +489,11 @@ def test_early_stopping_decisions(impl, rng):
         ref = ReferenceStopper(patience, min_delta)
         with impl.rules():
             stopper = impl.EarlyStopping(patience, min_delta)
+            state = (stopper.best, stopper.best_epoch, stopper.bad_epochs)
         what = f"EarlyStopping(patience={patience}, min_delta={min_delta})"
+        if state != ref.state() or type(state[1]) is not int or type(state[2]) is not int:
+            fail(f"{what}: right after construction best, best_epoch, bad_epochs are "
+                 f"{state!r}; expected (inf, -1, 0): no call has set a best yet.")
         for i, value in enumerate(values):
             expected = ref.step(value)
             with impl.rules():
@@ -437,9 +507,8 @@ def test_early_stopping_decisions(impl, rng):
                      f"  got      step() -> {got!r}, best={state[0]!r}, best_epoch={state[1]!r}, "
                      f"bad_epochs={state[2]!r}\n"
                      "  Try: improvement means val_loss < best - min_delta (a tie is not one); "
-                     "anything else adds 1 to bad_epochs; stop once bad_epochs >= patience.")
-            if expected:
-                break
+                     "anything else adds 1 to bad_epochs; stop once bad_epochs >= patience "
+                     "(and keep counting if step() is called again after a stop).")
 
 
 @pytest.mark.exercise("EarlyStopping")
@@ -503,24 +572,36 @@ class Experiment:
         w = torch.randn(4, 1, dtype=torch.float64, generator=g)
         self.y = self.x @ w + 0.1 * torch.randn(self.N, 1, dtype=torch.float64, generator=g)
         self.initial_states = []
+        self.models = []
 
     def make_model(self):
         model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Dropout(0.2), nn.Linear(8, 1))
         model = model.double()
         self.initial_states.append({k: v.clone() for k, v in model.state_dict().items()})
+        self.models.append(model)
         return model
 
     def run(self, impl, seed, disturb):
         torch.manual_seed(disturb)  # whatever the caller did to the global generator before
         torch.rand(disturb % 7 + 1)
         data = LoggedDataset(self.x, self.y)
-        got = impl.reproducible_run(seed, self.make_model, data, nn.MSELoss(),
-                                    epochs=self.EPOCHS, batch_size=self.BATCH, lr=0.05)
+        got = impl.reproducible_run(seed=seed, make_model=self.make_model, dataset=data,
+                                    loss_fn=nn.MSELoss(), epochs=self.EPOCHS,
+                                    batch_size=self.BATCH, lr=0.05)
         call = (f"reproducible_run(seed={seed}, make_model, dataset of {self.N}, MSELoss(), "
                 f"epochs={self.EPOCHS}, batch_size={self.BATCH}, lr=0.05)")
         n_steps = self.EPOCHS * math.ceil(self.N / self.BATCH)
         if not (isinstance(got, tuple | list) and len(got) == 2 and isinstance(got[1], dict)):
             fail(f"{call}: expected (losses, state_dict), got {type(got).__name__}.")
+        returned = {k: v.clone() for k, v in got[1].items() if isinstance(v, torch.Tensor)}
+        with torch.no_grad():  # the caller goes on using the model it made
+            for p in self.models[-1].parameters():
+                p.add_(1.0)
+        for key, value in returned.items():
+            if not torch.equal(got[1][key], value):
+                fail(f"{call}: the returned state_dict's `{key}` changed when the model was "
+                     "trained further: it is the live parameter, not a copy.\n  Try: "
+                     "{k: v.detach().clone() for k, v in model.state_dict().items()}.")
         losses = float_list(got[0], n_steps, f"{call}: the losses")
         orders = [data.log[e * self.N:(e + 1) * self.N] for e in range(self.EPOCHS)]
         return call, losses, got[1], orders
@@ -531,9 +612,10 @@ def first_batch(order):
 
 
 @pytest.mark.exercise("reproducible_run")
-def test_same_seed_same_run(impl, rng):
+@pytest.mark.parametrize("seed_kind", ["zero", "random"])
+def test_same_seed_same_run(impl, rng, seed_kind):
     exp = Experiment(rng)
-    seed = int(rng.integers(0, 10_000))
+    seed = 0 if seed_kind == "zero" else int(rng.integers(1, 10_000))
     call, losses_a, state_a, orders_a = exp.run(impl, seed, disturb=11)
     _, losses_b, state_b, orders_b = exp.run(impl, seed, disturb=4242)
     if orders_a != orders_b:

@@ -61,11 +61,33 @@ def load_mistakes(module_name: str) -> list[Mistake]:
 
 
 def materialize(solution_source: str, m: Mistake) -> str:
-    """A complete implementation file: the solution with ``m`` standing in for its exercise."""
+    """A complete, self-contained implementation file: the solution with ``m`` standing in
+    for its exercise.
+
+    Learner code may not import the judge's packages, and a mistake file is judged as learner
+    code, so the mistake's module is carried inside the file: its source runs in a namespace
+    of its own (its helpers never shadow the solution's), with ``mistake`` a no-op and
+    ``_solution_of`` answering with the solution's functions as they were before the swap.
+    """
+    import importlib
+    import inspect
+    import re
+
+    module_source = inspect.getsource(importlib.import_module(m.module))
+    # the shipped helpers come from the shim below; keep line numbers for tracebacks
+    module_source = re.sub(r"(?m)^from checker\.mistakes import [^\n]*$", "", module_source)
     return (
         f"{solution_source.rstrip()}\n\n\n"
         f"# Known mistake {m.id}: {m.misconception}\n"
-        f"from {m.module} import {m.id} as {m.exercise}  # noqa: E402,F811\n"
+        "import types as _kata_types  # noqa: E402\n\n"
+        "_kata_reference = _kata_types.SimpleNamespace(**dict(globals()))\n"
+        "_kata_namespace = {\n"
+        f"    '__name__': {('_known_' + m.module.rsplit('.', 1)[-1])!r},\n"
+        "    'mistake': lambda exercise, misconception: (lambda func: func),\n"
+        "    '_solution_of': lambda name: _kata_reference,\n"
+        "}\n"
+        f"exec(compile({module_source!r}, '<known mistakes>', 'exec'), _kata_namespace)\n"
+        f"{m.exercise} = _kata_namespace[{m.id!r}]\n"
     )
 
 

@@ -11,11 +11,15 @@ from checker.mistakes import mistake
 
 def _adam(param, grad, state, lr, betas, eps, weight_decay, *, decoupled=False, amsgrad=False,
           bias_correction=True, step_shift=0, eps_in_sqrt=False, l2_in_place=False,
-          decay="before", max_of_corrected=False, store_max=True, use_max=True):
+          decay="before", max_of_corrected=False, store_max=True, use_max=True,
+          float32_corrections=False, rebind_step=False):
     """A configurable single-tensor Adam step, each switch one misconception."""
     beta1, beta2 = betas
     with torch.no_grad():
-        state["step"] += 1
+        if rebind_step:
+            state["step"] = state["step"] + 1
+        else:
+            state["step"] += 1
         if weight_decay != 0:
             if decoupled and decay == "before":
                 param.mul_(1 - lr * weight_decay)
@@ -29,6 +33,9 @@ def _adam(param, grad, state, lr, betas, eps, weight_decay, *, decoupled=False, 
         t = state["step"].item() + step_shift
         bc1 = 1 - beta1**t if bias_correction else 1.0
         bc2 = 1 - beta2**t if bias_correction else 1.0
+        if float32_corrections:  # the powers taken of the float32 step tensor
+            bc1 = float(1 - beta1 ** state["step"])
+            bc2 = float(1 - beta2 ** state["step"])
         second = state["exp_avg_sq"]
         if amsgrad:
             if max_of_corrected:
@@ -79,6 +86,17 @@ def contiguous_moments(param, amsgrad=False):
     return state
 
 
+_ZERO_STEP = torch.tensor(0.0)
+
+
+@mistake("init_state", "One step tensor shared by every parameter's state: each parameter's step moves all the others' counts.")
+def shared_step(param, amsgrad=False):
+    state = {"step": _ZERO_STEP}
+    for key in ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if amsgrad else []):
+        state[key] = torch.zeros_like(param, memory_format=torch.preserve_format)
+    return state
+
+
 # ----------------------------------------------------------------------------- adam_step_
 
 
@@ -105,6 +123,16 @@ def l2_into_grad_in_place(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), ep
 @mistake("adam_step_", "Decoupled (AdamW) decay in Adam: torch.optim.Adam's weight_decay is L2, added to the gradient.")
 def decoupled_in_adam(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
     _adam(param, grad, state, lr, betas, eps, weight_decay, decoupled=True)
+
+
+@mistake("adam_step_", "Bias corrections computed from the float32 step tensor (1 - beta2 ** state['step']): with beta2 near 1 they keep only a few digits.")
+def float32_bias_corrections(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    _adam(param, grad, state, lr, betas, eps, weight_decay, float32_corrections=True)
+
+
+@mistake("adam_step_", "The step count rebound (state['step'] = state['step'] + 1) instead of incremented in place.")
+def step_rebound(param, grad, state, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    _adam(param, grad, state, lr, betas, eps, weight_decay, rebind_step=True)
 
 
 # ----------------------------------------------------------------------------- adamw_step_
@@ -179,9 +207,10 @@ def calls_functional_adamw(params, grads, states, *, lr=1e-3, betas=(0.9, 0.999)
            beta2=betas[1], lr=lr, weight_decay=weight_decay, eps=eps, maximize=False)
 
 
-@mistake("foreach_adam_", "One bias correction for the whole list (the first parameter's step): parameters that joined later have their own step counts.")
-def shared_step_count(params, grads, states, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, decoupled=False):
-    if not params:
+def _foreach(params, grads, states, lr, betas, eps, weight_decay, amsgrad, decoupled, *,
+             one_step_count=False, guard_empty=True, decay_loop=False):
+    """A configurable foreach step, each switch one misconception."""
+    if guard_empty and not params:
         return
     beta1, beta2 = betas
     with torch.no_grad():
@@ -190,19 +219,40 @@ def shared_step_count(params, grads, states, *, lr=1e-3, betas=(0.9, 0.999), eps
         exp_avg_sqs = [s["exp_avg_sq"] for s in states]
         torch._foreach_add_(steps, 1)
         if weight_decay != 0:
-            if decoupled:
+            if decoupled and decay_loop:
+                for p in params:
+                    p.mul_(1 - lr * weight_decay)
+            elif decoupled:
                 torch._foreach_mul_(params, 1 - lr * weight_decay)
             else:
                 grads = torch._foreach_add(grads, params, alpha=weight_decay)
         torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
         torch._foreach_mul_(exp_avg_sqs, beta2)
         torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
-        t = steps[0].item()
+        counts = [steps[0].item()] * len(steps) if one_step_count else [s.item() for s in steps]
         second = exp_avg_sqs
         if amsgrad:
             second = [s["max_exp_avg_sq"] for s in states]
             torch._foreach_maximum_(second, exp_avg_sqs)
         denom = torch._foreach_sqrt(second)
-        torch._foreach_div_(denom, math.sqrt(1 - beta2**t))
+        torch._foreach_div_(denom, [math.sqrt(1 - beta2**t) for t in counts])
         torch._foreach_add_(denom, eps)
-        torch._foreach_addcdiv_(params, exp_avgs, denom, -lr / (1 - beta1**t))
+        torch._foreach_addcdiv_(params, exp_avgs, denom, [-lr / (1 - beta1**t) for t in counts])
+
+
+@mistake("foreach_adam_", "One bias correction for the whole list (the first parameter's step): parameters that joined later have their own step counts.")
+def shared_step_count(params, grads, states, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, decoupled=False):
+    _foreach(params, grads, states, lr, betas, eps, weight_decay, amsgrad, decoupled,
+             one_step_count=True)
+
+
+@mistake("foreach_adam_", "An empty list of parameters not handled: torch._foreach_* ops refuse empty lists, so the step must return before them.")
+def no_empty_guard(params, grads, states, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, decoupled=False):
+    _foreach(params, grads, states, lr, betas, eps, weight_decay, amsgrad, decoupled,
+             guard_empty=False)
+
+
+@mistake("foreach_adam_", "The decoupled decay applied in a Python loop over the parameters: one kernel per parameter, not foreach.")
+def decoupled_decay_in_a_loop(params, grads, states, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, decoupled=False):
+    _foreach(params, grads, states, lr, betas, eps, weight_decay, amsgrad, decoupled,
+             decay_loop=True)

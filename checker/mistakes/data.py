@@ -94,6 +94,16 @@ def mask_from_values(batch, pad_value=0.0):
     return out
 
 
+@mistake("pad_collate", "pad_value ignored: the padding is always 0 (a zeros tensor filled in).")
+def pads_with_zeros(batch, pad_value=0.0):
+    return _sol.pad_collate(batch, 0)
+
+
+@mistake("pad_collate", "The batch sorted by length, longest first (as pack_padded_sequence once demanded): row b is no longer sample b.")
+def sorted_by_length(batch, pad_value=0.0):
+    return _sol.pad_collate(sorted(batch, key=lambda sample: -len(sample[0])), pad_value)
+
+
 @mistake("pad_collate", "torch.nn.utils.rnn.pad_sequence was called: it is the reference and off-limits here.")
 def calls_pad_sequence(batch, pad_value=0.0):
     out = _sol.pad_collate(batch, pad_value)
@@ -189,3 +199,35 @@ class unscaled_noise(_sol.NoisyDataset):
         x, y = self.base[index]
         noisy, _ = super().__getitem__(index)
         return x + (noisy - x) / self.noise_std, y
+
+
+@mistake("NoisyDataset", "The noise added in place (x.add_): x is a view of the base dataset's tensor, so every read corrupts the base.")
+class noise_added_in_place(_sol.NoisyDataset):
+    def __getitem__(self, index):
+        x, y = self.base[index]
+        noisy, _ = super().__getitem__(index)
+        return x.add_(noisy - x), y
+
+
+@mistake("NoisyDataset", "torch.manual_seed(...) per sample, then torch.randn: reproducible, but it resets the caller's global generator on every read.")
+class reseeds_global_generator(_sol.NoisyDataset):
+    def __getitem__(self, index):
+        x, y = self.base[index]
+        torch.manual_seed(hash((self.seed, self.epoch, index)) % (1 << 62))
+        return x + self.noise_std * torch.randn(x.shape, dtype=x.dtype), y
+
+
+@mistake("NoisyDataset", "The noise drawn in the default float32 whatever x's dtype: float64 data gets float32-precision noise.")
+class float32_noise(_sol.NoisyDataset):
+    def __getitem__(self, index):
+        x, y = self.base[index]
+        g = torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) % (1 << 62))
+        return x + self.noise_std * torch.randn(x.shape, generator=g).to(x.dtype), y
+
+
+@mistake("NoisyDataset", "seed * 1000 + epoch * 100 + index as the generator seed: collides once an index reaches 100, e.g. (epoch 1, index 0) and (epoch 0, index 100).")
+class decimal_mix(_sol.NoisyDataset):
+    def __getitem__(self, index):
+        x, y = self.base[index]
+        g = torch.Generator().manual_seed(self.seed * 1000 + self.epoch * 100 + index)
+        return x + self.noise_std * torch.randn(x.shape, generator=g, dtype=x.dtype), y

@@ -18,11 +18,16 @@ def _reduce(loss, reduction):
     raise ValueError(f"{reduction!r} is not a valid value for reduction")
 
 
-def _lse(x, dim, keepdim=False):
+def _lse(x, dim, keepdim=False, *, bare_squeeze=False, float32_sum=False):
     m = x.amax(dim=dim, keepdim=True).detach()
     m = torch.where(torch.isinf(m), torch.zeros_like(m), m)
-    out = m + torch.log(torch.exp(x - m).sum(dim=dim, keepdim=True))
-    return out if keepdim else out.squeeze(dim)
+    total = torch.exp(x - m)
+    total = total.float().sum(dim=dim, keepdim=True).to(x.dtype) if float32_sum else \
+        total.sum(dim=dim, keepdim=True)
+    out = m + torch.log(total)
+    if keepdim:
+        return out
+    return out.squeeze() if bare_squeeze else out.squeeze(dim)
 
 
 def _softplus_neg(x):
@@ -30,12 +35,14 @@ def _softplus_neg(x):
 
 
 def _ce(logits, target, ignore_index, label_smoothing, reduction, *, logp=None,
-        smooth_others=False, mean_over_all=False, smooth_ignored=False):
+        smooth_others=False, mean_over_all=False, smooth_ignored=False, bare_squeeze=False,
+        empty_mean_zero=False):
     logp = logits - _lse(logits, 1, keepdim=True) if logp is None else logp
     c = logits.shape[1]
     keep = target != ignore_index
     safe = torch.where(keep, target, torch.zeros_like(target))
-    nll = -logp.gather(1, safe.unsqueeze(1)).squeeze(1)
+    nll = -logp.gather(1, safe.unsqueeze(1))
+    nll = nll.squeeze() if bare_squeeze else nll.squeeze(1)
     eps = label_smoothing
     if smooth_others:  # eps/(C-1) on every other class, 1-eps on the target
         others = (-logp.sum(dim=1) - nll) / (c - 1)
@@ -47,6 +54,8 @@ def _ce(logits, target, ignore_index, label_smoothing, reduction, *, logp=None,
     else:
         loss = torch.where(keep, loss, torch.zeros_like(loss))
     if reduction == "mean":
+        if empty_mean_zero:
+            return loss.sum() / keep.sum().clamp(min=1)
         return loss.sum() / (loss.numel() if mean_over_all else keep.sum())
     return _reduce(loss, reduction)
 
@@ -70,6 +79,11 @@ def unknown_reduction_is_mean(loss, reduction="mean"):
     return loss.mean()
 
 
+@mistake("reduce_loss", "The reductions looked up in a dict: an unknown one raises KeyError, not the ValueError of a bad value.")
+def reduction_dict_lookup(loss, reduction="mean"):
+    return {"none": lambda t: t, "mean": torch.mean, "sum": torch.sum}[reduction](loss)
+
+
 # ----------------------------------------------------------------------------- logsumexp
 
 
@@ -89,6 +103,16 @@ def unmasked_infinite_max(x, dim, keepdim=False):
     m = x.amax(dim=dim, keepdim=True).detach()
     out = m + torch.log(torch.exp(x - m).sum(dim=dim, keepdim=True))
     return out if keepdim else out.squeeze(dim)
+
+
+@mistake("logsumexp", "A bare .squeeze() to drop the reduced dim: every other size-1 dim goes too.")
+def bare_squeeze(x, dim, keepdim=False):
+    return _lse(x, dim, keepdim, bare_squeeze=True)
+
+
+@mistake("logsumexp", "The sum of exponentials taken in float32 (and cast back): a float64 result keeps only 7 digits.")
+def float32_sum(x, dim, keepdim=False):
+    return _lse(x, dim, keepdim, float32_sum=True)
 
 
 @mistake("logsumexp", "Delegating to torch.logsumexp: the kata asks for the trick itself, and it is off-limits.")
@@ -163,6 +187,16 @@ def smoothing_on_ignored(logits, target, *, ignore_index=-100, label_smoothing=0
 def classes_in_last_dim(logits, target, *, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
     logp = logits - _lse(logits, -1, keepdim=True)  # right for (N, C) only
     return _ce(logits, target, ignore_index, label_smoothing, reduction, logp=logp)
+
+
+@mistake("cross_entropy", "A bare .squeeze() after gather: a batch of one, or a spatial dim of one, loses its dim too.")
+def bare_squeeze_after_gather(logits, target, *, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+    return _ce(logits, target, ignore_index, label_smoothing, reduction, bare_squeeze=True)
+
+
+@mistake("cross_entropy", "'mean' of a batch whose targets are all ignored made 0 (a clamped count); torch gives nan (0 / 0).")
+def all_ignored_mean_is_zero(logits, target, *, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+    return _ce(logits, target, ignore_index, label_smoothing, reduction, empty_mean_zero=True)
 
 
 @mistake("cross_entropy", "Delegating to F.cross_entropy: the kata asks for the loss itself, and it is off-limits.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -19,10 +20,13 @@ class _Block(nn.Module):
     scale_as = "buffer"  # or "parameter"
     norm_in_list = False
     count_in_eval = False
+    rebind_calls = False
+    weight_scale = "sqrt_in"  # or "none"
 
     def __init__(self, in_features, out_features):
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_features, in_features) / math.sqrt(in_features))
+        scale = math.sqrt(in_features) if self.weight_scale == "sqrt_in" else 1.0
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / scale)
         self.bias = nn.Parameter(torch.zeros(out_features))
         if self.scale_as == "parameter":
             self.scale = nn.Parameter(torch.ones(out_features))
@@ -40,7 +44,9 @@ class _Block(nn.Module):
             self.norm = nn.LayerNorm(out_features)
 
     def forward(self, x):
-        if self.training or self.count_in_eval:
+        if self.rebind_calls and self.training:
+            self.calls = self.calls + 1
+        elif self.training or self.count_in_eval:
             self.calls += 1
         norm = self.parts[0] if self.norm_in_list else self.norm
         return norm(x @ self.weight.T + self.bias) * self.scale + self.offsets
@@ -69,6 +75,16 @@ class NormInPythonList(_Block):
 @mistake("Block", "The training counter also ticks in eval mode: forward ignores self.training.")
 class CountsInEval(_Block):
     count_in_eval = True
+
+
+@mistake("Block", "The counter rebound (self.calls = self.calls + 1) instead of updated in place: whoever holds the buffer keeps a stale count.")
+class CallsRebound(_Block):
+    rebind_calls = True
+
+
+@mistake("Block", "The weight drawn from torch.randn without the 1 / sqrt(in_features) scale: activations grow with the layer's width.")
+class WeightUnscaled(_Block):
+    weight_scale = "none"
 
 
 # ----------------------------------------------------------------------------- freeze_
@@ -127,6 +143,14 @@ def unfreezes_the_rest(module, prefixes):
     return _count(list(module.parameters()))
 
 
+@mistake("freeze_", "A prefix matched anywhere in the dotted name, not from its start: '1' also freezes '0.1.weight'.")
+def prefix_anywhere(module, prefixes):
+    for name, p in module.named_parameters(remove_duplicate=False):
+        if any(f".{pre}." in f".{name}." for pre in prefixes):
+            p.requires_grad_(False)
+    return _count(list(module.parameters()))
+
+
 # ----------------------------------------------------------------------------- Dropout
 
 
@@ -182,6 +206,39 @@ class FixedMask(_Dropout):
         if getattr(self, "_mask", None) is None or self._mask.shape != x.shape:
             self._mask = self.mask(x)
         return x * self._mask.to(x.dtype) / (1 - self.p)
+
+
+@mistake("Dropout", "torch.zeros_like(x) at p = 1: right values, but the output is cut from the graph, so nothing backpropagates to x.")
+class ZerosLikeAtPOne(_Dropout):
+    def forward(self, x):
+        if not self.training:
+            return x
+        if self.p == 1.0:
+            return torch.zeros_like(x)
+        return x * self.mask(x) / (1 - self.p)
+
+
+@mistake("Dropout", "A generator of the layer's own, seeded with a constant: every layer draws the same masks, and torch.manual_seed does not reach them.")
+class OwnSeededGenerator(_Dropout):
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        if self.p == 1.0:
+            return x * 0
+        if not hasattr(self, "generator"):
+            self.generator = torch.Generator().manual_seed(0)
+        keep = torch.rand(x.shape, generator=self.generator, dtype=x.dtype) >= self.p
+        return x * keep / (1 - self.p)
+
+
+@mistake("Dropout", "The mask applied in place (x.mul_): the caller's tensor is overwritten.")
+class InPlaceOnInput(_Dropout):
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        if self.p == 1.0:
+            return x * 0
+        return x.mul_(self.mask(x)).div_(1 - self.p)
 
 
 @mistake("Dropout", "Delegating to F.dropout: the kata asks for the mask itself, and it is off-limits.")
@@ -278,6 +335,8 @@ class _BatchNorm(nn.Module):
     batch_stats_in_eval = False
     running_stats_in_train = False
     count_batches = True
+    stats_with_graph = False
+    eval_unviewed = False
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1):
         super().__init__()
@@ -295,7 +354,7 @@ class _BatchNorm(nn.Module):
             mean, var = x.mean(dims), x.var(dims, unbiased=False)
         if self.training:
             n = x.numel() // x.shape[1]
-            with torch.no_grad():
+            with torch.no_grad() if not self.stats_with_graph else contextlib.nullcontext():
                 if self.count_batches:
                     self.num_batches_tracked += 1
                 count = max(int(self.num_batches_tracked), 1)
@@ -303,10 +362,16 @@ class _BatchNorm(nn.Module):
                 if self.keras_momentum:
                     m = 1 - m
                 unbiased = var if self.biased_running_var else var * (n / (n - 1))
-                self.running_mean.mul_(1 - m).add_(mean, alpha=m)
-                self.running_var.mul_(1 - m).add_(unbiased, alpha=m)
+                if self.stats_with_graph:
+                    self.running_mean = (1 - m) * self.running_mean + m * mean
+                    self.running_var = (1 - m) * self.running_var + m * unbiased
+                else:
+                    self.running_mean.mul_(1 - m).add_(mean, alpha=m)
+                    self.running_var.mul_(1 - m).add_(unbiased, alpha=m)
         if (not self.training and not self.batch_stats_in_eval) or self.running_stats_in_train:
             mean, var = self.running_mean, self.running_var
+            if self.eval_unviewed:
+                return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
         x_hat = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
         return x_hat * self.weight.view(shape) + self.bias.view(shape)
 
@@ -334,3 +399,24 @@ class RunningStatsInTrain(_BatchNorm):
 @mistake("BatchNorm1d", "num_batches_tracked never incremented: momentum=None (a cumulative average) needs the batch count.")
 class NoBatchCount(_BatchNorm):
     count_batches = False
+
+
+@mistake("BatchNorm1d", "Running statistics updated with autograd on: each becomes part of the graph (a grad_fn), which it keeps alive from batch to batch.")
+class RunningStatsWithGraph(_BatchNorm):
+    stats_with_graph = True
+
+
+@mistake("BatchNorm1d", "The running statistics broadcast against the LAST dim in eval mode: right for (N, C), wrong for (N, C, L).")
+class EvalStatsNotViewed(_BatchNorm):
+    eval_unviewed = True
+
+
+@mistake("BatchNorm1d", "`momentum or 1 / num_batches_tracked`: momentum=0 (running statistics frozen) is falsy and becomes the cumulative average.")
+class MomentumZeroIsNone(_BatchNorm):
+    def forward(self, x):
+        momentum = self.momentum
+        self.momentum = momentum or None
+        try:
+            return super().forward(x)
+        finally:
+            self.momentum = momentum

@@ -34,6 +34,19 @@ def inf_by_power_formula(parameters, norm_type=2.0):
     return total.pow(1.0 / p)
 
 
+@mistake("total_grad_norm", "The inf norm taken as the largest VALUE (max) instead of the largest magnitude (abs().max()): a large negative entry is missed.")
+def inf_norm_without_abs(parameters, norm_type=2.0):
+    if isinstance(parameters, torch.Tensor):
+        parameters = [parameters]
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.tensor(0.0)
+    if norm_type == math.inf:
+        return torch.stack([g.max() for g in grads]).max()
+    norms = [torch.linalg.vector_norm(g, norm_type) for g in grads]
+    return torch.linalg.vector_norm(torch.stack(norms), norm_type)
+
+
 @mistake("total_grad_norm", "The norm of the parameters (weights) was measured instead of their .grad.")
 def weights_not_grads(parameters, norm_type=2.0):
     if isinstance(parameters, torch.Tensor):
@@ -104,6 +117,20 @@ def zeros_for_none_grads(parameters, max_norm, norm_type=2.0):
         if p.grad is None:
             p.grad = torch.zeros_like(p)
     return _sol.clip_grad_norm_(params, max_norm, norm_type)
+
+
+@mistake("clip_grad_norm_", "The norms stacked without a check for an empty list: with no gradient at all torch.stack([]) raises instead of returning 0.")
+def no_gradient_crashes(parameters, max_norm, norm_type=2.0):
+    if isinstance(parameters, torch.Tensor):
+        parameters = [parameters]
+    params = list(parameters)
+    grads = [p.grad for p in params if p.grad is not None]
+    norms = [torch.linalg.vector_norm(g, norm_type) for g in grads]
+    total = torch.linalg.vector_norm(torch.stack(norms), norm_type)
+    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(coef)
+    return total
 
 
 @mistake("clip_grad_norm_", "torch.nn.utils.clip_grad_norm_ was called: it is the reference and off-limits here.")
@@ -238,3 +265,29 @@ class steps_after_load(_sol.ResumableWarmupCosine):
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
         self.step()
+
+
+@mistake("ResumableWarmupCosine", "load_state_dict wrote the restored lrs into the optimizer but left get_last_lr() reporting the lrs of the new scheduler's step 0.")
+class last_lr_not_refreshed(_sol.ResumableWarmupCosine):
+    def load_state_dict(self, state_dict):
+        last = self.get_last_lr()
+        super().load_state_dict(state_dict)
+        self._last_lr = last
+
+
+@mistake("ResumableWarmupCosine", "load_state_dict restored the counter and base lrs but kept the new scheduler's own warmup_steps, total_steps and min_lr.")
+class hyperparameters_not_restored(_sol.ResumableWarmupCosine):
+    def load_state_dict(self, state_dict):
+        self.last_step = state_dict["last_step"]
+        self.base_lrs = list(state_dict["base_lrs"])
+        self._write_lrs()
+
+
+@mistake("ResumableWarmupCosine", "load_state_dict kept the base lrs the new scheduler was built with instead of the checkpoint's.")
+class base_lrs_not_restored(_sol.ResumableWarmupCosine):
+    def load_state_dict(self, state_dict):
+        self.last_step = state_dict["last_step"]
+        self.warmup_steps = state_dict["warmup_steps"]
+        self.total_steps = state_dict["total_steps"]
+        self.min_lr = state_dict["min_lr"]
+        self._write_lrs()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -93,15 +94,7 @@ def no_eval_mode(model, loader, loss_fn):
 
 @mistake("evaluate", "No torch.no_grad(): evaluation recorded an autograd graph it never uses.")
 def no_no_grad(model, loader, loss_fn):
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    total, count = 0.0, 0
-    for x, y in loader:
-        total += loss_fn(model(x), y).item() * len(y)
-        count += len(y)
-    for m, training in modes:
-        m.training = training
-    return total / count
+    return _evaluate_restoring(model, loader, loss_fn, no_grad=False)
 
 
 @mistake("evaluate", "The batch means were averaged as equals: a short last batch counts as much as a full one.")
@@ -138,7 +131,42 @@ def train_at_end(model, loader, loss_fn):
     return total / count
 
 
+def _evaluate_restoring(model, loader, loss_fn, *, no_grad=True, grad_off_for_good=False):
+    """evaluate with the modes put back after the loop, outside any finally block."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    if grad_off_for_good:
+        torch.set_grad_enabled(False)
+    total, count = 0.0, 0
+    with torch.no_grad() if no_grad else contextlib.nullcontext():
+        for x, y in loader:
+            total += loss_fn(model(x), y).item() * len(y)
+            count += len(y)
+    for m, training in modes:
+        m.training = training
+    return total / count
+
+
+@mistake("evaluate", "torch.set_grad_enabled(False) and never back on: the caller's next training step records no graph.")
+def grad_mode_left_off(model, loader, loss_fn):
+    return _evaluate_restoring(model, loader, loss_fn, grad_off_for_good=True)
+
+
+@mistake("evaluate", "The modes restored after the loop but not in a finally block: when the loss raises, the model stays in eval mode.")
+def restores_only_on_success(model, loader, loss_fn):
+    return _evaluate_restoring(model, loader, loss_fn)
+
+
 # ----------------------------------------------------------------------------- accumulation
+
+
+@mistake("train_epoch_accumulated", "model.train() was not called: a model that arrives in eval mode accumulates gradients without dropout / with frozen batch-norm statistics.")
+def accumulates_in_eval_mode(model, loader, loss_fn, optimizer, accum_steps):
+    model.train = lambda mode=True: model  # the reference's model.train() then does nothing
+    try:
+        return _sol.train_epoch_accumulated(model, loader, loss_fn, optimizer, accum_steps)
+    finally:
+        del model.train
 
 
 @mistake("train_epoch_accumulated", "The micro-batch losses were not divided: each step used the SUM of the group's gradients, accum_steps times too large.")
@@ -260,6 +288,15 @@ class state_not_copied(_sol.EarlyStopping):
         return stop
 
 
+@mistake("EarlyStopping", "Once stopped, step() returned True for good and stopped counting: a later call that improves is ignored.")
+class stop_latches(_sol.EarlyStopping):
+    def step(self, val_loss, model):
+        if getattr(self, "_stopped", False):
+            return True
+        self._stopped = super().step(val_loss, model)
+        return self._stopped
+
+
 # ----------------------------------------------------------------------------- reproducibility
 
 
@@ -306,3 +343,15 @@ def same_order_every_epoch(seed, make_model, dataset, loss_fn, *, epochs, batch_
                           generator=torch.Generator().manual_seed(seed))
 
     return _train(model, dataset, loss_fn, loader_for_epoch, epochs, lr)
+
+
+@mistake("reproducible_run", "Seeded only `if seed:`: seed 0 is falsy, so the run with seed 0 is not seeded at all.")
+def seed_zero_unseeded(seed, make_model, dataset, loss_fn, *, epochs, batch_size, lr):
+    if seed:
+        torch.manual_seed(seed)
+    model = make_model()
+    generator = torch.Generator()
+    if seed:
+        generator.manual_seed(seed)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator)
+    return _train(model, dataset, loss_fn, lambda e: loader, epochs, lr)

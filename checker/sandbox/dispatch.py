@@ -178,7 +178,7 @@ def _modes(policy: Policy) -> tuple[Any, Any]:
 
     class RulesFunctionMode(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
-            if policy.on:
+            if policy.on and _open:  # (a mode outliving its window judges nothing)
                 policy.check_call(func)
             policy.in_function_mode += 1
             try:
@@ -193,7 +193,7 @@ def _modes(policy: Policy) -> tuple[Any, Any]:
             # import of torch._dynamo, seconds long, on the first operator)
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if policy.on:
+            if policy.on and _open:
                 policy.check_op(func)
             return func(*args, **(kwargs or {}))
 

@@ -57,7 +57,9 @@ def sum_to_shape(grad: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     ``grad`` has the broadcast shape of an op whose input had ``shape`` (so ``shape``
     broadcasts to ``grad.shape``). Sum away the extra leading dims, and sum every dim where
     ``shape`` has a 1 but ``grad`` does not — keeping it as a size-1 dim. The result has
-    exactly ``shape``; it is the gradient autograd gives that input.
+    exactly ``shape``; it is the gradient autograd gives that input. Raise ValueError when
+    ``shape`` does not broadcast to ``grad.shape`` (more dims, or a size that is neither
+    grad's nor 1).
 
     Example:
         >>> g = torch.ones(2, 3, 4)

@@ -7,8 +7,8 @@ from itertools import accumulate
 
 
 def contiguous_strides(shape):
-    sizes = [max(s, 1) for s in shape]
-    return tuple(reversed(list(accumulate(reversed([1, *sizes[1:]]), lambda a, b: a * b))))
+    suffix = list(accumulate(reversed([max(s, 1) for s in shape[1:]]), lambda a, b: a * b))
+    return tuple(reversed([1, *suffix])) if shape else ()
 
 
 def storage_index(index, shape, strides, offset):
