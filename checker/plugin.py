@@ -281,6 +281,11 @@ def _diagnose(item: pytest.Item, exercise: str, target: str, state: dict) -> lis
     funcargs = getattr(item, "funcargs", None)
     if funcargs is None or "impl" not in funcargs:
         return []
+    import signal
+
+    left = signal.getitimer(signal.ITIMER_REAL)[0]  # pytest-timeout's timer for this check
+    if left:  # the diagnosis gets its own budget on top (the learner's replays stay bounded)
+        signal.setitimer(signal.ITIMER_REAL, left + min(state["diagnose_budget"], 600.0))
     learner = funcargs["impl"]
     seed = check_seed(item.config, item.nodeid)
 
