@@ -89,7 +89,11 @@ def observe(name: str, args: tuple, kwargs: dict, invoke: Callable[[], Any]) -> 
         trace.append(Call(name, inputs, ("raised", type(exc).__name__)))
         raise
     with unobserved():
-        trace.append(Call(name, inputs, outcome(result, args, kwargs)))
+        try:
+            done = outcome(result, args, kwargs)
+        except Exception as exc:
+            done = ("unreadable result", type(exc).__name__)
+        trace.append(Call(name, inputs, done))
     return result
 
 
@@ -169,7 +173,10 @@ def call_on(fn: Callable[..., Any], inputs: tuple, guard: str | None = None) -> 
             torch.set_default_dtype(saved[0])
             torch.set_grad_enabled(saved[1])
     with judge_code():
-        return outcome(result, args, kwargs)
+        try:
+            return outcome(result, args, kwargs)
+        except Exception as exc:  # a result that cannot even be copied (a broken as_strided)
+            return ("unreadable result", type(exc).__name__)
 
 
 @dataclass(frozen=True)

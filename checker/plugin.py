@@ -301,7 +301,7 @@ def _diagnose(item: pytest.Item, exercise: str, target: str, state: dict) -> lis
     try:
         with judge_code():
             return _diagnose_by_behaviour(item, exercise, target, state)
-    except Exception:
+    except (Exception, pytest.fail.Exception):  # out of time, or failed: names nothing
         return []
 
 
@@ -318,6 +318,11 @@ def _diagnose_by_behaviour(item: pytest.Item, exercise: str, target: str,
     funcargs = getattr(item, "funcargs", None)
     if funcargs is None or "impl" not in funcargs:
         return []
+    import signal
+
+    left = signal.getitimer(signal.ITIMER_REAL)[0]  # pytest-timeout's timer for this check
+    if left:  # the diagnosis gets its own budget on top (the learner's replays stay bounded)
+        signal.setitimer(signal.ITIMER_REAL, left + min(state["diagnose_budget"], 600.0))
     learner = funcargs["impl"]
     seed = check_seed(item.config, item.nodeid)
 
@@ -334,6 +339,8 @@ def _diagnose_by_behaviour(item: pytest.Item, exercise: str, target: str,
     if failing is not None:  # the pool: the inputs of every check of this exercise
         pool = list(trace)
         for other in item.session.items:
+            if time.perf_counter() > deadline:
+                return []
             if other is not item and _exercise_of(other) == exercise:
                 pool += diagnosis.run_check(other, reference, check_seed(item.config, other.nodeid))[0]
         found, unseen = diagnosis.by_behaviour(

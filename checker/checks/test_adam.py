@@ -666,7 +666,7 @@ def test_foreach_runs_a_fixed_number_of_tensor_ops(impl, rng, decoupled, weight_
                                                  hp=hp)
         what = (f"foreach_adam_({n} params, ..., amsgrad=True, decoupled={decoupled}, "
                 f"weight_decay={hp['weight_decay']!r})")
-        impl.foreach_adam_  # a missing name fails with the proxy's message
+        impl.foreach_adam_  # a missing name fails with the proxy's message  # noqa: B018
         fn = impl.module.foreach_adam_  # unguarded: the guards' own copies are not counted
         with impl.rules(), OpCounter() as counter:
             call(what, fn, params, grads, states, **hp, amsgrad=True, decoupled=decoupled)
