@@ -8,6 +8,8 @@ import torch
 def topological_order(root) -> list:
     # Kahn's algorithm: count the edges into every node, then release a node once every
     # node that sends it gradient has been emitted (what engine.cpp's compute_dependencies does).
+    # Both walks use an explicit stack: a chain of thousands of ops is deeper than Python's
+    # recursion limit.
     if root is None:
         return []
     dependencies: dict = {}
@@ -36,15 +38,32 @@ def topological_order(root) -> list:
     return order
 
 
+def _run_custom(node, grad_outputs: list) -> tuple[list, list]:
+    """A custom autograd.Function's node has no __call__: node.apply runs its backward, which
+    takes every output's gradient (None made zeros, as the engine's PyNode does) and answers one
+    gradient per FORWARD ARGUMENT. The arguments that need a gradient (node.needs_input_grad)
+    are, in order, the edges of next_functions that lead somewhere."""
+    grads = [torch.zeros(m.shape, dtype=m.dtype, device=m.device) if g is None else g
+             for g, m in zip(grad_outputs, node._input_metadata, strict=True)]
+    results = node.apply(*grads)
+    if isinstance(results, torch.Tensor):
+        results = (results,)
+    wanted = [g for g, need in zip(results, node.needs_input_grad, strict=True) if need]
+    return [edge for edge in node.next_functions if edge[0] is not None], wanted
+
+
 def call_node(node, grad_outputs: list) -> list:
     if all(g is None for g in grad_outputs):
         return []
     routed = []
     with torch.no_grad():
-        grad_inputs = node(*grad_outputs)
+        if isinstance(node, torch.autograd.function.BackwardCFunction):
+            edges, grad_inputs = _run_custom(node, grad_outputs)
+        else:
+            edges, grad_inputs = node.next_functions, node(*grad_outputs)
         if isinstance(grad_inputs, torch.Tensor):  # a node with one edge returns a bare tensor
             grad_inputs = (grad_inputs,)
-        for (child, input_nr), grad in zip(node.next_functions, grad_inputs, strict=True):
+        for (child, input_nr), grad in zip(edges, grad_inputs, strict=True):
             if child is None or grad is None:
                 continue
             shape = tuple(child._input_metadata[input_nr].shape)
@@ -58,7 +77,9 @@ def accumulate_grad(node, grad: torch.Tensor) -> None:
     variable = node.variable
     with torch.no_grad():
         if variable.grad is None:
-            fresh = torch.empty_like(variable)  # keeps the leaf's strides when it is dense
+            fresh = torch.empty_like(variable)  # a dense leaf's own strides...
+            if fresh.stride() != variable.stride():  # ...but a leaf with gaps gets row-major
+                fresh = torch.empty(variable.shape, dtype=variable.dtype, device=variable.device)
             fresh.copy_(grad)
             variable.grad = fresh
         else:
@@ -73,7 +94,10 @@ def backward(tensor: torch.Tensor, gradient: torch.Tensor | None = None) -> None
     root = tensor.grad_fn
     if root is None:
         raise RuntimeError("the tensor has no grad_fn: nothing to differentiate")
-    buffers = {root: [gradient]}
+    # The root may be any output of its op (y = a.unbind(0)[1]): its slot is y.output_nr.
+    seed = [None] * len(root._input_metadata)
+    seed[tensor.output_nr] = gradient
+    buffers = {root: seed}
     for node in topological_order(root):
         grads = buffers.pop(node, None)
         if grads is None:
