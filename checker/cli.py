@@ -327,13 +327,9 @@ def dev() -> None:
 @domain_errors
 def dev_check(app: App, names: tuple[str, ...], seed: int, markdown: bool) -> None:
     """Prove the checks: stub fails, solution passes, every mistake fails (and is named)."""
-    from functools import partial
-
     from rich.table import Table
 
-    from checker import worker
-    from checker.dev import prove_kata
-    from checker.runner import run_checks
+    from checker.dev import prove_kata, warm_runner
 
     ws = _workspace_or_none()
     catalog = ws.catalog if ws else _shipped_catalog()
@@ -344,28 +340,20 @@ def dev_check(app: App, names: tuple[str, ...], seed: int, markdown: bool) -> No
     rows_md = ["| kata | exercises | stub fails | solution passes | mistakes shipped | mistakes diagnosed |",
                "|---|---|---|---|---|---|"]
     bad = 0
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="kata-dev-") as state:
-        proc = worker.start(Path(state), wait=120) if len(katas) > 1 else None
-        run = partial(run_checks, use_worker=Path(state)) if proc else run_checks
-        try:
-            for kata in katas:
-                proofs = prove_kata(kata, seed=seed, run=run)
-                for p in proofs:
-                    good = p.ok and p.diagnosed is not False
-                    bad += not good
-                    table.add_row(kata.name, p.subject, "[green]ok[/]" if good else "[red]BAD[/]",
-                                  {None: "", True: "yes", False: "[red]no[/]"}[p.diagnosed],
-                                  app.render.escape(p.detail[:90]))
-                mistakes = [p for p in proofs if p.subject.startswith("mistake:")]
-                rows_md.append(
-                    f"| {kata.name} | {len(kata.exercises)} | {'yes' if proofs[0].ok else 'NO'} | "
-                    f"{'yes' if proofs[1].ok else 'NO'} | {len(mistakes)} | "
-                    f"{sum(bool(p.diagnosed) for p in mistakes)} |")
-        finally:
-            if proc is not None:
-                worker.stop(Path(state))
+    with warm_runner(warm=len(katas) > 1) as run:
+        for kata in katas:
+            proofs = prove_kata(kata, seed=seed, run=run)
+            for p in proofs:
+                good = p.ok and p.diagnosed is not False
+                bad += not good
+                table.add_row(kata.name, p.subject, "[green]ok[/]" if good else "[red]BAD[/]",
+                              {None: "", True: "yes", False: "[red]no[/]"}[p.diagnosed],
+                              app.render.escape(p.detail[:90]))
+            mistakes = [p for p in proofs if p.subject.startswith("mistake:")]
+            rows_md.append(
+                f"| {kata.name} | {len(kata.exercises)} | {'yes' if proofs[0].ok else 'NO'} | "
+                f"{'yes' if proofs[1].ok else 'NO'} | {len(mistakes)} | "
+                f"{sum(bool(p.diagnosed) for p in mistakes)} |")
     if markdown:
         click.echo("\n".join(rows_md))
     else:
@@ -374,6 +362,58 @@ def dev_check(app: App, names: tuple[str, ...], seed: int, markdown: bool) -> No
         raise click.ClickException(f"{bad} integrity problem(s).")
     if not markdown:
         app.out.print(f"[green]All {len(katas)} kata(s) proven.[/]")
+
+
+@dev.command("mutants")
+@click.argument("name")
+@click.option("--seed", type=int, default=12345, show_default=True)
+@click.option("--exercise", default=None, help="Only the mutants of this function.")
+@click.option("--markdown", is_flag=True, help="Print one Markdown table row: the score.")
+@pass_app
+@domain_errors
+def dev_mutants(app: App, name: str, seed: int, exercise: str | None, markdown: bool) -> None:
+    """Mutation-test NAME's checks: each mutant of the reference solution must fail them.
+
+    Prints per exercise the mutants, killed, survived and listed equivalents, the diff of
+    each survivor (with the entry that would list it in checker/equivalents/NAME.toml), and
+    the score killed / (mutants - equivalents). Exit status 1 below 95%.
+    """
+    from checker.dev import warm_runner
+
+    try:
+        from checker.mutants import score_kata, toml_entry
+    except ModuleNotFoundError as exc:  # cosmic-ray comes with the dev extra
+        raise click.ClickException(
+            f"{exc.name} is missing: install the dev tools with pip install -e '.[dev]'.") from None
+
+    ws = _workspace_or_none()
+    kata = _kata_in(ws.catalog if ws else _shipped_catalog(), name)
+    with warm_runner() as run:
+        report = score_kata(kata, run, seed=seed, exercise=exercise)
+    counts = {v: report.count(v) for v in ("killed", "survived", "equivalent", "invalid")}
+    if markdown:
+        click.echo(f"| {kata.name} | {sum(e.total for e in report.exercises)} | "
+                   f"{counts['killed']} | {counts['equivalent']} | {report.score:.1%} |")
+    else:
+        for ex in report.exercises:
+            app.out.print(f"[bold]{ex.name}[/]: {ex.total} mutants, {ex.count('killed')} killed, "
+                          f"{ex.count('survived')} survived, {ex.count('equivalent')} equivalent"
+                          + (f" ({ex.count('invalid')} not loadable, left out)"
+                             if ex.count("invalid") else ""))
+            for j in ex.judged:
+                if j.verdict == "survived":
+                    app.out.print(f"  [red]survived[/] {j.mutant.operator}", highlight=False)
+                    click.echo(j.mutant.diff + "\n" + toml_entry(j.mutant))
+        for key in report.stale:
+            app.out.print(f"[yellow]stale equivalent listing[/] {app.render.escape(str(key))}")
+        for j in report.killed_but_listed:
+            app.out.print(f"[yellow]listed as equivalent but killed by {j.detail}[/] "
+                          f"{app.render.escape(str(j.mutant.key))}")
+        app.out.print(f"{kata.name} (seed {seed}): {counts['killed']} killed, "
+                      f"{counts['survived']} survived, {counts['equivalent']} equivalent; "
+                      f"score {report.score:.1%}")
+    if report.score < 0.95:
+        raise click.ClickException(f"{kata.name}: mutation score {report.score:.1%} < 95%.")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ Used by ``kata dev check`` (a table for kata authors) and by the project's own t
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,27 @@ def _summary(result: CheckResult) -> str:
            for e in result.exercises if not e.ok]
     return (f"{result.exercises_passed}/{len(result.exercises)} exercises pass"
             + (f"; {bad[0]}" if bad else ""))
+
+
+@contextlib.contextmanager
+def warm_runner(*, warm: bool = True) -> Iterator[RunFn]:
+    """``run_checks`` through a warm worker of its own (torch imported once, a fork per run),
+    stopped on exit; the cold ``run_checks`` when ``warm`` is False or the worker won't start."""
+    from functools import partial
+
+    from checker import worker
+
+    if not warm:
+        yield run_checks
+        return
+    with tempfile.TemporaryDirectory(prefix="kata-dev-") as state:
+        proc = worker.start(Path(state), wait=120)
+        try:
+            yield partial(run_checks, use_worker=Path(state)) if proc else run_checks
+        finally:
+            if proc is not None:
+                worker.stop(Path(state))
+                proc.wait(timeout=10)
 
 
 def mistake_counts(kata: Kata) -> dict[str, int]:

@@ -1,0 +1,66 @@
+"""The mutation-testing harness: its operators, mutant keys and equivalent listings."""
+
+from __future__ import annotations
+
+import pytest
+from cosmic_ray.mutating import mutate_code
+
+from checker.catalog import load_catalog
+from checker.mutants import load_equivalents, toml_entry
+from checker.mutate import _OURS, mutants
+
+SOURCE = '''"""A module."""
+import torch
+
+
+def f(x: torch.Tensor, d: int) -> torch.Tensor:
+    """Doc 1."""
+    y = x.clone().sum(dim=d, keepdim=True)
+    with torch.no_grad():
+        x.add_(1)
+    if d in (0, 1):
+        raise ValueError("d")
+    return torch.where(x > 0, y, x)
+'''
+
+
+@pytest.mark.parametrize("cls", _OURS, ids=lambda c: c.__name__)
+def test_each_operator_makes_its_examples(cls):
+    for ex in cls.examples():
+        assert mutate_code(ex.pre_mutation_code, cls(), 0) == ex.post_mutation_code
+
+
+def test_mutants_cover_the_torch_slips_and_skip_docstrings_and_annotations():
+    found = {(m.operator, m.after) for m in mutants(SOURCE)}
+    afters = {a for _, a in found}
+    assert "y = x.sum(dim=d, keepdim=True)" in afters  # dropped .clone()
+    assert "y = x.clone().sum(keepdim=True)" in afters  # dropped dim=
+    assert "y = x.clone().sum(dim=d)" in afters  # dropped keepdim=
+    assert "with torch.enable_grad():" in afters
+    assert "x.add(1)" in afters  # in place -> out of place
+    assert "if d not in (0, 1):" in afters
+    assert "return torch.where(x > 0, x, y)" in afters  # swapped arguments
+    assert "pass" in afters  # a removed statement
+    assert all(m.function == "f" for m in mutants(SOURCE))
+    assert not any("Doc" in m.after or "int" in m.after for m in mutants(SOURCE))
+
+
+def test_a_mutant_key_survives_unrelated_edits():
+    keys = {m.key for m in mutants(SOURCE)}
+    shifted = SOURCE.replace('import torch\n', 'import torch\n\nOTHER = 1\n\n')
+    assert keys <= {m.key for m in mutants(shifted)}
+
+
+@pytest.mark.parametrize("name", load_catalog().names())
+def test_equivalent_listings_parse_and_give_reasons(name):
+    for key, reason in load_equivalents(load_catalog().get(name)).items():
+        assert reason.strip() and not reason.startswith("TODO"), key
+
+
+def test_toml_entry_round_trips(tmp_path):
+    from checker.catalog import read_toml
+
+    m = mutants(SOURCE)[0]
+    data = read_toml(toml_entry(m, 'a "quoted" reason'), "x")
+    entry = data["equivalent"][0]
+    assert (entry["function"], entry["before"], entry["after"]) == m.key
