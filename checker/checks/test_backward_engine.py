@@ -153,18 +153,19 @@ def counting_hooks(packed: list, grad_mode: list):
 
 class CubeAndScale(torch.autograd.Function):
     """A custom Function: its node has no __call__ (node.apply runs this backward). Arguments
-    (k: float, x, c): one gradient per ARGUMENT comes back, c's although c needs none."""
+    (k: float, x, c, z, w): one gradient per ARGUMENT comes back: c's although c needs none,
+    None for w although w needs one, and for z the very gradient that reached y1."""
 
     @staticmethod
-    def forward(ctx, k, x, c):
+    def forward(ctx, k, x, c, z, w):
         ctx.k = k
         ctx.save_for_backward(x, c)
-        return k * x * c, x * x * x
+        return k * x * c, x * x * x + z
 
     @staticmethod
     def backward(ctx, g0, g1):
         x, c = ctx.saved_tensors
-        return None, ctx.k * c * g0 + 3 * x * x * g1, ctx.k * x * g0
+        return None, ctx.k * c * g0 + 3 * x * x * g1, ctx.k * x * g0, g1, None
 
 
 CUSTOM_HINT = ("a node of a custom torch.autograd.Function is not callable: node.apply(*grads) "
@@ -245,7 +246,7 @@ def apply_op(op: str, args: list, extra, leaves: dict) -> torch.Tensor:
     if op == "scale":
         return t * leaves["s (0-d)"]
     if op == "custom":
-        return CubeAndScale.apply(0.5, t, leaves["c (constant)"])[0]
+        return CubeAndScale.apply(0.5, t, leaves["c (constant)"], leaves["b"], leaves["x"])[0]
     u = args[1]
     if op == "add":
         return t + u
@@ -293,8 +294,8 @@ def handmade(kind: str, leaves: dict) -> torch.Tensor:
         deep = (x @ leaves["W"]).sin().cos().sigmoid().tanh() * 0.5
         return (x * x * c + (x + x).tanh() + deep - b * c).sum()
     if kind == CUSTOM:
-        y0, y1 = CubeAndScale.apply(0.5, x.sin(), c)
-        z0, _ = CubeAndScale.apply(-1.5, a + b, c)  # its second output is never used
+        y0, y1 = CubeAndScale.apply(0.5, x.sin(), c, b, a)
+        z0, _ = CubeAndScale.apply(-1.5, a + b, c, x, b)  # its second output is never used
         return (y0 * b).sum() + y1.tanh().sum() + (z0 * a).sum()
     if kind == NON_SCALAR:
         p = a.tanh() * b
@@ -563,17 +564,18 @@ def custom_cases(rng):
     """Nodes of a custom autograd.Function, with both, one, or the other output's gradient."""
     p, q = random_shape(rng, 2, 4, 7)
     x, c = randn(p, q, requires_grad=True), randn(p, q)
+    z, w = randn(p, q, requires_grad=True), randn(p, q, requires_grad=True)
     g0, g1 = randn(p, q), randn(p, q)
     k = float(rng.uniform(0.5, 2.0))
-    y0, y1 = CubeAndScale.apply(k, x, c)
+    y0, y1 = CubeAndScale.apply(k, x, c, z, w)
     xd, zero = x.detach(), torch.zeros(p, q, dtype=torch.float64)
-    label = f"the node of a custom Function, (y0, y1) = CubeAndScale.apply({k:.3g}, x, c)"
+    label = f"the node of a custom Function, (y0, y1) = CubeAndScale.apply({k:.3g}, x, c, z, w)"
     return [(f"{label}, gradients for y0 and y1", y0.grad_fn, [g0, g1],
-             [k * c * g0 + 3 * xd * xd * g1, None], (y0, y1)),
-            (f"{label}, gradient for y0 only", y0.grad_fn, [g0, None], [k * c * g0 + zero, None],
-             (y0, y1)),
-            (f"{label}, gradient for y1 only", y0.grad_fn, [None, g1], [3 * xd * xd * g1, None],
-             (y0, y1))]
+             [k * c * g0 + 3 * xd * xd * g1, None, g1, None], (y0, y1)),
+            (f"{label}, gradient for y0 only", y0.grad_fn, [g0, None],
+             [k * c * g0 + zero, None, zero, None], (y0, y1)),
+            (f"{label}, gradient for y1 only", y0.grad_fn, [None, g1],
+             [3 * xd * xd * g1, None, g1, None], (y0, y1))]
 
 
 @pytest.mark.exercise("call_node")
