@@ -114,6 +114,25 @@ def test_linear_vjp_matches_torch(impl, rng):
 
 
 @pytest.mark.exercise("linear_vjp")
+def test_linear_vjp_empty_batch(impl, rng):
+    n, k, m = random_shape(rng, 3, 2, 7)
+    for x_shape, b_shape in (((0, k), (1, m)), ((0, k), (m,)), ((2, 0, k), (1, 1, m)),
+                             ((0, n, k), (n, 1))):
+        x, w = torch.randn(x_shape, dtype=DT), torch.randn(k, m, dtype=DT)
+        b = torch.randn(b_shape, dtype=DT)
+        y = x @ w + b
+        g = torch.randn(y.shape, dtype=DT)
+        expected = oracle_vjp(lambda x, w, b: x @ w + b, (x, w, b), g)
+        what = (f"linear_vjp(x {tuple(x.shape)}, w {tuple(w.shape)}, b {b_shape}, grad_out "
+                f"{tuple(g.shape)}) — an empty batch")
+        got = tuple_of(by_hand(impl.linear_vjp, x, w, b, g), 3, what)
+        for name, e, gt in zip(("grad_x", "grad_w", "grad_b"), expected, got, strict=True):
+            assert_close(gt, e, f"{what}: {name}",
+                         hint="an empty batch contributes nothing: the gradients of w and b are "
+                         "zeros of their own shapes (a sum over no rows).")
+
+
+@pytest.mark.exercise("linear_vjp")
 def test_linear_vjp_any_layout(impl, rng):
     n, k, m = random_shape(rng, 3, 2, 7)
     x0, w0 = torch.randn(n, k, dtype=DT), torch.randn(k, m, dtype=DT)
