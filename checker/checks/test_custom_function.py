@@ -351,6 +351,8 @@ def lse_cases(rng):
         offsets = torch.tensor(rng.choice([-1000.0, 0.0, 1000.0], size=kept), dtype=torch.float64)
         offsets.view(-1)[:2] = torch.tensor([-1000.0, 1000.0], dtype=torch.float64)
         out.append((randn(*shape) * 4 + offsets, dim))
+    for shape, dim in (((3, 1, 4), 2), ((1, 5), -1), ((4, 1), 0), ((2, 1, 1, 3), -1)):
+        out.append((randn(*shape) * 4, dim))  # size-1 dims beside the reduced one stay
     return out
 
 

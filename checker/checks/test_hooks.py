@@ -102,6 +102,21 @@ def test_zero_grad_in_place_keeps_the_tensor(impl, rng):
 
 
 @pytest.mark.exercise("zero_grad")
+def test_zero_grad_a_grad_that_requires_grad_without_history(impl, rng):
+    params = params_with_grads(rng)
+    params[1].grad = params[1].grad.detach().requires_grad_()  # a leaf .grad that requires grad
+    before = params[1].grad
+    impl.zero_grad(params, set_to_none=False)
+    what = "zero_grad(params, set_to_none=False): params[1].grad, a leaf tensor that required grad"
+    if params[1].grad is not before:
+        fail(f"{what} is a new tensor; zero the existing one in place.")
+    if params[1].grad.requires_grad:
+        fail(f"{what} still requires grad.\n  Try: as Optimizer.zero_grad does, detach_() a "
+             "gradient that has a grad_fn, else requires_grad_(False), then zero_().")
+    assert_close(params[1].grad, torch.zeros_like(params[1]), what)
+
+
+@pytest.mark.exercise("zero_grad")
 def test_zero_grad_detaches_a_grad_with_history(impl, rng):
     params = params_with_grads(rng, graph=True)  # backward(create_graph=True): grads carry a graph
     before = [p.grad for p in params]
@@ -235,6 +250,34 @@ def test_clip_leaves_the_callers_gradient_alone(impl, rng):
         fail(f"{what}: log[0] is {describe(log[0])} sharing memory with the caller's g: when the "
              f"caller reuses g, your record changes.\n  Try: {hint}")
     assert_close(log[0], g_before, f"{what}: log[0]")
+
+
+@pytest.mark.exercise("clip_and_record")
+def test_clip_keeps_the_gradient_differentiable(impl, rng):
+    shape = random_shape(rng, 2, 3, 7)
+    base = torch.randn(shape, dtype=torch.float64)
+    c = torch.randn(shape, dtype=torch.float64) * 3
+    max_abs = 1.0
+    runs = []
+    for mine in (False, True):
+        x = base.clone().requires_grad_()
+        t = x * 1.0
+        log: list = []
+        if mine:
+            handle = handle_of(impl.clip_and_record(t, max_abs, log), "clip_and_record(t, 1.0, log)")
+        else:
+            handle = t.register_hook(lambda g: g.clamp(-max_abs, max_abs))
+        (t.sin() * c).sum().backward(create_graph=True)
+        handle.remove()
+        runs.append(x.grad)
+    what = ("x.grad after (t.sin() * c).sum().backward(create_graph=True), t = x * 1.0 carrying "
+            "clip_and_record(t, 1.0, log)")
+    assert_close(runs[1].detach(), runs[0].detach(), what)
+    if not runs[1].requires_grad:
+        fail(f"{what}: it has no graph, but with create_graph=True the clipped gradient must stay "
+             "differentiable (a gradient penalty differentiates it again).\n  Try: return "
+             "grad.clamp(-max_abs, max_abs) from the hook, without detaching grad itself "
+             "(grad.detach_() cuts it for everyone); log grad.detach().clone().")
 
 
 # ----------------------------------------------------------------------------- capture

@@ -198,6 +198,8 @@ CE_EDGES = [  # every run: (logits, targets, what they catch)
     (np.array([[2.0, 2.0, 2.0, 2.0]]), np.array([3]), "one row of tied logits (N = 1)"),
     (np.array([[-700.0, -720.0], [-710.0, -700.0], [-705.0, -705.0]]), np.array([1, 0, 1]),
      "very negative logits: exp underflows for every class"),
+    (np.array([[-1000.0, -1001.0, -999.5], [1000.0, 999.0, 1001.0]]), np.array([2, 0]),
+     "rows 2000 apart: only each row's own max keeps both finite"),
 ]
 
 
@@ -307,6 +309,22 @@ def test_mlp_gradients_match_torch(impl, rng):
             if not np.array_equal(params[name], value):
                 fail(f"{what}: params[{name!r}] was modified. Compute gradients into new arrays; "
                      "an in-place op on a parameter changes the caller's model.")
+
+
+@pytest.mark.exercise("mlp_gradients")
+def test_mlp_gradients_defaults(impl, rng):
+    (n, d, h, c), params, x, targets = mlp_problem(rng, 0.0)
+    e_loss, e_grads = mlp_reference(params, x, targets, "relu", 0.0)
+    what = f"mlp_gradients(params, x, targets) (defaults: relu, no weight decay) with N={n}, D={d}"
+    loss, grads = pair(call(impl, "mlp_gradients", params, x, targets), what)
+    assert_close(np.array(as_float(loss, f"{what}: loss")), np.array(e_loss), f"{what}: loss",
+                 rtol=RTOL, atol=ATOL, hint="keep the signature's defaults: activation=\"relu\", "
+                 "weight_decay=0.0.")
+    if type(grads) is not dict or sorted(grads) != sorted(GRAD_ORDER):
+        fail(f"{what}: expected the gradients as a dict with keys {sorted(GRAD_ORDER)}, got "
+             f"{describe(grads)}.")
+    for name in GRAD_ORDER:
+        assert_close(grads[name], e_grads[name], f"{what}: d loss / d {name}", rtol=RTOL, atol=ATOL)
 
 
 # ----------------------------------------------------------------------------- training
