@@ -1,4 +1,5 @@
-"""An alternative correct answer (test material) for kata 10 — hooks."""
+"""Alternative correct answers for hooks: the reference, with the functions below in
+place of its own (test material: each must pass `kata check hooks --file` on every seed)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
+
+from checker.mistakes import _solution_of
+
+_reference = _solution_of('hooks')
+capture = _reference.capture
+optimizer_in_backward = _reference.optimizer_in_backward
 
 
 def zero_grad(params: Iterable[torch.Tensor], set_to_none: bool = True) -> None:
@@ -28,38 +35,6 @@ def clip_and_record(t: torch.Tensor, max_abs: float, log: list) -> RemovableHand
     return t.register_hook(hook)
 
 
-def capture(
-    model: nn.Module, x: torch.Tensor, upstream: torch.Tensor
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    activations: dict[str, torch.Tensor] = {}
-    gradients: dict[str, torch.Tensor] = {}
-    handles = []
-
-    def on_forward(name: str):
-        def hook(module, args, output):
-            activations[name] = output.detach().clone()
-
-        return hook
-
-    def on_backward(name: str):
-        def hook(module, grad_input, grad_output):
-            gradients[name] = grad_output[0].detach().clone()
-
-        return hook
-
-    for name, module in model.named_modules():
-        if next(module.children(), None) is not None:
-            continue
-        handles.append(module.register_forward_hook(on_forward(name)))
-        handles.append(module.register_full_backward_hook(on_backward(name)))
-    try:
-        model(x).backward(upstream)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return activations, gradients
-
-
 def accumulate_microbatches(
     model: nn.Module,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -75,19 +50,3 @@ def accumulate_microbatches(
         (loss * (len(xb) / n)).backward()
         total += loss.item() * len(xb) / n
     return total
-
-
-def optimizer_in_backward(
-    params: Iterable[torch.Tensor],
-    make_optimizer: Callable[[list[torch.Tensor]], torch.optim.Optimizer],
-) -> list[RemovableHandle]:
-    handles = []
-    for p in params:
-        optimizer = make_optimizer([p])
-
-        def step(param: torch.Tensor, optimizer=optimizer) -> None:
-            optimizer.step()
-            param.grad = None
-
-        handles.append(p.register_post_accumulate_grad_hook(step))
-    return handles

@@ -1,4 +1,5 @@
-"""An alternative correct answer (test material) for kata 06 — vjp."""
+"""Alternative correct answers for vjp: the reference, with the functions below in
+place of its own (test material: each must pass `kata check vjp --file` on every seed)."""
 
 from __future__ import annotations
 
@@ -6,22 +7,13 @@ from collections.abc import Callable
 
 import torch
 
+from checker.mistakes import _solution_of
 
-def linear_vjp(
-    x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, grad_out: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    grad_x = grad_out @ w.T
-    k, m = w.shape
-    grad_w = x.reshape(-1, k).T @ grad_out.reshape(-1, m)
-    # b was broadcast up to grad_out's shape: sum away the dims it gained, then the dims
-    # where it had size 1 (keeping them).
-    grad_b = grad_out
-    while grad_b.dim() > b.dim():
-        grad_b = grad_b.sum(0)
-    for d, size in enumerate(b.shape):
-        if size == 1 and grad_b.shape[d] != 1:
-            grad_b = grad_b.sum(d, keepdim=True)
-    return grad_x, grad_w, grad_b
+_reference = _solution_of('vjp')
+linear_vjp = _reference.linear_vjp
+softmax_vjp = _reference.softmax_vjp
+layer_norm_vjp = _reference.layer_norm_vjp
+jvp_by_double_vjp = _reference.jvp_by_double_vjp
 
 
 def reduce_vjp(
@@ -48,31 +40,6 @@ def reduce_vjp(
     return grad
 
 
-def softmax_vjp(y: torch.Tensor, grad_out: torch.Tensor, dim: int) -> torch.Tensor:
-    return y * (grad_out - (grad_out * y).sum(dim, keepdim=True))
-
-
-def layer_norm_vjp(
-    x: torch.Tensor,
-    normalized_shape: tuple[int, ...],
-    weight: torch.Tensor,
-    bias: torch.Tensor,
-    eps: float,
-    grad_out: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    dims = tuple(range(-len(normalized_shape), 0))
-    lead = tuple(range(x.dim() - len(normalized_shape)))
-    mu = x.mean(dims, keepdim=True)
-    var = ((x - mu) ** 2).mean(dims, keepdim=True)
-    rstd = (var + eps).rsqrt()
-    xhat = (x - mu) * rstd
-    g = grad_out * weight
-    grad_x = rstd * (g - g.mean(dims, keepdim=True) - xhat * (g * xhat).mean(dims, keepdim=True))
-    grad_w = (grad_out * xhat).sum(lead) if lead else grad_out * xhat
-    grad_b = grad_out.sum(lead) if lead else grad_out.clone()
-    return grad_x, grad_w, grad_b
-
-
 def jacobian_from_backward(
     y: torch.Tensor, x: torch.Tensor, backward: Callable[[torch.Tensor], None]
 ) -> torch.Tensor:
@@ -85,13 +52,3 @@ def jacobian_from_backward(
         backward(v.reshape(y.shape))
         rows.append(x.grad.clone())
     return torch.stack(rows).reshape(*y.shape, *x.shape)
-
-
-def jvp_by_double_vjp(
-    f: Callable[[torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    u: torch.Tensor,
-    vjp: Callable[[Callable[[torch.Tensor], torch.Tensor], torch.Tensor, torch.Tensor], torch.Tensor],
-) -> torch.Tensor:
-    dummy = torch.zeros_like(f(x))
-    return vjp(lambda v: vjp(f, x, v), dummy, u)
