@@ -168,6 +168,20 @@ class CubeAndScale(torch.autograd.Function):
         return None, ctx.k * c * g0 + 3 * x * x * g1, ctx.k * x * g0, g1, None
 
 
+class Cube(torch.autograd.Function):
+    """A custom Function of one tensor whose backward returns a bare tensor, not a tuple."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 3 * x * x * g
+
+
 CUSTOM_HINT = ("a node of a custom torch.autograd.Function is not callable: node.apply(*grads) "
                "runs its backward (a gradient for every output: zeros where none arrived, as the "
                "engine does) and returns one gradient per FORWARD ARGUMENT; keep those where "
@@ -296,7 +310,7 @@ def handmade(kind: str, leaves: dict) -> torch.Tensor:
     if kind == CUSTOM:
         y0, y1 = CubeAndScale.apply(0.5, x.sin(), c, b, a)
         z0, _ = CubeAndScale.apply(-1.5, a + b, c, x, b)  # its second output is never used
-        return (y0 * b).sum() + y1.tanh().sum() + (z0 * a).sum()
+        return (y0 * b).sum() + y1.tanh().sum() + (z0 * a).sum() + Cube.apply(b.tanh()).sum()
     if kind == NON_SCALAR:
         p = a.tanh() * b
         return p + p.sin()  # AddBackward0 hands the caller's gradient itself to both edges
@@ -568,6 +582,7 @@ def custom_cases(rng):
     g0, g1 = randn(p, q), randn(p, q)
     k = float(rng.uniform(0.5, 2.0))
     y0, y1 = CubeAndScale.apply(k, x, c, z, w)
+    cube = Cube.apply(x)
     xd, zero = x.detach(), torch.zeros(p, q, dtype=torch.float64)
     label = f"the node of a custom Function, (y0, y1) = CubeAndScale.apply({k:.3g}, x, c, z, w)"
     return [(f"{label}, gradients for y0 and y1", y0.grad_fn, [g0, g1],
@@ -575,7 +590,9 @@ def custom_cases(rng):
             (f"{label}, gradient for y0 only", y0.grad_fn, [g0, None],
              [k * c * g0 + zero, None, zero, None], (y0, y1)),
             (f"{label}, gradient for y1 only", y0.grad_fn, [None, g1],
-             [3 * xd * xd * g1, None, g1, None], (y0, y1))]
+             [3 * xd * xd * g1, None, g1, None], (y0, y1)),
+            ("the node of a custom Function of one input, y = Cube.apply(x), whose backward "
+             "returns a bare tensor", cube.grad_fn, [g0], [3 * xd * xd * g0], cube)]
 
 
 @pytest.mark.exercise("call_node")
