@@ -748,7 +748,8 @@ def test_backward_on_handmade_graphs(impl, rng):
         expected = expected_grads(ref)
         given = None if mine.gradient is None else mine.gradient.clone()
         learner(f"backward on the {kind}",
-                lambda mine=mine: impl.backward(mine.root, mine.gradient))
+                lambda mine=mine: impl.backward(mine.root, mine.gradient),
+                CUSTOM_HINT if kind == CUSTOM else "")
         compare_leaf_grads(mine, expected, label, given)
 
 
