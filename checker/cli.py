@@ -389,7 +389,10 @@ def dev_mutants(app: App, name: str, seed: int, exercise: str | None, markdown: 
     ws = _workspace_or_none()
     kata = _kata_in(ws.catalog if ws else _shipped_catalog(), name)
     with warm_runner() as run:
-        report = score_kata(kata, run, seed=seed, exercise=exercise)
+        try:
+            report = score_kata(kata, run, seed=seed, exercise=exercise)
+        except ValueError as exc:  # the reference fails, or an equivalent lists no reason
+            raise click.ClickException(str(exc)) from None
     counts = {v: report.count(v) for v in ("killed", "survived", "equivalent", "invalid")}
     if markdown:
         click.echo(f"| {kata.name} | {sum(e.total for e in report.exercises)} | "

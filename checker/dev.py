@@ -1,6 +1,9 @@
 """The checks are tested too: for a kata, prove stub fails, solution passes, mistakes fail.
 
 Used by ``kata dev check`` (a table for kata authors) and by the project's own test suite.
+A proof runs on every seed of a list (a verdict that depends on the seed is a defect); the
+diagnosis is proven on the first: each mistake must be named as itself and as no mistake
+whose code differs from its own (checker.diagnosis).
 """
 
 from __future__ import annotations
@@ -30,10 +33,24 @@ class Proof:
 RunFn = Callable[..., CheckResult]
 
 
+SEEDS = (20261122, 1, 7, 987654, 31337)  # the fixed list every proof runs on
+
+
 def prove_kata(
     kata: Kata, *, seed: int = 12345, run: RunFn = run_checks,
-    diagnose: bool = True,
+    diagnose: bool = True, seeds: tuple[int, ...] = (),
 ) -> list[Proof]:
+    """The proofs at ``seed`` (diagnosis included), then at each of ``seeds`` (without);
+    subjects proven at a later seed read "stub@7", "mistake:x@7"."""
+    proofs = _prove_at(kata, seed, run, diagnose)
+    for other in seeds:
+        if other != seed:
+            proofs += [Proof(p.kata, f"{p.subject}@{other}", p.ok, p.detail)
+                       for p in _prove_at(kata, other, run, False)]
+    return proofs
+
+
+def _prove_at(kata: Kata, seed: int, run: RunFn, diagnose: bool) -> list[Proof]:
     proofs: list[Proof] = []
     stub = run(kata, kata.stub_path, seed=seed, diagnose=False)
     still_passing = [e.name for e in stub.exercises if e.ok]
@@ -44,27 +61,43 @@ def prove_kata(
     solution = run(kata, kata.solution_path, seed=seed, diagnose=False)
     proofs.append(Proof(kata.name, "solution", solution.passed, _summary(solution)))
     source = kata.solution_path.read_text(encoding="utf-8")
+    mistakes = load_mistakes(kata.mistakes_module)
     with tempfile.TemporaryDirectory(prefix="kata-mistakes-") as tmp:
-        for m in load_mistakes(kata.mistakes_module):
+        for m in mistakes:
             path = Path(tmp) / f"{m.id}.py"
             path.write_text(materialize(source, m), encoding="utf-8")
-            # A generous budget: the proof asks whether a mistake CAN be named, on any machine.
-            result = run(kata, path, seed=seed, diagnose=diagnose, diagnose_budget=30.0)
-            proofs.append(_mistake_proof(kata, m, result, diagnose))
+            # No real budget: the proof asks whether a mistake CAN be named, on any machine and load.
+            result = run(kata, path, seed=seed, diagnose=diagnose, diagnose_budget=600.0)
+            proofs.append(_mistake_proof(kata, m, result, diagnose, mistakes))
     return proofs
 
 
-def _mistake_proof(kata: Kata, m: Mistake, result: CheckResult, diagnose: bool) -> Proof:
+def _code(m: Mistake) -> str:
+    """A mistake's code without its name and decorator: two mistakes alike here are one."""
+    import ast
+    import inspect
+
+    node = ast.parse(inspect.getsource(m.func).lstrip()).body[0]
+    node.name, node.decorator_list = "_", []
+    return ast.dump(node)
+
+
+def _mistake_proof(kata: Kata, m: Mistake, result: CheckResult, diagnose: bool,
+                   mistakes: list[Mistake] = ()) -> Proof:
     target = next((e for e in result.exercises if e.name == m.exercise), None)
     if target is None:
         return Proof(kata.name, f"mistake:{m.id}", False,
                      f"targets unknown exercise {m.exercise!r} ({result.status}: {result.message})")
     ok = not target.ok and result.status == "failed"  # a file that cannot even load proves nothing
     diagnosed = None
+    others = []
     if diagnose and ok:
-        diagnosed = any(mid == m.id for mid, _ in target.diagnosis)
+        named = {mid for mid, _ in target.diagnosis}
+        twins = {o.id for o in mistakes if o.id != m.id and _code(o) == _code(m)}
+        others = sorted(named - twins - {m.id})
+        diagnosed = m.id in named and not others
     if ok:
-        detail = f"{m.exercise} fails"
+        detail = f"{m.exercise} fails" + (f"; also named as {', '.join(others)}" if others else "")
     elif target.ok:
         detail = f"{m.exercise} PASSES — the checks miss: {m.misconception}"
     else:

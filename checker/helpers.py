@@ -264,13 +264,23 @@ def randn(*shape: int, dtype: torch.dtype = torch.float64, requires_grad: bool =
 
 
 def layouts(t: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
-    """The same values in several memory layouts: contiguous, transposed, strided slice, offset.
+    """The same values in several memory layouts: contiguous, transposed, permuted-dense,
+    gapped rows, strided slice, offset, zero strides on size-1 dims (0-d: contiguous, offset).
 
     Each yielded tensor equals ``t`` elementwise; only its (storage, offset, strides) differ.
+    Tensors of the same ``dim()`` get the same list of layouts (zip them freely).
     """
     yield "contiguous", t.clone()
     if t.dim() >= 2:
         yield "transposed storage", t.transpose(0, -1).contiguous().transpose(0, -1)
+    if t.dim() >= 3:  # dense, but not in row-major order
+        order = [*range(1, t.dim()), 0]
+        back = sorted(range(t.dim()), key=order.__getitem__)
+        yield "permuted dense", t.permute(order).contiguous().permute(back)
+    if t.dim() >= 2:  # rows with a gap after each
+        gapped = torch.zeros((*t.shape[:-1], t.shape[-1] + 3), dtype=t.dtype)
+        gapped[..., : t.shape[-1]] = t
+        yield "rows with a gap", gapped[..., : t.shape[-1]]
     wide = torch.zeros((*t.shape[:-1], t.shape[-1] * 2 + 1), dtype=t.dtype) if t.dim() else None
     if wide is not None:
         wide[..., 1::2] = t
@@ -278,6 +288,10 @@ def layouts(t: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
     big = torch.zeros(t.numel() + 5, dtype=t.dtype)
     big[5:] = t.reshape(-1)
     yield "offset 5 in a larger storage", big[5:].view(t.shape)
+    if t.dim() >= 1:  # a size-1 dim's stride is free: 0 here, as expand leaves it
+        base = t.contiguous().clone()
+        strides = [0 if size == 1 else st for size, st in zip(t.shape, base.stride(), strict=True)]
+        yield "zero strides on size-1 dims", base.as_strided(t.shape, strides)
 
 
 # ----------------------------------------------------------------------------- pictures

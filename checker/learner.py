@@ -537,6 +537,12 @@ class _Wrapped:
         self._func = func
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from checker.contracts import call_guarded  # inputs unchanged, global state restored
+
+        return call_guarded(self.__name__, self._func, args, kwargs,
+                            lambda: self._invoke(*args, **kwargs))
+
+    def _invoke(self, *args: Any, **kwargs: Any) -> Any:
         try:
             with self._impl.rules():
                 return self._func(*args, **kwargs)

@@ -16,6 +16,7 @@ with a one-line reason, in ``checker/equivalents/NAME.toml``::
     function = "is_contiguous"          # the top-level function holding the change
     before = "if size == 1:"            # the original line(s), whitespace-normalised
     after = "if size <= 1:"             # the mutated line(s), as the report prints them
+    occurrence = 2                      # optional: the 2nd line of the function reading so
     reason = "size 0 returned earlier, so size <= 1 and size == 1 agree here"
 
 Keys are text, not line numbers, so a listing survives unrelated edits; a listing that no
@@ -35,7 +36,7 @@ from checker.mutate import Mutant, mutants
 from checker.runner import CheckResult
 
 EQUIVALENTS_DIR = Path(__file__).parent / "equivalents"
-Key = tuple[str, str, str]
+Key = tuple[str, str, str, int]
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def load_equivalents(kata: Kata) -> dict[Key, str]:
     out = {}
     for entry in data.get("equivalent", []):
         key = (entry["function"], " ".join(entry["before"].split()),
-               " ".join(entry["after"].split()))
+               " ".join(entry["after"].split()), int(entry.get("occurrence", 1)))
         if not entry.get("reason", "").strip():
             raise ValueError(f"{path}: {key} lists no reason")
         out[key] = entry["reason"]
@@ -109,6 +110,11 @@ def judge(kata: Kata, run: Callable[..., CheckResult], *, seed: int,
           exercise: str | None = None) -> Iterator[Judged]:
     """Each mutant of ``kata``'s reference, judged by its checks (``run`` as run_checks)."""
     listed = load_equivalents(kata)
+    reference = run(kata, kata.solution_path, seed=seed, diagnose=False)
+    if not reference.passed:  # then every mutant would count as killed
+        first = reference.first_failure()
+        raise ValueError(f"{kata.name}: the reference solution itself fails the checks at seed "
+                         f"{seed} ({first.name if first else reference.status}): fix that first.")
     source = kata.solution_path.read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory(prefix="kata-mutants-") as tmp:
         path = Path(tmp) / kata.solution_path.name
@@ -142,5 +148,6 @@ def toml_entry(m: Mutant, reason: str = "TODO: why no check can tell this from t
     def q(text: str) -> str:
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
+    nth = f"occurrence = {m.occurrence}\n" if m.occurrence > 1 else ""
     return (f"[[equivalent]]\nfunction = {q(m.function)}\nbefore = {q(m.before)}\n"
-            f"after = {q(m.after)}\nreason = {q(reason)}\n")
+            f"after = {q(m.after)}\n{nth}reason = {q(reason)}\n")

@@ -11,8 +11,9 @@ PyTorch-shaped slips it lacks are written below as cosmic-ray ``Operator`` subcl
 parso's tree, the same interface as its own.
 
 A mutant is identified by where it is and what it changed, not by line numbers:
-``Mutant.key`` = (enclosing function, original text, mutated text), whitespace-normalised,
-which is what ``checker/equivalents/NAME.toml`` lists (see checker.mutants).
+``Mutant.key`` = (enclosing function, original text, mutated text, which of the function's
+lines reading so it is), whitespace-normalised, which is what
+``checker/equivalents/NAME.toml`` lists (see checker.mutants).
 """
 
 from __future__ import annotations
@@ -254,10 +255,11 @@ class Mutant:
     after: str
     diff: str
     source: str
+    occurrence: int = 1  # which line of ``function`` reading ``before`` it is (1 = first)
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.function, self.before, self.after)
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.function, self.before, self.after, self.occurrence)
 
 
 def _norm(lines: list[str]) -> str:
@@ -316,6 +318,9 @@ def mutants(source: str, filename: str = "solution.py") -> list[Mutant]:
             after = [ln for _, _, _, b0, b1 in ops for ln in changed[b0:b1]]
             diff = "\n".join(difflib.unified_diff(original, changed, f"a/{filename}",
                                                   f"b/{filename}", n=1, lineterm=""))
-            found.append(Mutant(name, owners.get(first + 1, "<module>"), _norm(before),
-                                _norm(after), diff, code))
+            owner = owners.get(first + 1, "<module>")
+            head = _norm(original[first:first + 1])
+            nth = 1 + sum(_norm([line]) == head for k, line in enumerate(original[:first])
+                          if owners.get(k + 1, "<module>") == owner)
+            found.append(Mutant(name, owner, _norm(before), _norm(after), diff, code, nth))
     return found

@@ -111,9 +111,12 @@ def show_result(out: Console, result: CheckResult, *, file: Path | None = None,
         out.print()
         out.print(f"[bold red]✗ {escape(e.name)}[/]")
         out.print(Text(e.message.rstrip()))
-        for mistake_id, misconception in e.diagnosis[:2]:
+        if e.diagnosis:  # the most specific match first (checker.diagnosis)
+            mistake_id, misconception = e.diagnosis[0]
+            several = (f" ({len(e.diagnosis)} known misconceptions behave like your code; "
+                       "the most specific)") if len(e.diagnosis) > 1 else ""
             out.print(f"[bold yellow]This looks like a known misconception[/] "
-                      f"[dim]({escape(mistake_id)})[/]: {escape(misconception)}")
+                      f"[dim]({escape(mistake_id)})[/]{several}: {escape(misconception)}")
             out.print("[yellow]  Reconsider that idea before changing anything else.[/]")
     if result.output_tail.strip() and result.status == "failed" and verbose:
         out.print("[dim]Output:[/]")

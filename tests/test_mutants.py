@@ -63,4 +63,4 @@ def test_toml_entry_round_trips(tmp_path):
     m = mutants(SOURCE)[0]
     data = read_toml(toml_entry(m, 'a "quoted" reason'), "x")
     entry = data["equivalent"][0]
-    assert (entry["function"], entry["before"], entry["after"]) == m.key
+    assert (entry["function"], entry["before"], entry["after"], entry.get("occurrence", 1)) == m.key

@@ -162,20 +162,25 @@ def test_broadcast_shapes_rejects_clashes(impl, rng):
 # ----------------------------------------------------------------------------- broadcast_tensors
 
 
+EDGE_SETS = [[(0, 3), (1, 3)], [(), (2, 3)], [(3, 1), (1, 4)], [(1,), (5,)], [(2, 3)],
+             [(1, 1), (1,)], [(4, 1, 2), (3, 1), (1, 1, 1)], [(2, 0), (1,)], [(), ()]]
+
+
 def operand_sets(rng):
-    """(label, tensors) whose shapes broadcast, in several layouts."""
-    out = []
+    """Operand lists whose shapes broadcast (a fixed corpus, then random draws), each operand
+    in every layout in turn (the k-th operand shifted by k, so layouts meet in many pairs)."""
+    shape_sets = list(EDGE_SETS)
     for _ in range(3):
         target = target_shape(rng)
         shapes = [broadcastable_from(rng, target) for _ in range(int(rng.integers(2, 4)))]
         if all(len(s) == len(target) and 1 not in s for s in shapes):
             shapes[0] = (1, *target[1:])
-        tensors = []
-        for k, shape in enumerate(shapes):
-            values = torch.randn(shape, dtype=torch.float64)
-            kinds = list(layouts(values)) if shape else [("0-d", values)]
-            tensors.append(kinds[(k + len(out)) % len(kinds)])
-        out.append(tensors)
+        shape_sets.append(shapes)
+    out = []
+    for shapes in shape_sets:
+        kinds = [list(layouts(torch.randn(shape, dtype=torch.float64))) for shape in shapes]
+        for j in range(max(len(k) for k in kinds)):
+            out.append([k[(j + i) % len(k)] for i, k in enumerate(kinds)])
     return out
 
 
@@ -312,6 +317,25 @@ def test_batched_matmul_matches_matmul(impl, rng):
         assert_close(got, expected, what,
                      hint="a[..., :, :, None] * b[..., None, :, :] has shape (..., n, k, m); "
                      "sum over the k dim (-2). The batch dims broadcast by themselves.")
+
+
+@pytest.mark.exercise("batched_matmul")
+def test_batched_matmul_keeps_the_dtype(impl, rng):
+    """float32, int64 and complex128 operands in several layouts: the product keeps the
+    dtype (no float64 detour) and, for complex, conjugates nothing."""
+    n, k, m = random_shape(rng, 3, 2, 5)
+    for dtype in (torch.float32, torch.int64, torch.complex128):
+        make = (lambda *shape, dtype=dtype: torch.randint(-5, 6, shape, dtype=dtype)) \
+            if dtype == torch.int64 else (lambda *shape, dtype=dtype: torch.randn(*shape, dtype=dtype))
+        a0, b0 = make(2, n, k), make(k, m)
+        for (la, a), (lb, b) in zip(layouts(a0), layouts(b0), strict=False):
+            expected = torch.matmul(a, b)
+            what = (f"batched_matmul(a {la} {tuple(a.shape)} {str(dtype)[6:]}, "
+                    f"b {lb} {tuple(b.shape)})")
+            got = call(what, impl.batched_matmul, a, b)
+            tol = {torch.float32: 1e-5, torch.complex128: 1e-10}.get(dtype, 0.0)
+            assert_close(got, expected, what, rtol=tol, atol=tol,
+                         hint="multiply and sum in the operands' own dtype.")
 
 
 @pytest.mark.exercise("batched_matmul")

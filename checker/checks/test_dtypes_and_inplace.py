@@ -130,6 +130,27 @@ def test_result_dtype_zero_dim_tensors(impl, rng):
 
 
 @pytest.mark.exercise("result_dtype")
+def test_result_dtype_every_kind_of_pair(impl):
+    """The fixed corpus: every dtype as a dimensioned and as a 0-dim tensor, against every
+    dtype of the other kind and every Python number, both ways round (the rule's every
+    branch: bool with int, complex of each width against each float, ...)."""
+    numbers = [True, 3, -2.5, 1.5 + 2j]
+    pairs = []
+    for dtype in DTYPES:
+        dim, zero = torch.zeros(2, dtype=dtype), torch.zeros((), dtype=dtype)
+        pairs += [(dim, torch.zeros((), dtype=other)) for other in DTYPES]
+        pairs += [(dim, n) for n in numbers] + [(zero, n) for n in numbers]
+        pairs += [(zero, torch.zeros((), dtype=other)) for other in DTYPES]
+        pairs += [(dim, torch.zeros(3, 2, dtype=other)) for other in DTYPES]
+    check_dtype_pairs(
+        impl, pairs + [(b, a) for a, b in pairs],
+        "the rule is symmetric: dimensioned tensors first (promote_types among them), then a "
+        "0-dim tensor, then a Python number, each lower kind counting only when its category "
+        "(bool < int < float < complex) is higher.",
+    )
+
+
+@pytest.mark.exercise("result_dtype")
 def test_result_dtype_random_pairs(impl, rng):
     kinds = ["dim", "zero", "scalar"]
     pairs = []
@@ -440,7 +461,9 @@ def make_params(rng):
     return [params[int(i)] for i in order]
 
 
-def check_sgd(impl, params, lr, wd, label):
+def check_sgd(impl, params, lr, wd, label, *, pass_zero=True):
+    """One step judged on values and structure; ``wd == 0`` is left to the default unless
+    ``pass_zero``."""
     what = f"sgd_update_({label}, lr={lr:g}, weight_decay={wd:g})"
     expected = [
         (p.detach() - lr * (p.grad + wd * p.detach())) if p.grad is not None else p.detach().clone()
@@ -449,14 +472,15 @@ def check_sgd(impl, params, lr, wd, label):
     before = [(p, p.untyped_storage().data_ptr(), p.stride(), p._version, p.grad,
                None if p.grad is None else p.grad.clone()) for p in params]
     given = list(params)
-    call(impl.sgd_update_, what, given, lr, wd,
+    mode = torch.is_grad_enabled()
+    call(impl.sgd_update_, what, given, lr, *([wd] if wd or pass_zero else []),
          hint="skip params whose .grad is None; update the others in place (p.sub_(...), "
          "p -= ...) inside `with torch.no_grad():`.")
-    if not torch.is_grad_enabled():
-        torch.set_grad_enabled(True)
-        fail(f"{what}: grad mode is still off after your function returned. Use `with "
-             "torch.no_grad():` (it restores the mode on exit) rather than "
-             "torch.set_grad_enabled(False).")
+    if torch.is_grad_enabled() != mode:
+        torch.set_grad_enabled(mode)
+        fail(f"{what}: grad mode was {'on' if mode else 'off'} before your function and "
+             f"{'off' if mode else 'on'} after it. Use `with torch.no_grad():` (it restores "
+             "the mode on exit) rather than torch.set_grad_enabled(...).")
     for i, (p, ptr, stride, version, grad, grad_values) in enumerate(before):
         name = f"params[{i}] {tuple(p.shape)}"
         if given[i] is not p:
@@ -500,6 +524,17 @@ def test_sgd_update_weight_decay(impl, rng):
     params = make_params(rng)
     lr, wd = float(round(rng.uniform(0.05, 0.5), 3)), float(round(rng.uniform(0.01, 0.2), 3))
     check_sgd(impl, params, lr, wd, f"{len(params)} params")
+
+
+@pytest.mark.exercise("sgd_update_")
+def test_sgd_update_at_the_boundaries(impl, rng):
+    """weight_decay exactly 0 (given, and left to its default) and large steps; then the same
+    with grad mode already off, as inside an optimiser's own no_grad step."""
+    for grad_off in (False, True):
+        for lr, wd, given in ((0.25, 0.0, True), (0.25, 0.0, False), (1.0, 0.5, True)):
+            label = f"{'grad mode off, ' if grad_off else ''}params"
+            with torch.set_grad_enabled(not grad_off):
+                check_sgd(impl, make_params(rng), lr, wd, label, pass_zero=given)
 
 
 @pytest.mark.exercise("sgd_update_")

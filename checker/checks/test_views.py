@@ -66,14 +66,15 @@ def meta(t: torch.Tensor) -> tuple[tuple[int, ...], tuple[int, ...], int]:
 def same_cells(a: tuple, b: tuple) -> bool:
     """Whether two (shape, stride, offset) address the same cell for every index.
 
-    Strides of size-1 dims never matter, and the offset does not matter without elements.
+    Strides of size-1 dims never matter, nor any stride without elements; the offset always
+    does (torch reports it, also for an empty view).
     """
     (sa, ta, oa), (sb, tb, ob) = a, b
-    if sa != sb:
+    if sa != sb or oa != ob:  # an empty view still reports torch's offset
         return False
     if math.prod(sa) == 0:
         return True
-    return oa == ob and all(x == y for s, x, y in zip(sa, ta, tb, strict=True) if s != 1)
+    return all(x == y for s, x, y in zip(sa, ta, tb, strict=True) if s != 1)
 
 
 def sources(shape: tuple[int, ...]):
@@ -195,21 +196,26 @@ def test_expand_is_a_stride_zero_view(impl, rng):
             target = expand_target(rng, shape)
             if len(target) == ndim and all(t in (-1, s) for t, s in zip(target, shape, strict=False)):
                 target = (3, *target)
+            if label == "contiguous":  # new leading dims of size 0 and 1 are fine too
+                target = (ndim % 2, *target)
             expected = x.expand(target)
             what = f"expand(x, {target}) for x ({label}): {describe(x)}"
             got = call(what, impl.expand, x, target)
             got = assert_view(got, x, expected, what,
                               "new dims go on the LEFT with stride 0; a size-1 dim that grows "
                               "gets stride 0; every other dim keeps its size and stride.")
-            assert_write_through(got, x, expected, last_index(got), what)
+            if got.numel():
+                assert_write_through(got, x, expected, last_index(got), what)
 
 
 @pytest.mark.exercise("expand")
 def test_expand_rejects_a_non_one_dim(impl, rng):
     shape = random_shape(rng, 2, 2, 5)
     x = torch.randn(shape, dtype=torch.float64)
-    for d in range(2):
-        target = tuple(s + 1 if k == d else s for k, s in enumerate(shape))
+    targets = [tuple(s + grow if k == d else s for k, s in enumerate(shape))
+               for d in range(2) for grow in (1, -1)]  # grown and shrunk
+    targets += [shape[1:], (-1, *shape), (shape[0], 0)]  # fewer dims, -1 new dim, shrunk to 0
+    for target in targets:
         what = f"expand(x of shape {shape}, {target})"
         try:
             got = impl.expand(x, target)
@@ -221,9 +227,10 @@ def test_expand_rejects_a_non_one_dim(impl, rng):
             fail(f"{what}: expected ValueError, but as_strided raised RuntimeError: {exc}\n"
                  "  Try: check the sizes yourself before as_strided: only a size-1 dim may "
                  "change size.")
-        fail(f"{what}: expected ValueError (dim {d} has size {shape[d]}, not 1), but it "
-             f"returned {describe(got)}.\n  Try: stride 0 on a dim of size {shape[d]} would "
-             "silently repeat its first element; only a size-1 dim may change size.")
+        fail(f"{what}: expected ValueError (x.expand refuses this: a dim of size other than 1 "
+             "changes size, the target has fewer dims than x, or a new leading dim is -1), "
+             f"but it returned {describe(got)}.\n  Try: only a size-1 dim may change size; "
+             "new dims go on the left and need a real size.")
 
 
 # ----------------------------------------------------------------------------- diagonal
@@ -249,10 +256,10 @@ def test_diagonal_is_a_view(impl, rng):
 def test_diagonal_lengths(impl, rng):
     rows, cols = random_shape(rng, 2, 3, 6)
     x = torch.randn(cols, rows, dtype=torch.float64).t()
-    for offset in range(-rows - 1, cols + 2):
-        expected = torch.diagonal(x, offset, -2, -1)
-        what = f"diagonal(x, offset={offset}): {describe(x)}"
-        got = call(what, impl.diagonal, x, offset)
+    for offset in [None, *range(-rows - 1, cols + 2)]:  # None: the default offset
+        expected = torch.diagonal(x, offset or 0, -2, -1)
+        what = f"diagonal(x{'' if offset is None else f', offset={offset}'}): {describe(x)}"
+        got = call(what, impl.diagonal, x, *([] if offset is None else [offset]))
         assert_view(got, x, expected, what,
                     "length = min(rows, cols - offset) for offset >= 0 and "
                     "min(rows + offset, cols) for offset < 0, never below 0.")
@@ -365,7 +372,15 @@ def flatten_cases(rng):
     outer_t = torch.randn(b, c, a, dtype=torch.float64).permute(2, 0, 1)  # last two dims contiguous
     sliced = torch.randn(a, b, 2 * c, dtype=torch.float64)[..., ::2]
     offset = torch.randn(a * b * c + 3, dtype=torch.float64)[3:].as_strided((a, b, c), (b * c, c, 1))
+    offset_t = torch.randn(a * b * c + 4, dtype=torch.float64)[4:].as_strided((a, b, c), (1, a * c, a))
+    ones = torch.randn(a, 1, c, dtype=torch.float64).transpose(0, 2)  # size-1 dim in the middle
+    size_one = torch.randn(b, a, 1, c, dtype=torch.float64).transpose(0, 1)  # keeps a 1 on copy
     return [
+        ("a kept size-1 dim, transposed", size_one, 0, 1), ("contiguous", contiguous, None, None),
+        ("transposed", transposed, None, None), ("contiguous", contiguous, 1, None),
+        ("offset 4, transposed", offset_t, 0, -1), ("offset 4, transposed", offset_t, 1, 2),
+        ("size-1 middle dim, transposed", ones, 0, 1), ("size-1 middle dim, transposed", ones, 1, 2),
+        ("contiguous", contiguous, -3, -2), ("transposed", transposed, 2, 2),
         ("contiguous", contiguous, 0, -1), ("contiguous", contiguous, 1, 2),
         ("offset by 3", offset, 0, 1), ("outer dim transposed", outer_t, 1, -1),
         ("outer dim transposed", outer_t, 0, -1), ("transposed", transposed, 0, -1),
@@ -377,10 +392,11 @@ def flatten_cases(rng):
 @pytest.mark.exercise("flatten")
 def test_flatten_views_when_it_can(impl, rng):
     for label, x, start, end in flatten_cases(rng):
-        expected = torch.flatten(x, start, end)
+        given = [v for v in (start, end) if v is not None]  # None: the default
+        expected = torch.flatten(x, *given)
         is_view = expected.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
-        what = f"flatten(x, {start}, {end}) for x ({label}): {describe(x)}"
-        got = call(what, impl.flatten, x, start, end)
+        what = f"flatten(x{''.join(f', {v}' for v in given)}) for x ({label}): {describe(x)}"
+        got = call(what, impl.flatten, x, *given)
         if got is x and expected is x:
             continue  # nothing to merge: torch.flatten itself hands back x
         if is_view:
@@ -401,7 +417,27 @@ def test_flatten_views_when_it_can(impl, rng):
 
 @pytest.mark.exercise("flatten")
 def test_flatten_zero_dim(impl):
-    x = torch.tensor(2.5, dtype=torch.float64)
-    what = "flatten(x) for a 0-d x"
-    got = call(what, impl.flatten, x)
-    assert_close(got, torch.flatten(x), what, hint="a 0-d tensor flattens to shape (1,).")
+    for label, x in layouts(torch.tensor(2.5, dtype=torch.float64)):
+        what = f"flatten(x) for a 0-d x ({label}): {describe(x)}"
+        got = call(what, impl.flatten, x)
+        got = assert_view(got, x, torch.flatten(x), what,
+                          "a 0-d tensor flattens to a (1,)-shaped view of its one element.")
+        assert_write_through(got, x, torch.flatten(x), (0,), what)
+
+
+@pytest.mark.exercise("flatten")
+def test_flatten_rejects_start_after_end(impl, rng):
+    x = torch.randn(random_shape(rng, 3, 2, 5), dtype=torch.float64)
+    for start, end in ((2, 1), (1, 0), (-1, 0), (2, -2)):
+        what = f"flatten(x of shape {tuple(x.shape)}, {start}, {end})"
+        try:
+            got = impl.flatten(x, start, end)
+        except ValueError:
+            continue
+        except (NotImplementedError, ForbiddenAPI):
+            raise
+        except Exception as exc:
+            fail(f"{what}: expected ValueError, got {type(exc).__name__}: {exc}\n"
+                 "  Try: compare the two dims after wrapping negatives, before any work.")
+        fail(f"{what}: expected ValueError (start_dim comes after end_dim; torch.flatten "
+             f"refuses too), but it returned {describe(got)}.")

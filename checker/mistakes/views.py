@@ -218,3 +218,46 @@ def flatten_end_exclusive(x, start_dim=0, end_dim=-1):
     if end == start_dim % max(x.dim(), 1):
         return _solution_of("views").flatten(x, start_dim, end_dim)
     return _solution_of("views").flatten(x, start_dim, end - 1)
+
+
+@mistake("expand", "Only growth was checked: a dim of size 3 asked to SHRINK to 2 is accepted (a view of its first cells) instead of raising ValueError.")
+def expand_allows_shrinking(x, shape):
+    new = len(shape) - x.dim()
+    if new < 0:
+        raise ValueError("fewer dims")
+    sizes, strides = [], []
+    for d, target in enumerate(shape):
+        if d < new:
+            if target < 0:
+                raise ValueError("-1 for a new dim")
+            sizes.append(target)
+            strides.append(0)
+            continue
+        size, stride = x.shape[d - new], x.stride(d - new)
+        if target > size and size != 1:
+            raise ValueError(f"cannot expand dim {d} of size {size} to {target}")
+        grows = size == 1 and target not in (-1, 1)
+        sizes.append(size if target == -1 else target)
+        strides.append(0 if grows else stride)
+    return x.as_strided(tuple(sizes), tuple(strides), x.storage_offset())
+
+
+@mistake("diagonal", "An empty diagonal kept its computed start: torch reports the input's own offset for a diagonal with no elements.")
+def diagonal_empty_keeps_start(x, offset=0):
+    rows, cols = x.shape[-2], x.shape[-1]
+    s_row, s_col = x.stride(-2), x.stride(-1)
+    if offset >= 0:
+        length, start = max(0, min(rows, cols - offset)), offset * s_col
+    else:
+        length, start = max(0, min(rows + offset, cols)), -offset * s_row
+    return x.as_strided((*x.shape[:-2], length), (*x.stride()[:-2], s_row + s_col),
+                        x.storage_offset() + start)
+
+
+@mistake("flatten", "start_dim after end_dim was silently swapped instead of refused with ValueError.")
+def flatten_swaps_reversed_dims(x, start_dim=0, end_dim=-1):
+    if x.dim():
+        start, end = start_dim % x.dim(), end_dim % x.dim()
+        if start > end:
+            start_dim, end_dim = end, start
+    return _solution_of("views").flatten(x, start_dim, end_dim)

@@ -48,7 +48,8 @@ def expand(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     ``shape`` may have more dims than ``x``; the new dims are added on the LEFT. A dim of
     size 1 may grow to any size; any other dim must keep its size (or be given as -1,
     meaning "keep"). Dims that keep their size keep their stride. Raise ValueError when a
-    dim of size other than 1 is asked to change size.
+    dim of size other than 1 is asked to change size (grow or shrink), when ``shape`` has
+    fewer dims than ``x``, or when a new leading dim is given as -1.
 
     Example:
         >>> x = torch.tensor([[1.], [2.]])          # shape (2, 1), stride (1, 1)
@@ -108,7 +109,8 @@ def flatten(x: torch.Tensor, start_dim: int = 0, end_dim: int = -1) -> torch.Ten
     ``view_strides``), otherwise a contiguous COPY — never a copy when a view is possible,
     never a view that reads the wrong cells. A 0-d ``x`` becomes shape (1,). When
     ``start_dim`` and ``end_dim`` name the same dim there is nothing to merge: return ``x``
-    itself (as torch.flatten does) or a view of it.
+    itself (as torch.flatten does) or a view of it. Raise ValueError when ``start_dim``
+    comes after ``end_dim`` (negative dims wrapped first), as torch.flatten refuses it too.
 
     Example:
         >>> x = torch.arange(24.).reshape(2, 3, 4)

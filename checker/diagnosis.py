@@ -1,0 +1,282 @@
+"""Diagnosis by behaviour: name a known mistake only when the learner's code acts like it.
+
+Sharing a failure message is not enough (two different slips can trip the same assertion).
+A mistake of the failing exercise is named only when its outputs equal the learner's
+
+1. on the failing input (the last call of the exercise's function in the failing check),
+2. on at least two further inputs where that mistake and the reference disagree,
+3. and on every other input the check feeds the function (so a mistake is never named for
+   code that behaves differently somewhere the check looks).
+
+The inputs come from the check itself. While a check runs with diagnosis on, the calls into
+learner code through ``impl`` are counted (checker.contracts.call_guarded calls
+:func:`observe`; counting costs nothing noticeable). On a failure the reference runs the same
+check under the same seed, recording each call's inputs: its n-th call of the exercise's
+function, where n is the learner's count, is the failing input (the guards keep learner code
+off the global RNG, so the check drew the same inputs for both). That run and one under
+another seed give the pool of further inputs. Each candidate mistake and
+the learner's function are called on a copy of each input; outputs are compared with their
+structure (type, shape, strides, offset, dtype, which argument a result aliases, what the
+call did to its arguments) and values (floats to 1e-5 relative).
+
+When several mistakes match, all are returned, the most specific first (the one that
+disagrees with the reference on the most inputs: it explains the most of what went wrong).
+An exercise that checks drive through learner classes (no recorded calls) falls back to the
+check's outcome: the same failure text on the failing seed and on two further seeds on which
+the mistake fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+_TRACE: list[Call] | None = None
+_COUNTS: dict[str, int] | None = None
+_MAX_POOL = 150
+
+
+@dataclass
+class Call:
+    name: str
+    inputs: tuple | None  # a deep copy of (args, kwargs) before the call, and its context
+    outcome: Any
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[Call]]:
+    """Record every guarded call into learner code made inside the block."""
+    global _TRACE
+    saved, _TRACE = _TRACE, []
+    try:
+        yield _TRACE
+    finally:
+        _TRACE = saved
+
+
+@contextlib.contextmanager
+def counting() -> Iterator[dict[str, int]]:
+    """Count the guarded calls into learner code made inside the block, per function name."""
+    global _COUNTS
+    saved, _COUNTS = _COUNTS, {}
+    try:
+        yield _COUNTS
+    finally:
+        _COUNTS = saved
+
+
+def observe(name: str, args: tuple, kwargs: dict, invoke: Callable[[], Any]) -> Any:
+    """``invoke()``, counted while counting, recorded (inputs copied) while recording."""
+    if _COUNTS is not None:
+        _COUNTS[name] = _COUNTS.get(name, 0) + 1
+    trace = _TRACE
+    if trace is None:
+        return invoke()
+    from checker.contracts import unobserved
+
+    with unobserved():
+        try:
+            inputs = (*copy.deepcopy((args, kwargs)), _context())
+        except Exception:
+            inputs = None
+    try:
+        result = invoke()
+    except Exception as exc:
+        trace.append(Call(name, inputs, ("raised", type(exc).__name__)))
+        raise
+    with unobserved():
+        trace.append(Call(name, inputs, outcome(result, args, kwargs)))
+    return result
+
+
+def outcome(result: Any, args: tuple, kwargs: dict) -> Any:
+    """What a call did: its result (with which argument it aliases) and its arguments after."""
+    from checker.contracts import _snapshot
+
+    storages = [_ptr(a) for a in (*args, *kwargs.values())]
+    aliases = _ptr(result)
+    return (_snapshot(result), storages.index(aliases) if aliases in storages and aliases else -1,
+            _snapshot((args, kwargs)))
+
+
+def _ptr(value: Any) -> int | None:
+    import torch
+
+    if isinstance(value, torch.Tensor) and value.layout == torch.strided:
+        return value.untyped_storage().data_ptr()
+    return None
+
+
+def alike(a: Any, b: Any) -> bool:
+    """Equal outcomes: exact structure, floating values to a relative 1e-5."""
+    import numpy as np
+    import torch
+
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, torch.Tensor):
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return False
+        if a.is_floating_point() or a.is_complex():
+            return bool(torch.allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=True))
+        return bool(torch.equal(a, b))
+    if isinstance(a, np.ndarray):
+        return a.shape == b.shape and a.dtype == b.dtype and bool(
+            np.allclose(a, b, rtol=1e-5, atol=1e-8, equal_nan=True) if a.dtype.kind in "fc"
+            else np.array_equal(a, b))
+    if isinstance(a, float):
+        return a == b or math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-8) or (a != a and b != b)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(alike(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(alike(a[k], b[k]) for k in a)
+    return a == b
+
+
+def _context() -> tuple:
+    """The global settings a call ran under (a check may set them around it)."""
+    import torch
+
+    return (torch.get_default_dtype(), torch.is_grad_enabled())
+
+
+def call_on(fn: Callable[..., Any], inputs: tuple, guard: str | None = None) -> Any:
+    """The outcome of ``fn`` on a fresh copy of ``inputs``, under the call's recorded context;
+    ``guard``: the name to run trusted code under the learner's guards with (the outcome is
+    then "raised CheckFailure" where the guards would fail the learner)."""
+    import torch
+
+    from checker.contracts import call_guarded
+
+    args, kwargs = copy.deepcopy(inputs[:2])
+    dtype, grad = inputs[2]
+    saved = _context()
+    torch.set_default_dtype(dtype)
+    torch.set_grad_enabled(grad)
+    try:
+        result = (call_guarded(guard, fn, args, kwargs, lambda: fn(*args, **kwargs)) if guard
+                  else fn(*args, **kwargs))
+    except Exception as exc:
+        return ("raised", type(exc).__name__)
+    finally:
+        torch.set_default_dtype(saved[0])
+        torch.set_grad_enabled(saved[1])
+    return outcome(result, args, kwargs)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: str
+    misconception: str
+    fn: Callable[..., Any]  # the mistake's function (trusted code: called directly)
+
+
+def failing_input(trace: list[Call], exercise: str, count: int) -> tuple | None:
+    """The inputs of the ``count``-th call of ``exercise`` in ``trace`` (1-based)."""
+    calls = [c for c in trace if c.name == exercise]
+    return calls[count - 1].inputs if 0 < count <= len(calls) else None
+
+
+def run_check(item: Any, impl: Any, seed: int) -> tuple[list[Call], str | None]:
+    """The check function of ``item`` run with ``impl`` under ``seed``, its calls recorded:
+    (calls, the failure's text or None). Arguments it takes besides ``impl``, ``rng``,
+    ``seed`` and its parameters come from its own last run."""
+    import numpy as np
+
+    from checker.plugin import _signature, seed_everything
+
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    known = {"impl": impl, "rng": np.random.default_rng(seed), "seed": seed, **params}
+    saved = getattr(item, "funcargs", None) or {}
+    names = [n for n in item.fixturenames if n in item._fixtureinfo.argnames]
+    if any(n not in known and n not in saved for n in names):
+        return [], None
+    seed_everything(seed)
+    with recording() as trace:
+        try:
+            item.obj(**{n: known[n] if n in known else saved[n] for n in names})
+        except Exception as exc:
+            return trace, _signature(exc)
+    return trace, None
+
+
+def by_behaviour(learner: Callable[..., Any], reference: Callable[..., Any],
+                 candidates: list[Candidate], failing: tuple, pool: list[Call],
+                 exercise: str, window: Callable[[], Any],
+                 in_time: Callable[[], bool]) -> tuple[list[Candidate], list[Candidate]]:
+    """(matches, unseen). Matches: the candidates whose outputs equal the learner's on
+    ``failing`` and on every pool input where any candidate or the reference tells them
+    apart, and that disagree with the reference on the failing input and on at least two
+    more; the most specific first. Unseen: the candidates whose outputs never differ from
+    the reference's on these inputs (their slip shows later, e.g. in a backward pass), to be
+    judged by the check's outcome instead; all of them when the learner's output on the
+    failing input is the reference's. ``window()``: the kata's rules window, inside which the
+    trusted code runs (under the learner's guards, too)."""
+    inputs, seen = [failing], {_key(failing)}
+    for call in pool:
+        if call.name == exercise and call.inputs is not None and len(inputs) < _MAX_POOL:
+            key = _key(call.inputs)
+            if key not in seen:
+                seen.add(key)
+                inputs.append(call.inputs)
+    mine = {0: call_on(learner, failing)}
+    with window():
+        expected = [call_on(reference, failing, exercise)]
+        if alike(mine[0], expected[0]):
+            return [], list(candidates)
+        expected += [call_on(reference, i, exercise) for i in inputs[1:]]
+        theirs = {c.id: [call_on(c.fn, i, exercise) for i in inputs] for c in candidates}
+    # The inputs on which some candidate acts unlike the reference: the only ones that tell.
+    telling = [k for k in range(len(inputs))
+               if any(not alike(outs[k], expected[k]) for outs in theirs.values())]
+    scored, unseen = [], []
+    for cand in candidates:
+        outs = theirs[cand.id]
+        disagree = sum(not alike(outs[k], expected[k]) for k in telling)
+        if not disagree:
+            unseen.append(cand)
+        if not alike(outs[0], mine[0]) or disagree < 3:
+            continue
+        for k in telling:
+            if not in_time():
+                return _ranked(scored), unseen
+            if k not in mine:
+                mine[k] = call_on(learner, inputs[k])
+            if not alike(outs[k], mine[k]):
+                break
+        else:
+            scored.append((disagree, cand))
+    return _ranked(scored), unseen
+
+
+def _ranked(scored: list[tuple[int, Candidate]]) -> list[Candidate]:
+    return [c for _, c in sorted(scored, key=lambda s: -s[0])]
+
+
+def _key(value: Any, depth: int = 0) -> Any:
+    """A hashable fingerprint of an input (layout and values included), to drop repeats."""
+    import numpy as np
+    import torch
+
+    if depth > 4:
+        return "..."
+    if isinstance(value, torch.Tensor):
+        if value.layout != torch.strided or value.device.type != "cpu":
+            return ("tensor", id(value))
+        data = value.detach()
+        return ("tensor", tuple(data.shape), data.stride(), data.storage_offset(), str(data.dtype),
+                data.resolve_conj().resolve_neg().contiguous().numpy().tobytes()
+                if data.dtype not in (torch.bfloat16,) else data.float().numpy().tobytes())
+    if isinstance(value, np.ndarray):
+        return ("ndarray", value.shape, value.strides, str(value.dtype), value.tobytes())
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, tuple(_key(v, depth + 1) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((repr(k), _key(v, depth + 1)) for k, v in value.items()))
+    if value is None or isinstance(value, int | float | complex | str | bytes | bool):
+        return (type(value).__name__, value)
+    return (type(value).__name__, id(value))
