@@ -31,9 +31,9 @@ def _results(node, grad_outputs):
     return node.next_functions, node(*grad_outputs)
 
 
-def _engine(tensor, gradient, slot_sum, slot=None):
-    """A correct engine except for how a second gradient meets a slot (``slot_sum``) and, when
-    given, the root's ``slot``."""
+def _seed(tensor, gradient, slot=None):
+    """The root node and its slots, seeded (and refused) as torch does; ``slot`` overrides the
+    root's own output_nr."""
     if gradient is None and tensor.numel() != 1:
         raise RuntimeError("grad can be implicitly created only for scalar outputs")
     root = tensor.grad_fn
@@ -42,6 +42,13 @@ def _engine(tensor, gradient, slot_sum, slot=None):
     seed = [None] * len(root._input_metadata)
     seed[tensor.output_nr if slot is None else slot] = (
         torch.ones_like(tensor) if gradient is None else gradient)
+    return root, seed
+
+
+def _engine(tensor, gradient, slot_sum, slot=None):
+    """A correct engine except for how a second gradient meets a slot (``slot_sum``) and, when
+    given, the root's ``slot``."""
+    root, seed = _seed(tensor, gradient, slot)
     buffers = {root: seed}
     for node in _order(root):
         grads = buffers.pop(node, None)
@@ -73,23 +80,20 @@ def breadth_first(root):
 
 @mistake("topological_order", "Depth-first PRE-order: a node is emitted when first reached, not after everything that feeds it.")
 def depth_first_preorder(root):
-    order, seen = [], set()
-
-    def visit(node):
-        if node is None or node in seen:
-            return
+    order, seen, stack = [], set(), [root]
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
         seen.add(node)
         order.append(node)
-        for child, _ in node.next_functions:
-            visit(child)
-
-    visit(root)
+        stack.extend(child for child, _ in reversed(node.next_functions) if child is not None)
     return order
 
 
 @mistake("topological_order", "A depth-first post-order that was never reversed: leaves first, the root last.")
 def unreversed_postorder(root):
-    return _postorder(root)
+    return _order(root)[::-1]
 
 
 def _postorder(root):
@@ -329,7 +333,8 @@ def recursive_no_buffer(tensor, gradient=None):
         for child, nr, g in _call(node, slots):
             push(child, nr, g)
 
-    push(tensor.grad_fn, 0, torch.ones_like(tensor) if gradient is None else gradient)
+    root, seed = _seed(tensor, gradient)
+    push(root, tensor.output_nr, seed[tensor.output_nr])
 
 
 @mistake("backward", "Summed into the slot in place (slots[nr] += g): when one tensor was handed to two edges, the other edge's gradient changes too.")
@@ -356,9 +361,7 @@ def never_raises(tensor, gradient=None):
 
 @mistake("backward", "Called PyTorch's AccumulateGrad nodes for the leaves instead of your own accumulate_grad.")
 def calls_accumulate_grad_nodes(tensor, gradient=None):
-    root = tensor.grad_fn
-    seed = [None] * len(root._input_metadata)
-    seed[tensor.output_nr] = torch.ones_like(tensor) if gradient is None else gradient
+    root, seed = _seed(tensor, gradient)
     buffers = {root: seed}
     for node in _order(root):
         grads = buffers.pop(node, None)
