@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 
@@ -10,8 +12,6 @@ def topological_order(root) -> list:
     # node that sends it gradient has been emitted (what engine.cpp's compute_dependencies does).
     # Both walks use an explicit stack: a chain of thousands of ops is deeper than Python's
     # recursion limit.
-    if root is None:
-        return []
     dependencies: dict = {}
     seen = {root}
     stack = [root]
@@ -43,12 +43,14 @@ def _run_custom(node, grad_outputs: list) -> tuple[list, list]:
     takes every output's gradient (None made zeros, as the engine's PyNode does) and answers one
     gradient per FORWARD ARGUMENT. The arguments that need a gradient (node.needs_input_grad)
     are, in order, the edges of next_functions that lead somewhere."""
-    grads = [torch.zeros(m.shape, dtype=m.dtype, device=m.device) if g is None else g
-             for g, m in zip(grad_outputs, node._input_metadata, strict=True)]
+    metadata = node._input_metadata
+    grads = [g if g is not None else torch.zeros(metadata[i].shape, dtype=metadata[i].dtype,
+                                                 device=metadata[i].device)
+             for i, g in enumerate(grad_outputs)]
     results = node.apply(*grads)
     if isinstance(results, torch.Tensor):
         results = (results,)
-    wanted = [g for g, need in zip(results, node.needs_input_grad, strict=True) if need]
+    wanted = list(itertools.compress(results, node.needs_input_grad))
     return [edge for edge in node.next_functions if edge[0] is not None], wanted
 
 
@@ -79,7 +81,7 @@ def accumulate_grad(node, grad: torch.Tensor) -> None:
         if variable.grad is None:
             fresh = torch.empty_like(variable)  # a dense leaf's own strides...
             if fresh.stride() != variable.stride():  # ...but a leaf with gaps gets row-major
-                fresh = torch.empty(variable.shape, dtype=variable.dtype, device=variable.device)
+                fresh = torch.empty_like(variable, memory_format=torch.contiguous_format)
             fresh.copy_(grad)
             variable.grad = fresh
         else:
@@ -103,8 +105,7 @@ def backward(tensor: torch.Tensor, gradient: torch.Tensor | None = None) -> None
         if grads is None:
             continue
         if type(node).__name__ == "AccumulateGrad":
-            if grads[0] is not None:
-                accumulate_grad(node, grads[0])
+            accumulate_grad(node, *grads)  # its one slot: a gradient arrived, or no buffer
             continue
         for child, input_nr, grad in call_node(node, grads):
             slots = buffers.setdefault(child, [None] * len(child._input_metadata))
