@@ -273,13 +273,21 @@ def test_graph_leaves_module(impl, rng):
 # ----------------------------------------------------------------------------- retained_grads
 
 
-def check_retained(impl, rng, x_grad: bool):
+def check_retained(impl, rng, x_grad: bool, preset: bool = False):
     n, k, m, p = random_shape(rng, 4, 2, 7)
     x = torch.randn(n, k, dtype=F64, requires_grad=x_grad)
     w1 = torch.randn(k, m, dtype=F64, requires_grad=True)
     b1 = torch.randn(m, dtype=F64, requires_grad=True)
     w2 = torch.randn(m, p, dtype=F64, requires_grad=True)
     upstream = torch.randn(n, p, dtype=F64)
+    before = {name: t.detach().clone() for name, t in (("x", x), ("w1", w1), ("b1", b1),
+                                                        ("w2", w2), ("upstream", upstream))}
+    old = {}
+    if preset:  # gradients from an earlier backward: this one adds to them
+        for name, t in (("x", x), ("w1", w1), ("b1", b1), ("w2", w2)):
+            if t.requires_grad:
+                t.grad = torch.randn(t.shape, dtype=F64)
+                old[name] = t.grad.clone()
     # Reference on copies, with torch.autograd.grad (the check may use it; you may not).
     leaves = {name: t.detach().clone().requires_grad_(t.requires_grad)
               for name, t in (("x", x), ("w1", w1), ("b1", b1), ("w2", w2))}
@@ -288,9 +296,14 @@ def check_retained(impl, rng, x_grad: bool):
     y = a @ leaves["w2"]
     wrt = [("h", h), ("a", a), ("y", y)] + [(k_, t) for k_, t in leaves.items() if t.requires_grad]
     grads = torch.autograd.grad(y, [t for _, t in wrt], upstream)
-    expected = {name: g for (name, _), g in zip(wrt, grads, strict=True)}
-    what = f"retained_grads(x {tuple(x.shape)}{'' if x_grad else ' without grad'}, ...)"
-    got = call(impl.retained_grads, what, x, w1, b1, w2, upstream.clone())
+    expected = {name: g + old[name] if name in old else g
+                for (name, _), g in zip(wrt, grads, strict=True)}
+    what = (f"retained_grads(x {tuple(x.shape)}{'' if x_grad else ' without grad'}"
+            f"{', leaves whose .grad holds an earlier gradient' if preset else ''}, ...)")
+    got = call(impl.retained_grads, what, x, w1, b1, w2, upstream)
+    for name, t in (("x", x), ("w1", w1), ("b1", b1), ("w2", w2), ("upstream", upstream)):
+        assert_close(t.detach(), before[name], f"{what}: {name} afterwards (an input: its values "
+                     "must not change)")
     if x.requires_grad != x_grad:
         fail(f"{what}: x.requires_grad changed from {x_grad} to {x.requires_grad}. The input "
              "does not need a gradient here; its .grad simply stays None.")
@@ -317,7 +330,9 @@ def check_retained(impl, rng, x_grad: bool):
                  f"{name}.retain_grad() BEFORE backward."
                  if name in ("h", "a", "y") else f"{what}: grads[{name!r}] is None.")
         assert_close(value, expected[name], f"{what}: grads[{name!r}]",
-                     hint="backpropagate the given upstream gradient (y.backward(upstream)), "
+                     hint="backward ADDS into a leaf's existing .grad: leave it as it was "
+                     "before (never zero or reset it)." if name in old else
+                     "backpropagate the given upstream gradient (y.backward(upstream)), "
                      "not y.sum().backward(), which uses all ones.")
 
 
@@ -329,6 +344,12 @@ def test_retained_grads(impl, rng):
 @pytest.mark.exercise("retained_grads")
 def test_retained_grads_input_without_grad(impl, rng):
     check_retained(impl, rng, x_grad=False)
+
+
+@pytest.mark.exercise("retained_grads")
+def test_retained_grads_accumulate_into_existing_grads(impl, rng):
+    check_retained(impl, rng, x_grad=True, preset=True)
+    check_retained(impl, rng, x_grad=False, preset=True)
 
 
 # ----------------------------------------------------------------------------- predict_flags
@@ -416,6 +437,10 @@ def coverage_program():
         ("u", "detach", ("w",), "inference_mode"),
         ("t", "add", ("i", "w"), "grad"),
         ("c", "gt", ("k", "w"), "grad"),
+        ("e", "exp", ("x",), "no_grad"),
+        ("q", "requires_grad_", ("x",), "no_grad"),
+        ("o", "mul", ("q", "e"), "grad"),
+        ("p", "requires_grad_", ("e",), "grad"),
     ]
     env = {name: make_leaf(*spec) for name, spec in leaves.items()}
     for step in program:

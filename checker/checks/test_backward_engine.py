@@ -108,6 +108,7 @@ class Graph:
     root: torch.Tensor
     gradient: torch.Tensor | None
     packed: list = field(default_factory=list)  # [unpack count] per saved tensor
+    grad_mode: list = field(default_factory=list)  # torch.is_grad_enabled() at each unpack
 
     def names(self) -> dict:
         return {id(t): name for name, t in self.leaves.items()}
@@ -117,7 +118,8 @@ def leaf_values(p: int, q: int) -> dict[str, torch.Tensor]:
     """Fresh leaf values (torch's seeded generator); W is a transposed (non-contiguous) leaf."""
     return {
         "a": randn(p, q), "b": randn(p, q), "x": randn(p, q), "c (constant)": randn(p, q),
-        "W": randn(q, q).T * 0.5, "bias": randn(q),
+        "W": randn(q, q).T * 0.5, "bias": randn(q), "col (p, 1)": randn(p, 1),
+        "s (0-d)": randn(()),
     }
 
 
@@ -133,7 +135,9 @@ def instantiate(values: dict[str, torch.Tensor], grads: dict[str, torch.Tensor])
     return leaves
 
 
-def counting_hooks(packed: list):
+def counting_hooks(packed: list, grad_mode: list):
+    """Count how often each saved tensor is read, and note the grad mode it is read in (a node
+    unpacks its saved tensors when it runs, in the caller's grad mode)."""
     def pack(t):
         packed.append(0)
         return (len(packed) - 1, t)
@@ -141,13 +145,53 @@ def counting_hooks(packed: list):
     def unpack(p):
         i, t = p
         packed[i] += 1
+        grad_mode.append(torch.is_grad_enabled())
         return t
 
     return torch.autograd.graph.saved_tensors_hooks(pack, unpack)
 
 
+class CubeAndScale(torch.autograd.Function):
+    """A custom Function: its node has no __call__ (node.apply runs this backward). Arguments
+    (k: float, x, c, z, w): one gradient per ARGUMENT comes back: c's although c needs none,
+    None for w although w needs one, and for z the very gradient that reached y1."""
+
+    @staticmethod
+    def forward(ctx, k, x, c, z, w):
+        ctx.k = k
+        ctx.save_for_backward(x, c)
+        return k * x * c, x * x * x + z
+
+    @staticmethod
+    def backward(ctx, g0, g1):
+        x, c = ctx.saved_tensors
+        return None, ctx.k * c * g0 + 3 * x * x * g1, ctx.k * x * g0, g1, None
+
+
+class Cube(torch.autograd.Function):
+    """A custom Function of one tensor whose backward returns a bare tensor, not a tuple."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 3 * x * x * g
+
+
+CUSTOM_HINT = ("a node of a custom torch.autograd.Function is not callable: node.apply(*grads) "
+               "runs its backward (a gradient for every output: zeros where none arrived, as the "
+               "engine does) and returns one gradient per FORWARD ARGUMENT; keep those where "
+               "node.needs_input_grad[i] is True, they pair in order with the next_functions "
+               "edges whose node is not None.")
+
+
 UNARY = ["sin", "tanh", "gauss", "affine", "sigmoid", "matmul_w", "bias", "unbind_stack",
-         "split_cat", "cumsum", "index_perm", "colsum_mul", "leaky", "const_mul"]
+         "split_cat", "cumsum", "index_perm", "colsum_mul", "leaky", "const_mul", "col_bias",
+         "scale", "custom"]
 BINARY = ["add", "sub", "mul", "mul_tanh", "div_soft"]
 
 
@@ -211,6 +255,12 @@ def apply_op(op: str, args: list, extra, leaves: dict) -> torch.Tensor:
         return torch.where(t > 0, t, 0.1 * t)
     if op == "const_mul":
         return t * leaves["c (constant)"]
+    if op == "col_bias":
+        return t - leaves["col (p, 1)"]
+    if op == "scale":
+        return t * leaves["s (0-d)"]
+    if op == "custom":
+        return CubeAndScale.apply(0.5, t, leaves["c (constant)"], leaves["b"], leaves["x"])[0]
     u = args[1]
     if op == "add":
         return t + u
@@ -257,6 +307,10 @@ def handmade(kind: str, leaves: dict) -> torch.Tensor:
         # before x @ W has run, with a FIFO or a LIFO ready queue alike.
         deep = (x @ leaves["W"]).sin().cos().sigmoid().tanh() * 0.5
         return (x * x * c + (x + x).tanh() + deep - b * c).sum()
+    if kind == CUSTOM:
+        y0, y1 = CubeAndScale.apply(0.5, x.sin(), c, b, a)
+        z0, _ = CubeAndScale.apply(-1.5, a + b, c, x, b)  # its second output is never used
+        return (y0 * b).sum() + y1.tanh().sum() + (z0 * a).sum() + Cube.apply(b.tanh()).sum()
     if kind == NON_SCALAR:
         p = a.tanh() * b
         return p + p.sin()  # AddBackward0 hands the caller's gradient itself to both edges
@@ -264,6 +318,7 @@ def handmade(kind: str, leaves: dict) -> torch.Tensor:
 
 
 NON_SCALAR = "non-scalar y = p + p.sin(), backward(y, gradient)"
+CUSTOM = "graph through a custom autograd.Function with two outputs, one of them unused"
 
 
 HANDMADE = [
@@ -272,6 +327,7 @@ HANDMADE = [
     "multi-output ops (unbind, split) with unused and repeated outputs",
     "a tensor used twice by one op, and constants",
     NON_SCALAR,
+    CUSTOM,
 ]
 
 
@@ -290,12 +346,13 @@ def graph_pair(rng, kind: str | None, *, preset_grads: bool = False, scalar: boo
     for _ in range(2):
         leaves = instantiate(values, grads)
         packed: list = []
-        with counting_hooks(packed):
+        grad_mode: list = []
+        with counting_hooks(packed, grad_mode):
             if kind:
                 root = handmade(kind, leaves)
             else:
                 root = build(program, leaves, weights, scalar)
-        pair.append(Graph(leaves, root, gradient, packed))
+        pair.append(Graph(leaves, root, gradient, packed, grad_mode))
     return pair, kind or f"random graph of {len(program[0])} ops"
 
 
@@ -393,6 +450,19 @@ def test_order_on_hidden_random_graphs(impl, rng):
         check_order(order, root, label, mine.names())
 
 
+@pytest.mark.exercise("topological_order")
+def test_order_on_a_chain_of_3000_ops(impl, rng):
+    x = randn(int(rng.integers(2, 5)), requires_grad=True)
+    y = x
+    for _ in range(3000):
+        y = y.sin() if rng.random() < 0.5 else y * 0.9
+    root = y.grad_fn
+    order = learner("topological_order on a chain of 3001 nodes", lambda: impl.topological_order(root),
+                    "torch's engine walks a chain of any length; a recursive walk stops at Python's "
+                    "recursion limit (about 1000 frames). Use an explicit stack or queue.")
+    check_order(order, root, "chain of 3001 nodes", {id(x): "x"})
+
+
 # ----------------------------------------------------------------------------- call_node
 
 
@@ -409,6 +479,13 @@ def node_cases(rng):
     cases.append(("y = a * c (c needs no grad)", y.grad_fn, [g], [g * c, None], y))
     y = a + bias
     cases.append(("y = a + bias (broadcast)", y.grad_fn, [g], [g, g.sum(0)], y))
+    col, s = randn(p, 1, requires_grad=True), randn((), requires_grad=True)
+    y = col - a
+    cases.append(("y = col - a, col of shape (p, 1) (broadcast)", y.grad_fn, [g],
+                  [g.sum(1, keepdim=True), -g], y))
+    y = a * s
+    cases.append(("y = a * s, s 0-d (broadcast)", y.grad_fn, [g], [g * s.detach(), (g * a.detach()).sum()],
+                  y))
     y = x * x
     cases.append(("y = x * x (x twice in one op)", y.grad_fn, [g], [g * x.detach()] * 2, y))
     h = a.tanh()
@@ -466,12 +543,64 @@ def check_call(got, node, expected_grads, label: str) -> None:
                  "`with torch.no_grad():`.")
 
 
+def check_grad_mode_off(grad_mode: list, what: str) -> None:
+    """The nodes read their saved tensors in the grad mode they ran in: it must have been off."""
+    if any(grad_mode):
+        fail(f"{what}: the node ran with grad mode ON (it read its saved tensors under grad mode), "
+             "so its gradients recorded a graph of their own, even if it was detached afterwards.\n"
+             "  Without create_graph the engine runs every node with grad mode off.\n"
+             "  Try: call the node inside `with torch.no_grad():`.")
+
+
+def run_call_cases(impl, cases: list, grad_mode: list, hint: str = "") -> None:
+    for label, node, grad_outputs, expected, _alive in cases:
+        grad_mode.clear()
+        before = [None if t is None else t.clone() for t in grad_outputs]
+        got = learner(f"call_node on {label}",
+                      lambda node=node, go=grad_outputs: impl.call_node(node, list(go)), hint)
+        check_call(got, node, expected, label)
+        for k, (t, was) in enumerate(zip(grad_outputs, before, strict=True)):
+            if t is not None:
+                assert_close(t, was, f"call_node on {label}: grad_outputs[{k}] afterwards",
+                             hint="never write into the gradients you are given.")
+        check_grad_mode_off(grad_mode, f"call_node on {label}")
+
+
 @pytest.mark.exercise("call_node")
 def test_call_node_routes_each_gradient_to_its_edge(impl, rng):
-    for label, node, grad_outputs, expected, _alive in node_cases(rng):
-        got = learner(f"call_node on {label}",
-                      lambda node=node, go=grad_outputs: impl.call_node(node, list(go)))
-        check_call(got, node, expected, label)
+    packed, grad_mode = [], []
+    with counting_hooks(packed, grad_mode):
+        cases = node_cases(rng)
+    run_call_cases(impl, cases, grad_mode)
+
+
+def custom_cases(rng):
+    """Nodes of a custom autograd.Function, with both, one, or the other output's gradient."""
+    p, q = random_shape(rng, 2, 4, 7)
+    x, c = randn(p, q, requires_grad=True), randn(p, q)
+    z, w = randn(p, q, requires_grad=True), randn(p, q, requires_grad=True)
+    g0, g1 = randn(p, q), randn(p, q)
+    k = float(rng.uniform(0.5, 2.0))
+    y0, y1 = CubeAndScale.apply(k, x, c, z, w)
+    cube = Cube.apply(x)
+    xd, zero = x.detach(), torch.zeros(p, q, dtype=torch.float64)
+    label = f"the node of a custom Function, (y0, y1) = CubeAndScale.apply({k:.3g}, x, c, z, w)"
+    return [(f"{label}, gradients for y0 and y1", y0.grad_fn, [g0, g1],
+             [k * c * g0 + 3 * xd * xd * g1, None, g1, None], (y0, y1)),
+            (f"{label}, gradient for y0 only", y0.grad_fn, [g0, None],
+             [k * c * g0 + zero, None, zero, None], (y0, y1)),
+            (f"{label}, gradient for y1 only", y0.grad_fn, [None, g1],
+             [3 * xd * xd * g1, None, g1, None], (y0, y1)),
+            ("the node of a custom Function of one input, y = Cube.apply(x), whose backward "
+             "returns a bare tensor", cube.grad_fn, [g0], [3 * xd * xd * g0], cube)]
+
+
+@pytest.mark.exercise("call_node")
+def test_call_node_on_a_custom_function_node(impl, rng):
+    packed, grad_mode = [], []
+    with counting_hooks(packed, grad_mode):
+        cases = custom_cases(rng)
+    run_call_cases(impl, cases, grad_mode, CUSTOM_HINT)
 
 
 @pytest.mark.exercise("call_node")
@@ -505,21 +634,32 @@ def leaf_and_node(values: torch.Tensor):
 
 def leaf_layouts(rng):
     p, q = random_shape(rng, 2, 3, 7)
+    r = int(rng.integers(2, 5))
     wide = torch.zeros(p, 2 * q + 1, dtype=torch.float64)
+    gapped3 = torch.zeros(r, 2 * p, q, dtype=torch.float64)[:, ::2].permute(2, 0, 1)
     return [
         ("a contiguous leaf", randn(p, q)),
         ("a transposed leaf (W = w.T)", randn(q, p).T),
         ("a leaf that is every other column of a wider tensor", wide[:, 1::2].copy_(randn(p, q))),
+        ("a permuted 3-D leaf (w.permute(2, 0, 1))", randn(p, r, q).permute(2, 0, 1)),
+        ("a permuted 3-D leaf with gaps", gapped3.copy_(randn(q, r, p))),
+        ("a leaf with a size-1 dimension (shape (1, q).T)", randn(1, q).T),
+        ("a 0-d leaf", randn(())),
     ]
+
+
+def layout_of(t: torch.Tensor) -> tuple:
+    """Strides where they matter: a size-1 dimension's stride is never part of the contract."""
+    return tuple(st if n != 1 else None for n, st in zip(t.shape, t.stride(), strict=True))
 
 
 @pytest.mark.exercise("accumulate_grad")
 def test_first_gradient_is_a_copy_laid_out_like_the_leaf(impl, rng):
-    for label, values in leaf_layouts(rng):
-        g = randn(*values.shape)
-        g_before = g.clone()
+    for k, (label, values) in enumerate(leaf_layouts(rng)):
+        g = randn(values.shape, requires_grad=k % 2 == 1)  # history must not reach .grad
+        g_before = g.detach().clone()
         ref, ref_node, _ = leaf_and_node(values)
-        torch.autograd.backward(ref * 1.0, g)  # torch's AccumulateGrad decides the layout
+        torch.autograd.backward(ref * 1.0, g.detach())  # torch's AccumulateGrad decides the layout
         leaf, node, _alive = leaf_and_node(values)
         learner(f"accumulate_grad on {label}", lambda node=node, g=g: impl.accumulate_grad(node, g))
         what = f"leaf.grad after accumulate_grad(node, g) on {label} whose .grad was None"
@@ -532,7 +672,7 @@ def test_first_gradient_is_a_copy_laid_out_like_the_leaf(impl, rng):
             hint="store a copy: the engine may hand the very same gradient tensor to several "
             "leaves (AddBackward0 does), and the next in-place accumulation into one .grad "
             "would change the others.")
-        if leaf.grad.stride() != ref.grad.stride():
+        if layout_of(leaf.grad) != layout_of(ref.grad):
             fail(f"{what}: strides {leaf.grad.stride()}, torch's AccumulateGrad gives "
                  f"{ref.grad.stride()} (the leaf has {leaf.stride()}).\n"
                  "  The 'gradient layout contract': a dense leaf's .grad has the leaf's own strides, "
@@ -547,20 +687,23 @@ def test_first_gradient_is_a_copy_laid_out_like_the_leaf(impl, rng):
 
 @pytest.mark.exercise("accumulate_grad")
 def test_later_gradients_add_in_place(impl, rng):
-    for label, values in leaf_layouts(rng):
-        g, old = randn(*values.shape), randn(*values.shape)
+    for k, (label, values) in enumerate(leaf_layouts(rng)):
+        g, old = randn(values.shape, requires_grad=k % 2 == 0), randn(values.shape)
         leaf, node, _alive = leaf_and_node(values)
         leaf.grad = old.clone()
         before = leaf.grad
         ptr = before.data_ptr()
         learner(f"accumulate_grad on {label}", lambda node=node, g=g: impl.accumulate_grad(node, g))
         what = f"leaf.grad after accumulate_grad(node, g) on {label} whose .grad was already set"
-        assert_close(leaf.grad, old + g, what,
+        assert_close(leaf.grad, old + g.detach(), what,
                      hint="gradients accumulate: the new .grad is old .grad + g (= replaces it).")
         if leaf.grad is not before or leaf.grad.data_ptr() != ptr:
             fail(f"{what}: .grad is a new tensor; AccumulateGrad adds in place, so .grad stays the "
                  "same tensor (DistributedDataParallel's gradient buckets and anyone holding "
                  "p.grad rely on it).\n  Try: under torch.no_grad(), leaf.grad += g (or add_).")
+        if leaf.grad.requires_grad:
+            fail(f"{what}: .grad requires grad (g did, and the addition recorded it):\n"
+                 f"{history_picture(leaf.grad)}\n  Try: add under torch.no_grad().")
 
 
 @pytest.mark.exercise("accumulate_grad")
@@ -605,7 +748,8 @@ def test_backward_on_handmade_graphs(impl, rng):
         expected = expected_grads(ref)
         given = None if mine.gradient is None else mine.gradient.clone()
         learner(f"backward on the {kind}",
-                lambda mine=mine: impl.backward(mine.root, mine.gradient))
+                lambda mine=mine: impl.backward(mine.root, mine.gradient),
+                CUSTOM_HINT if kind == CUSTOM else "")
         compare_leaf_grads(mine, expected, label, given)
 
 
@@ -659,3 +803,90 @@ def test_backward_uses_your_accumulate_grad(impl, rng):
         fail(f"backward(loss) on the {label} ran PyTorch's own AccumulateGrad nodes (the leaves' "
              "post-accumulate-grad hooks fired).\n  Try: hand AccumulateGrad nodes to your "
              "accumulate_grad instead of calling them.")
+
+
+@pytest.mark.exercise("backward")
+def test_backward_runs_nodes_with_grad_mode_off(impl, rng):
+    (ref, mine), label = graph_pair(rng, CUSTOM)
+    expected_grads(ref)
+    given = randn(())
+    given.requires_grad_()  # a gradient with history: still no history may reach any .grad
+    learner(f"backward(loss, gradient) on the {label}", lambda: impl.backward(mine.root, given),
+            CUSTOM_HINT)
+    check_grad_mode_off(mine.grad_mode, f"backward(loss) on the {label}")
+    for name, t in mine.leaves.items():
+        if t.grad is not None and (t.grad.requires_grad or t.grad.grad_fn is not None):
+            fail(f"{name}.grad after backward(loss, gradient) where gradient requires grad: it "
+                 f"carries autograd history:\n{history_picture(t.grad)}\n"
+                 "  Without create_graph, no gradient records a graph.\n"
+                 "  Try: run the nodes and the accumulation under torch.no_grad().")
+
+
+@pytest.mark.exercise("backward")
+def test_backward_from_one_output_of_a_multi_output_op(impl, rng):
+    p, q = random_shape(rng, 2, 4, 7)
+    values = randn(p, q)
+    k = int(rng.integers(1, p))
+    gradient = randn(q)
+    grads = []
+    for run in ("torch", "yours"):
+        a = values.clone().requires_grad_()
+        root = a.tanh().unbind(0)[k]  # the root is output k of UnbindBackward0
+        if run == "torch":
+            torch.autograd.backward(root, gradient)
+        else:
+            learner(f"backward(y, gradient) with y = a.tanh().unbind(0)[{k}]",
+                    lambda root=root: impl.backward(root, gradient),
+                    "the root's gradient belongs in slot y.output_nr of y.grad_fn.")
+        grads.append(a.grad)
+    if grads[1] is None:
+        fail(f"a.grad after backward(y, gradient) with y = a.tanh().unbind(0)[{k}]: None.")
+    assert_close(grads[1], grads[0], f"a.grad after backward(y, gradient) with y = "
+                 f"a.tanh().unbind(0)[{k}] (y is output {k} of its node)",
+                 hint="seed the root node's slot y.output_nr, not slot 0: one slot per output "
+                 "(len(y.grad_fn._input_metadata)).")
+
+
+@pytest.mark.exercise("backward")
+def test_backward_on_a_chain_of_3000_ops(impl, rng):
+    n = 3000
+    x = randn(int(rng.integers(2, 5)), requires_grad=True)
+    y = x
+    for _ in range(n):
+        y = y * 1.0001 + 0.001
+    learner(f"backward(loss) on a chain of {2 * n} nodes (y = y * 1.0001 + 0.001, {n} times)",
+            lambda: impl.backward(y.sum()),
+            "torch's engine walks a chain of any length; a recursive walk stops at Python's "
+            "recursion limit (about 1000 frames). Use an explicit stack or queue.")
+    if x.grad is None:
+        fail(f"x.grad after backward on a chain of {2 * n} nodes: None.")
+    assert_close(x.grad, torch.full_like(x, 1.0001 ** n), f"x.grad after backward on a chain of "
+                 f"{2 * n} nodes")
+
+
+ERRORS = ["a non-scalar root without a gradient", "a root that needs no gradient (no grad_fn)"]
+
+
+@pytest.mark.exercise("backward")
+def test_backward_refuses_what_torch_refuses(impl, rng):
+    p, q = random_shape(rng, 2, 2, 6)
+    for label in ERRORS:
+        a = randn(p, q, requires_grad=True)
+        root = a * 2 if label == ERRORS[0] else randn(p, q).sum()
+        exc = None
+        try:
+            impl.backward(root)
+        except NotImplementedError:
+            raise
+        except (RuntimeError, ValueError, TypeError) as e:
+            exc = e
+        except Exception as e:  # anything else (a ForbiddenAPI, say) is a failure of its own
+            fail(f"backward(y) on {label} raised {type(e).__name__}: {e}.")
+        if exc is None:
+            fail(f"backward(y) on {label} returned normally; torch's Tensor.backward raises "
+                 "RuntimeError here (\"grad can be implicitly created only for scalar outputs\", "
+                 "\"element 0 of tensors does not require grad and does not have a grad_fn\").\n"
+                 "  Try: seed with ones only when y has one element; raise RuntimeError when it "
+                 "has no grad_fn.")
+        if a.grad is not None:
+            fail(f"backward(y) on {label}: raised, but a.grad was written first ({describe(a.grad)}).")

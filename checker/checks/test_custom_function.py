@@ -72,6 +72,19 @@ class _Stand_in(Function):
         raise AssertionError
 
 
+def apply_guarded(impl, what: str, F, *args, hint: str = ""):
+    """``F.apply(*args)`` through ``run``; the tensor arguments must come back unchanged."""
+    before = [a.detach().clone() if isinstance(a, torch.Tensor) else None for a in args]
+    out = run(impl, what, lambda: F.apply(*args), hint)
+    for i, (a, b) in enumerate(zip(args, before, strict=True)):
+        if b is not None:
+            assert_close(a.detach(), b, f"{what}: input {i} after the call (it must not change)",
+                         hint="forward runs under no_grad, so an in-place op on an input "
+                         "(x.round_(), x.clamp_()) silently changes the caller's tensor: compute "
+                         "out of place.")
+    return out
+
+
 def expected_graph(name: str, *inputs):
     """The grad_fn a Function called ``name`` would have when applied to ``inputs``."""
     cls = type(name, (_Stand_in,), {})
@@ -151,10 +164,16 @@ def assert_vjp_under_func(impl, F, args, cotangent, expected, what: str) -> None
 @pytest.mark.exercise("StraightThroughRound")
 def test_round_values_and_node(impl, rng):
     F = impl.StraightThroughRound
-    x = (randn(*random_shape(rng, 2)) * 3).requires_grad_()
+    x = randn(*random_shape(rng, 2)) * 3
+    halves = torch.tensor([0.5, 1.5, 2.5, -0.5, -1.5, -2.5], dtype=torch.float64)
+    x.view(-1)[: halves.numel()] = halves[: x.numel()]  # exact halves: torch rounds them to even
+    x.requires_grad_()
     expected = torch.round(x.detach())
-    y = run(impl, "StraightThroughRound.apply(x)", lambda: F.apply(x))
-    assert_close(y, expected, "StraightThroughRound.apply(x)", hint="forward is torch.round(x).")
+    y = apply_guarded(impl, "StraightThroughRound.apply(x)", F, x)
+    assert_close(y, expected, "StraightThroughRound.apply(x), x holding 0.5, 1.5, 2.5, -0.5, "
+                 "-1.5, -2.5 and random values",
+                 hint="forward is torch.round(x), which rounds halves to the even neighbour "
+                 "(floor(x + 0.5) rounds them up).")
     assert_node_of(y, F, "StraightThroughRound", (x,), "StraightThroughRound.apply(x)")
 
 
@@ -263,6 +282,39 @@ def test_sigmoid_saved_output_is_version_checked(impl, rng):
 
 
 @pytest.mark.exercise("OutputSavingSigmoid")
+def test_sigmoid_double_backward_through_the_saved_output(impl, rng):
+    F = impl.OutputSavingSigmoid
+    x = randn(*random_shape(rng, 2, 2, 4), requires_grad=True)
+    hint = ("save the output itself (ctx.save_for_backward(output)), not output.detach(): the "
+            "saved output keeps its link to this node, so autograd can differentiate backward "
+            "again (what torch's own sigmoid does).")
+    try:
+        with impl.rules():
+            torch.autograd.gradgradcheck(F.apply, (x,))
+    except (NotImplementedError, AssertionError, ForbiddenAPI):
+        raise
+    except Exception as exc:
+        fail(f"torch.autograd.gradgradcheck of OutputSavingSigmoid.apply failed "
+             f"({type(exc).__name__}):\n    {_first_lines(exc, 8)}\n  Try: {hint}")
+
+
+@pytest.mark.exercise("OutputSavingSigmoid")
+def test_sigmoid_at_extreme_inputs(impl, rng):
+    F = impl.OutputSavingSigmoid
+    x = randn(*random_shape(rng, 2)) * 3
+    x.view(-1)[:4] = torch.tensor([800.0, -800.0, 40.0, -40.0], dtype=torch.float64)
+    x.requires_grad_()
+    g = randn(*x.shape)
+    y = apply_guarded(impl, "OutputSavingSigmoid.apply(x)", F, x)
+    assert_close(y, torch.sigmoid(x.detach()), "OutputSavingSigmoid.apply(x), x holding 800, -800, "
+                 "40, -40", hint="torch.sigmoid(x) is stable; 1 / (1 + exp(-x)) overflows.")
+    (gx,) = run(impl, "backward of OutputSavingSigmoid.apply(x)", lambda: grads(y, x, g), SHAPES)
+    s_ = torch.sigmoid(x.detach())
+    assert_close(gx, g * s_ * (1 - s_), "x.grad for OutputSavingSigmoid.apply(x), x holding 800, "
+                 "-800, 40, -40", hint="grad * y * (1 - y) from the saved output y.")
+
+
+@pytest.mark.exercise("OutputSavingSigmoid")
 def test_sigmoid_under_torch_func(impl, rng):
     F = impl.OutputSavingSigmoid
     shape = random_shape(rng, 2)
@@ -299,6 +351,8 @@ def lse_cases(rng):
         offsets = torch.tensor(rng.choice([-1000.0, 0.0, 1000.0], size=kept), dtype=torch.float64)
         offsets.view(-1)[:2] = torch.tensor([-1000.0, 1000.0], dtype=torch.float64)
         out.append((randn(*shape) * 4 + offsets, dim))
+    for shape, dim in (((3, 1, 4), 2), ((1, 5), -1), ((4, 1), 0), ((2, 1, 1, 3), -1)):
+        out.append((randn(*shape) * 4, dim))  # size-1 dims beside the reduced one stay
     return out
 
 
@@ -414,6 +468,31 @@ def test_matmul_returns_none_where_no_grad_is_needed(impl, rng):
 
 
 @pytest.mark.exercise("MatMul")
+def test_matmul_saved_inputs_are_version_checked(impl, rng):
+    F = impl.MatMul
+    for name in "ab":
+        a0, b0, g = matmul_inputs(rng)
+
+        def modify_then_backward(a0=a0, b0=b0, g=g, name=name):
+            a, b = a0.requires_grad_() * 1, b0.requires_grad_() * 1  # non-leaves: in place is allowed
+            y = F.apply(a, b)
+            (a if name == "a" else b).mul_(2)  # the saved input is now stale
+            try:
+                grads(y, (a0, b0), g)
+            except RuntimeError as exc:
+                return str(exc)
+            return None
+
+        message = run(impl, "MatMul", modify_then_backward)
+        if message is None or "inplace" not in message:
+            fail(f"y = MatMul.apply(a, b); {name}.mul_(2); backward: expected autograd to refuse "
+                 "(\"one of the variables needed for gradient computation has been modified by "
+                 "an inplace operation\"), but backward ran on the stale input.\n"
+                 "  Try: save a and b with ctx.save_for_backward(a, b): autograd then records "
+                 "their versions. Tensors kept as ctx attributes are not checked.")
+
+
+@pytest.mark.exercise("MatMul")
 def test_matmul_under_torch_func(impl, rng):
     F = impl.MatMul
     a, b, g = matmul_inputs(rng)
@@ -423,21 +502,27 @@ def test_matmul_under_torch_func(impl, rng):
 # ----------------------------------------------------------------------------- MaxWithOneHot
 
 
-def max_input(rng):
+def max_input(rng, ties: bool = False):
     ndim = int(rng.integers(2, 4))
     x = randn(*random_shape(rng, ndim))
     dim = int(rng.integers(-ndim, ndim))
+    if ties:  # every slice's max reached twice (or more): the one-hot marks the first only
+        x = x.round()
+        top = x.amax(dim, keepdim=True) + 1
+        x.narrow(dim, 0, 1).copy_(top)
+        x.narrow(dim, x.shape[dim] - 1, 1).copy_(top)
     return x, dim
 
 
 @pytest.mark.exercise("MaxWithOneHot")
 def test_max_values_and_onehot(impl, rng):
     F = impl.MaxWithOneHot
-    for _ in range(4):
-        x, dim = max_input(rng)
+    for k in range(5):
+        x, dim = max_input(rng, ties=k < 2)
         values, index = x.max(dim)
         onehot = torch.zeros_like(x).scatter_(dim, index.unsqueeze(dim), 1.0)
-        out = run(impl, f"MaxWithOneHot.apply(x, dim={dim})", lambda x=x, dim=dim: F.apply(x, dim))
+        out = apply_guarded(impl, f"MaxWithOneHot.apply(x, dim={dim})"
+                            + (" (ties for the max)" if k < 2 else ""), F, x, dim)
         if not isinstance(out, tuple) or len(out) != 2:
             fail(f"MaxWithOneHot.apply(x, dim={dim}) returned {describe(out)}; expected a pair "
                  "(values, onehot).")
@@ -445,8 +530,8 @@ def test_max_values_and_onehot(impl, rng):
                      f"{tuple(x.shape)}")
         assert_close(out[1], onehot, f"onehot from MaxWithOneHot.apply(x, dim={dim}), x of shape "
                      f"{tuple(x.shape)}",
-                     hint="onehot has x's shape and dtype: 1.0 where x reaches its max along dim, "
-                     "0.0 elsewhere.")
+                     hint="onehot has x's shape and dtype: 1.0 at the argmax along dim (the "
+                     "FIRST maximal element when several tie, as torch.argmax picks), 0.0 elsewhere.")
 
 
 @pytest.mark.exercise("MaxWithOneHot")
@@ -478,8 +563,8 @@ def test_max_onehot_is_marked_non_differentiable(impl, rng):
 @pytest.mark.exercise("MaxWithOneHot")
 def test_max_gradient_routes_to_the_argmax(impl, rng):
     F = impl.MaxWithOneHot
-    for _ in range(3):
-        x, dim = max_input(rng)
+    for k in range(3):
+        x, dim = max_input(rng, ties=k == 0)
         ref = x.clone().requires_grad_()
         values = ref.max(dim).values
         g = randn(*values.shape)
@@ -522,8 +607,14 @@ def test_softplus_values_are_stable(impl, rng):
     assert_close(y, expected, "Softplus.apply(x), x holding 800, -800, 40, -40 and random values",
                  hint="log(1 + exp(800)) overflows: use max(x, 0) + log1p(exp(-|x|)).")
     x = x.requires_grad_()
-    y = run(impl, "Softplus.apply(x)", lambda: F.apply(x))
+    y = apply_guarded(impl, "Softplus.apply(x)", F, x)
     assert_node_of(y, F, "Softplus", (x,), "Softplus.apply(x)")
+    g = randn(*x.shape)
+    (gx,) = run(impl, "backward of Softplus.apply(x)", lambda: grads(y, x, g), SHAPES)
+    assert_close(gx, g * torch.sigmoid(x.detach()), "x.grad for Softplus.apply(x), x holding 800, "
+                 "-800, 40, -40 and random values",
+                 hint="the derivative is sigmoid(x): torch.sigmoid is stable, exp(x) / (1 + exp(x)) "
+                 "is NaN at 800.")
 
 
 @pytest.mark.exercise("Softplus")
@@ -551,11 +642,15 @@ def test_softplus_second_derivative(impl, rng):
         return torch.autograd.grad(first, (xx, gg), v, allow_unused=True)
 
     d_x, d_g = run(impl, "double backward of Softplus.apply(x)", second)
-    if d_x is None:
-        fail("double backward of Softplus.apply(x): the gradient from backward has no graph "
-             "(create_graph=True, yet it does not require grad, or it ignores x).\n"
+    if d_x is None and d_g is None:
+        fail("double backward of Softplus.apply(x): the gradient from backward has no graph at "
+             "all (create_graph=True, yet it does not require grad).\n"
              "  Try: compute backward with differentiable torch ops on ctx.saved_tensors; no "
-             "torch.no_grad(), .detach(), .item() or @once_differentiable.")
+             "torch.no_grad() or @once_differentiable around it.")
+    if d_x is None:
+        fail("double backward of Softplus.apply(x): the gradient from backward depends on the "
+             "upstream gradient but not on x: the path through x was cut.\n"
+             "  Try: use the saved x as it is: no .detach(), .item() or .numpy() on it.")
     assert_close(d_x, expected, "d/dx of <v, dSoftplus/dx · g> (second derivative, random g and v)",
                  hint="backward returns grad * sigmoid(x) with x from ctx.saved_tensors, "
                  "written so that autograd can differentiate it again.")

@@ -135,7 +135,9 @@ def test_hvp_matches_torch_func(impl, rng):
         _, expected = jvp(grad(f), (base,), (v,))  # forward-over-reverse: H @ v
         for layout, x in layouts(base):
             call = f"hvp(f, x, v) for f(x) = {text}, x of shape {tuple(shape)} ({layout})"
+            v_before = v.clone()
             got = differentiating(call, FORGOT_CREATE_GRAPH, impl.hvp, f, x, v)
+            assert_close(v, v_before, f"{call}: v afterwards (an input: it must not change)")
             assert_close(
                 got, expected, call,
                 hint="g = grad(f(x), x, create_graph=True); then differentiate g against v: "
@@ -177,12 +179,23 @@ def reference_penalty(critic, real, fake, alpha):
 
 
 @pytest.mark.exercise("gradient_penalty")
-def test_gradient_penalty_value_and_graph(impl, rng):
+@pytest.mark.parametrize("stale", [False, True], ids=["no_grad_yet", "critic_grads_set"])
+def test_gradient_penalty_value_and_graph(impl, rng, stale):
     critic, real, fake, alpha = critic_case(rng)
     expected, expected_grads = reference_penalty(critic, real, fake, alpha)
     call = (f"gradient_penalty(critic, real, fake, alpha) for a batch of {real.shape[0]} "
             f"samples of shape {tuple(real.shape[1:])}")
+    old = {}
+    if stale:  # the critic's own loss ran backward first: its .grad already holds values
+        call += " whose critic already holds .grad"
+        for name, p in critic.named_parameters():
+            p.grad = torch.randn_like(p)
+            old[name] = (p.grad, p.grad.clone())
+    inputs_before = [t.clone() for t in (real, fake, alpha)]
     got = impl.gradient_penalty(critic, real, fake, alpha)
+    for name, t, before in zip(("real", "fake", "alpha"), (real, fake, alpha), inputs_before,
+                               strict=True):
+        assert_close(t, before, f"{call}: {name} afterwards (an input: it must not change)")
     assert_close(
         got, expected, call,
         hint="the norm is per sample: flatten the gradient to (batch, -1), take the norm of "
@@ -190,7 +203,16 @@ def test_gradient_penalty_value_and_graph(impl, rng):
         "would divide every sample's gradient by the batch size.",
     )
     for name, p in critic.named_parameters():
-        if p.grad is not None:
+        if name in old:
+            if p.grad is not old[name][0]:
+                fail(f"after {call}, critic.{name}.grad is another tensor: leave the critic's "
+                     ".grad alone (no zero_grad, no reset); only the caller's .backward() may "
+                     "add to it.")
+            assert_close(p.grad, old[name][1], f"critic.{name}.grad after {call} (it held a "
+                         "gradient already, which must be left as it was)",
+                         hint="torch.autograd.grad(..., inputs=mixed) touches no .grad; "
+                         ".backward() or zero_grad() would.")
+        elif p.grad is not None:
             fail(
                 f"after {call}, critic.{name}.grad is already set.\n  Computing the input "
                 "gradient with .backward() also fills every parameter's .grad (and the penalty "
@@ -209,7 +231,9 @@ def test_gradient_penalty_value_and_graph(impl, rng):
     for name, p in critic.named_parameters():
         # The last bias does not reach the input gradient: autograd leaves its .grad None.
         assert_close(
-            torch.zeros_like(p) if p.grad is None else p.grad, expected_grads[name], f"critic.{name}.grad after {call}.backward()",
+            (torch.zeros_like(p) if p.grad is None else p.grad)
+            - (old[name][1] if name in old else 0), expected_grads[name],
+            f"critic.{name}.grad after {call}.backward()" + (" (minus what it held)" if old else ""),
             hint="the penalty must stay differentiable through the input gradient: "
             "torch.autograd.grad(scores.sum(), mixed, create_graph=True).",
         )
@@ -256,7 +280,7 @@ def matches(got, wrong: torch.Tensor, right: torch.Tensor) -> bool:
 
 @pytest.mark.exercise("meta_gradient")
 def test_meta_gradient_through_the_inner_steps(impl, rng):
-    for steps in (1, 2, 3):
+    for steps in (0, 1, 2, 3):
         train_loss, val_loss, w, lr = meta_case(rng)
         expected = grad(unrolled(train_loss, val_loss, lr, steps))(w)
         w_k = w.clone()
@@ -267,6 +291,11 @@ def test_meta_gradient_through_the_inner_steps(impl, rng):
         call = f"meta_gradient(train_loss, val_loss, w, lr={lr:.3g}, steps={steps})"
         got = differentiating(call, FORGOT_CREATE_GRAPH, impl.meta_gradient,
                               train_loss, val_loss, w, lr, steps)
+        if steps == 0:
+            assert_close(got, grad(val_loss)(w), f"{call}: no inner step, so the meta-gradient is "
+                         "d val_loss / d w at w itself",
+                         hint="with steps=0, w_k = w: run the loop zero times, then differentiate "
+                         "val_loss(w) (the loop's body must not run once anyway).")
         if matches(got, grad(val_loss)(w), expected):
             fail(f"{call} returned d val_loss / d w at the initial w, ignoring the inner steps.\n"
                  "  Evaluate val_loss at the ADAPTED weights w_k (after the inner steps), then "

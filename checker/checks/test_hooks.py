@@ -48,19 +48,22 @@ def leftover_hooks(module: nn.Module) -> list[str]:
 
 
 def params_with_grads(rng, *, graph: bool = False) -> list[torch.Tensor]:
-    """Leaf parameters of distinct shapes; all but one hold a gradient (one stays None)."""
+    """Leaf parameters of distinct shapes; all but one hold a gradient (one stays None), and
+    the first gradient holds NaN and inf (a diverged step: multiplying by 0 keeps NaN)."""
     params = [torch.randn(*random_shape(rng, 2), dtype=torch.float64, requires_grad=True)
               for _ in range(4)]
     used = params[:-1]
     loss = sum(((p * p).sum() * (i + 1.5)) for i, p in enumerate(used))
     loss.backward(create_graph=graph)
+    with torch.no_grad():
+        params[0].grad.view(-1)[:2] = torch.tensor([float("nan"), float("inf")], dtype=torch.float64)
     return params
 
 
 @pytest.mark.exercise("zero_grad")
 def test_zero_grad_set_to_none(impl, rng):
     params = params_with_grads(rng)
-    result = impl.zero_grad(params)
+    result = impl.zero_grad(p for p in params)  # any iterable: here a generator
     if result is not None:
         fail(f"zero_grad(params) returned {describe(result)}; it works in place and returns None.")
     for i, p in enumerate(params):
@@ -77,7 +80,7 @@ def test_zero_grad_set_to_none(impl, rng):
 def test_zero_grad_in_place_keeps_the_tensor(impl, rng):
     params = params_with_grads(rng)
     before = [p.grad for p in params]
-    impl.zero_grad(params, set_to_none=False)
+    impl.zero_grad(iter(params), set_to_none=False)  # any iterable: here an iterator
     for i, (p, old) in enumerate(zip(params, before, strict=True)):
         what = f"zero_grad(params, set_to_none=False): params[{i}].grad"
         if old is None:
@@ -93,7 +96,24 @@ def test_zero_grad_in_place_keeps_the_tensor(impl, rng):
                 "  Anything that holds the old one (an optimiser, a hook, a DDP bucket) would never "
                 "see the zeros.\n  Try: p.grad.zero_() instead of assigning a new tensor."
             )
-        assert_close(p.grad, torch.zeros_like(p), what, hint="p.grad.zero_()")
+        assert_close(p.grad, torch.zeros_like(p), what + (" (it held NaN and inf)" if i == 0 else ""),
+                     hint="p.grad.zero_() writes zeros; p.grad.mul_(0) keeps NaN (NaN * 0 = NaN, "
+                     "inf * 0 = NaN).")
+
+
+@pytest.mark.exercise("zero_grad")
+def test_zero_grad_a_grad_that_requires_grad_without_history(impl, rng):
+    params = params_with_grads(rng)
+    params[1].grad = params[1].grad.detach().requires_grad_()  # a leaf .grad that requires grad
+    before = params[1].grad
+    impl.zero_grad(params, set_to_none=False)
+    what = "zero_grad(params, set_to_none=False): params[1].grad, a leaf tensor that required grad"
+    if params[1].grad is not before:
+        fail(f"{what} is a new tensor; zero the existing one in place.")
+    if params[1].grad.requires_grad:
+        fail(f"{what} still requires grad.\n  Try: as Optimizer.zero_grad does, detach_() a "
+             "gradient that has a grad_fn, else requires_grad_(False), then zero_().")
+    assert_close(params[1].grad, torch.zeros_like(params[1]), what)
 
 
 @pytest.mark.exercise("zero_grad")
@@ -204,6 +224,62 @@ def test_clip_on_a_leaf_then_remove(impl, rng):
     assert_equal(len(log), 2, "entries in log after handle.remove() and a third backward")
 
 
+@pytest.mark.exercise("clip_and_record")
+def test_clip_leaves_the_callers_gradient_alone(impl, rng):
+    shape = random_shape(rng, 2, 3, 7)
+    a = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    u = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(shape, dtype=torch.float64) * 3
+    g_before = g.clone()
+    max_abs = float(g.abs().median())
+    t = a * 1.0
+    log: list = []
+    what = f"y = t + u, t = a * 1.0 with clip_and_record(t, max_abs={max_abs:.4g}, log); y.backward(g)"
+    handle = handle_of(impl.clip_and_record(t, max_abs, log), what)
+    (t + u).backward(g)  # AddBackward0 hands the very tensor g to both t's and u's edges
+    handle.remove()
+    hint = ("the incoming gradient may be the caller's tensor, or one handed to other edges too: "
+            "return grad.clamp(...) (a new tensor), never clamp_ in place, and log a copy "
+            "(grad.detach().clone()).")
+    assert_close(g, g_before, f"{what}: the caller's g afterwards", hint=hint)
+    assert_close(u.grad, g_before, f"{what}: u.grad (u's edge got the same gradient tensor)",
+                 hint=hint)
+    assert_close(a.grad, g_before.clamp(-max_abs, max_abs), f"{what}: a.grad")
+    assert_equal(len(log), 1, f"{what}: entries in log")
+    if type(log[0]) is not torch.Tensor or log[0].untyped_storage().data_ptr() == g.untyped_storage().data_ptr():
+        fail(f"{what}: log[0] is {describe(log[0])} sharing memory with the caller's g: when the "
+             f"caller reuses g, your record changes.\n  Try: {hint}")
+    assert_close(log[0], g_before, f"{what}: log[0]")
+
+
+@pytest.mark.exercise("clip_and_record")
+def test_clip_keeps_the_gradient_differentiable(impl, rng):
+    shape = random_shape(rng, 2, 3, 7)
+    base = torch.randn(shape, dtype=torch.float64)
+    c = torch.randn(shape, dtype=torch.float64) * 3
+    max_abs = 1.0
+    runs = []
+    for mine in (False, True):
+        x = base.clone().requires_grad_()
+        t = x * 1.0
+        log: list = []
+        if mine:
+            handle = handle_of(impl.clip_and_record(t, max_abs, log), "clip_and_record(t, 1.0, log)")
+        else:
+            handle = t.register_hook(lambda g: g.clamp(-max_abs, max_abs))
+        (t.sin() * c).sum().backward(create_graph=True)
+        handle.remove()
+        runs.append(x.grad)
+    what = ("x.grad after (t.sin() * c).sum().backward(create_graph=True), t = x * 1.0 carrying "
+            "clip_and_record(t, 1.0, log)")
+    assert_close(runs[1].detach(), runs[0].detach(), what)
+    if not runs[1].requires_grad:
+        fail(f"{what}: it has no graph, but with create_graph=True the clipped gradient must stay "
+             "differentiable (a gradient penalty differentiates it again).\n  Try: return "
+             "grad.clamp(-max_abs, max_abs) from the hook, without detaching grad itself "
+             "(grad.detach_() cuts it for everyone); log grad.detach().clone().")
+
+
 # ----------------------------------------------------------------------------- capture
 
 
@@ -217,20 +293,49 @@ def capture_model(rng) -> tuple[nn.Module, list[str], int, int]:
     return model, ["embed", "act", "body.0", "body.1", "body.2"], d0, d3
 
 
-def run_capture(impl, rng):
-    model, names, d0, d3 = capture_model(rng)
+class Residual(nn.Module):
+    """A custom parent module: its forward does work of its own around its children."""
+
+    def __init__(self, width: int, fail: bool = False):
+        super().__init__()
+        self.inner = nn.Linear(width, width)
+        self.gate = nn.Sigmoid()
+        self.fail = fail
+
+    def forward(self, x):
+        if self.fail:
+            raise ValueError("this model's forward fails on purpose")
+        return x + self.gate(self.inner(x)) * 0.5
+
+
+def custom_model(rng, fail: bool = False) -> tuple[nn.Module, list[str], int, int]:
+    d0, d1 = random_shape(rng, 2, 2, 9)
+    model = nn.Sequential(OrderedDict(
+        embed=nn.Linear(d0, d1), block=Residual(d1, fail), head=nn.Tanh(),
+    )).double()
+    return model, ["embed", "block.inner", "block.gate", "head"], d0, d1
+
+
+def run_capture(impl, rng, make=capture_model):
+    model, names, d0, d3 = make(rng)
     batch = int(rng.integers(3, 7))
     x = torch.randn(batch, d0, dtype=torch.float64, requires_grad=True)
     upstream = torch.randn(batch, d3, dtype=torch.float64)
 
     reference = copy.deepcopy(model)
     acts = {}
-    a = x
-    for name in names:
-        a = reference.get_submodule(name)(a)
-        a.retain_grad()
-        acts[name] = a
-    a.backward(upstream)
+
+    def keep(name):
+        def hook(module, args, out):
+            out.retain_grad()
+            acts[name] = out
+
+        return hook
+
+    handles = [reference.get_submodule(name).register_forward_hook(keep(name)) for name in names]
+    reference(x.detach().requires_grad_()).backward(upstream)
+    for h in handles:
+        h.remove()
     expected = ({k: v.detach() for k, v in acts.items()}, {k: v.grad for k, v in acts.items()})
 
     got = impl.capture(model, x, upstream)
@@ -241,8 +346,9 @@ def run_capture(impl, rng):
 
 
 @pytest.mark.exercise("capture")
-def test_capture_matches_retain_grad(impl, rng):
-    model, reference, names, (exp_acts, exp_grads), (acts, grads) = run_capture(impl, rng)
+@pytest.mark.parametrize("make", [capture_model, custom_model], ids=["sequential", "custom_parent"])
+def test_capture_matches_retain_grad(impl, rng, make):
+    model, reference, names, (exp_acts, exp_grads), (acts, grads) = run_capture(impl, rng, make)
     for label, got in (("activations", acts), ("gradients", grads)):
         assert_equal(
             sorted(got), sorted(names), f"the keys of the {label} dict",
@@ -286,6 +392,23 @@ def test_capture_leaves_no_hooks(impl, rng):
     model(x).sum().backward()
     assert_equal((len(acts), len(grads)), sizes,
                  "sizes of the (activations, gradients) dicts after one more forward and backward")
+
+
+@pytest.mark.exercise("capture")
+def test_capture_removes_its_hooks_when_forward_raises(impl, rng):
+    model, _, d0, d1 = custom_model(rng, fail=True)
+    x = torch.randn(3, d0, dtype=torch.float64)
+    try:
+        impl.capture(model, x, torch.randn(3, d1, dtype=torch.float64))
+    except NotImplementedError:
+        raise
+    except Exception:  # noqa: BLE001 - the model's own error may pass through
+        pass
+    left = leftover_hooks(model)
+    if left:
+        fail("capture(model, x, upstream) on a model whose forward raises: hooks are still "
+             "registered afterwards:\n    " + "\n    ".join(left)
+             + "\n  Try: register, then run inside try: ... finally: remove every handle.")
 
 
 # ----------------------------------------------------------------------------- accumulate
@@ -396,8 +519,8 @@ def test_step_in_backward_matches_the_loop(impl, rng):
         expected_losses.append(loss.item())
 
     params = [p.clone().requires_grad_() for p in init]
-    handles = impl.optimizer_in_backward(params, make_adam)
-    got_losses = []
+    handles = impl.optimizer_in_backward((p for p in params), make_adam)  # a generator, as
+    got_losses = []  # model.parameters() is
     with impl.rules():
         for step, batch in enumerate(batches):
             loss = loss_fn(params, batch)

@@ -28,10 +28,27 @@ _is_grad_enabled = torch.is_grad_enabled
 DT = torch.float64
 
 
+ARG_NAMES = {"linear_vjp": ("x", "w", "b", "grad_out"),
+             "reduce_vjp": ("grad_out", "in_shape", "dim", "keepdim", "mean"),
+             "softmax_vjp": ("y", "grad_out", "dim"),
+             "layer_norm_vjp": ("x", "normalized_shape", "weight", "bias", "eps", "grad_out")}
+
+
 def by_hand(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run a hand-written VJP under no_grad: no graph is recorded, so no grad_fn to call."""
+    """Run a hand-written VJP under no_grad (no graph is recorded, so no grad_fn to call) on
+    the caller's own tensors, which must come back unchanged."""
+    before = [a.clone() if type(a) is torch.Tensor else a for a in args]
     with torch.no_grad():
-        return fn(*args)
+        result = fn(*args)
+    names = ARG_NAMES.get(getattr(fn, "__name__", ""), ())
+    for i, (a, b) in enumerate(zip(args, before, strict=True)):
+        if type(a) is torch.Tensor:
+            name = names[i] if i < len(names) else f"argument {i}"
+            assert_close(a, b, f"{getattr(fn, '__name__', 'your VJP')}: {name} after the call "
+                         "(an input: it must not change)",
+                         hint="compute out of place (g = grad_out * w, not grad_out *= w): the "
+                         "engine hands the same gradient tensor to other nodes too.")
+    return result
 
 
 def engine_grad(output: torch.Tensor, inputs: tuple[torch.Tensor, ...], cotangent: torch.Tensor,
@@ -84,7 +101,7 @@ def test_linear_vjp_matches_torch(impl, rng):
             g = torch.randn(*batch, n, m, dtype=DT)
             expected = oracle_vjp(lambda x, w, b: x @ w + b, (x, w, b), g)
             what = f"linear_vjp(x {tuple(x.shape)}, w {tuple(w.shape)}, b {b_shape}, grad_out {tuple(g.shape)})"
-            got = tuple_of(by_hand(impl.linear_vjp, x.clone(), w.clone(), b.clone(), g.clone()),
+            got = tuple_of(by_hand(impl.linear_vjp, x, w, b, g),
                            3, what)
             hints = (
                 "y = x @ w, so grad_x = grad_out @ w.T: a (.., n, m) times an (m, k).",
@@ -98,6 +115,25 @@ def test_linear_vjp_matches_torch(impl, rng):
 
 
 @pytest.mark.exercise("linear_vjp")
+def test_linear_vjp_empty_batch(impl, rng):
+    n, k, m = random_shape(rng, 3, 2, 7)
+    for x_shape, b_shape in (((0, k), (1, m)), ((0, k), (m,)), ((2, 0, k), (1, 1, m)),
+                             ((0, n, k), (n, 1))):
+        x, w = torch.randn(x_shape, dtype=DT), torch.randn(k, m, dtype=DT)
+        b = torch.randn(b_shape, dtype=DT)
+        y = x @ w + b
+        g = torch.randn(y.shape, dtype=DT)
+        expected = oracle_vjp(lambda x, w, b: x @ w + b, (x, w, b), g)
+        what = (f"linear_vjp(x {tuple(x.shape)}, w {tuple(w.shape)}, b {b_shape}, grad_out "
+                f"{tuple(g.shape)}) — an empty batch")
+        got = tuple_of(by_hand(impl.linear_vjp, x, w, b, g), 3, what)
+        for name, e, gt in zip(("grad_x", "grad_w", "grad_b"), expected, got, strict=True):
+            assert_close(gt, e, f"{what}: {name}",
+                         hint="an empty batch contributes nothing: the gradients of w and b are "
+                         "zeros of their own shapes (a sum over no rows).")
+
+
+@pytest.mark.exercise("linear_vjp")
 def test_linear_vjp_any_layout(impl, rng):
     n, k, m = random_shape(rng, 3, 2, 7)
     x0, w0 = torch.randn(n, k, dtype=DT), torch.randn(k, m, dtype=DT)
@@ -105,7 +141,7 @@ def test_linear_vjp_any_layout(impl, rng):
     expected = oracle_vjp(lambda x, w, b: x @ w + b, (x0, w0, b), g0)
     for (lx, x), (lw, w), (lg, g) in zip(layouts(x0), layouts(w0), layouts(g0), strict=True):
         what = f"linear_vjp with x {lx}, w {lw}, grad_out {lg} (n, k, m = {n}, {k}, {m})"
-        got = tuple_of(by_hand(impl.linear_vjp, x, w, b.clone(), g), 3, what)
+        got = tuple_of(by_hand(impl.linear_vjp, x, w, b, g), 3, what)
         for name, e, gt in zip(("grad_x", "grad_w", "grad_b"), expected, got, strict=True):
             assert_close(gt, e, f"{what}: {name}",
                          hint="work with shapes and ops (.T, @, sum), never with .stride() or "
@@ -115,8 +151,17 @@ def test_linear_vjp_any_layout(impl, rng):
 # ----------------------------------------------------------------------------- reduce_vjp
 
 
+EDGE_REDUCTIONS = [  # every run: dims out of order, negative, size-1 and 1-d shapes
+    ((2, 3, 4, 5), (2, 0), False), ((2, 3, 4, 5), (-1, 1), False), ((2, 3, 4, 5), (3, -3), True),
+    ((4, 1, 3), (-2, 0), False), ((4, 1, 3), -1, False), ((4, 1, 3), 1, False),
+    ((3, 5), (-1, -2), False), ((5,), 0, False), ((5,), -1, True), ((1, 4), None, False),
+    ((3, 2, 4), (0, 2, 1), False),
+]
+
+
 def reduce_cases(rng) -> list[tuple[tuple[int, ...], Any, bool, bool]]:
-    cases = []
+    cases = [(shape, dim, keepdim, mean) for shape, dim, keepdim in EDGE_REDUCTIONS
+             for mean in (False, True)]
     for _ in range(14):
         ndim = int(rng.integers(1, 5))
         shape = random_shape(rng, ndim, 2, 6)
@@ -128,7 +173,7 @@ def reduce_cases(rng) -> list[tuple[tuple[int, ...], Any, bool, bool]]:
             keepdim = bool(rng.random() < 0.4)
         else:
             count = int(rng.integers(1, ndim + 1))
-            picked = sorted(int(d) for d in rng.choice(ndim, size=count, replace=False))
+            picked = [int(d) for d in rng.choice(ndim, size=count, replace=False)]  # any order
             dim = tuple(d - ndim if rng.random() < 0.4 else d for d in picked)
             keepdim = bool(rng.random() < 0.4)
         for mean in (False, True):
@@ -152,7 +197,7 @@ def test_reduce_vjp_matches_torch(impl, rng):
         op = "mean" if mean else "sum"
         what = (f"reduce_vjp for y = x.{op}(dim={dim}, keepdim={keepdim}) with x of shape {shape} "
                 f"(grad_out shape {tuple(g.shape)})")
-        got = by_hand(impl.reduce_vjp, g.clone(), shape, dim, keepdim, mean)
+        got = by_hand(impl.reduce_vjp, g, shape, dim, keepdim, mean)
         assert_close(got, expected, what,
                      hint="each reduced element gets the grad_out value of its output slot; "
                      "a mean divides by the number of elements reduced into that slot.")
@@ -172,7 +217,7 @@ def test_softmax_vjp_matches_torch(impl, rng):
         g = torch.randn(shape, dtype=DT)
         (expected,) = oracle_vjp(lambda x, dim=dim: torch.softmax(x, dim), (x,), g)
         what = f"softmax_vjp(y, grad_out, dim={dim}) for shape {shape}"
-        got = by_hand(impl.softmax_vjp, y.clone(), g.clone(), dim)
+        got = by_hand(impl.softmax_vjp, y, g, dim)
         assert_close(got, expected, what,
                      hint="every output of a softmax depends on every input along dim: "
                      "grad_x = y * (grad_out - sum(grad_out * y, dim, keepdim=True)).")
@@ -207,8 +252,7 @@ def test_layer_norm_vjp_matches_torch(impl, rng):
         g = torch.randn(shape, dtype=DT)
         expected = oracle_vjp(lambda x, w, b, ns=ns, eps=eps: F.layer_norm(x, ns, w, b, eps), (x, w, b), g)
         what = f"layer_norm_vjp for x of shape {shape}, normalized_shape={ns}, eps={eps}"
-        got = tuple_of(by_hand(impl.layer_norm_vjp, x.clone(), ns, w.clone(), b.clone(), eps,
-                            g.clone()), 3, what)
+        got = tuple_of(by_hand(impl.layer_norm_vjp, x, ns, w, b, eps, g), 3, what)
         hints = (
             "mean and variance (biased, divide by N) are functions of x: with g = grad_out * "
             "weight and xhat = (x - mean) * rstd, grad_x = rstd * (g - mean(g) - xhat * "
@@ -260,6 +304,31 @@ def jacobian_cases(rng):
     ]
 
 
+def jacobian_hint(got: Any, expected: torch.Tensor, stale: torch.Tensor | None, n: int) -> str:
+    """What to try, told by what the wrong Jacobian looks like."""
+    rows = expected.reshape(n, -1)
+    base = torch.zeros_like(rows[0]) if stale is None else stale.reshape(-1)
+    shapes = {
+        "accumulated": base + rows.cumsum(0),  # x.grad never cleared
+        "one tensor": (rows[-1]).expand_as(rows),  # cleared in place, never copied
+        "one tensor, accumulated": (base + rows.sum(0)).expand_as(rows),
+    }
+    if type(got) is torch.Tensor and got.numel() == rows.numel():
+        flat = got.detach().reshape(n, -1).to(rows.dtype)
+        for kind, pattern in shapes.items():
+            if torch.allclose(flat, pattern):
+                if kind == "accumulated":
+                    return ("each row holds the sum of all VJPs so far: backward(v) ADDS into "
+                            "x.grad; clear it (x.grad = None) before every backward(v).")
+                return ("every row is the same tensor: x.grad is updated in place, so a row "
+                        "that keeps a reference to it changes with the next backward. Keep a "
+                        "copy of each row (x.grad.clone()), or set x.grad = None so that every "
+                        "backward makes a new one" + (", and clear it before every backward."
+                                                      if "accumulated" in kind else "."))
+    return ("row i of J (J[i] has x's shape) is the VJP with the one-hot cotangent e_i shaped "
+            "like y, read from x.grad after backward(e_i).")
+
+
 @pytest.mark.exercise("jacobian_from_backward")
 def test_jacobian_from_backward_matches_torch(impl, rng):
     for i, (name, f, x0) in enumerate(jacobian_cases(rng)):
@@ -271,11 +340,9 @@ def test_jacobian_from_backward_matches_torch(impl, rng):
         y = f(x)
         backward = Backward(y, x)
         what = f"jacobian_from_backward for {name}" + (" (x.grad held a stale gradient)" if stale else "")
+        stale_grad = None if x.grad is None else x.grad.clone()
         got = impl.jacobian_from_backward(y, x, backward)
-        assert_close(got, expected, what,
-                     hint="row i of J (J[i] has x's shape) is the VJP with the one-hot cotangent "
-                     "e_i shaped like y; gradients accumulate in x.grad, so clear it (x.grad = None) "
-                     "before every backward(v).")
+        assert_close(got, expected, what, hint=jacobian_hint(got, expected, stale_grad, y.numel()))
         assert_equal(backward.calls, y.numel(), f"{what}: number of backward(v) calls",
                      hint="one backward per output element: a VJP gives one row of J.")
 
@@ -338,7 +405,10 @@ def test_jvp_by_double_vjp_matches_torch(impl, rng):
         expected = torch.tensordot(oracle_jacobian(f, x), u, dims=x.dim())  # J u
         vjp = VJP()
         what = f"jvp_by_double_vjp for {name}"
-        got = impl.jvp_by_double_vjp(f, x.clone(), u.clone(), vjp)
+        x_before, u_before = x.clone(), u.clone()
+        got = impl.jvp_by_double_vjp(f, x, u, vjp)
+        assert_close(x, x_before, f"{what}: x after the call (an input: it must not change)")
+        assert_close(u, u_before, f"{what}: u after the call (an input: it must not change)")
         assert_close(got, expected, what,
                      hint="g(v) = vjp(f, x, v) = J^T v is linear in v; vjp(g, v0, u) = J u for "
                      "any v0 shaped like f(x).")

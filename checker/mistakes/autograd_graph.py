@@ -168,17 +168,27 @@ def uses_autograd_grad(x, w1, b1, w2, upstream):
     return {"x": None, "w1": gw1, "b1": gb1, "w2": gw2, "h": gh, "a": ga, "y": upstream}
 
 
+@mistake("retained_grads", "The leaves' .grad was reset before backward: backward ADDS into an existing .grad, and the caller's earlier gradients are lost.")
+def resets_leaf_grads(x, w1, b1, w2, upstream):
+    for t in (x, w1, b1, w2):
+        t.grad = None
+    return _ref().retained_grads(x, w1, b1, w2, upstream)
+
+
 # ----------------------------------------------------------------------------- predict_flags
 
 
 def _predict(leaves, program, *, floor_differentiable=True, in_place=True, leaf_results=True,
-             views_inherit=True, inference_marks_all=False):
+             views_inherit=True, inference_marks_all=False, flag_obeys_mode=False):
     """The reference rules with one of them switched off."""
     differentiable = {"sin", "exp", "sum", "clone", "add", "mul"} | (
         {"floor"} if floor_differentiable else set())
     tensors = {n: {"rg": bool(rg), "grad_fn": False, "inf": False} for n, (_, rg) in leaves.items()}
     for out, op, inputs, mode in program:
         ins = [tensors[i] for i in inputs]
+        if op == "requires_grad_" and flag_obeys_mode and mode != "grad":
+            tensors[out] = ins[0]
+            continue
         if op == "requires_grad_":
             if in_place:
                 ins[0]["rg"] = True
@@ -221,6 +231,11 @@ def inference_views_normal(leaves, program):
 @mistake("predict_flags", "Everything made inside inference_mode was taken as an inference tensor, even detach() (which acts like a view here) of a normal tensor.")
 def inference_mode_marks_all(leaves, program):
     return _predict(leaves, program, inference_marks_all=True)
+
+
+@mistake("predict_flags", "requires_grad_() under no_grad was taken as a no-op: grad mode decides what ops record, not the flag you set yourself.")
+def requires_grad_obeys_mode(leaves, program):
+    return _predict(leaves, program, flag_obeys_mode=True)
 
 
 # ----------------------------------------------------------------------------- frozen_backbone_loss

@@ -48,7 +48,47 @@ class DetachTrickRound:
         return x + (torch.round(x) - x).detach()
 
 
+class _StraightThrough(Function):
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+@mistake("StraightThroughRound", "Rounded with floor(x + 0.5): halves go up (2.5 -> 3), where torch.round rounds them to the even neighbour (2.5 -> 2).")
+class HalfUpRound(_StraightThrough):
+    @staticmethod
+    def forward(x):
+        return torch.floor(x + 0.5)
+
+
+@mistake("StraightThroughRound", "Rounded the input in place (x.round_()): forward runs under no_grad, so nothing stops it from changing the caller's tensor.")
+class InPlaceRound(_StraightThrough):
+    @staticmethod
+    def forward(x):
+        return x.round_().clone()
+
+
 # ----------------------------------------------------------------------------- OutputSavingSigmoid
+
+
+@mistake("OutputSavingSigmoid", "Saved output.detach(): same values and the same version counter, but the link to this node is cut, so backward cannot be differentiated again.")
+class DetachedOutputSigmoid(Function):
+    @staticmethod
+    def forward(x):
+        return torch.sigmoid(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output.detach())
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        return grad * y * (1 - y)
 
 
 @mistake("OutputSavingSigmoid", "Saved the input and recomputed sigmoid in backward, instead of saving the output.")
@@ -205,6 +245,23 @@ class UntransposedMatMul(_MatMulForward):
         return grad_a, grad_b
 
 
+@mistake("MatMul", "Kept a and b as ctx attributes (ctx.a, ctx.b = a, b): autograd never sees them saved, so an in-place change before backward goes unnoticed.")
+class CtxAttributeMatMul(Function):
+    @staticmethod
+    def forward(a, b):
+        return a @ b
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.a, ctx.b = inputs
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_a = grad @ ctx.b.mT if ctx.needs_input_grad[0] else None
+        grad_b = ctx.a.mT @ grad if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
 # ----------------------------------------------------------------------------- MaxWithOneHot
 
 
@@ -254,6 +311,20 @@ class SpreadGradMax(_MaxBase):
 # ----------------------------------------------------------------------------- Softplus
 
 
+@mistake("MaxWithOneHot", "The mask as x == max (every element equal to the max): with ties a slice gets several ones, and its gradient is counted several times.")
+class TiedMaskMax(_MaxBase):
+    @staticmethod
+    def forward(x, dim):
+        values = x.amax(dim)
+        return values, (x == values.unsqueeze(dim)).to(x.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.dim = inputs[1]
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(output[1])
+
+
 class _SoftplusBase(Function):
     @staticmethod
     def forward(x):
@@ -288,6 +359,14 @@ class NoGradSoftplus(_SoftplusBase):
         (x,) = ctx.saved_tensors
         with torch.no_grad():
             return grad * torch.sigmoid(x)
+
+
+@mistake("Softplus", "A stable forward, but backward wrote sigmoid as exp(x) / (1 + exp(x)): inf / inf is NaN at x = 800.")
+class NaiveSigmoidSoftplus(_SoftplusBase):
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * torch.exp(x) / (1 + torch.exp(x))
 
 
 @mistake("Softplus", "The naive log(1 + exp(x)): exp(800) overflows to inf.")

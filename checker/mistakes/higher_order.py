@@ -110,6 +110,15 @@ def penalty_by_backward(critic, real, fake, alpha):
     return ((mixed.grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
+@mistake("gradient_penalty", "The critic's gradients were cleared first (p.grad = None), as before a training step: whatever the caller had accumulated is lost.")
+def penalty_clears_critic_grads(critic, real, fake, alpha):
+    for p in critic.parameters():
+        p.grad = None
+    mixed = _mixed(real, fake, alpha)
+    (g,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+    return ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
 # ----------------------------------------------------------------------------- meta_gradient
 
 
@@ -154,3 +163,14 @@ def meta_in_place_update(train_loss, val_loss, w, lr, steps):
         with torch.no_grad():
             w0.sub_(lr * g)
     return torch.autograd.grad(val_loss(w0), w0)[0]
+
+
+@mistake("meta_gradient", "The first inner step was taken before the loop (the loop ran steps - 1 times): steps=0 still moves w once.")
+def meta_first_step_outside_loop(train_loss, val_loss, w, lr, steps):
+    w0 = w.detach().requires_grad_()
+    (g,) = torch.autograd.grad(train_loss(w0), w0, create_graph=True)
+    current = w0 - lr * g
+    for _ in range(steps - 1):
+        (g,) = torch.autograd.grad(train_loss(current), current, create_graph=True)
+        current = current - lr * g
+    return torch.autograd.grad(val_loss(current), w0)[0]

@@ -34,16 +34,30 @@ def zeros_for_missing(params, set_to_none=True):
             p.grad.zero_()
 
 
-@mistake("zero_grad", "The gradient was zeroed but not detached: a create_graph gradient keeps its graph.")
-def zero_without_detach(params, set_to_none=True):
+def _zero_each(params, set_to_none, zero):
+    """Drop each existing gradient, or hand it to ``zero`` (set_to_none=False)."""
     for p in params:
         if p.grad is None:
             continue
         if set_to_none:
             p.grad = None
         else:
-            with torch.no_grad():
-                p.grad.zero_()
+            zero(p.grad)
+
+
+def _zero_no_grad(g):
+    with torch.no_grad():
+        g.zero_()
+
+
+@mistake("zero_grad", "The gradient was zeroed but not detached: a create_graph gradient keeps its graph.")
+def zero_without_detach(params, set_to_none=True):
+    _zero_each(params, set_to_none, _zero_no_grad)
+
+
+@mistake("zero_grad", "Zeroed with p.grad.mul_(0): NaN * 0 and inf * 0 are NaN, so a diverged gradient stays NaN.")
+def zero_by_multiplying(params, set_to_none=True):
+    _zero_each(params, set_to_none, lambda g: g.detach_().mul_(0))
 
 
 @mistake("zero_grad", "Delegated to an optimiser's zero_grad, which this kata puts off-limits.")
@@ -89,11 +103,29 @@ def two_hooks_one_handle(t, max_abs, log):
     return t.register_hook(lambda grad: grad.clamp(-max_abs, max_abs))
 
 
+@mistake("clip_and_record", "Recorded first, then clipped in place (clamp_) and returned it: the incoming gradient can be the caller's tensor or one handed to other edges too, and they are clipped with it.")
+def clip_in_place_after_logging(t, max_abs, log):
+    def hook(grad):
+        log.append(grad.detach().clone())
+        return grad.clamp_(-max_abs, max_abs)
+
+    return t.register_hook(hook)
+
+
+@mistake("clip_and_record", "Logged the incoming gradient itself, not a copy: it can be the caller's tensor, and the record changes when the caller reuses it.")
+def logs_without_copy(t, max_abs, log):
+    def hook(grad):
+        log.append(grad)
+        return grad.clamp(-max_abs, max_abs)
+
+    return t.register_hook(hook)
+
+
 # ----------------------------------------------------------------------------- capture
 
 
 def _capture_with(model, x, upstream, *, pick_grad, remove=("forward", "backward"), detach=True,
-                  leaves_only=True):
+                  leaves_only=True, remove_on_error=True):
     activations, gradients, forward_handles, backward_handles = {}, {}, [], []
     for name, module in model.named_modules():
         if leaves_only and next(module.children(), None) is not None:
@@ -107,11 +139,18 @@ def _capture_with(model, x, upstream, *, pick_grad, remove=("forward", "backward
 
         forward_handles.append(module.register_forward_hook(fwd))
         backward_handles.append(module.register_full_backward_hook(bwd))
-    model(x).backward(upstream)
     handles = {"forward": forward_handles, "backward": backward_handles}
-    for kind in remove:
-        for handle in handles[kind]:
-            handle.remove()
+    try:
+        model(x).backward(upstream)
+    finally:
+        if remove_on_error:
+            for kind in remove:
+                for handle in handles[kind]:
+                    handle.remove()
+    if not remove_on_error:
+        for kind in remove:
+            for handle in handles[kind]:
+                handle.remove()
     return activations, gradients
 
 
@@ -141,6 +180,11 @@ def activations_not_detached(model, x, upstream):
 def containers_hooked(model, x, upstream):
     return _capture_with(model, x, upstream, pick_grad=lambda gi, go: go[0],
                          leaves_only=False)
+
+
+@mistake("capture", "The hooks were removed after the run but not in a finally: when the forward raises, they stay registered.")
+def no_finally(model, x, upstream):
+    return _capture_with(model, x, upstream, pick_grad=lambda gi, go: go[0], remove_on_error=False)
 
 
 # ----------------------------------------------------------------------------- accumulate_microbatches
@@ -242,6 +286,20 @@ def optimizer_built_in_hook(params, make_optimizer):
         p.grad = None
 
     return [p.register_post_accumulate_grad_hook(hook) for p in params]
+
+
+@mistake("optimizer_in_backward", "A late-binding closure: every hook reads the loop variable `optimizer` when it runs, so all of them step the LAST parameter's optimiser.")
+def late_binding_closure(params, make_optimizer):
+    handles = []
+    for p in params:
+        optimizer = make_optimizer([p])
+
+        def step(param):
+            optimizer.step()  # noqa: B023 - the mistake itself
+            param.grad = None
+
+        handles.append(p.register_post_accumulate_grad_hook(step))
+    return handles
 
 
 @mistake("optimizer_in_backward", "The handles were thrown away (nothing returned), so the hooks can never be removed.")

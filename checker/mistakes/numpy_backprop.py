@@ -99,6 +99,14 @@ def unknown_kind_is_identity(kind, x, grad_out):
     return grad_out
 
 
+@mistake("activation_backward", "The ReLU mask was applied to grad_out in place (grad_out *= mask): the caller's gradient, which other nodes may still read, is changed.")
+def relu_mask_in_place(kind, x, grad_out):
+    if kind == "relu":
+        grad_out *= x > 0
+        return grad_out
+    return _act_backward("tanh", x, grad_out)
+
+
 # ----------------------------------------------------------------------------- cross-entropy
 
 
@@ -115,6 +123,19 @@ def unstable_softmax(logits, targets):
         e = np.exp(logits)
         probs = e / e.sum(axis=1, keepdims=True)
         rows = np.arange(n)
+        loss = float(-np.log(probs[rows, targets]).mean())
+    grad = probs.copy()
+    grad[rows, targets] -= 1.0
+    return loss, grad / n
+
+
+@mistake("softmax_cross_entropy", "The row max was subtracted, then the loss taken as log(softmax): a probability that underflows to 0 gives log(0) = -inf instead of a large finite loss.")
+def log_of_softmax(logits, targets):
+    n = logits.shape[0]
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs = e / e.sum(axis=1, keepdims=True)
+    rows = np.arange(n)
+    with np.errstate(divide="ignore"):
         loss = float(-np.log(probs[rows, targets]).mean())
     grad = probs.copy()
     grad[rows, targets] -= 1.0

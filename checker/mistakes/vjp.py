@@ -52,6 +52,14 @@ def _expand_back(grad_out, in_shape, dim, keepdim):
     return grad_out.expand(in_shape), dims
 
 
+def _count(in_shape, dims):
+    """How many elements were reduced into each output."""
+    count = 1
+    for d in dims:
+        count *= in_shape[d]
+    return count
+
+
 @mistake("reduce_vjp", "The mean was differentiated like the sum: the 1/count factor was left out.")
 def mean_as_sum(grad_out, in_shape, dim, keepdim, mean):
     return _expand_back(grad_out, in_shape, dim, keepdim)[0]
@@ -72,12 +80,18 @@ def mean_divides_by_numel(grad_out, in_shape, dim, keepdim, mean):
 def not_expanded(grad_out, in_shape, dim, keepdim, mean):
     grad, dims = _expand_back(grad_out, in_shape, dim, keepdim)
     grad = grad_out.reshape([1 if d in dims else s for d, s in enumerate(in_shape)])
-    if mean:
-        count = 1
+    return grad / _count(in_shape, dims) if mean else grad
+
+
+@mistake("reduce_vjp", "The reduced dims were put back in the order given, and negative dims as they are: unsqueeze(2) then unsqueeze(0) is not unsqueeze(0) then unsqueeze(2).")
+def dims_in_given_order(grad_out, in_shape, dim, keepdim, mean):
+    dims = tuple(range(len(in_shape))) if dim is None else (dim,) if isinstance(dim, int) else dim
+    grad = grad_out
+    if not keepdim:
         for d in dims:
-            count *= in_shape[d]
-        grad = grad / count
-    return grad
+            grad = grad.unsqueeze(d)
+    grad = grad.expand(in_shape)
+    return grad / _count(in_shape, dims) if mean else grad
 
 
 # ----------------------------------------------------------------------------- softmax_vjp
@@ -102,6 +116,12 @@ def sum_over_last_dim(y, grad_out, dim):
 def autograd_inside(y, grad_out, dim):
     x = y.log().requires_grad_(True)
     return torch.autograd.grad(torch.softmax(x, dim), x, grad_out)[0]
+
+
+@mistake("softmax_vjp", "Computed in the cotangent's own memory (grad_out -= ...; grad_out *= y): the caller's gradient, which other nodes may still read, is overwritten.")
+def cotangent_in_place(y, grad_out, dim):
+    grad_out -= (grad_out * y).sum(dim, keepdim=True)
+    return grad_out.mul_(y)
 
 
 # ----------------------------------------------------------------------------- layer_norm_vjp

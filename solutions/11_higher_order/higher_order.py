@@ -12,7 +12,7 @@ def second_derivative(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
     x = x.detach().requires_grad_()
     (first,) = torch.autograd.grad(f(x).sum(), x, create_graph=True)
     if not first.requires_grad:  # f is linear: f' is a constant with no graph, f'' is zero
-        return torch.zeros_like(x).detach()
+        return torch.zeros_like(x)
     (second,) = torch.autograd.grad(first.sum(), x)
     return second
 
