@@ -130,7 +130,8 @@ def test_mutating_inputs_cannot_fool_the_reference(gamma, judge, tmp_path):
             x.zero_()
             return torch.zeros_like(x)
     """) + SOLUTION_REST)
-    assert not result.passed and "values differ" in exercise(result, "double").message
+    message = exercise(result, "double").message
+    assert not result.passed and ("values differ" in message or "changed its input" in message)
 
 
 @pytest.mark.parametrize("route", [

@@ -1,7 +1,10 @@
 import pytest
 import torch
 
+from checker.contracts import in_place
 from checker.helpers import assert_close
+
+in_place("sgd_step", "params")  # its contract: the parameters are updated in place
 
 
 def noncontiguous(rows=3, cols=4):
