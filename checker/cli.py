@@ -441,5 +441,23 @@ def dev_check(app: App, names: tuple[str, ...], seed: int, markdown: bool) -> No
         app.out.print(f"[green]All {len(katas)} kata(s) proven.[/]")
 
 
+
+@dev.command("lint-lessons")
+@click.argument("names", nargs=-1)
+@click.option("--no-examples", is_flag=True, help="Check the source pointers only (fast).")
+@pass_app
+@domain_errors
+def dev_lint_lessons(app: App, names: tuple[str, ...], no_examples: bool) -> None:
+    """Run every lesson, note and docstring example; verify every pointer into PyTorch's source."""
+    from checker.lessonlint import lint
+
+    catalog = _shipped_catalog()
+    katas = [_kata_in(catalog, n) for n in names] or list(catalog.katas)
+    findings = [f for found in lint(katas, examples=not no_examples).values() for f in found]
+    app.render.show_findings(app.out, findings)
+    if findings:
+        raise click.ClickException(f"{len(findings)} untrue thing(s) in the teaching texts.")
+    app.out.print(f"[green]{len(katas)} kata(s): every example and pointer holds.[/]")
+
 if __name__ == "__main__":
     main()

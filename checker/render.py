@@ -131,10 +131,38 @@ NO_LESSON = "(This release ships no lesson for this kata; its exercises are belo
 
 
 def show_lesson(out: Console, kata: Kata, text: str | None) -> None:
+    """The lesson; through a pager when it is taller than the terminal (never into a pipe)."""
+    from contextlib import nullcontext
+
     from rich.markdown import Markdown
 
-    out.print(Markdown(text) if text is not None else NO_LESSON)
-    out.print(f"\n[dim]Exercises are in {escape(str(kata.rel_stub))}. `kata check` judges them.[/]")
+    if text is None:
+        out.print(NO_LESSON)
+        return
+    body = Markdown(text)
+    tall = out.is_terminal and len(out.render_lines(body, pad=False)) > out.height - 2
+    # rich's system pager is pydoc's: $MANPAGER or $PAGER, else less/more. Colours only
+    # where less is told to pass them (-R), or the reader would see escape codes.
+    colour = "r" in os.environ.get("LESS", "").lower() or bool(os.environ.get("PAGER"))
+    with out.pager(styles=colour) if tall else nullcontext():
+        out.print(body)
+        out.print(f"\n[dim]Exercises are in {escape(str(kata.rel_stub))}. `kata check` judges them.[/]")
+
+
+def show_note(out: Console, note: str) -> None:
+    """An under-the-hood note: prose paragraphs reflowed, its ``>>>`` example kept verbatim."""
+    for para in note.split("\n\n"):
+        if para.lstrip().startswith(">>>"):
+            out.print(Text(para.strip("\n"), style="dim"))
+        else:
+            out.print(escape(" ".join(para.split())))
+
+
+def show_findings(out: Console, findings: list) -> None:
+    """``kata dev lint-lessons``: each untrue example or pointer, where it is and what is wrong."""
+    for f in findings:
+        out.print(f"[red]✗[/] [bold]{escape(f.kata)}[/] {escape(f.where)}")
+        out.print(escape(f.message), highlight=False)
 
 
 # ----------------------------------------------------------------------------- check
@@ -208,7 +236,7 @@ def show_check_outcome(out: Console, outcome: CheckOutcome, *, verbose: bool = F
             out.print(f"[bold green]All {len(r.exercises)} exercises pass.[/]")
         if outcome.kata.under_the_hood:
             out.print("\n[bold]Under the hood[/]")
-            out.print(escape(" ".join(outcome.kata.under_the_hood.split())))
+            show_note(out, outcome.kata.under_the_hood)
         if outcome.newly_passed:
             if outcome.next_kata:
                 out.print(f"\nUnlocked: [bold]{escape(outcome.next_kata.title)}[/]. "

@@ -213,12 +213,12 @@ def results_never_leaves(leaves, program):
     return _predict(leaves, program, leaf_results=False)
 
 
-@mistake("predict_flags", "detach() of an inference tensor was taken as a normal tensor; a view keeps its base's inference-ness.")
+@mistake("predict_flags", "detach() of an inference tensor was taken as a normal tensor; detach(), like a view, keeps its input's inference-ness.")
 def inference_views_normal(leaves, program):
     return _predict(leaves, program, views_inherit=False)
 
 
-@mistake("predict_flags", "Everything made inside inference_mode was taken as an inference tensor, even a view (detach) of a normal tensor.")
+@mistake("predict_flags", "Everything made inside inference_mode was taken as an inference tensor, even detach() (which acts like a view here) of a normal tensor.")
 def inference_mode_marks_all(leaves, program):
     return _predict(leaves, program, inference_marks_all=True)
 

@@ -82,7 +82,7 @@ def default_dtype_tensors(hparams, like):
     return {k: torch.tensor(v, device=like.device) if type(v) is float else v for k, v in hparams.items()}
 
 
-@mistake("hparams_as_tensors", "The floats were left as Python floats: each is a guarded constant, and a new value recompiles.")
+@mistake("hparams_as_tensors", "The floats were left as Python floats: the first graph guards on their values, so a new value recompiles (once, under the default dynamic=None; every time with dynamic=False).")
 def floats_stay_floats(hparams, like):
     return dict(hparams)
 
@@ -115,7 +115,7 @@ def locked_before_warmup(step, batches, lrs):
         return [step(x, torch.tensor(lr, dtype=x.dtype)) for x, lr in zip(batches, lrs, strict=False)]
 
 
-@mistake("run_locked", "lr was passed as a Python float: the warm-up graph guards on its value, and the next lr needs a recompile.")
+@mistake("run_locked", "lr was passed as a Python float: the warm-up graph guards on its value, and the first new lr needs a recompile.")
 def lr_as_float(step, batches, lrs):
     import torch
     import torch._dynamo

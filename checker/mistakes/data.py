@@ -78,7 +78,7 @@ def pads_at_front(batch, pad_value=0.0):
     return out
 
 
-@mistake("pad_collate", "lengths came out as a float tensor; pack_padded_sequence and indexing need int64.")
+@mistake("pad_collate", "lengths came out as a float tensor; lengths are int64 (what pad_packed_sequence returns and what can index or slice), even though pack_padded_sequence would convert floats.")
 def float_lengths(batch, pad_value=0.0):
     out = _sol.pad_collate(batch, pad_value)
     out["lengths"] = out["lengths"].float()

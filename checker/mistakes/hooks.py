@@ -212,7 +212,7 @@ def full_batch_at_once(model, loss_fn, x, y, micro_batch_size):
 # ----------------------------------------------------------------------------- optimizer_in_backward
 
 
-@mistake("optimizer_in_backward", "A plain tensor hook (register_hook) was used: it runs BEFORE the gradient reaches p.grad, and once per use.")
+@mistake("optimizer_in_backward", "A plain tensor hook (register_hook) was used: it runs on the summed gradient BEFORE it is written into p.grad, so a step there reads an empty or stale .grad.")
 def pre_accumulate_hook(params, make_optimizer):
     handles = []
     for p in params:

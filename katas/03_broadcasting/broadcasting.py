@@ -2,7 +2,7 @@
 
 Two shapes broadcast when, lined up from the RIGHT (the last dims face each other, missing
 leading dims count as size 1), every pair of sizes is equal or one of them is 1. The result
-takes the larger size of each pair. A broadcast never copies: the smaller tensor is read
+takes the size of each pair that is not 1 (so 1 against 0 gives 0). A broadcast never copies: the smaller tensor is read
 again and again through a stride of 0. And because one input element feeds many outputs,
 its gradient is the SUM of their gradients — the gradient must be "un-broadcast".
 
@@ -31,7 +31,7 @@ def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
         (2, 4, 3)
         >>> broadcast_shapes((2, 3), (4, 3))
         Traceback (most recent call last):
-        ValueError: dim -2: sizes 2 and 4 cannot broadcast (they differ and neither is 1)
+        ValueError: dim -2: sizes 2 and 4 cannot broadcast (they differ and neither is 1) in shapes ((2, 3), (4, 3))
     """
     raise NotImplementedError("broadcast_shapes: line the shapes up from the right")
 

@@ -25,6 +25,7 @@ def topo_order(root: torch.autograd.graph.Node) -> list[torch.autograd.graph.Nod
     """Every node reachable from ``root`` (the root and the AccumulateGrad nodes included),
     each exactly once, in a topological order: each node comes before every node it feeds
     through ``next_functions`` — the order in which a backward pass can visit them.
+    Below, ExpBackward0 must come before SinBackward0: it feeds it.
 
     Example:
         >>> x = torch.randn(3, requires_grad=True)
@@ -32,7 +33,6 @@ def topo_order(root: torch.autograd.graph.Node) -> list[torch.autograd.graph.Nod
         >>> out = (y + y.exp()).sum()
         >>> [type(n).__name__ for n in topo_order(out.grad_fn)]
         ['SumBackward0', 'AddBackward0', 'ExpBackward0', 'SinBackward0', 'AccumulateGrad']
-        (ExpBackward0 must come before SinBackward0: it feeds it.)
     """
     raise NotImplementedError("topo_order: walk next_functions, order nodes before their inputs")
 
@@ -69,10 +69,16 @@ def retained_grads(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torc
     ``requires_grad``.
 
     Example:
+        >>> n, k, m, p = 2, 3, 4, 5
+        >>> x = torch.randn(n, k)
+        >>> w1, b1 = torch.randn(k, m, requires_grad=True), torch.randn(m, requires_grad=True)
+        >>> w2 = torch.randn(m, p, requires_grad=True)
         >>> grads = retained_grads(x, w1, b1, w2, torch.ones(n, p))
-        >>> grads["y"]                                # == upstream
-        >>> grads["w2"] is w2.grad
-        True
+        >>> grads["y"]
+        tensor([[1., 1., 1., 1., 1.],
+                [1., 1., 1., 1., 1.]])
+        >>> grads["w2"] is w2.grad, grads["x"], grads["h"].shape
+        (True, None, torch.Size([2, 4]))
     """
     raise NotImplementedError("retained_grads: retain_grad() on h, a, y before y.backward(upstream)")
 
@@ -117,9 +123,13 @@ def frozen_backbone_loss(backbone: nn.Module, head: nn.Module, x: torch.Tensor,
     loss may train it), and its train/eval mode stays as it was.
 
     Example:
+        >>> backbone, head = nn.Linear(4, 3), nn.Linear(3, 1)
+        >>> x, target = torch.randn(8, 4), torch.randn(8, 1)
         >>> loss = frozen_backbone_loss(backbone, head, x, target)
         >>> loss.backward()
         >>> all(p.grad is None for p in backbone.parameters())
         True
+        >>> head.weight.grad.shape, backbone.weight.requires_grad
+        (torch.Size([1, 3]), True)
     """
     raise NotImplementedError("frozen_backbone_loss: cut the graph between backbone and head")

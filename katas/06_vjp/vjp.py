@@ -114,6 +114,10 @@ def jacobian_from_backward(
     Call ``backward`` once per element of y — no more.
 
     Example (y = 2 * x, x of shape (2,)):
+        >>> x = torch.tensor([1., 2.], requires_grad=True)
+        >>> y = 2 * x
+        >>> def backward(v):
+        ...     y.backward(v, retain_graph=True, inputs=[x])
         >>> jacobian_from_backward(y, x, backward)
         tensor([[2., 0.],
                 [0., 2.]])
@@ -135,7 +139,15 @@ def jvp_by_double_vjp(
     ``cotangent`` must be shaped like ``fn(primal)``. Call ``vjp`` exactly twice: building the
     whole Jacobian to multiply it by u is what this trick avoids.
 
-    Example (f(x) = A @ x, so J = A):
-        >>> jvp_by_double_vjp(f, x, u, vjp)   # == A @ u
+    Example (f(x) = A @ x, so J = A and the answer is A @ u):
+        >>> A = torch.tensor([[1., 2.], [3., 4.]])
+        >>> def f(x):
+        ...     return A @ x
+        >>> def vjp(fn, primal, cotangent):
+        ...     primal = primal.detach().requires_grad_()
+        ...     return torch.autograd.grad(fn(primal), primal, cotangent, create_graph=True)[0]
+        >>> x, u = torch.tensor([1., 1.]), torch.tensor([1., 0.])
+        >>> jvp_by_double_vjp(f, x, u, vjp)
+        tensor([1., 3.])
     """
     raise NotImplementedError("jvp_by_double_vjp: differentiate v -> vjp(f, x, v) with cotangent u")

@@ -85,9 +85,15 @@ def mlp_gradients(
     shaped like it. Do not modify ``params``.
 
     Example:
+        >>> rng = np.random.default_rng(0)
+        >>> params = {"W1": rng.normal(size=(5, 3)), "b1": np.zeros(5),
+        ...           "W2": rng.normal(size=(2, 5)), "b2": np.zeros(2)}
+        >>> x, targets = rng.normal(size=(4, 3)), np.array([0, 1, 1, 0])
         >>> loss, grads = mlp_gradients(params, x, targets, "tanh", weight_decay=1e-2)
         >>> sorted(grads)
         ['W1', 'W2', 'b1', 'b2', 'h1', 'z1', 'z2']
+        >>> grads["W1"].shape, grads["z2"].shape
+        ((5, 3), (4, 2))
     """
     raise NotImplementedError("mlp_gradients: forward keeping intermediates, then backward")
 
@@ -108,6 +114,10 @@ def train_sgd(
     The caller's ``params`` and its arrays must be left untouched.
 
     Example:
+        >>> rng = np.random.default_rng(0)
+        >>> params = {"W1": rng.normal(size=(5, 3)), "b1": np.zeros(5),
+        ...           "W2": rng.normal(size=(2, 5)), "b2": np.zeros(2)}
+        >>> x, targets = rng.normal(size=(4, 3)), np.array([0, 1, 1, 0])
         >>> losses, trained = train_sgd(params, x, targets, "relu", 0.0, lr=0.5, steps=3)
         >>> len(losses), losses[-1] < losses[0]
         (3, True)

@@ -41,8 +41,10 @@ class StraightThroughRound(Function):
         >>> x = torch.tensor([0.4, 1.6, -2.7], requires_grad=True)
         >>> y = StraightThroughRound.apply(x)      # tensor([ 0.,  2., -3.])
         >>> y.backward(torch.tensor([1.0, 2.0, 3.0]))
-        >>> x.grad                                 # tensor([1., 2., 3.])
-        >>> type(y.grad_fn).__name__               # 'StraightThroughRoundBackward'
+        >>> x.grad
+        tensor([1., 2., 3.])
+        >>> type(y.grad_fn).__name__
+        'StraightThroughRoundBackward'
     """
 
     @staticmethod
@@ -72,7 +74,8 @@ class OutputSavingSigmoid(Function):
         >>> y = OutputSavingSigmoid.apply(x)       # tensor([0.5000, 0.8808])
         >>> torch.equal(y.grad_fn.saved_tensors[0], y)   # what was saved: the output
         True
-        >>> y.sum().backward(); x.grad             # tensor([0.2500, 0.1050])
+        >>> y.sum().backward(); x.grad
+        tensor([0.2500, 0.1050], dtype=torch.float64)
     """
 
     @staticmethod
@@ -99,8 +102,10 @@ class LogSumExp(Function):
 
     Example:
         >>> x = torch.tensor([[1000.0, 1000.0], [-1000.0, -1000.0]], dtype=torch.float64)
-        >>> LogSumExp.apply(x, 1)                  # tensor([ 1000.6931, -999.3069])
-        >>> torch.log(torch.exp(x).sum(1))         # tensor([inf, -inf])  -- the naive formula
+        >>> LogSumExp.apply(x, 1)
+        tensor([1000.6931, -999.3069], dtype=torch.float64)
+        >>> torch.log(torch.exp(x).sum(1))          # the naive formula
+        tensor([inf, -inf], dtype=torch.float64)
     """
 
     @staticmethod
@@ -128,7 +133,8 @@ class MatMul(Function):
         >>> a = torch.randn(2, 3, requires_grad=True); b = torch.randn(3, 4)  # b is a constant
         >>> y = MatMul.apply(a, b)
         >>> grad_a, grad_b = y.grad_fn.apply(torch.ones(2, 4))  # calls your backward directly
-        >>> grad_a.shape, grad_b                   # (torch.Size([2, 3]), None)
+        >>> grad_a.shape, grad_b
+        (torch.Size([2, 3]), None)
     """
 
     @staticmethod
@@ -157,9 +163,14 @@ class MaxWithOneHot(Function):
     Example:
         >>> x = torch.tensor([[1.0, 5.0, 2.0], [7.0, 0.0, 3.0]], requires_grad=True)
         >>> values, onehot = MaxWithOneHot.apply(x, 1)
-        >>> values, onehot                         # tensor([5., 7.]), [[0,1,0],[1,0,0]] as floats
-        >>> onehot.requires_grad                   # False
-        >>> values.backward(torch.tensor([10.0, 20.0])); x.grad   # [[0,10,0],[20,0,0]]
+        >>> values, onehot
+        (tensor([5., 7.], grad_fn=<MaxWithOneHotBackward>), tensor([[0., 1., 0.],
+                [1., 0., 0.]]))
+        >>> onehot.requires_grad
+        False
+        >>> values.backward(torch.tensor([10.0, 20.0])); x.grad
+        tensor([[ 0., 10.,  0.],
+                [20.,  0.,  0.]])
     """
 
     @staticmethod
@@ -186,10 +197,14 @@ class Softplus(Function):
 
     Example:
         >>> x = torch.tensor([0.0, 800.0], dtype=torch.float64, requires_grad=True)
-        >>> Softplus.apply(x)                      # tensor([  0.6931, 800.0000])
+        >>> Softplus.apply(x)
+        tensor([6.9315e-01, 8.0000e+02], dtype=torch.float64,
+               grad_fn=<SoftplusBackward>)
         >>> (g,) = torch.autograd.grad(Softplus.apply(x).sum(), x, create_graph=True)
         >>> g                                      # sigmoid(x), with a grad_fn
-        >>> torch.autograd.grad(g.sum(), x)        # sigmoid(x) * (1 - sigmoid(x))
+        tensor([0.5000, 1.0000], dtype=torch.float64, grad_fn=<MulBackward0>)
+        >>> torch.autograd.grad(g.sum(), x)
+        (tensor([0.2500, 0.0000], dtype=torch.float64),)
     """
 
     @staticmethod

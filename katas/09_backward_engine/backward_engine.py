@@ -6,11 +6,14 @@ op: next_node is the grad_fn of that input (an AccumulateGrad node for a leaf th
 grad, None for an input that needs no gradient), and input_nr says which OUTPUT of that
 earlier op this input was (0 for single-output ops; unbind/split have several).
 
+    >>> def edges(node):
+    ...     return [(type(n).__name__ if n else None, nr) for n, nr in node.next_functions]
     >>> a = torch.randn(3, requires_grad=True); c = torch.randn(3)
     >>> loss = (a.sin() * c).sum()
-    >>> loss.grad_fn                              # SumBackward0
-    >>> loss.grad_fn.next_functions               # ((MulBackward0, 0),)
-    >>> loss.grad_fn.next_functions[0][0].next_functions   # ((SinBackward0, 0), (None, 0))
+    >>> type(loss.grad_fn).__name__, edges(loss.grad_fn)
+    ('SumBackward0', [('MulBackward0', 0)])
+    >>> edges(loss.grad_fn.next_functions[0][0])
+    [('SinBackward0', 0), (None, 0)]
 
 Calling a node runs its backward: `node(*grads)` takes one gradient per output of the forward
 op (None where none arrived; len(node._input_metadata) of them) and returns one per entry of
@@ -34,11 +37,14 @@ def topological_order(root) -> list:
     node that feeds it a gradient has already run. AccumulateGrad nodes are included; None
     entries of next_functions are not nodes.
 
-    Example (y = s * s.tanh(), s = x.sin(): a diamond):
+    Example (y = s * s.tanh(), s = x.sin(): a diamond; SinBackward0 must wait for
+    TanhBackward0, which also sends it a gradient):
+        >>> x = torch.randn(3, requires_grad=True)
+        >>> s = x.sin()
+        >>> y = s * s.tanh()
         >>> order = topological_order(y.sum().grad_fn)
         >>> [type(n).__name__ for n in order]
         ['SumBackward0', 'MulBackward0', 'TanhBackward0', 'SinBackward0', 'AccumulateGrad']
-        (SinBackward0 must wait for TanhBackward0, which also sends it a gradient.)
     """
     raise NotImplementedError("topological_order: order the nodes so producers come last")
 
@@ -57,13 +63,16 @@ def call_node(node, grad_outputs: list) -> list:
       with y's shape. Sum it down to the shape the next node expects for that input,
       next_node._input_metadata[input_nr].shape (Tensor.sum_to_size does exactly that);
     - without create_graph, nodes run with grad mode off: the gradients carry no history.
-    If every grad_output is None, nothing flows: return [] without calling the node.
+    If every grad_output is None, nothing flows: return [] without calling the node. (This
+    kata's rule. engine.cpp counts dependencies from the graph's structure and does call such
+    a node, with undefined gradients; the results are the same.)
 
     Example:
         >>> a = torch.randn(2, 3, requires_grad=True); c = torch.randn(2, 3)
         >>> bias = torch.randn(3, requires_grad=True)
-        >>> call_node((a * c).grad_fn, [torch.ones(2, 3)])
-        [(<AccumulateGrad for a>, 0, c)]             # the (None, 0) edge for c is skipped
+        >>> [(n.variable is a, nr, torch.equal(g, c))          # the (None, 0) edge for c is skipped
+        ...  for n, nr, g in call_node((a * c).grad_fn, [torch.ones(2, 3)])]
+        [(True, 0, True)]
         >>> [g.shape for _, _, g in call_node((a + bias).grad_fn, [torch.ones(2, 3)])]
         [torch.Size([2, 3]), torch.Size([3])]
     """
@@ -77,7 +86,9 @@ def accumulate_grad(node, grad: torch.Tensor) -> None:
     out as torch lays it out: with the leaf's own strides when the leaf is dense (no gaps in
     its memory, e.g. a transposed weight), row-major (contiguous) when the leaf has gaps (e.g.
     every other column of a wider tensor) — never ``grad`` itself: the engine may hand the
-    same tensor to several leaves. Otherwise
+    same tensor to several leaves. (torch's AccumulateGrad does keep ``grad`` itself when
+    nothing else holds a reference to it and its layout already fits; your code cannot see
+    who holds it, so it always copies.) Otherwise
     add ``grad`` into the existing .grad in place: .grad stays the same tensor object.
     Neither may record autograd history. Do not call the node itself.
 

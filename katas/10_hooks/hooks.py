@@ -113,8 +113,12 @@ def optimizer_in_backward(
     Return the handles, one per parameter.
 
     Example:
-        >>> handles = optimizer_in_backward(model.parameters(), lambda ps: torch.optim.Adam(ps))
-        >>> loss_fn(model(x), y).backward()   # parameters are updated, every p.grad is None
+        >>> model = torch.nn.Linear(3, 1)
+        >>> before = model.weight.detach().clone()
+        >>> handles = optimizer_in_backward(model.parameters(), lambda ps: torch.optim.SGD(ps, lr=0.1))
+        >>> model(torch.ones(4, 3)).sum().backward()   # no step, no zero_grad
+        >>> torch.allclose(model.weight, before - 0.1 * 4), model.weight.grad is None
+        (True, True)
         >>> for h in handles: h.remove()
     """
     raise NotImplementedError("optimizer_in_backward: one optimiser and one hook per parameter")

@@ -62,7 +62,12 @@ def gradient_penalty(
 
     Example:
         >>> critic = nn.Sequential(nn.Flatten(), nn.Linear(6, 1))   # gradient = the weight row
-        >>> gradient_penalty(critic, real, fake, alpha)               # (||w|| - 1) ** 2, any data
+        >>> with torch.no_grad():
+        ...     _ = critic[1].weight.fill_(0.5)                       # ||w|| = sqrt(6 * 0.25)
+        >>> real, fake, alpha = torch.randn(4, 2, 3), torch.randn(4, 2, 3), torch.rand(4, 1, 1)
+        >>> penalty = gradient_penalty(critic, real, fake, alpha)     # (||w|| - 1) ** 2, any data
+        >>> torch.allclose(penalty, (torch.tensor(1.5).sqrt() - 1) ** 2), penalty.requires_grad
+        (True, True)
     """
     raise NotImplementedError("gradient_penalty: grad of the critic's scores w.r.t. mixed, create_graph=True")
 

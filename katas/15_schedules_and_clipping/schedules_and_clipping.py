@@ -132,11 +132,18 @@ class ResumableWarmupCosine(WarmupCosine):
     taken at step k) must use exactly the lrs of the run that never stopped.
 
     Example:
-        >>> state = sched.state_dict()                       # at step k
-        >>> sched2 = ResumableWarmupCosine(opt2, 2, 6)       # opt2 loaded from the checkpoint
-        >>> sched2.load_state_dict(state)
-        >>> sched2.get_last_lr() == sched.get_last_lr()
-        True
+        >>> p = torch.nn.Parameter(torch.zeros(1))
+        >>> opt = torch.optim.SGD([p], lr=1.0)
+        >>> sched = ResumableWarmupCosine(opt, 2, 6)
+        >>> for _ in range(3):
+        ...     opt.step(); sched.step()
+        >>> state = sched.state_dict()                       # at step 3
+        >>> opt2 = torch.optim.SGD([p], lr=1.0)
+        >>> opt2.load_state_dict(opt.state_dict())
+        >>> sched2 = ResumableWarmupCosine(opt2, 2, 6)       # writes lr(0) into opt2 ...
+        >>> sched2.load_state_dict(state)                    # ... and this puts lr(3) back
+        >>> sched2.get_last_lr() == sched.get_last_lr(), opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+        (True, True)
     """
 
     def state_dict(self) -> dict:

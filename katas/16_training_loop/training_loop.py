@@ -38,6 +38,9 @@ def train_epoch(
     (``loss.item()``), not as tensors that keep their graphs alive.
 
     Example:
+        >>> model = nn.Linear(3, 1)
+        >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        >>> loader = [(torch.randn(4, 3), torch.randn(4, 1)) for _ in range(5)]
         >>> losses = train_epoch(model, loader, nn.MSELoss(), optimizer)
         >>> len(losses) == len(loader), type(losses[0])
         (True, <class 'float'>)
@@ -58,8 +61,13 @@ def evaluate(
     frozen batch norm inside a model that is training). Return a Python float.
 
     Example:
-        >>> evaluate(model, val_loader, nn.MSELoss())     # model.training is unchanged
-        0.4213...
+        >>> model = nn.Linear(1, 1)                       # predicts 0 everywhere:
+        >>> with torch.no_grad():
+        ...     _ = model.weight.zero_(), model.bias.zero_()
+        >>> val_loader = [(torch.zeros(3, 1), torch.ones(3, 1)),       # 3 losses of 1
+        ...               (torch.zeros(1, 1), torch.full((1, 1), 3.))] # 1 loss of 9
+        >>> evaluate(model, val_loader, nn.MSELoss()), model.training  # (3*1 + 9) / 4
+        (3.0, True)
     """
     raise NotImplementedError("evaluate: eval mode, no_grad, weighted mean, restore modes")
 
@@ -83,8 +91,13 @@ def train_epoch_accumulated(
 
     Example:
         >>> # 7 micro-batches, accum_steps=3: steps after micro-batches 2, 5 and 6
-        >>> len(train_epoch_accumulated(model, loader7, loss_fn, optimizer, 3))
-        7
+        >>> model = nn.Linear(3, 1)
+        >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        >>> steps = []
+        >>> _ = optimizer.register_step_post_hook(lambda opt, args, kwargs: steps.append(1))
+        >>> loader7 = [(torch.randn(2, 3), torch.randn(2, 1)) for _ in range(7)]
+        >>> len(train_epoch_accumulated(model, loader7, nn.MSELoss(), optimizer, 3)), len(steps)
+        (7, 3)
     """
     raise NotImplementedError("train_epoch_accumulated: scale, accumulate, step per group")
 
@@ -104,6 +117,7 @@ class EarlyStopping:
       (``load_state_dict``), parameters and buffers alike.
 
     Example:
+        >>> model = nn.Linear(2, 1)
         >>> stopper = EarlyStopping(patience=2)
         >>> [stopper.step(v, model) for v in (1.0, 0.8, 0.8, 0.9)]
         [False, False, False, True]
@@ -144,8 +158,11 @@ def reproducible_run(
     order; each epoch is shuffled anew.
 
     Example:
+        >>> def make_model():
+        ...     return nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.2), nn.Linear(8, 1))
+        >>> data = torch.utils.data.TensorDataset(torch.randn(20, 3), torch.randn(20, 1))
         >>> a = reproducible_run(0, make_model, data, nn.MSELoss(), epochs=2, batch_size=8, lr=0.1)
-        >>> torch.rand(3)                                  # the caller uses the RNG...
+        >>> _ = torch.rand(3)                              # the caller uses the RNG...
         >>> b = reproducible_run(0, make_model, data, nn.MSELoss(), epochs=2, batch_size=8, lr=0.1)
         >>> a[0] == b[0]                                   # ...and nothing changes
         True

@@ -67,7 +67,8 @@ def pad_collate(
 
     * ``"inputs"``: shape ``(B, max L_b, *features)``, the sequence's dtype; row ``b`` holds
       sequence ``b`` at the start, then ``pad_value`` (padding goes at the END);
-    * ``"lengths"``: int64, shape ``(B,)``, what ``pack_padded_sequence`` expects;
+    * ``"lengths"``: int64, shape ``(B,)``, the dtype ``pack_padded_sequence`` works in (it
+      converts other dtypes itself) and the one that can index and slice;
     * ``"mask"``: bool, shape ``(B, max L_b)``, True at real positions and False on padding.
       Build it from the lengths: real data may contain ``pad_value`` too;
     * ``"labels"``: the labels stacked into shape ``(B,)`` (ints become int64).
@@ -126,6 +127,7 @@ class NoisyDataset(Dataset):
     so that each epoch sees new noise.
 
     Example:
+        >>> from torch.utils.data import TensorDataset
         >>> ds = NoisyDataset(TensorDataset(torch.zeros(4, 2), torch.arange(4)), 0.1, seed=3)
         >>> torch.equal(ds[2][0], ds[2][0]), torch.equal(ds[1][0], ds[2][0])
         (True, False)

@@ -57,9 +57,12 @@ def mark_batch_dynamic(x: torch.Tensor) -> torch.Tensor:
     recompiles (those dims stay specialised).
 
     Example:
+        >>> from torch._dynamo.testing import CompileCounter
+        >>> torch.compiler.reset()
+        >>> counter = CompileCounter()                # counts graphs, compiles nothing
         >>> fn = torch.compile(lambda x: (x * 2).sum(-1), backend=counter)
         >>> for b in (5, 3, 7):
-        ...     fn(mark_batch_dynamic(torch.randn(b, 10)))
+        ...     _ = fn(mark_batch_dynamic(torch.randn(b, 10)))
         >>> counter.frame_count
         1
     """
@@ -69,9 +72,12 @@ def mark_batch_dynamic(x: torch.Tensor) -> torch.Tensor:
 def hparams_as_tensors(hparams: dict, like: torch.Tensor) -> dict:
     """The same hyper-parameters, with every Python float turned into a 0-dim tensor.
 
-    A Python float passed to a compiled function is a constant of the graph, guarded on its
-    value: a new learning rate means a recompile. A 0-dim tensor is a graph *input*: its value
-    can change freely. Floats become tensors with ``like``'s dtype and device; ints (used as
+    A Python float passed to a compiled function is specialised by the first graph, guarded on
+    its value: the first new learning rate recompiles. (With 2.13's default,
+    ``torch._dynamo.config.specialize_float=False``, that second graph takes the float as a
+    symbol, so later values reuse it; with ``dynamic=False`` every new value recompiles.
+    Earlier releases, where the flag defaulted to True, recompiled for every value.) A 0-dim tensor is a graph
+    *input* from the start: its value can change freely, whatever ``dynamic`` says. Floats become tensors with ``like``'s dtype and device; ints (used as
     sizes) and bools (used in ``if``) stay exactly as they are.
 
     Example:
@@ -112,9 +118,14 @@ def run_locked(step, batches: list[torch.Tensor], lrs: list[float]) -> list[torc
     ``torch.compiler.set_stance("fail_on_recompile")``, so that a recompile would raise
     instead of silently costing seconds. The stance must be back to the default when you
     return. ``step`` must give the same values as ``fn(batches[i], lrs[i])``; it checks
-    that lr arrives as a tensor (a Python float would be a guarded constant).
+    that lr arrives as a tensor (a Python float is guarded on its value by the first graph, so
+the next lr would recompile).
 
     Example:
+        >>> from torch._dynamo.testing import CompileCounter
+        >>> torch.compiler.reset()
+        >>> counter = CompileCounter()
+        >>> step = torch.compile(lambda x, lr: x * lr, backend=counter)
         >>> outs = run_locked(step, [torch.randn(5, 10), torch.randn(3, 10)], [0.1, 0.2])
         >>> len(outs), counter.frame_count
         (2, 1)

@@ -88,7 +88,7 @@ class AtenOpLogger(TorchDispatchMode):
 
     Example:
         >>> with AtenOpLogger() as log:
-        ...     torch.mm(torch.randn(2, 3), torch.randn(3, 4)).sum()
+        ...     _ = torch.mm(torch.randn(2, 3), torch.randn(3, 4)).sum()
         >>> log.ops
         ['aten.randn.default', 'aten.randn.default', 'aten.mm.default', 'aten.sum.default']
     """
@@ -111,7 +111,7 @@ class FlopCounter(TorchDispatchMode):
 
     Example:
         >>> with FlopCounter() as fc:
-        ...     torch.mm(torch.randn(2, 3), torch.randn(3, 4))
+        ...     _ = torch.mm(torch.randn(2, 3), torch.randn(3, 4))
         >>> fc.flops, fc.total()
         ({'aten.mm': 48}, 48)
     """

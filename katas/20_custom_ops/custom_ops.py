@@ -1,7 +1,10 @@
 """Kata 20 — custom_ops: a NumPy kernel made into a real PyTorch operator with torch.library.
 
-Code PyTorch cannot see into (NumPy, a C library, a hand-written kernel) breaks every
-subsystem that traces: torch.compile, export, functionalisation, autograd. ``torch.library``
+Code PyTorch cannot see into (a C library, a hand-written kernel, NumPy for autograd)
+defeats the subsystems that trace or differentiate: torch.compile breaks its graph around
+opaque native code, export and functionalisation cannot look inside, and autograd has no
+derivative for it. (torch.compile does trace plain NumPy calls; the ops in this kata are
+still opaque, because a custom op's kernel is never traced.) ``torch.library``
 makes such code a real operator in the dispatcher, ``namespace::name``, with a schema, and
 you supply the pieces each subsystem needs:
 
@@ -13,7 +16,9 @@ you supply the pieces each subsystem needs:
 ``torch.library.opcheck`` tests that the pieces agree with each other.
 
 Every function here takes the op's ``namespace``, or the op object itself, so the checks
-can define fresh ops as often as they like (an op can be defined only once per process).
+can define fresh ops as often as they like. (Defining ``custom_op`` with the same name again
+in one process does not fail in 2.13: the new definition silently replaces the old one,
+which is exactly why tests should not reuse names.)
 Run `kata check` to judge this file, `kata hint` when stuck.
 """
 
@@ -50,6 +55,7 @@ def register_sqdist_fake(op) -> None:
     read values.
 
     Example:
+        >>> sqdist = define_sqdist("doc_fake")
         >>> register_sqdist_fake(sqdist)
         >>> sqdist(torch.empty(4, 3, device="meta"), torch.empty(5, 3, device="meta")).shape
         torch.Size([4, 5])
@@ -66,6 +72,8 @@ def register_sqdist_autograd(op) -> None:
     ops, not NumPy: torch.compile traces it with fake tensors.
 
     Example:
+        >>> sqdist = define_sqdist("doc_autograd")
+        >>> register_sqdist_fake(sqdist)
         >>> register_sqdist_autograd(sqdist)
         >>> x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
         >>> y = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)

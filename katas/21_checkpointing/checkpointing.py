@@ -50,6 +50,7 @@ class SavedTensorStore(torch.autograd.graph.saved_tensors_hooks):
     can be called more than once for one key (a second backward with retain_graph=True).
 
     Example:
+        >>> x = torch.randn(3, requires_grad=True)
         >>> store = SavedTensorStore()
         >>> with store:
         ...     y = torch.tanh(x * x)
@@ -85,8 +86,12 @@ class Checkpoint(torch.autograd.Function):
       inside ``run_fn`` receive their ``.grad`` from that inner backward.
 
     Example:
+        >>> block = nn.Sequential(nn.Linear(3, 3), nn.Tanh())
+        >>> x = torch.randn(2, 3, requires_grad=True)
         >>> out = Checkpoint.apply(block, x)   # block runs once, nothing of it is saved
         >>> out.sum().backward()                # block runs again; x.grad and block's grads set
+        >>> x.grad.shape, block[0].weight.grad is not None
+        (torch.Size([2, 3]), True)
     """
 
     @staticmethod
