@@ -25,7 +25,7 @@ def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
         >>> contiguous_strides(())
         ()
     """
-    raise NotImplementedError("contiguous_strides: compute row-major strides")
+    raise NotImplementedError("contiguous_strides: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def storage_index(
@@ -42,7 +42,7 @@ def storage_index(
         >>> storage_index((-1, 0), shape=(2, 3), strides=(1, 2), offset=0)
         1
     """
-    raise NotImplementedError("storage_index: offset + sum of index * stride")
+    raise NotImplementedError("storage_index: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def permute_meta(
@@ -56,7 +56,7 @@ def permute_meta(
         >>> permute_meta((2, 3, 4), (12, 4, 1), (2, 0, 1))
         ((4, 2, 3), (1, 12, 4))
     """
-    raise NotImplementedError("permute_meta: reorder shape and strides")
+    raise NotImplementedError("permute_meta: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def is_contiguous(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
@@ -73,7 +73,7 @@ def is_contiguous(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
         >>> is_contiguous((2, 3), (1, 2))
         False
     """
-    raise NotImplementedError("is_contiguous: compare strides with the row-major ones")
+    raise NotImplementedError("is_contiguous: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def view_params(target: list) -> tuple[tuple[int, ...], tuple[int, ...], int]:
@@ -88,4 +88,4 @@ def view_params(target: list) -> tuple[tuple[int, ...], tuple[int, ...], int]:
         >>> view_params([[1, 3, 5], [2, 4, 6]])
         ((2, 3), (1, 2), 1)
     """
-    raise NotImplementedError("view_params: read size, stride and offset off the values")
+    raise NotImplementedError("view_params: see `kata lesson`, or `kata hint` for a nudge")

@@ -33,7 +33,7 @@ def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
         Traceback (most recent call last):
         ValueError: dim -2: sizes 2 and 4 cannot broadcast (they differ and neither is 1) in shapes ((2, 3), (4, 3))
     """
-    raise NotImplementedError("broadcast_shapes: line the shapes up from the right")
+    raise NotImplementedError("broadcast_shapes: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def broadcast_tensors(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -48,7 +48,7 @@ def broadcast_tensors(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         >>> a.shape, a.stride(), b.shape, b.stride()
         (torch.Size([3, 4]), (1, 0), torch.Size([3, 4]), (0, 1))
     """
-    raise NotImplementedError("broadcast_tensors: as_strided with stride 0 on broadcast dims")
+    raise NotImplementedError("broadcast_tensors: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def sum_to_shape(grad: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -66,7 +66,7 @@ def sum_to_shape(grad: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
                 [8.],
                 [8.]])
     """
-    raise NotImplementedError("sum_to_shape: sum the leading dims, then the size-1 dims with keepdim")
+    raise NotImplementedError("sum_to_shape: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def batched_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -85,4 +85,4 @@ def batched_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         >>> batched_matmul(a, b)[0].flatten().tolist()
         [3.0, 12.0]
     """
-    raise NotImplementedError("batched_matmul: a[..., :, :, None] * b[..., None, :, :], then sum")
+    raise NotImplementedError("batched_matmul: see `kata lesson`, or `kata hint` for a nudge")

@@ -72,7 +72,7 @@ def result_dtype(a: torch.Tensor | bool | int | float | complex,
         >>> result_dtype(torch.ones(3, dtype=torch.float16), torch.tensor(1.0, dtype=torch.float64))
         torch.float16
     """
-    raise NotImplementedError("result_dtype: combine the three kinds of operand by the rules")
+    raise NotImplementedError("result_dtype: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def joined_shape(op: str, shapes: list[tuple[int, ...]], dim: int) -> tuple[int, ...]:
@@ -94,7 +94,7 @@ def joined_shape(op: str, shapes: list[tuple[int, ...]], dim: int) -> tuple[int,
         >>> joined_shape("unsqueeze", [(2, 3)], 0)
         (1, 2, 3)
     """
-    raise NotImplementedError("joined_shape: count dims, check sizes, insert or add along dim")
+    raise NotImplementedError("joined_shape: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def breaks_backward(op: str, victim: str) -> bool:
@@ -116,7 +116,7 @@ def breaks_backward(op: str, victim: str) -> bool:
         >>> breaks_backward("add", "other")    # d (a + b) = 1: nothing is saved
         False
     """
-    raise NotImplementedError("breaks_backward: which tensors does the op's backward need?")
+    raise NotImplementedError("breaks_backward: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def sigmoid_layer(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -141,7 +141,7 @@ def sigmoid_layer(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Te
         >>> sigmoid_layer(x, w, b)
         tensor([[0., 0., 0.]])
     """
-    raise NotImplementedError("sigmoid_layer: keep the safe in-place ops, fix the one that breaks")
+    raise NotImplementedError("sigmoid_layer: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def sgd_update_(params: list[torch.Tensor], lr: float, weight_decay: float = 0.0) -> None:
@@ -158,4 +158,4 @@ def sgd_update_(params: list[torch.Tensor], lr: float, weight_decay: float = 0.0
         >>> sgd_update_([p], lr=0.1); p
         tensor([0.9500, 0.9500], requires_grad=True)
     """
-    raise NotImplementedError("sgd_update_: update each parameter in place under no_grad")
+    raise NotImplementedError("sgd_update_: see `kata lesson`, or `kata hint` for a nudge")

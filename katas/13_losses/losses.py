@@ -34,7 +34,7 @@ def reduce_loss(loss: Tensor, reduction: str = "mean") -> Tensor:
         Traceback (most recent call last):
         ValueError: 'avg' is not a valid value for reduction: use 'none', 'mean' or 'sum'
     """
-    raise NotImplementedError("reduce_loss: none, mean, sum, or ValueError")
+    raise NotImplementedError("reduce_loss: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def logsumexp(x: Tensor, dim: int, keepdim: bool = False) -> Tensor:
@@ -49,7 +49,7 @@ def logsumexp(x: Tensor, dim: int, keepdim: bool = False) -> Tensor:
         >>> logsumexp(torch.tensor([[1e4, 1e4], [0.0, float("-inf")]]), dim=1)
         tensor([10000.6934,     0.0000])
     """
-    raise NotImplementedError("logsumexp: max-shifted log of summed exponentials")
+    raise NotImplementedError("logsumexp: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def log_softmax(x: Tensor, dim: int) -> Tensor:
@@ -63,7 +63,7 @@ def log_softmax(x: Tensor, dim: int) -> Tensor:
         >>> log_softmax(torch.tensor([0.0, 1e4, -1e4]), dim=0)
         tensor([-10000.,      0., -20000.])
     """
-    raise NotImplementedError("log_softmax: x minus logsumexp")
+    raise NotImplementedError("log_softmax: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, target: Tensor,
@@ -83,7 +83,7 @@ def binary_cross_entropy_with_logits(logits: Tensor, target: Tensor,
         ...                                  reduction="none")
         tensor([10000.,     0.])
     """
-    raise NotImplementedError("binary_cross_entropy_with_logits: the stable softplus form")
+    raise NotImplementedError("binary_cross_entropy_with_logits: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def cross_entropy(logits: Tensor, target: Tensor, *, ignore_index: int = -100,
@@ -91,7 +91,7 @@ def cross_entropy(logits: Tensor, target: Tensor, *, ignore_index: int = -100,
     """``F.cross_entropy`` with class-index targets, ``ignore_index`` and ``label_smoothing``.
 
     ``logits`` is (N, C) or (N, C, d1, ...): the classes are dim 1. ``target`` is (N,) or
-    (N, d1, ...) of int64 class indices. With logp = log_softmax(logits, dim=1), per position:
+    (N, d1, ...) of int64 class indices. With logp the log-softmax of the logits over dim 1, per position:
         loss = (1 - eps) * (-logp[target]) + eps * mean over classes c of (-logp[c])
     (eps = label_smoothing; the smoothing spreads eps over ALL C classes, the target included).
     Positions whose target equals ``ignore_index`` contribute 0 and are left out of the mean:
@@ -102,4 +102,4 @@ def cross_entropy(logits: Tensor, target: Tensor, *, ignore_index: int = -100,
         >>> cross_entropy(torch.tensor([[1e4, 0.0], [0.0, 0.0]]), torch.tensor([1, -100]))
         tensor(10000.)
     """
-    raise NotImplementedError("cross_entropy: log_softmax, gather, ignore, smooth, reduce")
+    raise NotImplementedError("cross_entropy: see `kata lesson`, or `kata hint` for a nudge")

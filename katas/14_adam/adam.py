@@ -45,7 +45,7 @@ def init_state(param: Tensor, amsgrad: bool = False) -> dict[str, Tensor]:
         >>> sorted(s), s["step"], s["exp_avg"].stride(), s["exp_avg"].dtype
         (['exp_avg', 'exp_avg_sq', 'step'], tensor(0.), (1, 3), torch.float64)
     """
-    raise NotImplementedError("init_state: step tensor and zeros_like moments")
+    raise NotImplementedError("init_state: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def adam_step_(param: Tensor, grad: Tensor, state: dict[str, Tensor], *, lr: float = 1e-3,
@@ -67,7 +67,7 @@ def adam_step_(param: Tensor, grad: Tensor, state: dict[str, Tensor], *, lr: flo
         >>> p.detach(), s["step"]
         (tensor([ 0.9000, -1.9000], dtype=torch.float64), tensor(1.))
     """
-    raise NotImplementedError("adam_step_: moments, bias corrections, in-place update")
+    raise NotImplementedError("adam_step_: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def adamw_step_(param: Tensor, grad: Tensor, state: dict[str, Tensor], *, lr: float = 1e-3,
@@ -85,7 +85,7 @@ def adamw_step_(param: Tensor, grad: Tensor, state: dict[str, Tensor], *, lr: fl
         >>> p.detach()
         tensor([1.9000], dtype=torch.float64)
     """
-    raise NotImplementedError("adamw_step_: decoupled decay, then the Adam step")
+    raise NotImplementedError("adamw_step_: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def amsgrad_step_(param: Tensor, grad: Tensor, state: dict[str, Tensor], *, lr: float = 1e-3,
@@ -101,7 +101,7 @@ def amsgrad_step_(param: Tensor, grad: Tensor, state: dict[str, Tensor], *, lr: 
     Example: if the gradients shrink, v shrinks too, but max_exp_avg_sq remembers its peak,
     so the step sizes cannot grow back.
     """
-    raise NotImplementedError("amsgrad_step_: keep and use the running max of exp_avg_sq")
+    raise NotImplementedError("amsgrad_step_: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def foreach_adam_(params: list[Tensor], grads: list[Tensor], states: list[dict[str, Tensor]], *,
@@ -124,4 +124,4 @@ def foreach_adam_(params: list[Tensor], grads: list[Tensor], states: list[dict[s
         >>> [p.detach() for p in ps]
         [tensor([0.9000, 0.9000]), tensor([1.1000, 1.1000, 1.1000])]
     """
-    raise NotImplementedError("foreach_adam_: one torch._foreach_* call per stage")
+    raise NotImplementedError("foreach_adam_: see `kata lesson`, or `kata hint` for a nudge")
