@@ -102,3 +102,33 @@ def test_the_guard_sees_a_leak():
     assert leaks(solution, "Hint: for size   in reversed(shape): ...") == [
         "for size in reversed(shape):"]
     assert leaks(solution, "walk the dims from the right") == []
+
+
+def test_hint_follows_the_exercise_the_last_check_failed(tmp_path, monkeypatch):
+    """A fresh workspace where exercise 4 of strides is the only failing one: `kata hint`
+    gives tier 1 for is_contiguous, the next call tier 2, a different text."""
+    from click.testing import CliRunner
+
+    from checker.cli import main
+    from checker.workspace import Workspace
+
+    monkeypatch.delenv("KATA_CATALOG", raising=False)
+    ws, _ = Workspace.create(tmp_path / "ws")
+    monkeypatch.chdir(ws.root)
+    kata = ws.catalog.get("strides")
+    assert kata.exercises[3] == "is_contiguous"
+    head, rest = kata.solution_path.read_text().split("def is_contiguous(")
+    tail = rest[rest.index("\ndef view_params("):]
+    ws.kata_file(kata).write_text(
+        head + "def is_contiguous(shape, strides):\n    return False\n\n" + tail)
+
+    def invoke(*args: str):
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    checked = invoke("check", "strides", "--seed", "1")
+    assert "4/5 exercises pass" in checked.output, checked.output
+    tiers = kata.tiers("is_contiguous")
+    first, second = invoke("hint").output, invoke("hint").output
+    assert "Hint 1/3 for is_contiguous" in first and tiers[0] in " ".join(first.split())
+    assert "Hint 2/3 for is_contiguous" in second and tiers[1] in " ".join(second.split())
+    assert tiers[0] != tiers[1]
