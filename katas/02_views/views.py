@@ -4,10 +4,8 @@ A view is a new (shape, strides, offset) over the SAME storage as its source: no
 copied, a write through the view shows in the source, and both share one version counter
 (``_version``). ``t._base`` names the tensor that owns the storage.
 
-Build every view below from the source's own metadata (``x.stride()``,
-``x.storage_offset()``) and ``x.as_strided(size, stride, storage_offset)``. The inputs may
-be sliced, transposed or start at an offset into a larger storage: never assume
-row-major strides or offset 0.
+The inputs may be sliced, transposed or start at an offset into a larger storage; every
+view below must read the same cells as torch's own.
 
 Rules: the library's ready-made views are off-limits while your functions run
 (``Tensor.unfold``, ``Tensor.expand``/``expand_as``, ``torch.broadcast_to``,
@@ -43,11 +41,11 @@ def sliding_windows(x: torch.Tensor, size: int, step: int) -> torch.Tensor:
 
 
 def expand(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """``x`` broadcast to ``shape`` as a view, like ``x.expand(shape)``: repetition by stride 0.
+    """``x`` broadcast to ``shape`` as a view, like ``x.expand(shape)``: no copy.
 
     ``shape`` may have more dims than ``x``; the new dims are added on the LEFT. A dim of
     size 1 may grow to any size; any other dim must keep its size (or be given as -1,
-    meaning "keep"). Dims that keep their size keep their stride. Raise ValueError when a
+    meaning "keep"). The strides are those ``x.expand(shape)`` has. Raise ValueError when a
     dim of size other than 1 is asked to change size.
 
     Example:

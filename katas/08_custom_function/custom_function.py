@@ -94,7 +94,8 @@ class OutputSavingSigmoid(Function):
 class LogSumExp(Function):
     """log(sum(exp(x), dim)), stable for huge and tiny values, reducing ``dim`` away.
 
-    exp(1000) is inf and exp(-1000) is 0 even in float64: shift by the max along dim first.
+    Finite and exact for entries of any size: exp(1000) is inf and exp(-1000) is 0 even in
+    float64, so a plain log(sum(exp)) fails the checks.
     Entries may be -inf (masked out); a whole slice never is. ``dim`` may be negative.
     backward returns one gradient per forward input: the one for ``dim`` is None.
 

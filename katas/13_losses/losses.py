@@ -40,8 +40,7 @@ def reduce_loss(loss: Tensor, reduction: str = "mean") -> Tensor:
 def logsumexp(x: Tensor, dim: int, keepdim: bool = False) -> Tensor:
     """log(sum(exp(x), dim)), computed without overflow — equal to ``torch.logsumexp``.
 
-    Shift by the maximum along ``dim`` first: ``m + log(sum(exp(x - m)))``. Mind the
-    infinities: a slice that is all ``-inf`` gives ``-inf`` (not nan), a slice holding
+    No overflow for huge logits (1e4 in float32), and the infinities: a slice that is all ``-inf`` gives ``-inf`` (not nan), a slice holding
     ``+inf`` gives ``+inf``. ``dim`` may be negative; ``keepdim`` keeps it with size 1.
     The gradient must be finite too (it is softmax(x) times the upstream gradient).
 
@@ -55,9 +54,8 @@ def logsumexp(x: Tensor, dim: int, keepdim: bool = False) -> Tensor:
 def log_softmax(x: Tensor, dim: int) -> Tensor:
     """log(softmax(x)) along ``dim``, stable — equal to ``F.log_softmax(x, dim)``.
 
-    Use your logsumexp: ``log_softmax(x) = x - logsumexp(x, dim, keepdim=True)``. Taking the
-    log of a softmax instead underflows: softmax gives exactly 0 for a logit 2e4 below the
-    maximum, and log(0) = -inf where the answer is about -2e4.
+    Finite wherever the answer is: a logit 2e4 below the maximum gives about -2e4, never
+    -inf. Same shape as ``x``.
 
     Example:
         >>> log_softmax(torch.tensor([0.0, 1e4, -1e4]), dim=0)
@@ -73,9 +71,8 @@ def binary_cross_entropy_with_logits(logits: Tensor, target: Tensor,
 
     Per element, with x the logit, y the target in [0, 1] and p the pos_weight (1 if None):
         loss = -[p * y * log(sigmoid(x)) + (1 - y) * log(1 - sigmoid(x))]
-    Never form sigmoid(x) and its log: use ``-log(sigmoid(x)) = log(1 + exp(-x))`` written as
-    ``max(-x, 0) + log1p(exp(-|x|))``, and ``log(1 - sigmoid(x)) = log(sigmoid(x)) - x``.
-    ``logits`` and ``target`` have the same shape; ``pos_weight`` (optional) broadcasts against
+    It must stay finite and exact for logits of any size (1e4 included), in value and in
+    gradient. ``logits`` and ``target`` have the same shape; ``pos_weight`` (optional) broadcasts against
     them, typically one weight per class along the last dim. Then reduce with ``reduction``.
 
     Example:
