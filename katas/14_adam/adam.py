@@ -2,22 +2,17 @@
 
 torch.optim.Adam keeps, for every parameter, a small state dict and updates the parameter in
 place from its gradient. You will write that state and that step yourself, in float64-exact
-agreement with torch.optim:
-
-    t        <- t + 1                                    (state["step"], a 0-dim tensor)
-    m        <- beta1 * m + (1 - beta1) * g               (state["exp_avg"])
-    v        <- beta2 * v + (1 - beta2) * g * g           (state["exp_avg_sq"])
-    m_hat    =  m / (1 - beta1**t)                        (bias corrections: t starts at 1)
-    v_hat    =  v / (1 - beta2**t)
-    param    <- param - lr * m_hat / (sqrt(v_hat) + eps)
+agreement with torch.optim.
+`kata lesson` derives the update and shows where torch.optim's arithmetic departs from
+the paper's.
 
 Weight decay comes in two flavours (Adam's L2 vs AdamW's decoupled decay), amsgrad keeps a
-running maximum of v, and the last exercise does all of it for a list of parameters at once
+running maximum of the second moment, and the last exercise does all of it for a list of parameters at once
 with torch._foreach_* ops.
 
-Every step function updates ``param`` and the state tensors IN PLACE and returns None. Run
-the arithmetic under ``torch.no_grad()`` (parameters are leaves that require grad), and never
-modify the ``grad`` you are given: the caller owns it.
+Every step function updates ``param`` (a leaf that requires grad) and the state tensors IN
+PLACE, records no autograd history, and returns None. The ``grad`` you are given is the
+caller's: it is never modified.
 
 Rules: torch.optim is off-limits while your code runs (the optimiser classes, their step and
 the functional adam/adamw) — the checks run torch.optim themselves and compare.
@@ -75,8 +70,7 @@ def adamw_step_(param: Tensor, grad: Tensor, state: dict[str, Tensor], *, lr: fl
                 weight_decay: float = 1e-2) -> None:
     """One torch.optim.AdamW step for one parameter, in place: DECOUPLED weight decay.
 
-    First shrink the parameter, ``param *= 1 - lr * weight_decay``; then take a plain Adam step
-    with the unmodified gradient (the decay never enters exp_avg or exp_avg_sq).
+    Same state and same result as torch.optim.AdamW, to float64 precision.
 
     Example (zero gradient: only the decay acts; m stays 0 so the Adam part is 0):
         >>> p = torch.tensor([2.0], dtype=torch.float64, requires_grad=True)
