@@ -7,8 +7,8 @@ agreement with torch.optim.
 the paper's.
 
 Weight decay comes in two flavours (Adam's L2 vs AdamW's decoupled decay), amsgrad keeps a
-running maximum of the second moment, and the last exercise does all of it for a list of parameters at once
-with torch._foreach_* ops.
+running maximum of the second moment, and the last exercise does all of it for a list of
+parameters at once with torch._foreach_* ops.
 
 Every step function updates ``param`` (a leaf that requires grad) and the state tensors IN
 PLACE, records no autograd history, and returns None. The ``grad`` you are given is the
