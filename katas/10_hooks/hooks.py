@@ -106,9 +106,9 @@ def optimizer_in_backward(
 ) -> list[RemovableHandle]:
     """Step the optimiser inside backward, one parameter at a time, and free each gradient.
 
-    For every parameter ``p``, build its own optimiser with ``make_optimizer([p])`` and
-    register a hook with ``p.register_post_accumulate_grad_hook`` that steps it and then sets
-    ``p.grad = None``. A training loop then only calls ``loss.backward()`` — no step, no
+    Every parameter ``p`` gets its own optimiser, ``make_optimizer([p])``, and is stepped by
+    it during backward, as soon as its gradient is complete; afterwards its ``.grad`` is
+    None. A training loop then only calls ``loss.backward()`` — no step, no
     zero_grad — and must move the parameters exactly as the ordinary loop
     ``zero_grad(); loss.backward(); opt.step()`` with ``make_optimizer(all params)`` does.
     Return the handles, one per parameter.

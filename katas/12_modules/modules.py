@@ -145,13 +145,10 @@ class BatchNorm1d(nn.Module):
     (zeros), ``running_var`` (ones) and ``num_batches_tracked`` (0-dim int64 0), in this
     order, all of shape (C,) but the last — so the state_dict keys match torch's.
 
-    Training mode: normalise with the batch's mean and BIASED variance over every dim but 1;
-    then add 1 to num_batches_tracked and update, with m = momentum (or 1 /
-    num_batches_tracked when momentum is None: a plain average of all batches so far),
-        running_mean = (1 - m) * running_mean + m * batch_mean
-        running_var  = (1 - m) * running_var  + m * batch_var_UNBIASED   (n / (n - 1))
-    Eval mode: normalise with running_mean / running_var and update nothing.
-    Output: (x - mean) / sqrt(var + eps) * weight + bias, per channel.
+    Training mode normalises each channel with the batch's statistics and updates the
+    running statistics and num_batches_tracked exactly as nn.BatchNorm1d does (momentum=None
+    included); eval mode uses the running statistics and updates nothing. The output has
+    x's shape and is differentiable in x, weight and bias.
 
     Example:
         >>> bn = BatchNorm1d(2)
