@@ -186,6 +186,9 @@ def _record(ws: Workspace, kata: Kata, result: CheckResult) -> tuple[bool, Kata 
         entry.exercises_passed = max(
             result.exercises_passed, entry.exercises_passed if entry.passed else 0)
         entry.last_seed = result.seed
+        if result.status in ("passed", "failed"):  # a crash says nothing about which one
+            first = result.first_failure()
+            entry.first_failing = first.name if first else None
         entry.last_checked_at = now()
         if result.passed and not entry.passed:
             entry.status, entry.passed_at, newly = "passed", now(), True
@@ -242,16 +245,33 @@ def _put_back(state_dir: Path, before: dict[str, bytes]) -> list[str]:
 @dataclass(frozen=True)
 class HintOutcome:
     kata: Kata
-    shown: tuple[str, ...]  # every hint revealed so far, in order
-    new: bool  # a new level was revealed by this call
-    total: int
+    exercise: str  # the exercise these tiers are about
+    shown: tuple[str, ...]  # every tier of it revealed so far, vaguest first
+    new: bool  # a new tier was revealed by this call
+    total: int  # tiers this exercise has
+    why: str  # named | failing (the last check's first failure) | unsolved
 
 
-def next_hint(ws: Workspace, kata: Kata) -> HintOutcome:
+def hint_target(kata: Kata, entry: KataProgress) -> tuple[str, str]:
+    """(exercise, why): the first failing exercise of the last check; before any check (or
+    after a pass) the first exercise, the first one unsolved."""
+    if entry.first_failing in kata.exercises:
+        return entry.first_failing, "failing"
+    return kata.exercises[0], "unsolved"
+
+
+def next_hint(ws: Workspace, kata: Kata, exercise: str | None = None) -> HintOutcome:
+    """Reveal the next tier of ``exercise`` (default: see hint_target) and record it."""
     with ws.progress.update() as progress:
         entry = progress.of(kata.name)
-        new = entry.hints_shown < len(kata.hints)
+        why = "named"
+        if exercise is None:
+            exercise, why = hint_target(kata, entry)
+        tiers = kata.tiers(exercise)
+        level = entry.hint_tiers.get(exercise, 0)
+        new = level < len(tiers)
         if new:
+            level += 1
+            entry.hint_tiers[exercise] = level
             entry.hints_shown += 1
-        level = entry.hints_shown
-    return HintOutcome(kata, kata.hints[:level], new, len(kata.hints))
+    return HintOutcome(kata, exercise, tiers[:level], new, len(tiers), why)

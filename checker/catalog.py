@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: hints are per-exercise tables of tiers; a kata names its challenge
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -61,7 +61,8 @@ class Kata:
     title: str
     track: str
     exercises: tuple[str, ...]
-    hints: tuple[str, ...]
+    hints: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (exercise, tiers), catalog order
+    challenge: str = ""  # the exercise that needs the lesson, marked by `kata next`
     under_the_hood: str = ""
     rules: Rules = field(default_factory=Rules)
     timeout: float = 10.0  # seconds per check
@@ -69,6 +70,10 @@ class Kata:
     checks_dir: Path = PACKAGE_DIR / "checks"
     mistakes_package: str = "checker.mistakes"
     catalog_file: Path | None = None  # None: the shipped catalog
+
+    def tiers(self, exercise: str) -> tuple[str, ...]:
+        """The hint tiers of one exercise, vaguest first (none if it has no hints)."""
+        return dict(self.hints).get(exercise, ())
 
     @property
     def dirname(self) -> str:
@@ -194,7 +199,8 @@ def catalog_from(raw: dict, source: str = "catalog.toml", root: Path | None = No
                 title=entry["title"],
                 track=entry["track"],
                 exercises=tuple(entry["exercises"]),
-                hints=tuple(entry.get("hints", ())),
+                hints=_hints(entry.get("hints", {}), source, name),
+                challenge=entry.get("challenge", ""),
                 under_the_hood=entry.get("under_the_hood", "").strip(),
                 rules=rules,
                 timeout=float(entry.get("timeout", 10.0)),
@@ -213,11 +219,25 @@ def catalog_from(raw: dict, source: str = "catalog.toml", root: Path | None = No
             raise CatalogError(f"{source}: kata {name!r} has unknown track {kata.track!r}")
         if not kata.exercises:
             raise CatalogError(f"{source}: kata {name!r} lists no exercises")
+        strays = [ex for ex, _ in kata.hints if ex not in kata.exercises]
+        if kata.challenge and kata.challenge not in kata.exercises:
+            strays.append(kata.challenge)
+        if strays:
+            raise CatalogError(f"{source}: kata {name!r} names unknown exercises {strays}")
         seen.add(name)
         katas.append(kata)
     if not katas:
         raise CatalogError(f"{source}: no katas")
     return Catalog(katas=tuple(katas), tracks=tracks or tuple(dict.fromkeys(k.track for k in katas)))
+
+
+def _hints(raw: object, source: str, name: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``[kata.hints]``: exercise = ["nudge", "the idea applied", "near-code"]."""
+    ok = isinstance(raw, dict) and all(
+        isinstance(tiers, list) and all(isinstance(t, str) for t in tiers) for tiers in raw.values())
+    if not ok:
+        raise CatalogError(f"{source}: kata {name!r}: hints must be a table of exercise = [tiers]")
+    return tuple((ex, tuple(t.strip() for t in tiers)) for ex, tiers in raw.items())
 
 
 @cache

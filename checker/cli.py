@@ -263,14 +263,20 @@ def _worker_dir(ws) -> Path | None:
 
 @main.command()
 @click.argument("name", required=False)
+@click.argument("exercise", required=False)
 @pass_app
 @domain_errors
-def hint(app: App, name: str | None) -> None:
-    """Reveal the next hint of the current kata (or NAME), one level per call."""
+def hint(app: App, name: str | None, exercise: str | None) -> None:
+    """Reveal the next hint tier (nudge, idea, near-code) for the first exercise your last check
+    failed, in the current kata (or NAME); EXERCISE picks one."""
     from checker import app as domain
 
     kata = app.kata(name) or domain.resolve_kata(app.ws, app.progress(write=True), None)
-    app.render.show_hint(app.out, domain.next_hint(app.ws, kata))
+    if exercise is not None and exercise not in kata.exercises:
+        raise click.BadParameter(
+            f"{kata.name} has no exercise {exercise!r}; it has: {', '.join(kata.exercises)}.",
+            param_hint="EXERCISE")
+    app.render.show_hint(app.out, domain.next_hint(app.ws, kata, exercise))
 
 
 @main.command()

@@ -82,7 +82,8 @@ def kata_pointers(kata: Kata) -> list[Pointer]:
     texts = [(kata.lesson_path.read_text(encoding="utf-8"), str(kata.rel_lesson)),
              (kata.under_the_hood, "catalog: under_the_hood"),
              (kata.stub_path.read_text(encoding="utf-8"), str(kata.rel_stub))]
-    texts += [(hint, f"catalog: hint {i}") for i, hint in enumerate(kata.hints, 1)]
+    texts += [(tier, f"catalog: hint {i} for {exercise}")
+              for exercise, tiers in kata.hints for i, tier in enumerate(tiers, 1)]
     return [p for text, where in texts for p in pointers(text, where)]
 
 

@@ -22,8 +22,11 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-FORMAT_VERSION = 2  # 2: time spent, code digests, active days (format 1 files are migrated)
-MIGRATES_FROM = (1,)
+# 2: time spent, code digests, active days; 3: hint tiers per exercise, the last check's first
+# failing exercise. Files of formats 1 and 2 are read as they are: every new field has a default,
+# and ``hints_shown`` keeps counting every hint revealed.
+FORMAT_VERSION = 3
+MIGRATES_FROM = (1, 2)
 UPGRADE = "`pip install --upgrade torch-katas` (or `git pull && pip install .` in your checkout)"
 
 
@@ -53,7 +56,9 @@ def newer_format(data: object, current: int) -> int | None:
 class KataProgress:
     status: str = "new"  # new | attempted | passed
     attempts: int = 0
-    hints_shown: int = 0
+    hints_shown: int = 0  # every hint revealed, all exercises together
+    hint_tiers: dict[str, int] = field(default_factory=dict)  # exercise -> tiers revealed
+    first_failing: str | None = None  # the first failing exercise of the last check
     passed_at: str | None = None
     exercises_passed: int = 0
     exercises_total: int = 0
@@ -118,6 +123,12 @@ class Progress:
                 value = getattr(entry, key)
                 if type(value) is not int or value < 0:
                     raise ValueError(f"entry for {name!r}: {key} is {value!r}")
+            tiers = entry.hint_tiers
+            if not isinstance(tiers, dict) or not all(
+                    isinstance(k, str) and type(v) is int and v > 0 for k, v in tiers.items()):
+                raise ValueError(f"entry for {name!r}: hint_tiers is {tiers!r}")
+            if entry.first_failing is not None and not isinstance(entry.first_failing, str):
+                raise ValueError(f"entry for {name!r}: first_failing is {entry.first_failing!r}")
             out.katas[name] = entry
         return out
 

@@ -113,7 +113,9 @@ def show_next(out: Console, kata: Kata | None, file: Path | None, lesson_text: s
     out.print()
     out.print("Exercises, easy to hard:")
     for i, name in enumerate(kata.exercises, 1):
-        out.print(f"  {i}. {escape(name)}")
+        mark = ("  [bold magenta]★ the challenge: the lesson's idea, not everyday PyTorch[/]"
+                if name == kata.challenge else "")
+        out.print(f"  {i}. {escape(name)}{mark}")
     out.print()
     if in_watch:
         out.print("Next: open the file and save; it is checked on every save. Press [bold]h[/] "
@@ -265,15 +267,15 @@ def show_check_outcome(out: Console, outcome: CheckOutcome, *, verbose: bool = F
 def show_list(out: Console, rows: list[KataRow]) -> None:
     # Aligned lines in one print rather than a rich Table: measuring a table's cells costs
     # about 30 ms here, a fifth of the budget of a command that should answer in a blink.
-    header = ("#", "kata", "track", "state", "exercises", "attempts")
-    right = (True, False, False, False, True, True)
+    header = ("#", "kata", "track", "state", "solved", "attempts", "hints")  # fits 80 columns
+    right = (True, False, False, False, True, True, True)
     cells = []
     for row in rows:
         p = row.progress
         total = len(row.kata.exercises)
         passed = total if p.passed else p.exercises_passed
         cells.append((f"{row.kata.number:02d}", row.kata.name, row.kata.track, row.state,
-                      f"{passed}/{total}", str(p.attempts or "")))
+                      f"{passed}/{total}", str(p.attempts or ""), str(p.hints_shown or "")))
     widths = [max(len(c[i]) for c in (header, *cells)) for i in range(len(header))]
 
     def line(values: tuple[str, ...], styled: bool) -> str:
@@ -349,14 +351,18 @@ def show_progress(out: Console, rows: list[KataRow], tracks: tuple[str, ...],
 
 
 def show_hint(out: Console, hint: HintOutcome) -> None:
+    name, ex = escape(hint.kata.name), escape(hint.exercise)
     if not hint.total:
-        out.print(f"Kata {escape(hint.kata.name)} has no hints. `kata lesson` explains the idea.")
+        out.print(f"Exercise {ex} of {name} has no hints. `kata lesson` explains the idea.")
         return
+    if hint.why == "failing":
+        out.print(f"[dim]{ex} is the first exercise your last check failed.[/]")
     for i, text in enumerate(hint.shown, 1):
         style = "bold" if i == len(hint.shown) and hint.new else "dim"
-        out.print(f"[{style}]Hint {i}/{hint.total}:[/] {escape(text)}")
+        out.print(f"[{style}]Hint {i}/{hint.total} for {ex}:[/] {escape(text)}")
     if not hint.new:
-        out.print("[dim]That was the last hint. `kata lesson` has the full story.[/]")
+        out.print(f"[dim]That was the last hint for {ex}. `kata lesson` has the full story; "
+                  f"`kata hint {name} EXERCISE` gives hints for another exercise.[/]")
     elif len(hint.shown) < hint.total:
         out.print("[dim]Run `kata hint` again for a more concrete one.[/]")
 

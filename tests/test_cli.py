@@ -133,14 +133,39 @@ def test_seed_replays_a_run(run):
     assert "seed 42" in a and "seed 42" in b
 
 
-def test_hints_are_tiered_and_recorded(run, workspace):
-    first = run("hint")
-    assert "Hint 1/2" in first.output and "Hint 2/2" not in first.output
+def test_hints_are_tiered_per_exercise_and_recorded(run, workspace):
+    first = run("hint")  # no check yet: the first unsolved exercise
+    assert "Hint 1/3 for add" in first.output and "Hint 2/3" not in first.output
     second = run("hint")
-    assert "Hint 2/2" in second.output
-    third = run("hint")
-    assert "last hint" in third.output
-    assert progress_of(workspace)["alpha"]["hints_shown"] == 2
+    assert "Hint 2/3 for add" in second.output
+    tier1, tier2 = (workspace.catalog.get("alpha").tiers("add")[i] for i in (0, 1))
+    assert tier1 != tier2 and tier2 in second.output
+    run("hint")
+    fourth = run("hint")
+    assert "last hint for add" in fourth.output
+    entry = progress_of(workspace)["alpha"]
+    assert entry["hints_shown"] == 3 and entry["hint_tiers"] == {"add": 3}
+    listed = run("list").output
+    assert next(ln for ln in listed.splitlines() if "alpha" in ln).split()[-1] == "3"
+
+
+def test_hint_follows_the_first_failing_exercise_of_the_last_check(run, workspace):
+    kata = workspace.catalog.get("alpha")
+    workspace.kata_file(kata).write_text(
+        "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a + b\n")
+    run("check", "--seed", "1")
+    assert progress_of(workspace)["alpha"]["first_failing"] == "mul"
+    assert "Hint 1/3 for mul" in run("hint").output
+    named = run("hint", "alpha", "add")  # EXERCISE picks one directly
+    assert "Hint 1/3 for add" in named.output
+    assert progress_of(workspace)["alpha"]["hint_tiers"] == {"mul": 1, "add": 1}
+    bad = run("hint", "alpha", "nope")
+    assert bad.exit_code == 2 and "add, mul" in bad.output
+
+
+def test_next_marks_the_challenge(run):
+    line = next(ln for ln in run("next").output.splitlines() if "2. mul" in ln)
+    assert "challenge" in line
 
 
 def test_lesson_renders(run):

@@ -4,6 +4,7 @@ editor."""
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from checker.cli import main
@@ -165,18 +166,22 @@ def test_progress_shows_time_attempts_hints_and_streak(workspace):
     assert streak(["2026-03-01"], today) == 0
 
 
-def test_format_1_progress_is_migrated_without_loss(workspace):
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_progress_is_migrated_without_loss(workspace, version):
     import json
 
     path = workspace.state_dir / "progress.json"
-    path.write_text(json.dumps({"format_version": 1, "katas": {"alpha": {
+    path.write_text(json.dumps({"format_version": version, "katas": {"alpha": {
         "status": "passed", "attempts": 4, "hints_shown": 1, "passed_at": "2026-01-02T00:00:00",
         "exercises_passed": 2, "exercises_total": 2}}}))
     shown = invoke("list").output
     assert "done" in shown
     invoke("hint", "beta")
     data = json.loads(path.read_text())
-    assert data["format_version"] == 2 and data["katas"]["alpha"]["attempts"] == 4
+    alpha, beta = data["katas"]["alpha"], data["katas"]["beta"]
+    assert data["format_version"] == 3 and alpha["attempts"] == 4
+    assert alpha["hints_shown"] == 1 and alpha["hint_tiers"] == {}  # the old count stays
+    assert beta["hints_shown"] == 1 and beta["hint_tiers"] == {"neg": 1}
 
 
 def test_solution_is_a_diff_per_function_within_80_columns(workspace):

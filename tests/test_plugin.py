@@ -7,7 +7,7 @@ import json
 import pytest
 
 CATALOG = """
-format_version = 1
+format_version = 2
 checks_dir = "checks"
 mistakes_package = "plugmistakes"
 
@@ -16,7 +16,10 @@ name = "sq"
 title = "Square"
 track = "T"
 exercises = ["square", "cube"]
-hints = ["x * x", "x * x * x"]
+
+[kata.hints]
+square = ["x * x"]
+cube = ["x * x * x"]
 """
 
 CHECKS = """

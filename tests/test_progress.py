@@ -30,7 +30,7 @@ def test_round_trip_by_names(store):
     again = store.load()
     assert again.to_json() == p.to_json()
     data = json.loads(store.path.read_text())
-    assert data["format_version"] == 2 and set(data["katas"]) == {"strides", "views"}
+    assert data["format_version"] == 3 and set(data["katas"]) == {"strides", "views"}
 
 
 @pytest.mark.parametrize("damage", [b"", b'{"format_version": 1, "kat', b"\x00\xff garbage",

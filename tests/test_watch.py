@@ -41,7 +41,7 @@ def test_next_is_offered_only_after_a_pass(workspace):
 
 def test_keys(workspace):
     s, out = session(workspace)
-    assert s.on_key("h") and "Hint 1/2" in out.export_text()  # export_text() clears the record
+    assert s.on_key("h") and "Hint 1/3 for add" in out.export_text()  # export_text() clears the record
     assert s.on_key("l") and "current" in out.export_text()
     assert s.on_key("q") is False
 

@@ -1,9 +1,7 @@
 """Kata 01 — strides: a tensor is (storage, offset, shape, strides).
 
-A tensor does not own a grid of numbers. It owns a *view* onto a flat 1-D storage: the
-element at multi-index (i0, i1, ..., ik) lives at storage position
-
-    offset + i0 * stride[0] + i1 * stride[1] + ... + ik * stride[k]
+A tensor does not own a grid of numbers: it is (storage, offset, shape, strides), a view
+onto a flat 1-D storage. `kata lesson` explains how those four find an element.
 
 Write each function below with plain Python arithmetic on tuples of ints.
 Rules: no torch in these functions — the checks compare your answers with torch's own.
@@ -14,10 +12,8 @@ from __future__ import annotations
 
 
 def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Strides of a freshly allocated (row-major, C-order) tensor of ``shape``.
-
-    The last dimension is the fastest: stride 1. A dimension of size 0 or 1 still
-    contributes as if it had size 1 (that is what torch.empty does).
+    """Strides of a freshly allocated (row-major, C-order) tensor of ``shape``: what
+    ``torch.empty(shape).stride()`` gives, for every shape (sizes 0 and 1 included).
 
     Example:
         >>> contiguous_strides((2, 3, 4))
@@ -25,16 +21,17 @@ def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
         >>> contiguous_strides(())
         ()
     """
-    raise NotImplementedError("contiguous_strides: compute row-major strides")
+    raise NotImplementedError("contiguous_strides: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def storage_index(
     index: tuple[int, ...], shape: tuple[int, ...], strides: tuple[int, ...], offset: int
 ) -> int:
-    """Position in the storage of the element at ``index``.
+    """Position in the storage of the element at ``index`` of a tensor with this shape,
+    strides and storage offset (what ``t[index]`` reads).
 
-    Negative indices count from the end, like Python's; an index outside
-    [-size, size) raises IndexError.
+    Negative indices count from the end, like Python's. Raises IndexError for an index
+    outside [-size, size) or an index whose length is not the tensor's number of dims.
 
     Example:
         >>> storage_index((1, 2), shape=(2, 3), strides=(3, 1), offset=4)
@@ -42,7 +39,7 @@ def storage_index(
         >>> storage_index((-1, 0), shape=(2, 3), strides=(1, 2), offset=0)
         1
     """
-    raise NotImplementedError("storage_index: offset + sum of index * stride")
+    raise NotImplementedError("storage_index: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def permute_meta(
@@ -50,20 +47,19 @@ def permute_meta(
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The (shape, strides) of ``t.permute(dims)`` for a tensor with this shape and strides.
 
-    No data moves: only the metadata is reordered. ``dims`` may contain negative dims.
+    ``dims`` may contain negative dims; dims that are not a permutation of the tensor's dims
+    raise ValueError.
 
     Example:
         >>> permute_meta((2, 3, 4), (12, 4, 1), (2, 0, 1))
         ((4, 2, 3), (1, 12, 4))
     """
-    raise NotImplementedError("permute_meta: reorder shape and strides")
+    raise NotImplementedError("permute_meta: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def is_contiguous(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
-    """Whether a tensor with this shape and strides is contiguous in torch's sense.
-
-    torch ignores the stride of any size-1 dimension, and a tensor with a 0-size
-    dimension (no elements) is always contiguous.
+    """Whether a tensor with this shape and strides is contiguous in torch's sense: the
+    answer ``t.is_contiguous()`` gives, for every shape and strides (sizes 0 and 1 included).
 
     Example:
         >>> is_contiguous((2, 3), (3, 1))
@@ -73,7 +69,7 @@ def is_contiguous(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
         >>> is_contiguous((2, 3), (1, 2))
         False
     """
-    raise NotImplementedError("is_contiguous: compare strides with the row-major ones")
+    raise NotImplementedError("is_contiguous: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def view_params(target: list) -> tuple[tuple[int, ...], tuple[int, ...], int]:
@@ -88,4 +84,4 @@ def view_params(target: list) -> tuple[tuple[int, ...], tuple[int, ...], int]:
         >>> view_params([[1, 3, 5], [2, 4, 6]])
         ((2, 3), (1, 2), 1)
     """
-    raise NotImplementedError("view_params: read size, stride and offset off the values")
+    raise NotImplementedError("view_params: see `kata lesson`, or `kata hint` for a nudge")

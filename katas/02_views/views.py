@@ -4,10 +4,8 @@ A view is a new (shape, strides, offset) over the SAME storage as its source: no
 copied, a write through the view shows in the source, and both share one version counter
 (``_version``). ``t._base`` names the tensor that owns the storage.
 
-Build every view below from the source's own metadata (``x.stride()``,
-``x.storage_offset()``) and ``x.as_strided(size, stride, storage_offset)``. The inputs may
-be sliced, transposed or start at an offset into a larger storage: never assume
-row-major strides or offset 0.
+The inputs may be sliced, transposed or start at an offset into a larger storage; every
+view below must read the same cells as torch's own.
 
 Rules: the library's ready-made views are off-limits while your functions run
 (``Tensor.unfold``, ``Tensor.expand``/``expand_as``, ``torch.broadcast_to``,
@@ -26,7 +24,7 @@ def sliding_windows(x: torch.Tensor, size: int, step: int) -> torch.Tensor:
     """Every window of ``size`` consecutive elements along the LAST dim, ``step`` apart, as a view.
 
     Shapes: ``x`` is (..., n) with 1 <= size <= n and step >= 1; the result is
-    (..., count, size) with count = (n - size) // step + 1, and
+    (..., count, size), count being how many starts 0, step, 2 * step, ... leave room for a whole window, and
     ``result[..., w, j] == x[..., w * step + j]``. Zero copies: the result shares ``x``'s
     storage (this is what ``x.unfold(-1, size, step)`` returns).
 
@@ -39,15 +37,15 @@ def sliding_windows(x: torch.Tensor, size: int, step: int) -> torch.Tensor:
         >>> sliding_windows(x, 3, 2).stride()
         (2, 1)
     """
-    raise NotImplementedError("sliding_windows: as_strided with a window stride of step * x.stride(-1)")
+    raise NotImplementedError("sliding_windows: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def expand(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """``x`` broadcast to ``shape`` as a view, like ``x.expand(shape)``: repetition by stride 0.
+    """``x`` broadcast to ``shape`` as a view, like ``x.expand(shape)``: no copy.
 
     ``shape`` may have more dims than ``x``; the new dims are added on the LEFT. A dim of
     size 1 may grow to any size; any other dim must keep its size (or be given as -1,
-    meaning "keep"). Dims that keep their size keep their stride. Raise ValueError when a
+    meaning "keep"). The strides are those ``x.expand(shape)`` has. Raise ValueError when a
     dim of size other than 1 is asked to change size (grow or shrink), when ``shape`` has
     fewer dims than ``x``, or when a new leading dim is given as -1.
 
@@ -59,7 +57,7 @@ def expand(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
         >>> e[2, 1].tolist()
         [2.0, 2.0, 2.0, 2.0]
     """
-    raise NotImplementedError("expand: stride 0 for new dims and for size-1 dims that grow")
+    raise NotImplementedError("expand: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def diagonal(x: torch.Tensor, offset: int = 0) -> torch.Tensor:
@@ -77,7 +75,7 @@ def diagonal(x: torch.Tensor, offset: int = 0) -> torch.Tensor:
         >>> diagonal(x, 1).stride(), diagonal(x, 1).storage_offset()
         ((5,), 1)
     """
-    raise NotImplementedError("diagonal: one stride that steps a row and a column at once")
+    raise NotImplementedError("diagonal: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def view_strides(
@@ -99,7 +97,7 @@ def view_strides(
         >>> view_strides((6, 4), (1, 6), (24,)) is None  # merging across the transpose
         True
     """
-    raise NotImplementedError("view_strides: group dims into contiguous chunks, fit new dims in them")
+    raise NotImplementedError("view_strides: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def flatten(x: torch.Tensor, start_dim: int = 0, end_dim: int = -1) -> torch.Tensor:
@@ -120,4 +118,4 @@ def flatten(x: torch.Tensor, start_dim: int = 0, end_dim: int = -1) -> torch.Ten
         >>> flatten(t).is_contiguous()                      # a copy: no view can do it
         True
     """
-    raise NotImplementedError("flatten: a view if view_strides allows it, else a contiguous copy")
+    raise NotImplementedError("flatten: see `kata lesson`, or `kata hint` for a nudge")

@@ -1,10 +1,7 @@
 """Kata 03 — broadcasting: the rules, and what they mean for gradients.
 
-Two shapes broadcast when, lined up from the RIGHT (the last dims face each other, missing
-leading dims count as size 1), every pair of sizes is equal or one of them is 1. The result
-takes the size of each pair that is not 1 (so 1 against 0 gives 0). A broadcast never copies: the smaller tensor is read
-again and again through a stride of 0. And because one input element feeds many outputs,
-its gradient is the SUM of their gradients — the gradient must be "un-broadcast".
+Broadcasting lets one op combine tensors of different shapes, and it never copies. What
+the rule is, how a view repeats data, and what it means for gradients: `kata lesson`.
 
 Rules: the library's own broadcasting helpers and matrix products are off-limits while your
 functions run (``torch.broadcast_shapes``/``broadcast_tensors``/``broadcast_to``,
@@ -33,33 +30,31 @@ def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
         Traceback (most recent call last):
         ValueError: dim -2: sizes 2 and 4 cannot broadcast (they differ and neither is 1) in shapes ((2, 3), (4, 3))
     """
-    raise NotImplementedError("broadcast_shapes: line the shapes up from the right")
+    raise NotImplementedError("broadcast_shapes: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def broadcast_tensors(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Every tensor as a VIEW of the common broadcast shape, like ``torch.broadcast_tensors``.
 
-    No copies: each result shares its input's storage. New leading dims and size-1 dims that
-    grow get stride 0; every other dim keeps its stride. Inputs may be non-contiguous or
-    offset into a larger storage. Incompatible shapes raise ValueError.
+    No copies: each result shares its input's storage, with the shape, strides and offset
+    torch gives it. Inputs may be non-contiguous or offset into a larger storage.
+    Incompatible shapes raise ValueError.
 
     Example:
         >>> a, b = broadcast_tensors(torch.ones(3, 1), torch.zeros(4))
         >>> a.shape, a.stride(), b.shape, b.stride()
         (torch.Size([3, 4]), (1, 0), torch.Size([3, 4]), (0, 1))
     """
-    raise NotImplementedError("broadcast_tensors: as_strided with stride 0 on broadcast dims")
+    raise NotImplementedError("broadcast_tensors: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def sum_to_shape(grad: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     """Un-broadcast a gradient: sum ``grad`` down to ``shape``, like ``grad.sum_to_size(shape)``.
 
     ``grad`` has the broadcast shape of an op whose input had ``shape`` (so ``shape``
-    broadcasts to ``grad.shape``). Sum away the extra leading dims, and sum every dim where
-    ``shape`` has a 1 but ``grad`` does not — keeping it as a size-1 dim. The result has
-    exactly ``shape``; it is the gradient autograd gives that input. Raise ValueError when
-    ``shape`` does not broadcast to ``grad.shape`` (more dims, or a size that is neither
-    grad's nor 1).
+    broadcasts to ``grad.shape``). The result has exactly ``shape``; it is the gradient
+    autograd gives that input. A ``shape`` that does not broadcast to ``grad.shape`` (more
+    dims, or a size that is neither grad's nor 1) raises ValueError.
 
     Example:
         >>> g = torch.ones(2, 3, 4)
@@ -68,7 +63,7 @@ def sum_to_shape(grad: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
                 [8.],
                 [8.]])
     """
-    raise NotImplementedError("sum_to_shape: sum the leading dims, then the size-1 dims with keepdim")
+    raise NotImplementedError("sum_to_shape: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def batched_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -76,8 +71,8 @@ def batched_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
     Shapes: ``a`` is (*batch_a, n, k), ``b`` is (*batch_b, k, m); the batch dims broadcast
     against each other (like ``torch.matmul``); the result is (*batch, n, m) with
-    ``result[..., i, j] = sum_p a[..., i, p] * b[..., p, j]``. Build one broadcast product
-    and reduce it; the number of torch calls you make must not grow with any size.
+    ``result[..., i, j] = sum_p a[..., i, p] * b[..., p, j]``. No Python loops: the number
+    of torch calls you make must not grow with any size.
 
     Example:
         >>> a = torch.arange(6.).reshape(2, 3)          # (n, k) = (2, 3), no batch
@@ -87,4 +82,4 @@ def batched_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         >>> batched_matmul(a, b)[0].flatten().tolist()
         [3.0, 12.0]
     """
-    raise NotImplementedError("batched_matmul: a[..., :, :, None] * b[..., None, :, :], then sum")
+    raise NotImplementedError("batched_matmul: see `kata lesson`, or `kata hint` for a nudge")

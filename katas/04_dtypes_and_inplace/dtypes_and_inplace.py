@@ -1,19 +1,12 @@
 """Kata 04 — dtypes and in-place ops: type promotion, the version counter, safe updates.
 
-Three habits of PyTorch that surprise everyone once:
-
-* the dtype of ``a + b`` depends not only on the dtypes but on *what kind* of operand each
-  is: a tensor with dimensions, a 0-dim tensor, or a plain Python number;
-* an in-place op (``x.mul_(2)``, ``x += 1``) is fine until autograd has *saved* the tensor it
-  modifies — every tensor carries a version counter (``t._version``) and backward refuses to
-  use a saved tensor whose version moved;
-* updating a parameter in place must happen under ``torch.no_grad()`` so that the parameter
-  stays the same leaf tensor, in the same memory, with its version counter bumped.
+Three habits of PyTorch that surprise everyone once: the dtype an op returns, when an
+in-place op breaks backward, and how to update a parameter in place. `kata lesson` explains
+the rules behind each.
 
 Rules: predict, don't ask. While your functions run, ``torch.result_type``, ``torch.cat``,
 ``torch.stack``, ``unsqueeze`` and backward (``.backward()``, ``torch.autograd.grad``) are
-off-limits. ``torch.promote_types(d1, d2)`` (the dtype lattice for two dtypes of the same
-kind of operand) and ``torch.get_default_dtype()`` are allowed.
+off-limits. ``torch.promote_types(d1, d2)`` and ``torch.get_default_dtype()`` are allowed.
 Run `kata check` to judge this file, `kata hint` when stuck.
 """
 
@@ -55,16 +48,9 @@ def result_dtype(a: torch.Tensor | bool | int | float | complex,
                  b: torch.Tensor | bool | int | float | complex) -> torch.dtype:
     """The dtype of ``a + b`` — what ``torch.result_type(a, b)`` returns — by the rules.
 
-    Each operand is one of three kinds, in decreasing priority: a tensor with at least one
-    dimension, a 0-dim tensor (``torch.tensor(3.0)``), a Python number (bool, int, float,
-    complex). Within a kind, dtypes combine with ``torch.promote_types``. A lower-priority
-    kind only matters when its *category* (bool < integer < floating < complex) is higher
-    than the category of what the higher kinds give; then its dtype is the answer, with one
-    exception: when a floating result meets a complex lower kind, the answer is the complex
-    dtype of the FLOATING one's precision (float16 -> complex32, float32 and bfloat16 ->
-    complex64, float64 -> complex128), whatever the complex operand's width. A Python float
-    counts as the default dtype (``torch.get_default_dtype()``), a Python complex as the
-    complex dtype of the default dtype (complex64 for float32).
+    Each operand is a tensor (any number of dims, 0 included, any dtype) or a Python number
+    (bool, int, float, complex); anything else raises TypeError. The answer must follow
+    ``torch.get_default_dtype()`` when it changes. Returns a ``torch.dtype``.
 
     Example:
         >>> result_dtype(torch.ones(3, dtype=torch.int32), 2.5)
@@ -72,7 +58,7 @@ def result_dtype(a: torch.Tensor | bool | int | float | complex,
         >>> result_dtype(torch.ones(3, dtype=torch.float16), torch.tensor(1.0, dtype=torch.float64))
         torch.float16
     """
-    raise NotImplementedError("result_dtype: combine the three kinds of operand by the rules")
+    raise NotImplementedError("result_dtype: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def joined_shape(op: str, shapes: list[tuple[int, ...]], dim: int) -> tuple[int, ...]:
@@ -94,7 +80,7 @@ def joined_shape(op: str, shapes: list[tuple[int, ...]], dim: int) -> tuple[int,
         >>> joined_shape("unsqueeze", [(2, 3)], 0)
         (1, 2, 3)
     """
-    raise NotImplementedError("joined_shape: count dims, check sizes, insert or add along dim")
+    raise NotImplementedError("joined_shape: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def breaks_backward(op: str, victim: str) -> bool:
@@ -106,17 +92,14 @@ def breaks_backward(op: str, victim: str) -> bool:
         victim.mul_(1.0)      # victim is a ("input"), b ("other") or y ("output")
         y.backward(g)         # does this raise "... modified by an inplace operation"?
 
-    Even ``mul_(1.0)`` bumps the version counter, so the answer depends only on whether the
-    backward of ``op`` needs that tensor, i.e. saved it (``y.grad_fn._saved_self``,
-    ``_saved_other``, ``_saved_result``, ...). Predict it: think about each derivative.
+    Answer for every op of ``OPS`` and every victim that op has ("other" only for the
+    two-input ops), without running backward. Returns a bool.
 
     Example:
-        >>> breaks_backward("exp", "output")   # d exp(a) = exp(a): the output is saved
+        >>> breaks_backward("exp", "output")
         True
-        >>> breaks_backward("add", "other")    # d (a + b) = 1: nothing is saved
-        False
     """
-    raise NotImplementedError("breaks_backward: which tensors does the op's backward need?")
+    raise NotImplementedError("breaks_backward: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def sigmoid_layer(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -141,7 +124,7 @@ def sigmoid_layer(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Te
         >>> sigmoid_layer(x, w, b)
         tensor([[0., 0., 0.]])
     """
-    raise NotImplementedError("sigmoid_layer: keep the safe in-place ops, fix the one that breaks")
+    raise NotImplementedError("sigmoid_layer: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def sgd_update_(params: list[torch.Tensor], lr: float, weight_decay: float = 0.0) -> None:
@@ -158,4 +141,4 @@ def sgd_update_(params: list[torch.Tensor], lr: float, weight_decay: float = 0.0
         >>> sgd_update_([p], lr=0.1); p
         tensor([0.9500, 0.9500], requires_grad=True)
     """
-    raise NotImplementedError("sgd_update_: update each parameter in place under no_grad")
+    raise NotImplementedError("sgd_update_: see `kata lesson`, or `kata hint` for a nudge")

@@ -34,7 +34,7 @@ def topo_order(root: torch.autograd.graph.Node) -> list[torch.autograd.graph.Nod
         >>> [type(n).__name__ for n in topo_order(out.grad_fn)]
         ['SumBackward0', 'AddBackward0', 'ExpBackward0', 'SinBackward0', 'AccumulateGrad']
     """
-    raise NotImplementedError("topo_order: walk next_functions, order nodes before their inputs")
+    raise NotImplementedError("topo_order: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def graph_leaves(root: torch.autograd.graph.Node) -> list[torch.Tensor]:
@@ -50,20 +50,18 @@ def graph_leaves(root: torch.autograd.graph.Node) -> list[torch.Tensor]:
         >>> [t is w or t is b for t in graph_leaves(out.grad_fn)]
         [True, True]
     """
-    raise NotImplementedError("graph_leaves: collect AccumulateGrad.variable, each leaf once")
+    raise NotImplementedError("graph_leaves: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def retained_grads(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
                    upstream: torch.Tensor) -> dict[str, torch.Tensor | None]:
     """Run a small MLP, backpropagate ``upstream`` and report every ``.grad``.
 
-        h = x @ w1 + b1        # (n, k) @ (k, m) + (m,) -> (n, m)
-        a = h.tanh()
-        y = a @ w2             # (n, m) @ (m, p) -> (n, p)
-        y.backward(upstream)   # upstream has y's shape
+    The MLP: h is x times w1 plus b1 ((n, k) @ (k, m) + (m,) -> (n, m)); a is tanh of h; y is
+    a times w2 ((n, m) @ (m, p) -> (n, p)). Backpropagate ``upstream`` (y's shape) from y once.
 
-    Return ``{"x": x.grad, "w1": w1.grad, "b1": b1.grad, "w2": w2.grad, "h": h.grad,
-    "a": a.grad, "y": y.grad}`` as they are after that backward. Leaves get their ``.grad``
+    Return a dict with the keys "x", "w1", "b1", "w2", "h", "a", "y", each mapped to that
+    tensor's ``.grad`` as it is after the backward. Leaves get their ``.grad``
     filled by backward; non-leaf tensors (h, a, y) only keep theirs if you ask for it before
     backward. ``x`` may not require grad: then its ``.grad`` stays None — do not change its
     ``requires_grad``.
@@ -80,7 +78,7 @@ def retained_grads(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torc
         >>> grads["w2"] is w2.grad, grads["x"], grads["h"].shape
         (True, None, torch.Size([2, 4]))
     """
-    raise NotImplementedError("retained_grads: retain_grad() on h, a, y before y.backward(upstream)")
+    raise NotImplementedError("retained_grads: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def predict_flags(leaves: dict[str, tuple[str, bool]],
@@ -91,7 +89,7 @@ def predict_flags(leaves: dict[str, tuple[str, bool]],
     ``leaves`` maps a name to ``(dtype, requires_grad)`` with dtype "float64" or "int64":
     tensors made by the user (``torch.randn(4).requires_grad_(flag)``). ``program`` is a list
     of steps ``(out, op, inputs, mode)`` run in order, where mode is "grad" (plain code),
-    "no_grad" (inside ``with torch.no_grad():``) or "inference_mode" (inside
+    "no_grad" (inside a ``torch.no_grad()`` block) or "inference_mode" (inside
     ``with torch.inference_mode():``) and op is one of:
 
         "sin", "exp", "floor", "sum", "clone"    out = op(x)
@@ -109,7 +107,7 @@ def predict_flags(leaves: dict[str, tuple[str, bool]],
         ...               [("y", "sin", ("w",), "grad"), ("z", "exp", ("y",), "no_grad")])
         {'w': (True, True, False), 'y': (True, False, False), 'z': (False, True, False)}
     """
-    raise NotImplementedError("predict_flags: follow the rules of requires_grad, leaves and modes")
+    raise NotImplementedError("predict_flags: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def frozen_backbone_loss(backbone: nn.Module, head: nn.Module, x: torch.Tensor,
@@ -132,4 +130,4 @@ def frozen_backbone_loss(backbone: nn.Module, head: nn.Module, x: torch.Tensor,
         >>> head.weight.grad.shape, backbone.weight.requires_grad
         (torch.Size([1, 3]), True)
     """
-    raise NotImplementedError("frozen_backbone_loss: cut the graph between backbone and head")
+    raise NotImplementedError("frozen_backbone_loss: see `kata lesson`, or `kata hint` for a nudge")

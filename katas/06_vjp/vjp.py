@@ -41,7 +41,7 @@ def linear_vjp(
         >>> gx.shape, gw.shape, gb.shape, gb
         (torch.Size([2, 3]), torch.Size([3, 4]), torch.Size([4]), tensor([2., 2., 2., 2.]))
     """
-    raise NotImplementedError("linear_vjp: grad_x, grad_w, grad_b for y = x @ w + b")
+    raise NotImplementedError("linear_vjp: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def reduce_vjp(
@@ -62,7 +62,7 @@ def reduce_vjp(
         tensor([[0.3333, 0.3333, 0.3333],
                 [0.6667, 0.6667, 0.6667]])
     """
-    raise NotImplementedError("reduce_vjp: send grad_out back to every element that was reduced")
+    raise NotImplementedError("reduce_vjp: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def softmax_vjp(y: torch.Tensor, grad_out: torch.Tensor, dim: int) -> torch.Tensor:
@@ -75,7 +75,7 @@ def softmax_vjp(y: torch.Tensor, grad_out: torch.Tensor, dim: int) -> torch.Tens
         >>> softmax_vjp(y, torch.tensor([1.0, 0.0]), dim=0)
         tensor([ 0.2500, -0.2500])
     """
-    raise NotImplementedError("softmax_vjp: grad_x from the output y and grad_out")
+    raise NotImplementedError("softmax_vjp: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def layer_norm_vjp(
@@ -100,7 +100,7 @@ def layer_norm_vjp(
         >>> gx, gw, gb
         (tensor([[0., 0.]]), tensor([-1., 0.]), tensor([1., 0.]))
     """
-    raise NotImplementedError("layer_norm_vjp: grad_x (through mean and variance), grad_weight, grad_bias")
+    raise NotImplementedError("layer_norm_vjp: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def jacobian_from_backward(
@@ -123,7 +123,7 @@ def jacobian_from_backward(
         tensor([[2., 0.],
                 [0., 2.]])
     """
-    raise NotImplementedError("jacobian_from_backward: one backward(v) per output element, one row each")
+    raise NotImplementedError("jacobian_from_backward: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def jvp_by_double_vjp(
@@ -151,4 +151,4 @@ def jvp_by_double_vjp(
         >>> jvp_by_double_vjp(f, x, u, vjp)
         tensor([1., 3.])
     """
-    raise NotImplementedError("jvp_by_double_vjp: differentiate v -> vjp(f, x, v) with cotangent u")
+    raise NotImplementedError("jvp_by_double_vjp: see `kata lesson`, or `kata hint` for a nudge")

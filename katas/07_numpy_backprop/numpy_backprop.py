@@ -38,7 +38,7 @@ def linear_backward(
         >>> linear_backward(x, W, np.array([[10.0]]))
         (array([[30., 40.]]), array([[10., 20.]]), array([10.]))
     """
-    raise NotImplementedError("linear_backward: grad_x, grad_W, grad_b for x @ W.T + b")
+    raise NotImplementedError("linear_backward: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def activation_backward(kind: str, x: np.ndarray, grad_out: np.ndarray) -> np.ndarray:
@@ -53,7 +53,7 @@ def activation_backward(kind: str, x: np.ndarray, grad_out: np.ndarray) -> np.nd
         >>> activation_backward("tanh", np.array([0.0]), np.array([3.0]))
         array([3.])
     """
-    raise NotImplementedError("activation_backward: relu or tanh derivative times grad_out")
+    raise NotImplementedError("activation_backward: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
@@ -68,7 +68,7 @@ def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray) -> tuple[floa
         >>> round(loss, 4), grad
         (0.6931, array([[ 0.5, -0.5]]))
     """
-    raise NotImplementedError("softmax_cross_entropy: stable loss and its gradient w.r.t. logits")
+    raise NotImplementedError("softmax_cross_entropy: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def mlp_gradients(
@@ -95,7 +95,7 @@ def mlp_gradients(
         >>> grads["W1"].shape, grads["z2"].shape
         ((5, 3), (4, 2))
     """
-    raise NotImplementedError("mlp_gradients: forward keeping intermediates, then backward")
+    raise NotImplementedError("mlp_gradients: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def train_sgd(
@@ -122,4 +122,4 @@ def train_sgd(
         >>> len(losses), losses[-1] < losses[0]
         (3, True)
     """
-    raise NotImplementedError("train_sgd: loop mlp_gradients and the SGD update")
+    raise NotImplementedError("train_sgd: see `kata lesson`, or `kata hint` for a nudge")

@@ -49,15 +49,15 @@ class StraightThroughRound(Function):
 
     @staticmethod
     def forward(x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("StraightThroughRound.forward: return torch.round(x)")
+        raise NotImplementedError("StraightThroughRound.forward: see `kata lesson`, or `kata hint` for a nudge")
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        raise NotImplementedError("StraightThroughRound.setup_context: is anything needed later?")
+        raise NotImplementedError("StraightThroughRound.setup_context: see `kata lesson`, or `kata hint` for a nudge")
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("StraightThroughRound.backward: pass the gradient through")
+        raise NotImplementedError("StraightThroughRound.backward: see `kata lesson`, or `kata hint` for a nudge")
 
 
 class OutputSavingSigmoid(Function):
@@ -80,21 +80,22 @@ class OutputSavingSigmoid(Function):
 
     @staticmethod
     def forward(x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("OutputSavingSigmoid.forward: compute sigmoid(x)")
+        raise NotImplementedError("OutputSavingSigmoid.forward: see `kata lesson`, or `kata hint` for a nudge")
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        raise NotImplementedError("OutputSavingSigmoid.setup_context: save the output")
+        raise NotImplementedError("OutputSavingSigmoid.setup_context: see `kata lesson`, or `kata hint` for a nudge")
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("OutputSavingSigmoid.backward: grad * y * (1 - y)")
+        raise NotImplementedError("OutputSavingSigmoid.backward: see `kata lesson`, or `kata hint` for a nudge")
 
 
 class LogSumExp(Function):
     """log(sum(exp(x), dim)), stable for huge and tiny values, reducing ``dim`` away.
 
-    exp(1000) is inf and exp(-1000) is 0 even in float64: shift by the max along dim first.
+    Finite and exact for entries of any size: exp(1000) is inf and exp(-1000) is 0 even in
+    float64, so a plain log(sum(exp)) fails the checks.
     Entries may be -inf (masked out); a whole slice never is. ``dim`` may be negative.
     backward returns one gradient per forward input: the one for ``dim`` is None.
 
@@ -110,15 +111,15 @@ class LogSumExp(Function):
 
     @staticmethod
     def forward(x: torch.Tensor, dim: int) -> torch.Tensor:
-        raise NotImplementedError("LogSumExp.forward: a stable log(sum(exp(x), dim))")
+        raise NotImplementedError("LogSumExp.forward: see `kata lesson`, or `kata hint` for a nudge")
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        raise NotImplementedError("LogSumExp.setup_context: save what backward needs, keep dim")
+        raise NotImplementedError("LogSumExp.setup_context: see `kata lesson`, or `kata hint` for a nudge")
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        raise NotImplementedError("LogSumExp.backward: softmax along dim times grad; None for dim")
+        raise NotImplementedError("LogSumExp.backward: see `kata lesson`, or `kata hint` for a nudge")
 
 
 class MatMul(Function):
@@ -139,15 +140,15 @@ class MatMul(Function):
 
     @staticmethod
     def forward(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("MatMul.forward: a @ b")
+        raise NotImplementedError("MatMul.forward: see `kata lesson`, or `kata hint` for a nudge")
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        raise NotImplementedError("MatMul.setup_context: save a and b")
+        raise NotImplementedError("MatMul.setup_context: see `kata lesson`, or `kata hint` for a nudge")
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        raise NotImplementedError("MatMul.backward: grad_a, grad_b — or None where not needed")
+        raise NotImplementedError("MatMul.backward: see `kata lesson`, or `kata hint` for a nudge")
 
 
 class MaxWithOneHot(Function):
@@ -175,15 +176,15 @@ class MaxWithOneHot(Function):
 
     @staticmethod
     def forward(x: torch.Tensor, dim: int):
-        raise NotImplementedError("MaxWithOneHot.forward: values and a one-hot mask")
+        raise NotImplementedError("MaxWithOneHot.forward: see `kata lesson`, or `kata hint` for a nudge")
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        raise NotImplementedError("MaxWithOneHot.setup_context: mark the mask non-differentiable")
+        raise NotImplementedError("MaxWithOneHot.setup_context: see `kata lesson`, or `kata hint` for a nudge")
 
     @staticmethod
     def backward(ctx, grad_values: torch.Tensor, grad_onehot: torch.Tensor):
-        raise NotImplementedError("MaxWithOneHot.backward: route grad_values to the argmax")
+        raise NotImplementedError("MaxWithOneHot.backward: see `kata lesson`, or `kata hint` for a nudge")
 
 
 class Softplus(Function):
@@ -209,12 +210,12 @@ class Softplus(Function):
 
     @staticmethod
     def forward(x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("Softplus.forward: max(x, 0) + log1p(exp(-|x|))")
+        raise NotImplementedError("Softplus.forward: see `kata lesson`, or `kata hint` for a nudge")
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        raise NotImplementedError("Softplus.setup_context: save x")
+        raise NotImplementedError("Softplus.setup_context: see `kata lesson`, or `kata hint` for a nudge")
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("Softplus.backward: grad * sigmoid(x), differentiably")
+        raise NotImplementedError("Softplus.backward: see `kata lesson`, or `kata hint` for a nudge")

@@ -46,7 +46,7 @@ def topological_order(root) -> list:
         >>> [type(n).__name__ for n in order]
         ['SumBackward0', 'MulBackward0', 'TanhBackward0', 'SinBackward0', 'AccumulateGrad']
     """
-    raise NotImplementedError("topological_order: order the nodes so producers come last")
+    raise NotImplementedError("topological_order: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def call_node(node, grad_outputs: list) -> list:
@@ -76,7 +76,7 @@ def call_node(node, grad_outputs: list) -> list:
         >>> [g.shape for _, _, g in call_node((a + bias).grad_fn, [torch.ones(2, 3)])]
         [torch.Size([2, 3]), torch.Size([3])]
     """
-    raise NotImplementedError("call_node: node(*grad_outputs), paired with next_functions")
+    raise NotImplementedError("call_node: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def accumulate_grad(node, grad: torch.Tensor) -> None:
@@ -100,7 +100,7 @@ def accumulate_grad(node, grad: torch.Tensor) -> None:
         >>> g = w.grad; accumulate_grad(node, torch.ones(2, 3)); w.grad is g, w.grad[0, 0]
         (True, tensor(2.))
     """
-    raise NotImplementedError("accumulate_grad: set a copy, or add in place")
+    raise NotImplementedError("accumulate_grad: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def backward(tensor: torch.Tensor, gradient: torch.Tensor | None = None) -> None:
@@ -119,4 +119,4 @@ def backward(tensor: torch.Tensor, gradient: torch.Tensor | None = None) -> None
         >>> x.grad                                 # 2x + 2x * exp(x^2)
         tensor([  7.4366, 222.3926])
     """
-    raise NotImplementedError("backward: seed, walk in order, sum per slot, call, accumulate")
+    raise NotImplementedError("backward: see `kata lesson`, or `kata hint` for a nudge")

@@ -36,7 +36,7 @@ def zero_grad(params: Iterable[torch.Tensor], set_to_none: bool = True) -> None:
         >>> zero_grad([w]); w.grad is None
         True
     """
-    raise NotImplementedError("zero_grad: drop the gradients, or zero them in place")
+    raise NotImplementedError("zero_grad: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def clip_and_record(t: torch.Tensor, max_abs: float, log: list) -> RemovableHandle:
@@ -53,7 +53,7 @@ def clip_and_record(t: torch.Tensor, max_abs: float, log: list) -> RemovableHand
         >>> x.grad, log
         (tensor([ 0.5000, -0.5000]), [tensor([ 3., -4.])])
     """
-    raise NotImplementedError("clip_and_record: t.register_hook(...) and return its handle")
+    raise NotImplementedError("clip_and_record: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def capture(
@@ -62,7 +62,8 @@ def capture(
     """Record every leaf module's output and the gradient with respect to it.
 
     For each module of ``model.named_modules()`` that has no children, register a forward
-    hook and a full backward hook; run ``model(x).backward(upstream)``; remove every hook
+    hook and a full backward hook; run the model on x and backpropagate ``upstream`` from its
+    output; remove every hook
     before returning (none may be left on any module). Return two dicts keyed by the
     module's qualified name (e.g. ``"body.0"``):
 
@@ -75,7 +76,7 @@ def capture(
         >>> sorted(acts), acts["1"].shape, grads["0"].shape
         (['0', '1'], torch.Size([2, 4]), torch.Size([2, 4]))
     """
-    raise NotImplementedError("capture: register forward + full backward hooks, run, remove them")
+    raise NotImplementedError("capture: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def accumulate_microbatches(
@@ -96,7 +97,7 @@ def accumulate_microbatches(
     Example (10 samples, micro_batch_size=4):
         model is called on 4, 4 and 2 rows; the result equals loss_fn(model(x), y).item().
     """
-    raise NotImplementedError("accumulate_microbatches: scale each micro-batch loss by its share")
+    raise NotImplementedError("accumulate_microbatches: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def optimizer_in_backward(
@@ -105,9 +106,9 @@ def optimizer_in_backward(
 ) -> list[RemovableHandle]:
     """Step the optimiser inside backward, one parameter at a time, and free each gradient.
 
-    For every parameter ``p``, build its own optimiser with ``make_optimizer([p])`` and
-    register a hook with ``p.register_post_accumulate_grad_hook`` that steps it and then sets
-    ``p.grad = None``. A training loop then only calls ``loss.backward()`` — no step, no
+    Every parameter ``p`` gets its own optimiser, ``make_optimizer([p])``, and is stepped by
+    it during backward, as soon as its gradient is complete; afterwards its ``.grad`` is
+    None. A training loop then only calls ``loss.backward()`` — no step, no
     zero_grad — and must move the parameters exactly as the ordinary loop
     ``zero_grad(); loss.backward(); opt.step()`` with ``make_optimizer(all params)`` does.
     Return the handles, one per parameter.
@@ -121,4 +122,4 @@ def optimizer_in_backward(
         (True, True)
         >>> for h in handles: h.remove()
     """
-    raise NotImplementedError("optimizer_in_backward: one optimiser and one hook per parameter")
+    raise NotImplementedError("optimizer_in_backward: see `kata lesson`, or `kata hint` for a nudge")

@@ -31,7 +31,7 @@ def second_derivative(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
         >>> second_derivative(lambda t: t**3, torch.tensor([1.0, 2.0]))
         tensor([ 6., 12.])
     """
-    raise NotImplementedError("second_derivative: grad with create_graph=True, then grad again")
+    raise NotImplementedError("second_derivative: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def hvp(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -45,7 +45,7 @@ def hvp(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, v: torch.Ten
         >>> hvp(f, torch.tensor([1.0, 3.0]), torch.tensor([1.0, 0.0]))
         tensor([6., 2.])
     """
-    raise NotImplementedError("hvp: differentiate the gradient against v")
+    raise NotImplementedError("hvp: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def gradient_penalty(
@@ -62,14 +62,13 @@ def gradient_penalty(
 
     Example:
         >>> critic = nn.Sequential(nn.Flatten(), nn.Linear(6, 1))   # gradient = the weight row
-        >>> with torch.no_grad():
-        ...     _ = critic[1].weight.fill_(0.5)                       # ||w|| = sqrt(6 * 0.25)
+        >>> _ = nn.init.constant_(critic[1].weight, 0.5)           # ||w|| = sqrt(6 * 0.25)
         >>> real, fake, alpha = torch.randn(4, 2, 3), torch.randn(4, 2, 3), torch.rand(4, 1, 1)
         >>> penalty = gradient_penalty(critic, real, fake, alpha)     # (||w|| - 1) ** 2, any data
         >>> torch.allclose(penalty, (torch.tensor(1.5).sqrt() - 1) ** 2), penalty.requires_grad
         (True, True)
     """
-    raise NotImplementedError("gradient_penalty: grad of the critic's scores w.r.t. mixed, create_graph=True")
+    raise NotImplementedError("gradient_penalty: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def meta_gradient(
@@ -90,4 +89,4 @@ def meta_gradient(
         >>> meta_gradient(train, val, torch.tensor([1.0, 2.0]), lr=0.25, steps=1)
         tensor([0.5000, 0.5000])
     """
-    raise NotImplementedError("meta_gradient: keep one graph from w through every inner step")
+    raise NotImplementedError("meta_gradient: see `kata lesson`, or `kata hint` for a nudge")

@@ -52,10 +52,10 @@ class Block(nn.Module):
 
     def __init__(self, in_features: int, out_features: int):
         super().__init__()
-        raise NotImplementedError("Block: register parameters, buffers and a submodule")
+        raise NotImplementedError("Block: see `kata lesson`, or `kata hint` for a nudge")
 
     def forward(self, x: Tensor) -> Tensor:
-        raise NotImplementedError("Block.forward: count training calls, then compute")
+        raise NotImplementedError("Block.forward: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def freeze_(module: nn.Module, prefixes: list[str]) -> tuple[int, int]:
@@ -77,7 +77,7 @@ def freeze_(module: nn.Module, prefixes: list[str]) -> tuple[int, int]:
         >>> m[0].weight.requires_grad, m[1].weight.requires_grad
         (False, True)
     """
-    raise NotImplementedError("freeze_: match names, requires_grad_(False), count numel")
+    raise NotImplementedError("freeze_: see `kata lesson`, or `kata hint` for a nudge")
 
 
 class Dropout(nn.Module):
@@ -98,10 +98,10 @@ class Dropout(nn.Module):
 
     def __init__(self, p: float = 0.5):
         super().__init__()
-        raise NotImplementedError("Dropout: check and keep p")
+        raise NotImplementedError("Dropout: see `kata lesson`, or `kata hint` for a nudge")
 
     def forward(self, x: Tensor) -> Tensor:
-        raise NotImplementedError("Dropout.forward: random mask and 1/(1-p) in training only")
+        raise NotImplementedError("Dropout.forward: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
@@ -119,7 +119,7 @@ def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
         >>> round(w.std().item() * math.sqrt(4096) / math.sqrt(2), 1)    # std = sqrt(2/4096)
         1.0
     """
-    raise NotImplementedError("kaiming_normal_: fans, gain, normal_ under no_grad")
+    raise NotImplementedError("kaiming_normal_: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0) -> Tensor:
@@ -134,7 +134,7 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0) -> Tensor:
         >>> bool(w.abs().max() <= math.sqrt(6 / 40))
         True
     """
-    raise NotImplementedError("xavier_uniform_: fans, bound, uniform_ under no_grad")
+    raise NotImplementedError("xavier_uniform_: see `kata lesson`, or `kata hint` for a nudge")
 
 
 class BatchNorm1d(nn.Module):
@@ -145,13 +145,10 @@ class BatchNorm1d(nn.Module):
     (zeros), ``running_var`` (ones) and ``num_batches_tracked`` (0-dim int64 0), in this
     order, all of shape (C,) but the last — so the state_dict keys match torch's.
 
-    Training mode: normalise with the batch's mean and BIASED variance over every dim but 1;
-    then add 1 to num_batches_tracked and update, with m = momentum (or 1 /
-    num_batches_tracked when momentum is None: a plain average of all batches so far),
-        running_mean = (1 - m) * running_mean + m * batch_mean
-        running_var  = (1 - m) * running_var  + m * batch_var_UNBIASED   (n / (n - 1))
-    Eval mode: normalise with running_mean / running_var and update nothing.
-    Output: (x - mean) / sqrt(var + eps) * weight + bias, per channel.
+    Training mode normalises each channel with the batch's statistics and updates the
+    running statistics and num_batches_tracked exactly as nn.BatchNorm1d does (momentum=None
+    included); eval mode uses the running statistics and updates nothing. The output has
+    x's shape and is differentiable in x, weight and bias.
 
     Example:
         >>> bn = BatchNorm1d(2)
@@ -162,7 +159,7 @@ class BatchNorm1d(nn.Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1):
         super().__init__()
-        raise NotImplementedError("BatchNorm1d: parameters and the three buffers")
+        raise NotImplementedError("BatchNorm1d: see `kata lesson`, or `kata hint` for a nudge")
 
     def forward(self, x: Tensor) -> Tensor:
-        raise NotImplementedError("BatchNorm1d.forward: batch stats in train, running in eval")
+        raise NotImplementedError("BatchNorm1d.forward: see `kata lesson`, or `kata hint` for a nudge")

@@ -34,14 +34,13 @@ def reduce_loss(loss: Tensor, reduction: str = "mean") -> Tensor:
         Traceback (most recent call last):
         ValueError: 'avg' is not a valid value for reduction: use 'none', 'mean' or 'sum'
     """
-    raise NotImplementedError("reduce_loss: none, mean, sum, or ValueError")
+    raise NotImplementedError("reduce_loss: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def logsumexp(x: Tensor, dim: int, keepdim: bool = False) -> Tensor:
     """log(sum(exp(x), dim)), computed without overflow — equal to ``torch.logsumexp``.
 
-    Shift by the maximum along ``dim`` first: ``m + log(sum(exp(x - m)))``. Mind the
-    infinities: a slice that is all ``-inf`` gives ``-inf`` (not nan), a slice holding
+    No overflow for huge logits (1e4 in float32), and the infinities: a slice that is all ``-inf`` gives ``-inf`` (not nan), a slice holding
     ``+inf`` gives ``+inf``. ``dim`` may be negative; ``keepdim`` keeps it with size 1.
     The gradient must be finite too (it is softmax(x) times the upstream gradient).
 
@@ -49,21 +48,20 @@ def logsumexp(x: Tensor, dim: int, keepdim: bool = False) -> Tensor:
         >>> logsumexp(torch.tensor([[1e4, 1e4], [0.0, float("-inf")]]), dim=1)
         tensor([10000.6934,     0.0000])
     """
-    raise NotImplementedError("logsumexp: max-shifted log of summed exponentials")
+    raise NotImplementedError("logsumexp: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def log_softmax(x: Tensor, dim: int) -> Tensor:
     """log(softmax(x)) along ``dim``, stable — equal to ``F.log_softmax(x, dim)``.
 
-    Use your logsumexp: ``log_softmax(x) = x - logsumexp(x, dim, keepdim=True)``. Taking the
-    log of a softmax instead underflows: softmax gives exactly 0 for a logit 2e4 below the
-    maximum, and log(0) = -inf where the answer is about -2e4.
+    Finite wherever the answer is: a logit 2e4 below the maximum gives about -2e4, never
+    -inf. Same shape as ``x``.
 
     Example:
         >>> log_softmax(torch.tensor([0.0, 1e4, -1e4]), dim=0)
         tensor([-10000.,      0., -20000.])
     """
-    raise NotImplementedError("log_softmax: x minus logsumexp")
+    raise NotImplementedError("log_softmax: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, target: Tensor,
@@ -73,9 +71,8 @@ def binary_cross_entropy_with_logits(logits: Tensor, target: Tensor,
 
     Per element, with x the logit, y the target in [0, 1] and p the pos_weight (1 if None):
         loss = -[p * y * log(sigmoid(x)) + (1 - y) * log(1 - sigmoid(x))]
-    Never form sigmoid(x) and its log: use ``-log(sigmoid(x)) = log(1 + exp(-x))`` written as
-    ``max(-x, 0) + log1p(exp(-|x|))``, and ``log(1 - sigmoid(x)) = log(sigmoid(x)) - x``.
-    ``logits`` and ``target`` have the same shape; ``pos_weight`` (optional) broadcasts against
+    It must stay finite and exact for logits of any size (1e4 included), in value and in
+    gradient. ``logits`` and ``target`` have the same shape; ``pos_weight`` (optional) broadcasts against
     them, typically one weight per class along the last dim. Then reduce with ``reduction``.
 
     Example:
@@ -83,7 +80,7 @@ def binary_cross_entropy_with_logits(logits: Tensor, target: Tensor,
         ...                                  reduction="none")
         tensor([10000.,     0.])
     """
-    raise NotImplementedError("binary_cross_entropy_with_logits: the stable softplus form")
+    raise NotImplementedError("binary_cross_entropy_with_logits: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def cross_entropy(logits: Tensor, target: Tensor, *, ignore_index: int = -100,
@@ -91,7 +88,7 @@ def cross_entropy(logits: Tensor, target: Tensor, *, ignore_index: int = -100,
     """``F.cross_entropy`` with class-index targets, ``ignore_index`` and ``label_smoothing``.
 
     ``logits`` is (N, C) or (N, C, d1, ...): the classes are dim 1. ``target`` is (N,) or
-    (N, d1, ...) of int64 class indices. With logp = log_softmax(logits, dim=1), per position:
+    (N, d1, ...) of int64 class indices. With logp the log-softmax of the logits over dim 1, per position:
         loss = (1 - eps) * (-logp[target]) + eps * mean over classes c of (-logp[c])
     (eps = label_smoothing; the smoothing spreads eps over ALL C classes, the target included).
     Positions whose target equals ``ignore_index`` contribute 0 and are left out of the mean:
@@ -102,4 +99,4 @@ def cross_entropy(logits: Tensor, target: Tensor, *, ignore_index: int = -100,
         >>> cross_entropy(torch.tensor([[1e4, 0.0], [0.0, 0.0]]), torch.tensor([1, -100]))
         tensor(10000.)
     """
-    raise NotImplementedError("cross_entropy: log_softmax, gather, ignore, smooth, reduce")
+    raise NotImplementedError("cross_entropy: see `kata lesson`, or `kata hint` for a nudge")

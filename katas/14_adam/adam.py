@@ -2,22 +2,17 @@
 
 torch.optim.Adam keeps, for every parameter, a small state dict and updates the parameter in
 place from its gradient. You will write that state and that step yourself, in float64-exact
-agreement with torch.optim:
-
-    t        <- t + 1                                    (state["step"], a 0-dim tensor)
-    m        <- beta1 * m + (1 - beta1) * g               (state["exp_avg"])
-    v        <- beta2 * v + (1 - beta2) * g * g           (state["exp_avg_sq"])
-    m_hat    =  m / (1 - beta1**t)                        (bias corrections: t starts at 1)
-    v_hat    =  v / (1 - beta2**t)
-    param    <- param - lr * m_hat / (sqrt(v_hat) + eps)
+agreement with torch.optim.
+`kata lesson` derives the update and shows where torch.optim's arithmetic departs from
+the paper's.
 
 Weight decay comes in two flavours (Adam's L2 vs AdamW's decoupled decay), amsgrad keeps a
-running maximum of v, and the last exercise does all of it for a list of parameters at once
-with torch._foreach_* ops.
+running maximum of the second moment, and the last exercise does all of it for a list of
+parameters at once with torch._foreach_* ops.
 
-Every step function updates ``param`` and the state tensors IN PLACE and returns None. Run
-the arithmetic under ``torch.no_grad()`` (parameters are leaves that require grad), and never
-modify the ``grad`` you are given: the caller owns it.
+Every step function updates ``param`` (a leaf that requires grad) and the state tensors IN
+PLACE, records no autograd history, and returns None. The ``grad`` you are given is the
+caller's: it is never modified.
 
 Rules: torch.optim is off-limits while your code runs (the optimiser classes, their step and
 the functional adam/adamw) — the checks run torch.optim themselves and compare.
@@ -45,7 +40,7 @@ def init_state(param: Tensor, amsgrad: bool = False) -> dict[str, Tensor]:
         >>> sorted(s), s["step"], s["exp_avg"].stride(), s["exp_avg"].dtype
         (['exp_avg', 'exp_avg_sq', 'step'], tensor(0.), (1, 3), torch.float64)
     """
-    raise NotImplementedError("init_state: step tensor and zeros_like moments")
+    raise NotImplementedError("init_state: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def adam_step_(param: Tensor, grad: Tensor, state: dict[str, Tensor], *, lr: float = 1e-3,
@@ -67,7 +62,7 @@ def adam_step_(param: Tensor, grad: Tensor, state: dict[str, Tensor], *, lr: flo
         >>> p.detach(), s["step"]
         (tensor([ 0.9000, -1.9000], dtype=torch.float64), tensor(1.))
     """
-    raise NotImplementedError("adam_step_: moments, bias corrections, in-place update")
+    raise NotImplementedError("adam_step_: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def adamw_step_(param: Tensor, grad: Tensor, state: dict[str, Tensor], *, lr: float = 1e-3,
@@ -75,8 +70,7 @@ def adamw_step_(param: Tensor, grad: Tensor, state: dict[str, Tensor], *, lr: fl
                 weight_decay: float = 1e-2) -> None:
     """One torch.optim.AdamW step for one parameter, in place: DECOUPLED weight decay.
 
-    First shrink the parameter, ``param *= 1 - lr * weight_decay``; then take a plain Adam step
-    with the unmodified gradient (the decay never enters exp_avg or exp_avg_sq).
+    Same state and same result as torch.optim.AdamW, to float64 precision.
 
     Example (zero gradient: only the decay acts; m stays 0 so the Adam part is 0):
         >>> p = torch.tensor([2.0], dtype=torch.float64, requires_grad=True)
@@ -85,7 +79,7 @@ def adamw_step_(param: Tensor, grad: Tensor, state: dict[str, Tensor], *, lr: fl
         >>> p.detach()
         tensor([1.9000], dtype=torch.float64)
     """
-    raise NotImplementedError("adamw_step_: decoupled decay, then the Adam step")
+    raise NotImplementedError("adamw_step_: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def amsgrad_step_(param: Tensor, grad: Tensor, state: dict[str, Tensor], *, lr: float = 1e-3,
@@ -101,7 +95,7 @@ def amsgrad_step_(param: Tensor, grad: Tensor, state: dict[str, Tensor], *, lr: 
     Example: if the gradients shrink, v shrinks too, but max_exp_avg_sq remembers its peak,
     so the step sizes cannot grow back.
     """
-    raise NotImplementedError("amsgrad_step_: keep and use the running max of exp_avg_sq")
+    raise NotImplementedError("amsgrad_step_: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def foreach_adam_(params: list[Tensor], grads: list[Tensor], states: list[dict[str, Tensor]], *,
@@ -124,4 +118,4 @@ def foreach_adam_(params: list[Tensor], grads: list[Tensor], states: list[dict[s
         >>> [p.detach() for p in ps]
         [tensor([0.9000, 0.9000]), tensor([1.1000, 1.1000, 1.1000])]
     """
-    raise NotImplementedError("foreach_adam_: one torch._foreach_* call per stage")
+    raise NotImplementedError("foreach_adam_: see `kata lesson`, or `kata hint` for a nudge")

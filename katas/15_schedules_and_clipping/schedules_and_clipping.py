@@ -39,7 +39,7 @@ def total_grad_norm(
         >>> total_grad_norm([a, b], math.inf)
         tensor(4.)
     """
-    raise NotImplementedError("total_grad_norm: the norm of the per-gradient norms")
+    raise NotImplementedError("total_grad_norm: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def clip_grad_norm_(
@@ -60,7 +60,7 @@ def clip_grad_norm_(
         >>> w.grad                       # scaled by 1 / (5 + 1e-6)
         tensor([0.6000, 0.8000])
     """
-    raise NotImplementedError("clip_grad_norm_: total norm, one coefficient, mul_ every grad")
+    raise NotImplementedError("clip_grad_norm_: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def warmup_cosine_lr(
@@ -79,7 +79,7 @@ def warmup_cosine_lr(
         >>> [round(warmup_cosine_lr(s, 1.0, 2, 6), 4) for s in range(8)]
         [0.0, 0.5, 1.0, 0.8536, 0.5, 0.1464, 0.0, 0.0]
     """
-    raise NotImplementedError("warmup_cosine_lr: linear ramp, then half a cosine")
+    raise NotImplementedError("warmup_cosine_lr: see `kata lesson`, or `kata hint` for a nudge")
 
 
 class WarmupCosine:
@@ -109,13 +109,13 @@ class WarmupCosine:
         self, optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int,
         min_lr: float = 0.0,
     ) -> None:
-        raise NotImplementedError("WarmupCosine.__init__: base lrs, counter 0, write the lr")
+        raise NotImplementedError("WarmupCosine.__init__: see `kata lesson`, or `kata hint` for a nudge")
 
     def step(self) -> None:
-        raise NotImplementedError("WarmupCosine.step: advance, then write the lr")
+        raise NotImplementedError("WarmupCosine.step: see `kata lesson`, or `kata hint` for a nudge")
 
     def get_last_lr(self) -> list[float]:
-        raise NotImplementedError("WarmupCosine.get_last_lr: the lrs last written")
+        raise NotImplementedError("WarmupCosine.get_last_lr: see `kata lesson`, or `kata hint` for a nudge")
 
 
 class ResumableWarmupCosine(WarmupCosine):
@@ -147,7 +147,7 @@ class ResumableWarmupCosine(WarmupCosine):
     """
 
     def state_dict(self) -> dict:
-        raise NotImplementedError("ResumableWarmupCosine.state_dict: a fresh dict of plain data")
+        raise NotImplementedError("ResumableWarmupCosine.state_dict: see `kata lesson`, or `kata hint` for a nudge")
 
     def load_state_dict(self, state_dict: dict) -> None:
-        raise NotImplementedError("ResumableWarmupCosine.load_state_dict: restore, write the lr")
+        raise NotImplementedError("ResumableWarmupCosine.load_state_dict: see `kata lesson`, or `kata hint` for a nudge")

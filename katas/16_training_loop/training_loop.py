@@ -45,7 +45,7 @@ def train_epoch(
         >>> len(losses) == len(loader), type(losses[0])
         (True, <class 'float'>)
     """
-    raise NotImplementedError("train_epoch: zero_grad, forward, loss, backward, step")
+    raise NotImplementedError("train_epoch: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def evaluate(
@@ -62,14 +62,13 @@ def evaluate(
 
     Example:
         >>> model = nn.Linear(1, 1)                       # predicts 0 everywhere:
-        >>> with torch.no_grad():
-        ...     _ = model.weight.zero_(), model.bias.zero_()
+        >>> _ = nn.init.zeros_(model.weight), nn.init.zeros_(model.bias)
         >>> val_loader = [(torch.zeros(3, 1), torch.ones(3, 1)),       # 3 losses of 1
         ...               (torch.zeros(1, 1), torch.full((1, 1), 3.))] # 1 loss of 9
         >>> evaluate(model, val_loader, nn.MSELoss()), model.training  # (3*1 + 9) / 4
         (3.0, True)
     """
-    raise NotImplementedError("evaluate: eval mode, no_grad, weighted mean, restore modes")
+    raise NotImplementedError("evaluate: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def train_epoch_accumulated(
@@ -99,7 +98,7 @@ def train_epoch_accumulated(
         >>> len(train_epoch_accumulated(model, loader7, nn.MSELoss(), optimizer, 3)), len(steps)
         (7, 3)
     """
-    raise NotImplementedError("train_epoch_accumulated: scale, accumulate, step per group")
+    raise NotImplementedError("train_epoch_accumulated: see `kata lesson`, or `kata hint` for a nudge")
 
 
 class EarlyStopping:
@@ -126,13 +125,13 @@ class EarlyStopping:
     """
 
     def __init__(self, patience: int, min_delta: float = 0.0) -> None:
-        raise NotImplementedError("EarlyStopping.__init__: best, best_epoch, bad_epochs")
+        raise NotImplementedError("EarlyStopping.__init__: see `kata lesson`, or `kata hint` for a nudge")
 
     def step(self, val_loss: float, model: nn.Module) -> bool:
-        raise NotImplementedError("EarlyStopping.step: improvement? snapshot : count")
+        raise NotImplementedError("EarlyStopping.step: see `kata lesson`, or `kata hint` for a nudge")
 
     def restore(self, model: nn.Module) -> None:
-        raise NotImplementedError("EarlyStopping.restore: load the best snapshot")
+        raise NotImplementedError("EarlyStopping.restore: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def reproducible_run(
@@ -167,4 +166,4 @@ def reproducible_run(
         >>> a[0] == b[0]                                   # ...and nothing changes
         True
     """
-    raise NotImplementedError("reproducible_run: seed first, then model, loader, train")
+    raise NotImplementedError("reproducible_run: see `kata lesson`, or `kata hint` for a nudge")

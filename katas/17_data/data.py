@@ -47,13 +47,13 @@ class WindowDataset(Dataset):
     """
 
     def __init__(self, series: torch.Tensor, window: int) -> None:
-        raise NotImplementedError("WindowDataset.__init__: keep the series and the window")
+        raise NotImplementedError("WindowDataset.__init__: see `kata lesson`, or `kata hint` for a nudge")
 
     def __len__(self) -> int:
-        raise NotImplementedError("WindowDataset.__len__: how many full (window, target) pairs")
+        raise NotImplementedError("WindowDataset.__len__: see `kata lesson`, or `kata hint` for a nudge")
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError("WindowDataset.__getitem__: two views, negative indices")
+        raise NotImplementedError("WindowDataset.__getitem__: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def pad_collate(
@@ -83,7 +83,7 @@ def pad_collate(
         >>> out["lengths"], out["mask"], out["labels"]
         (tensor([3, 1]), tensor([[ True,  True,  True], [ True, False, False]]), tensor([1, 0]))
     """
-    raise NotImplementedError("pad_collate: new_full with pad_value, copy each row, mask")
+    raise NotImplementedError("pad_collate: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def seeded_loader(
@@ -112,7 +112,7 @@ def seeded_loader(
         >>> a == b, len(a), sorted(sum(a, []))
         (True, 3, [0, 1, 2, 3, 4])
     """
-    raise NotImplementedError("seeded_loader: a DataLoader that shuffles with its own generator")
+    raise NotImplementedError("seeded_loader: see `kata lesson`, or `kata hint` for a nudge")
 
 
 class NoisyDataset(Dataset):
@@ -134,13 +134,13 @@ class NoisyDataset(Dataset):
     """
 
     def __init__(self, base: Dataset, noise_std: float, seed: int) -> None:
-        raise NotImplementedError("NoisyDataset.__init__: base, noise_std, seed, epoch 0")
+        raise NotImplementedError("NoisyDataset.__init__: see `kata lesson`, or `kata hint` for a nudge")
 
     def set_epoch(self, epoch: int) -> None:
-        raise NotImplementedError("NoisyDataset.set_epoch: remember the epoch")
+        raise NotImplementedError("NoisyDataset.set_epoch: see `kata lesson`, or `kata hint` for a nudge")
 
     def __len__(self) -> int:
-        raise NotImplementedError("NoisyDataset.__len__: as many samples as the base")
+        raise NotImplementedError("NoisyDataset.__len__: see `kata lesson`, or `kata hint` for a nudge")
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, Any]:
-        raise NotImplementedError("NoisyDataset.__getitem__: a generator seeded per sample")
+        raise NotImplementedError("NoisyDataset.__getitem__: see `kata lesson`, or `kata hint` for a nudge")

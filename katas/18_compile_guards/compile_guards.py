@@ -45,7 +45,7 @@ def predict_compiles(shapes: list[tuple[int, ...]], dynamic: bool | None, limit:
         >>> predict_compiles([(3, 4), (1, 4), (6, 4)], dynamic=True)
         2
     """
-    raise NotImplementedError("predict_compiles: simulate dynamo's cache of guarded graphs")
+    raise NotImplementedError("predict_compiles: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def mark_batch_dynamic(x: torch.Tensor) -> torch.Tensor:
@@ -66,7 +66,7 @@ def mark_batch_dynamic(x: torch.Tensor) -> torch.Tensor:
         >>> counter.frame_count
         1
     """
-    raise NotImplementedError("mark_batch_dynamic: tell dynamo that dim 0 varies")
+    raise NotImplementedError("mark_batch_dynamic: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def hparams_as_tensors(hparams: dict, like: torch.Tensor) -> dict:
@@ -84,7 +84,7 @@ def hparams_as_tensors(hparams: dict, like: torch.Tensor) -> dict:
         >>> hparams_as_tensors({"lr": 0.1, "groups": 4, "nesterov": True}, torch.zeros(3, dtype=torch.float64))
         {'lr': tensor(0.1000, dtype=torch.float64), 'groups': 4, 'nesterov': True}
     """
-    raise NotImplementedError("hparams_as_tensors: floats -> 0-dim tensors, the rest unchanged")
+    raise NotImplementedError("hparams_as_tensors: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def clip_rows(x: torch.Tensor, max_norm: float) -> torch.Tensor:
@@ -95,9 +95,9 @@ def clip_rows(x: torch.Tensor, max_norm: float) -> torch.Tensor:
     break the graph in it (a Python ``if`` on a tensor's value). Write it so that
     ``torch._dynamo.explain(clip_rows)(x, max_norm)`` reports ONE graph and ZERO breaks::
 
-        norms = x.norm(dim=1, keepdim=True)
-        if (norms > max_norm).any():
-            x = torch.stack([r * max_norm / n if n > max_norm else r for r, n in zip(x, norms)])
+        lengths = x.norm(dim=1, keepdim=True)
+        if (lengths > max_norm).any():
+            x = torch.stack([r * max_norm / n if n > max_norm else r for r, n in zip(x, lengths)])
         return x
 
     Example:
@@ -105,7 +105,7 @@ def clip_rows(x: torch.Tensor, max_norm: float) -> torch.Tensor:
         tensor([[0.6000, 0.8000],
                 [0.3000, 0.4000]])
     """
-    raise NotImplementedError("clip_rows: decide per element inside the graph, not in Python")
+    raise NotImplementedError("clip_rows: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def run_locked(step, batches: list[torch.Tensor], lrs: list[float]) -> list[torch.Tensor]:
@@ -130,4 +130,4 @@ the next lr would recompile).
         >>> len(outs), counter.frame_count
         (2, 1)
     """
-    raise NotImplementedError("run_locked: warm up once, then lock the stance")
+    raise NotImplementedError("run_locked: see `kata lesson`, or `kata hint` for a nudge")

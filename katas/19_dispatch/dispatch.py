@@ -33,7 +33,7 @@ def dispatch_key_names(t: torch.Tensor) -> list[str]:
         ...     dispatch_key_names(torch.randn(2, 3))
         ['AutocastCPU', 'CPU']
     """
-    raise NotImplementedError("dispatch_key_names: read torch._C._dispatch_keys(t), highest first")
+    raise NotImplementedError("dispatch_key_names: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def dispatch_order(*tensors: torch.Tensor) -> list[str]:
@@ -53,7 +53,7 @@ def dispatch_order(*tensors: torch.Tensor) -> list[str]:
         ...     dispatch_order(x)[0]
         'AutocastCPU'
     """
-    raise NotImplementedError("dispatch_order: union, plus included, minus excluded, highest first")
+    raise NotImplementedError("dispatch_order: see `kata lesson`, or `kata hint` for a nudge")
 
 
 class LoggingTensor(torch.Tensor):
@@ -76,7 +76,7 @@ class LoggingTensor(torch.Tensor):
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
-        raise NotImplementedError("LoggingTensor: log func, then run it the default way")
+        raise NotImplementedError("LoggingTensor: see `kata lesson`, or `kata hint` for a nudge")
 
 
 class AtenOpLogger(TorchDispatchMode):
@@ -98,7 +98,7 @@ class AtenOpLogger(TorchDispatchMode):
         self.ops: list[str] = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        raise NotImplementedError("AtenOpLogger: record str(func), then run func")
+        raise NotImplementedError("AtenOpLogger: see `kata lesson`, or `kata hint` for a nudge")
 
 
 class FlopCounter(TorchDispatchMode):
@@ -121,7 +121,7 @@ class FlopCounter(TorchDispatchMode):
         self.flops: dict[str, int] = {}
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        raise NotImplementedError("FlopCounter: run func, and count the matmuls by their shapes")
+        raise NotImplementedError("FlopCounter: see `kata lesson`, or `kata hint` for a nudge")
 
     def total(self) -> int:
-        raise NotImplementedError("FlopCounter.total: the sum over every op")
+        raise NotImplementedError("FlopCounter.total: see `kata lesson`, or `kata hint` for a nudge")

@@ -44,7 +44,7 @@ def define_sqdist(namespace: str):
         >>> torch.ops.mylib.sqdist(torch.zeros(1, 2), torch.ones(3, 2)).shape
         torch.Size([1, 3])
     """
-    raise NotImplementedError("define_sqdist: @torch.library.custom_op with a NumPy kernel")
+    raise NotImplementedError("define_sqdist: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def register_sqdist_fake(op) -> None:
@@ -60,13 +60,13 @@ def register_sqdist_fake(op) -> None:
         >>> sqdist(torch.empty(4, 3, device="meta"), torch.empty(5, 3, device="meta")).shape
         torch.Size([4, 5])
     """
-    raise NotImplementedError("register_sqdist_fake: op.register_fake(fn) describing the output")
+    raise NotImplementedError("register_sqdist_fake: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def register_sqdist_autograd(op) -> None:
     """Register the backward of a sqdist op (which already has a kernel and a fake impl).
 
-    Use ``op.register_autograd(backward, setup_context=setup_context)``: ``setup_context(ctx,
+    Register both with ``op.register_autograd``: ``setup_context(ctx,
     inputs, output)`` saves what backward needs; ``backward(ctx, grad)`` returns one gradient
     per input (None where ``ctx.needs_input_grad`` is False is fine). Write backward with torch
     ops, not NumPy: torch.compile traces it with fake tensors.
@@ -80,7 +80,7 @@ def register_sqdist_autograd(op) -> None:
         >>> torch.autograd.gradcheck(sqdist, (x, y))
         True
     """
-    raise NotImplementedError("register_sqdist_autograd: setup_context saves, backward returns 2 grads")
+    raise NotImplementedError("register_sqdist_autograd: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def define_clip_(namespace: str):
@@ -98,7 +98,7 @@ def define_clip_(namespace: str):
         >>> x
         tensor([-1.0000,  0.5000,  1.0000])
     """
-    raise NotImplementedError("define_clip_: custom_op with mutates_args, a NumPy kernel, a fake")
+    raise NotImplementedError("define_clip_: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def define_ops(namespace: str) -> dict:

@@ -36,7 +36,7 @@ def count_saved(
         >>> count, nbytes            # mul saves x twice, tanh saves its output
         (3, 144)
     """
-    raise NotImplementedError("count_saved: count in a pack hook of saved_tensors_hooks")
+    raise NotImplementedError("count_saved: see `kata lesson`, or `kata hint` for a nudge")
 
 
 class SavedTensorStore(torch.autograd.graph.saved_tensors_hooks):
@@ -61,13 +61,13 @@ class SavedTensorStore(torch.autograd.graph.saved_tensors_hooks):
     """
 
     def __init__(self) -> None:
-        raise NotImplementedError("SavedTensorStore: set up the store, then super().__init__(pack, unpack)")
+        raise NotImplementedError("SavedTensorStore: see `kata lesson`, or `kata hint` for a nudge")
 
     def pack(self, t: torch.Tensor) -> int:
-        raise NotImplementedError("SavedTensorStore.pack: store t under a fresh key, return the key")
+        raise NotImplementedError("SavedTensorStore.pack: see `kata lesson`, or `kata hint` for a nudge")
 
     def unpack(self, key: int) -> torch.Tensor:
-        raise NotImplementedError("SavedTensorStore.unpack: count, then look the key up")
+        raise NotImplementedError("SavedTensorStore.unpack: see `kata lesson`, or `kata hint` for a nudge")
 
 
 class Checkpoint(torch.autograd.Function):
@@ -96,11 +96,11 @@ class Checkpoint(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, run_fn: Callable[..., torch.Tensor], *inputs: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError("Checkpoint.forward: save the inputs and RNG state, run without a graph")
+        raise NotImplementedError("Checkpoint.forward: see `kata lesson`, or `kata hint` for a nudge")
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
-        raise NotImplementedError("Checkpoint.backward: recompute with grad enabled and backpropagate")
+        raise NotImplementedError("Checkpoint.backward: see `kata lesson`, or `kata hint` for a nudge")
 
 
 def checkpoint_sequential(blocks: Sequence[nn.Module], x: torch.Tensor, segments: int) -> torch.Tensor:
@@ -113,4 +113,4 @@ def checkpoint_sequential(blocks: Sequence[nn.Module], x: torch.Tensor, segments
     Example (7 blocks, segments=3 -> size 2):
         blocks 0-1 checkpointed, blocks 2-3 checkpointed, blocks 4-6 run plainly.
     """
-    raise NotImplementedError("checkpoint_sequential: Checkpoint.apply per segment, the last one plain")
+    raise NotImplementedError("checkpoint_sequential: see `kata lesson`, or `kata hint` for a nudge")
