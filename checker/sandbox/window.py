@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 from checker.catalog import Rules
 from checker.sandbox import audit
-from checker.sandbox.dispatch import dispatcher_rules, prepare
+from checker.sandbox.dispatch import _plan, dispatcher_rules, prepare
 from checker.sandbox.errors import TamperError
 from checker.sandbox.forbid import forbid_callables, forbid_imports, forbid_plan, no_escape
 
@@ -34,6 +34,7 @@ def prepare_rules(rules: Rules) -> None:
 @contextlib.contextmanager
 def rules_window(rules: Rules, filename: str) -> Iterator[None]:
     before = _thread._count()
+    _plan(rules)  # the dispatcher rules' set-up (importing torch) is the judge's, before the hook
     with forbid_callables(rules), forbid_imports(rules, filename), no_escape(rules.allow_processes):
         audit.enter(rules.allow_processes)
         try:
