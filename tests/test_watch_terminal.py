@@ -48,7 +48,7 @@ def test_watch_fits_80x24_and_speaks_in_keys(tmp_path):
     command = " ".join([f"{k}={v!r}" for k, v in (("PATH", env["PATH"]), ("HOME", env.get("HOME", "")))]
                        + [KATA, "watch", "--seed", "7"])
     subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24", "-c", str(ws),
-                    f"env -u LINES -u COLUMNS {command}"], check=True)
+                    f"env -u LINES -u COLUMNS {command}; sleep 60"], check=True)
     try:
         text = wait_for(name, "Watching")
         lines = text.rstrip("\n").split("\n")
