@@ -28,7 +28,7 @@ def wait_for(name: str, needle: str, timeout: float = 300) -> str:
     text = ""
     while time.monotonic() < deadline:
         text = screen(name)
-        if needle in text:
+        if needle in text and "re-checking" not in text:  # a verdict, not a redraw under way
             return text
         time.sleep(0.3)
     raise AssertionError(f"{needle!r} never showed; the screen:\n{text}")
