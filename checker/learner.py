@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from checker.catalog import Rules
+from checker.contracts import call_guarded
 from checker.sandbox.errors import EscapeAttempt, ForbiddenAPI, is_escape
 from checker.sandbox.window import rules_window
 from checker.stuck import Stuck, import_limit, trim
@@ -219,7 +220,7 @@ class _Wrapped:
         self._func = func
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from checker.contracts import call_guarded  # inputs unchanged, global state restored
+        # inputs unchanged, global state restored (imported before any learner window opens)
 
         return call_guarded(self.__name__, self._func, args, kwargs,
                             lambda: self._invoke(*args, **kwargs))
