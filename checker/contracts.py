@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from checker.diagnosis import observe  # imported with the judge, never inside a learner call
 from checker.helpers import describe, fail
 
 _IN_PLACE: dict[str, set[str]] = {}
@@ -216,8 +217,6 @@ def guarded(name: str, func: Any, args: tuple = (), kwargs: dict | None = None) 
 def call_guarded(name: str, func: Any, args: tuple, kwargs: dict, invoke: Any) -> Any:
     """``invoke()`` (which calls ``func(*args, **kwargs)`` under the kata's rules) inside both
     guards, observed for diagnosis (checker.diagnosis). The Impl wrapper's one entry point."""
-    from checker.diagnosis import observe
-
     with guarded(name, func, args, kwargs):
         return observe(name, args, kwargs, invoke)
 

@@ -35,8 +35,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-_TRACE: list[Call] | None = None
-_COUNTS: dict[str, int] | None = None
+# Open recordings and counts, innermost last. Stacks mutated in place, never rebound: the
+# module is part of the judge the integrity snapshot compares after every learner call.
+_TRACES: list[list[Call]] = []
+_COUNTS: list[dict[str, int]] = []
 _MAX_POOL = 150
 
 
@@ -50,30 +52,28 @@ class Call:
 @contextlib.contextmanager
 def recording() -> Iterator[list[Call]]:
     """Record every guarded call into learner code made inside the block."""
-    global _TRACE
-    saved, _TRACE = _TRACE, []
+    _TRACES.append([])
     try:
-        yield _TRACE
+        yield _TRACES[-1]
     finally:
-        _TRACE = saved
+        _TRACES.pop()
 
 
 @contextlib.contextmanager
 def counting() -> Iterator[dict[str, int]]:
     """Count the guarded calls into learner code made inside the block, per function name."""
-    global _COUNTS
-    saved, _COUNTS = _COUNTS, {}
+    _COUNTS.append({})
     try:
-        yield _COUNTS
+        yield _COUNTS[-1]
     finally:
-        _COUNTS = saved
+        _COUNTS.pop()
 
 
 def observe(name: str, args: tuple, kwargs: dict, invoke: Callable[[], Any]) -> Any:
     """``invoke()``, counted while counting, recorded (inputs copied) while recording."""
-    if _COUNTS is not None:
-        _COUNTS[name] = _COUNTS.get(name, 0) + 1
-    trace = _TRACE
+    if _COUNTS:
+        _COUNTS[-1][name] = _COUNTS[-1].get(name, 0) + 1
+    trace = _TRACES[-1] if _TRACES else None
     if trace is None:
         return invoke()
     from checker.contracts import unobserved
