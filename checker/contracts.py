@@ -106,10 +106,15 @@ def _restore(before: dict[str, Any], rng: dict[str, Any] | None) -> None:
         _RNG[k][1](value)
 
 
-def unobserved() -> Any:
-    """The guards' own torch work, hidden from a check's TorchFunctionMode (an op counter must
-    count the learner's calls only)."""
-    return torch._C.DisableTorchFunction()
+@contextlib.contextmanager
+def unobserved() -> Iterator[None]:
+    """The guards' own torch work: the judge's, so the kata's dispatcher rules are off for it
+    (a check may hold a rules window open around the call), and hidden from a check's
+    TorchFunctionMode (an op counter must count the learner's calls only)."""
+    from checker.sandbox.dispatch import judge_code
+
+    with judge_code(), torch._C.DisableTorchFunction():
+        yield
 
 
 # ----------------------------------------------------------------------------- inputs
