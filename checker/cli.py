@@ -63,7 +63,7 @@ class App:
         from checker.catalog import UnknownKata
 
         try:
-            return self.ws.catalog.get(name) if name else None
+            return None if name is None else self.ws.catalog.get(name)
         except UnknownKata as exc:
             raise click.BadParameter(str(exc), param_hint="NAME") from None
 

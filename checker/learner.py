@@ -20,7 +20,7 @@ from checker.catalog import Rules
 from checker.contracts import call_guarded
 from checker.sandbox.errors import EscapeAttempt, ForbiddenAPI, is_escape
 from checker.sandbox.window import rules_window
-from checker.stuck import Stuck, import_limit, trim
+from checker.stuck import Stuck, from_timeout, import_limit, trim
 
 NO_RULES = Rules()
 
@@ -230,6 +230,9 @@ class _Wrapped:
             with self._impl.rules():
                 return self._func(*args, **kwargs)
         except BaseException as exc:
+            stuck = from_timeout(exc, self.__name__, self._impl.module.__file__ or "")
+            if stuck is not None:
+                raise stuck from None
             if is_escape(exc):
                 raise EscapeAttempt.from_exc(exc, f"`{self.__name__}`") from None
             raise

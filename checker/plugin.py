@@ -231,7 +231,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if problem is None or (entry["outcome"] == "failed" and not tamper):
         return  # the first problem is the one to read, unless the judge itself was changed
     entry.update(outcome="failed", message=problem)
-    if report.failed and report.when == "call" and exercise and item.config.getoption("--kata-diagnose"):
+    if (report.failed and report.when == "call" and exercise and not _timed_out(call)
+            and item.config.getoption("--kata-diagnose")):
         entry["diagnosis"] = _diagnose(item, exercise, signature(call.excinfo.value), state)
     if not report.failed:
         report.outcome, report.longrepr = "failed", problem
@@ -293,6 +294,15 @@ def pytest_runtest_call(item: pytest.Item):
                 item.stash[_COUNTS] = dict(counts)
 
 
+def _timed_out(call: pytest.CallInfo) -> bool:
+    """Whether the check ran out of time: replaying learner code that hangs names nothing."""
+    from checker.stuck import Stuck
+
+    exc = call.excinfo.value if call.excinfo else None
+    return isinstance(exc, Stuck) or (type(exc).__name__ == "Failed"
+                                      and str(exc).startswith("Timeout"))
+
+
 def _diagnose(item: pytest.Item, exercise: str, target: str, state: dict) -> list[dict]:
     """The diagnosis is the judge's own work (the rules stay off for it), and a bonus: if it
     cannot finish, the failure stands without a name."""
@@ -321,7 +331,8 @@ def _diagnose_by_behaviour(item: pytest.Item, exercise: str, target: str,
     import signal
 
     left = signal.getitimer(signal.ITIMER_REAL)[0]  # pytest-timeout's timer for this check
-    if left:  # the diagnosis gets its own budget on top (the learner's replays stay bounded)
+    # the diagnosis gets its own budget on top (the learner's replays stay bounded)
+    if left or signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, signal.SIG_IGN, None):
         signal.setitimer(signal.ITIMER_REAL, left + min(state["diagnose_budget"], 600.0))
     learner = funcargs["impl"]
     seed = check_seed(item.config, item.nodeid)

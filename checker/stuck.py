@@ -96,6 +96,24 @@ def where_tb(tb, impl: str) -> Where | None:
     return _where(reversed(entries), impl)
 
 
+def from_timeout(exc: BaseException, func: str, impl: str) -> Stuck | None:
+    """pytest-timeout's failure, raised inside a call of learner ``func``, as a :class:`Stuck`
+    that says where the time went; None for any other exception."""
+    timeout = sys.modules.get("pytest_timeout")
+    tb = exc.__traceback__
+    if timeout is None or tb is None or not str(exc).startswith("Timeout"):
+        return None
+    while tb is not None and tb.tb_frame.f_code.co_filename != timeout.__file__:
+        tb = tb.tb_next
+    if tb is None:
+        return None  # raised by code that only says "Timeout"
+    limit = re.match(r"Timeout \(>([0-9.]+)s\)", str(exc))
+    where = where_tb(exc.__traceback__, impl)
+    return Stuck(f"Timeout (>{limit.group(1) if limit else '?'}s): `{func}` did not return "
+                 "within the per-check time limit and was stopped: "
+                 + (where.describe() if where else "the time went outside your file."))
+
+
 def trim(exc: BaseException, keep: int = 60) -> BaseException:
     """Cut a very deep traceback (unbounded recursion) to its first ``keep`` entries, so that
     reporting it costs nothing; returns ``exc``."""

@@ -30,6 +30,9 @@ def test_infinite_loop_in_a_function_times_out_per_check(alpha):
     assert result.status == "failed"
     add = next(e for e in result.exercises if e.name == "add")
     assert not add.ok and "Timeout" in add.message
+    # said as a time limit, where the time went, never as a pytest.fail of the learner's
+    assert "`add` did not return" in add.message and "alpha_hang.py:2" in add.message
+    assert "pytest.fail" not in add.message
     assert next(e for e in result.exercises if e.name == "mul").ok
 
 

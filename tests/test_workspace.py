@@ -6,7 +6,7 @@ import os
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from checker.cli import main
@@ -83,6 +83,7 @@ COMMANDS = ["next", "check", "list", "hint", "lesson", "reset", "solution", "pro
 @given(command=st.sampled_from(COMMANDS), args=st.lists(NAMES, max_size=3),
        flag=st.sampled_from([[], ["--seed", "x"], ["--seed", "-1"], ["--force"], ["--yes"],
                              ["--file", "/nonexistent"], ["--bogus"]]))
+@example(command="reset", args=[""], flag=[])  # an empty NAME once read as "no name"
 def test_random_arguments_give_clear_errors_never_tracebacks(workspace, monkeypatch, command, args, flag):
     monkeypatch.setenv("EDITOR", "true")
     if command == "check" and not flag[:1] == ["--file"] and not any(a.startswith("-") for a in args):

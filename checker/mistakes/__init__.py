@@ -65,29 +65,43 @@ def materialize(solution_source: str, m: Mistake) -> str:
     for its exercise.
 
     Learner code may not import the judge's packages, and a mistake file is judged as learner
-    code, so the mistake's module is carried inside the file: its source runs in a namespace
-    of its own (its helpers never shadow the solution's), with ``mistake`` a no-op and
-    ``_solution_of`` answering with the solution's functions as they were before the swap.
+    code, so the mistake's module is carried inside the file (see :func:`embed`).
     """
     import importlib
     import inspect
-    import re
 
     module_source = inspect.getsource(importlib.import_module(m.module))
+    return embed(solution_source, module_source, {m.exercise: m.id},
+                 label=f"Known mistake {m.id}: {m.misconception}",
+                 namespace_name="_known_" + m.module.rsplit(".", 1)[-1])
+
+
+def embed(solution_source: str, module_source: str, names: dict[str, str], *,
+          label: str, namespace_name: str) -> str:
+    """The solution followed by ``module_source`` run in a namespace of its own (its helpers
+    never shadow the solution's), with ``mistake`` a no-op and ``_solution_of`` answering with
+    the solution's functions as they were before any swap; then each ``names`` key (an
+    exercise) is bound to the module's object of the value's name. A judged file may not
+    import the judge's packages, so whatever the module took from them comes from this shim.
+    """
+    import re
+
     # the shipped helpers come from the shim below; keep line numbers for tracebacks
     module_source = re.sub(r"(?m)^from checker\.mistakes import [^\n]*$", "", module_source)
+    bindings = "".join(f"{exercise} = _kata_namespace[{obj!r}]\n"
+                       for exercise, obj in names.items())
     return (
         f"{solution_source.rstrip()}\n\n\n"
-        f"# Known mistake {m.id}: {m.misconception}\n"
+        f"# {label}\n"
         "import types as _kata_types  # noqa: E402\n\n"
         "_kata_reference = _kata_types.SimpleNamespace(**dict(globals()))\n"
         "_kata_namespace = {\n"
-        f"    '__name__': {('_known_' + m.module.rsplit('.', 1)[-1])!r},\n"
+        f"    '__name__': {namespace_name!r},\n"
         "    'mistake': lambda exercise, misconception: (lambda func: func),\n"
         "    '_solution_of': lambda name: _kata_reference,\n"
         "}\n"
-        f"exec(compile({module_source!r}, '<known mistakes>', 'exec'), _kata_namespace)\n"
-        f"{m.exercise} = _kata_namespace[{m.id!r}]\n"
+        f"exec(compile({module_source!r}, '<embedded>', 'exec'), _kata_namespace)\n"
+        f"{bindings}"
     )
 
 
