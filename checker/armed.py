@@ -131,5 +131,5 @@ class ArmedRun:
         os.chdir(go["cwd"])
         random.seed()  # every check reseeds from its own seed; nothing inherits the worker's
         begin_run(config, impl=go["impl"], seed=int(go["seed"]), report=go["report"],
-                  diagnose=bool(go["diagnose"]), diagnose_budget=float(go["diagnose_budget"]),
+                  diagnose=bool(go["diagnose"]), diagnose_budget=float(go["diagnose_budget"]), only=go.get("only"),
                   armed=armed)

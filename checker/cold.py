@@ -28,7 +28,7 @@ from checker.tail import OutputTail
 
 
 def run_cold(kata: Kata, impl: Path, *, seed: int, diagnose: bool, diagnose_budget: float,
-             memory_mb: int, wall: float) -> CheckResult:
+             memory_mb: int, wall: float, only: str | None = None) -> CheckResult:
     """Run ``kata``'s checks against ``impl`` in a new child process."""
     sweep_run_dirs()  # what runs killed mid-way left
     become_subreaper()
@@ -38,7 +38,7 @@ def run_cold(kata: Kata, impl: Path, *, seed: int, diagnose: bool, diagnose_budg
         report, output, scratch = run_files(tmp)
         cmd = [sys.executable, "-c", CHILD_MAIN,
                *pytest_args(kata, impl, seed, report, diagnose=diagnose,
-                           diagnose_budget=diagnose_budget)]
+                           diagnose_budget=diagnose_budget, only=only)]
         parent = os.getpid()
         env = {**child_env(), "KATA_PARENT_PID": str(parent)}
         start = time.perf_counter()

@@ -68,7 +68,9 @@ def _prove_at(kata: Kata, seed: int, run: RunFn, diagnose: bool) -> list[Proof]:
             path = Path(tmp) / f"{m.id}.py"
             path.write_text(materialize(source, m), encoding="utf-8")
             # No real budget: the proof asks whether a mistake CAN be named, on any machine and load.
-            result = run(kata, path, seed=seed, diagnose=diagnose, diagnose_budget=600.0)
+            # A mistake is proven by its own exercise's checks: only those run.
+            result = run(kata, path, seed=seed, diagnose=diagnose, diagnose_budget=600.0,
+                         only=m.exercise)
             proofs.append(_mistake_proof(kata, m, result, diagnose, mistakes))
     return proofs
 
@@ -89,7 +91,8 @@ def _mistake_proof(kata: Kata, m: Mistake, result: CheckResult, diagnose: bool,
     if target is None:
         return Proof(kata.name, f"mistake:{m.id}", False,
                      f"targets unknown exercise {m.exercise!r} ({result.status}: {result.message})")
-    ok = not target.ok and result.status == "failed"  # a file that cannot even load proves nothing
+    # a file that cannot even load proves nothing, nor an exercise none of whose checks ran
+    ok = not target.ok and result.status == "failed" and target.checks > 0
     diagnosed = None
     others = []
     if diagnose and ok:

@@ -30,7 +30,7 @@ _NO_PLUGINS = [arg for name in ("unraisableexception", "threadexception", "loggi
 
 
 def pytest_args(kata: Kata, impl: Path, seed: int, report: Path, *, diagnose: bool,
-                diagnose_budget: float = 0.2) -> list[str]:
+                diagnose_budget: float = 0.2, only: str | None = None) -> list[str]:
     args = [
         "-p", "checker.plugin", "-p", "pytest_timeout", "-p", "no:cacheprovider",
         # Plugins a check run has no use for; the first two gc.collect() a torch-sized heap
@@ -45,6 +45,8 @@ def pytest_args(kata: Kata, impl: Path, seed: int, report: Path, *, diagnose: bo
     ]
     if kata.catalog_file:
         args += ["--kata-catalog", str(kata.catalog_file)]
+    if only:
+        args += ["--kata-only", only]
     if diagnose:
         args += ["--kata-diagnose", f"--kata-diagnose-budget={diagnose_budget:g}"]
     args.append(str(kata.checks_path))

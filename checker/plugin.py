@@ -44,6 +44,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--kata-impl", default=None, help="file under test")
     group.addoption("--kata-seed", type=int, default=None, help="seed for random inputs")
     group.addoption("--kata-report", default=None, help="write the JSON report here")
+    group.addoption("--kata-only", default=None,
+                    help="run this exercise's checks only (the run then cannot pass)")
     group.addoption("--kata-diagnose", action="store_true", default=False,
                     help="name the known mistake that a failure matches")
     group.addoption("--kata-diagnose-budget", type=float, default=0.2,
@@ -68,11 +70,13 @@ def pytest_configure(config: pytest.Config) -> None:
     begin_run(config, impl=config.getoption("--kata-impl") or str(kata.stub_path),
               seed=config.getoption("--kata-seed"), report=config.getoption("--kata-report"),
               diagnose=config.getoption("--kata-diagnose"),
-              diagnose_budget=config.getoption("--kata-diagnose-budget"))
+              diagnose_budget=config.getoption("--kata-diagnose-budget"),
+              only=config.getoption("--kata-only"))
 
 
 def begin_run(config: pytest.Config, *, impl: str | Path, seed: int | None, report: str | None,
-              diagnose: bool, diagnose_budget: float, armed: dict | None = None) -> None:
+              diagnose: bool, diagnose_budget: float, armed: dict | None = None,
+              only: str | None = None) -> None:
     """Set what this run judges. pytest_configure calls it from the options; a warm worker's
     armed session (configured and collected before the learner saved) calls it again when
     the run is requested, before any check runs, with what arming took (``armed``: ``wait``,
@@ -92,6 +96,7 @@ def begin_run(config: pytest.Config, *, impl: str | Path, seed: int | None, repo
         "started": time.perf_counter(),
         "diagnose_budget": diagnose_budget,
         "armed": armed or {"wait": 0.0, "prepared": {}},
+        "only": only,
     })
     seal(kata=_state(config)["kata"], impl=_state(config)["impl_path"], report=report)
 
@@ -131,6 +136,9 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     from checker.learner import LearnerFileError, load_module
     from checker.stuck import cap_recursion, watch_swallowed
 
+    if state.get("only"):  # the other exercises' checks neither run nor count as collected
+        session.items[:] = [i for i in session.items if _exercise_of(i) == state["only"]]
+        state["collected"] = {state["only"]: state.get("collected", {}).get(state["only"], [])}
     watch_swallowed(state)
     cap_recursion()
     protect(session)

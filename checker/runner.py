@@ -26,8 +26,11 @@ def run_checks(
     memory_mb: int = DEFAULT_MEMORY_MB,
     wall: float | None = None,
     use_worker: Path | None = None,
+    only: str | None = None,
 ) -> CheckResult:
-    """Run ``kata``'s checks against ``impl`` and return what happened."""
+    """Run ``kata``'s checks against ``impl`` and return what happened. With ``only`` (an
+    exercise; for the project's own proofs, never a learner's run) just that exercise's checks
+    run, and the run cannot pass: the other exercises fail as unchecked."""
     impl = Path(impl).absolute()
     wall = wall or wall_limit(kata)
     if not kata.checks_path.is_file():  # a catalog of another release: not the learner's doing
@@ -39,11 +42,12 @@ def run_checks(
         from checker import worker
 
         result = worker.try_run(use_worker, kata, impl, seed=seed, diagnose=diagnose,
-                                diagnose_budget=diagnose_budget, memory_mb=memory_mb, wall=wall)
+                                diagnose_budget=diagnose_budget, memory_mb=memory_mb, wall=wall,
+                                only=only)
         if result is not None:
             return result
     from checker.cold import run_cold
 
     return run_cold(kata, impl, seed=random_seed() if seed is None else seed,
                     diagnose=diagnose, diagnose_budget=diagnose_budget, memory_mb=memory_mb,
-                    wall=wall)
+                    wall=wall, only=only)

@@ -95,7 +95,8 @@ def is_running(state_dir: Path) -> bool:
 
 
 def try_run(state_dir: Path, kata: Kata, impl: Path, *, seed: int | None, diagnose: bool,
-            diagnose_budget: float, memory_mb: int, wall: float) -> CheckResult | None:
+            diagnose_budget: float, memory_mb: int, wall: float,
+            only: str | None = None) -> CheckResult | None:
     """Run through this workspace's warm worker; None when none is usable (use the cold path)."""
     sock = socket_path(state_dir)
     if not sock.exists():
@@ -110,7 +111,7 @@ def try_run(state_dir: Path, kata: Kata, impl: Path, *, seed: int | None, diagno
             "catalog": str(kata.catalog_file) if kata.catalog_file else None,
             "impl": str(impl), "seed": seed, "diagnose": diagnose,
             "diagnose_budget": diagnose_budget, "memory_mb": memory_mb,
-            "wall": wall, "report": str(report), "output": str(output), "cwd": str(scratch),
+            "wall": wall, "report": str(report), "output": str(output), "cwd": str(scratch), "only": only,
         }
         start = time.perf_counter()
         try:

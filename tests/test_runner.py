@@ -139,3 +139,18 @@ def test_infinite_loop_in_del_is_contained(alpha):
     os._exit). tests/test_hostile.py times it on both paths."""
     result = run(alpha, "alpha_del_loop.py")
     assert result.status == "failed" and "__del__" in result.exercises[0].message
+
+
+@pytest.mark.parametrize("path", ["cold", "warm"])
+def test_a_run_of_one_exercise_runs_its_checks_only_and_never_passes(alpha, path, request):
+    """The proofs judge a mistake by its own exercise's checks (``only``): those run and give
+    their verdict; the other exercises fail as unchecked, so such a run can never pass."""
+    run = run_checks if path == "cold" else request.getfixturevalue("tiny_worker")
+    result = run(alpha, alpha.solution_path, seed=3, diagnose=False, only="mul")
+    by_name = {e.name: e for e in result.exercises}
+    assert by_name["mul"].ok and by_name["mul"].checks >= 1
+    assert not by_name["add"].ok and by_name["add"].checks == 0
+    assert "no check of this exercise ran" in by_name["add"].message
+    assert not result.passed
+    wrong = run(alpha, IMPLS / "alpha_hang.py", seed=3, diagnose=False, only="mul")
+    assert {e.name: e.ok for e in wrong.exercises} == {"add": False, "mul": True}
