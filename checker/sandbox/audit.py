@@ -151,9 +151,8 @@ def _make_hook(controls: frozenset) -> Callable[[str, tuple], None]:
             return None
         if event in frames:
             if event == "object.__setattr__":
-                # hashed only if a plain function: a learner class's metaclass __hash__ would
-                # run here, inside the hook, where its own events go unjudged
-                judged = type_(args[0]) is function_type and args[0] in state["functions"]
+                # (a plain function: see hook) hashed by identity, never by a metaclass's __hash__
+                judged = args[0] in state["functions"]
                 return frames[event] if judged and learner_caller() else None
             if event == "object.__getattr__" and args[1] not in frame_attrs:
                 return None
@@ -193,6 +192,8 @@ def _make_hook(controls: frozenset) -> Callable[[str, tuple], None]:
             raise refused("adding an audit hook is off-limits in kata code")
         if event == "object.__getattr__" and args[1] not in frame_attrs:
             return  # by far the most frequent event (every read of a function's __code__)
+        if event == "object.__setattr__" and type_(args[0]) is not function_type:
+            return  # a class's attribute set (the rules swap callables): refused for functions only
         if getattr_(busy, "on", False):
             return
         busy.on = True
