@@ -34,13 +34,32 @@ class App:
     @property
     def ws(self):
         if self._ws is None:
-            from checker.workspace import Workspace, WorkspaceError
+            from checker.workspace import WorkspaceError
 
             try:
-                self._ws = Workspace.find()
+                self._ws = self._find()
             except WorkspaceError as exc:
                 raise NotInWorkspace(str(exc)) from None
         return self._ws
+
+    def workspace_or_none(self):
+        """The workspace here, or None (commands that also work outside one)."""
+        from checker.workspace import WorkspaceError
+
+        if self._ws is None:
+            try:
+                self._ws = self._find()
+            except WorkspaceError:
+                return None
+        return self._ws
+
+    def _find(self):
+        from checker.workspace import Workspace
+
+        ws = Workspace.find()
+        for notice in ws.notices:  # unwrapped: the paths in it stay whole
+            self.err.print(f"[bold yellow]{self.render.escape(notice)}[/]", soft_wrap=True)
+        return ws
 
     def progress(self, *, write: bool = False):
         """The workspace's progress (its notices shown). ``write``: the command records
@@ -142,6 +161,14 @@ def next_(app: App) -> None:
     app.render.show_next(app.out, kata, file, lesson, row, len(app.ws.catalog.katas))
 
 
+def catalog_option(func):
+    """``--catalog PATH``: the one way to judge against a catalog other than the shipped one."""
+    return click.option(
+        "--catalog", "catalog_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Judge against this catalog instead of the shipped one (for kata authors); "
+        "every run warns, and records no progress.")(func)
+
+
 @main.command()
 @click.argument("name", required=False)
 @click.option("--file", "file_", type=click.Path(path_type=Path),
@@ -150,10 +177,11 @@ def next_(app: App) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Show every failing exercise and the output.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text",
               show_default=True, help="json or junit: the verdict as data on stdout.")
+@catalog_option
 @pass_app
 @domain_errors
 def check(app: App, name: str | None, file_: Path | None, seed: int | None, verbose: bool,
-          fmt: str) -> None:
+          fmt: str, catalog_file: Path | None) -> None:
     """Run the hidden checks of the current kata (or NAME). Exit 0 pass, 1 fail."""
     from checker import app as domain
     from checker.runner import run_checks
@@ -164,9 +192,12 @@ def check(app: App, name: str | None, file_: Path | None, seed: int | None, verb
         else:
             click.echo(_verdict_text(outcome, fmt), nl=False)
 
-    if file_ is not None:
-        ws = _workspace_or_none()
-        catalog = ws.catalog if ws else _shipped_catalog()
+    if file_ is not None or catalog_file is not None:  # judged, never recorded
+        ws = app.workspace_or_none()
+        catalog = _judging_catalog(ws, catalog_file)
+        if file_ is None:  # another catalog's checks on the workspace's file for NAME
+            name = name or domain.resolve_kata(app.ws, app.progress(), None).name
+            file_ = app.ws.kata_file(_kata_in(catalog, name))
         if not name:
             if file_.stem not in catalog.names():
                 raise click.UsageError(
@@ -184,7 +215,6 @@ def check(app: App, name: str | None, file_: Path | None, seed: int | None, verb
     progress = app.progress(write=True)
     kata = app.kata(name) or domain.resolve_kata(app.ws, progress, None)
     domain.require_unlocked(app.ws, progress, kata)
-    _warn_if_not_shipped(kata)
     path = app.ws.kata_file(kata)
     outcome = domain.check_and_record(
         app.ws, kata, lambda: run_checks(kata, path, seed=seed, use_worker=_worker_dir(app.ws)))
@@ -213,7 +243,16 @@ def _warn_if_not_shipped(kata) -> None:
     """Every run judged against a catalog other than the shipped one says so, visibly."""
     if kata.catalog_file is not None:
         click.secho(f"Warning: these checks come from {kata.catalog_file}, not from the catalog "
-                    "shipped with torch-katas.", fg="yellow", err=True)
+                    "shipped with torch-katas; nothing is recorded.", fg="yellow", err=True)
+
+
+def _judging_catalog(ws, catalog_file: Path | None):
+    """The catalog ``--catalog`` names, else the workspace's (outside one, the default)."""
+    if catalog_file is not None:
+        from checker.catalog import load_catalog
+
+        return load_catalog(catalog_file)
+    return ws.catalog if ws else _default_catalog()
 
 
 def _exit_code(result) -> int:
@@ -233,19 +272,11 @@ def _verdict_text(outcome, fmt: str) -> str:
     return junit_xml([(outcome.kata.name, verdict)])
 
 
-def _workspace_or_none():
-    from checker.workspace import Workspace, WorkspaceError
-
-    try:
-        return Workspace.find()
-    except WorkspaceError:
-        return None
-
-
-def _shipped_catalog():
+def _default_catalog():
+    """The shipped catalog (the tests' own, in their process: checker.workspace)."""
     from checker.workspace import catalog_for
 
-    return catalog_for(None)
+    return catalog_for()
 
 
 def _kata_in(catalog, name: str):
@@ -424,16 +455,17 @@ def dev() -> None:
 @click.argument("names", nargs=-1)
 @click.option("--seed", type=int, default=12345, show_default=True)
 @click.option("--markdown", is_flag=True, help="Print a per-kata summary table in Markdown.")
+@catalog_option
 @pass_app
 @domain_errors
-def dev_check(app: App, names: tuple[str, ...], seed: int, markdown: bool) -> None:
+def dev_check(app: App, names: tuple[str, ...], seed: int, markdown: bool,
+              catalog_file: Path | None) -> None:
     """Prove the checks: stub fails, solution passes, every mistake fails (and is named)."""
     from rich.table import Table
 
     from checker.dev import prove_kata, warm_runner
 
-    ws = _workspace_or_none()
-    catalog = ws.catalog if ws else _shipped_catalog()
+    catalog = _judging_catalog(app.workspace_or_none(), catalog_file)
     katas = [_kata_in(catalog, n) for n in names] or list(catalog.katas)
     if katas:
         _warn_if_not_shipped(katas[0])
@@ -477,7 +509,7 @@ def dev_lint_lessons(app: App, names: tuple[str, ...], no_examples: bool) -> Non
     """Run every lesson, note and docstring example; verify every pointer into PyTorch's source."""
     from checker.lessonlint import lint
 
-    catalog = _shipped_catalog()
+    catalog = _default_catalog()
     katas = [_kata_in(catalog, n) for n in names] or list(catalog.katas)
     findings = [f for found in lint(katas, examples=not no_examples).values() for f in found]
     app.render.show_findings(app.out, findings)
@@ -491,9 +523,11 @@ def dev_lint_lessons(app: App, names: tuple[str, ...], no_examples: bool) -> Non
 @click.option("--seed", type=int, default=12345, show_default=True)
 @click.option("--exercise", default=None, help="Only the mutants of this function.")
 @click.option("--markdown", is_flag=True, help="Print one Markdown table row: the score.")
+@catalog_option
 @pass_app
 @domain_errors
-def dev_mutants(app: App, name: str, seed: int, exercise: str | None, markdown: bool) -> None:
+def dev_mutants(app: App, name: str, seed: int, exercise: str | None, markdown: bool,
+                catalog_file: Path | None) -> None:
     """Mutation-test NAME's checks: each mutant of the reference solution must fail them.
 
     Prints per exercise the mutants, killed, survived and listed equivalents, the diff of
@@ -508,8 +542,8 @@ def dev_mutants(app: App, name: str, seed: int, exercise: str | None, markdown: 
         raise click.ClickException(
             f"{exc.name} is missing: install the dev tools with pip install -e '.[dev]'.") from None
 
-    ws = _workspace_or_none()
-    kata = _kata_in(ws.catalog if ws else _shipped_catalog(), name)
+    kata = _kata_in(_judging_catalog(app.workspace_or_none(), catalog_file), name)
+    _warn_if_not_shipped(kata)
     with warm_runner() as run:
         try:
             report = score_kata(kata, run, seed=seed, exercise=exercise)

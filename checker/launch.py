@@ -55,6 +55,8 @@ def pytest_args(kata: Kata, impl: Path, seed: int, report: Path, *, diagnose: bo
 
 def child_env() -> dict[str, str]:
     env = dict(os.environ)
+    for name in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS"):  # its options and plugins are the runner's
+        env.pop(name, None)
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.setdefault("OMP_NUM_THREADS", "1")

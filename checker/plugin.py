@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from checker.report import REPORT_VERSION, check_id, summarize, write_json
+from checker.sandbox.errors import TamperError
 from checker.sandbox.session import seal, tampered
 from checker.verdict import phase_problem, signature
 
@@ -412,4 +413,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "armed": state["armed"],  # see checker.armed
     }
     if path:
-        write_json(path, report)
+        try:
+            write_json(path, report)
+        except TamperError as exc:  # seen by the audit hook as the report is written (and put
+            report["load_error"] = {"message": str(exc), "line": None}  # back): the run fails
+            write_json(path, report)

@@ -224,6 +224,8 @@ def replay_command(outcome: CheckOutcome) -> str:
 
     r = outcome.result
     extra = "" if outcome.recorded else f" --file {shlex.quote(rel(Path(outcome.file)))}"
+    if outcome.kata.catalog_file is not None and not outcome.recorded:
+        extra += f" --catalog {shlex.quote(str(outcome.kata.catalog_file))}"
     return f"kata check {r.kata}{extra} --seed {r.seed}"
 
 

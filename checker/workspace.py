@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,19 +38,40 @@ class WorkspaceError(Exception):
     """A workspace problem the learner can fix; the message says how."""
 
 
-def catalog_for(meta_catalog: str | None, state_dir: Path | None = None) -> Catalog:
-    """The catalog a workspace uses; with its ``state_dir``, parsed once per change of the file."""
-    override = meta_catalog or os.environ.get("KATA_CATALOG")
+# The catalog every workspace of this process is read with; None: the shipped one. Only code in
+# the CLI's own process can set it (the project's tests point it at their tiny catalog): learner
+# code runs in a check child, which is told its catalog on its command line. A user judges
+# against another catalog only through the `--catalog` option of `kata check` and `kata dev`
+# (checker.cli), which warns on every run; no environment variable or workspace setting does.
+CATALOG_IN_PROCESS: Path | None = None
+
+IGNORED_CATALOG = (
+    "This workspace's settings ({meta}) name the catalog {path}; a workspace cannot choose its "
+    "catalog, so the one shipped with torch-katas is used. To judge a file against {path}, "
+    "say so on each run: `kata check NAME --catalog {path}` (remove the \"catalog\" entry to "
+    "silence this).")
+
+
+def catalog_for(state_dir: Path | None = None) -> Catalog:
+    """The catalog workspaces use (see CATALOG_IN_PROCESS); with a workspace's ``state_dir``,
+    parsed once per change of the file."""
     parsed = state_dir / "catalog.json" if state_dir is not None and state_dir.is_dir() else None
-    return load_catalog(Path(override) if override else None, parsed)
+    return load_catalog(CATALOG_IN_PROCESS, parsed)
 
 
 @dataclass
 class Workspace:
     root: Path
     catalog: Catalog
-    catalog_path: str | None = None  # a non-shipped catalog this workspace was made from
     settings: dict = field(default_factory=dict)  # .kata/workspace.json
+
+    @property
+    def notices(self) -> list[str]:
+        """What the learner should know about this workspace's settings (never acted on)."""
+        path = self.settings.get("catalog")
+        if path is None:
+            return []
+        return [IGNORED_CATALOG.format(meta=self.state_dir / META, path=path)]
 
     @property
     def warm_worker(self) -> bool:
@@ -93,9 +113,8 @@ class Workspace:
                     data = json.loads(meta.read_text(encoding="utf-8"))
                 except (OSError, ValueError):
                     data = {}
-                catalog_path = data.get("catalog") if isinstance(data, dict) else None
                 sweep_temp_files(folder / STATE_DIR)  # what a killed command left mid-write
-                return cls(folder, catalog_for(catalog_path, folder / STATE_DIR), catalog_path,
+                return cls(folder, catalog_for(folder / STATE_DIR),
                            data if isinstance(data, dict) else {})
         message = NOT_A_WORKSPACE.format(cwd=start)
         usual = Path.home() / "katas"
@@ -126,17 +145,14 @@ class Workspace:
                 f"{root} is inside the kata workspace {enclosing}; a workspace inside another "
                 f"would hide its progress. Use {enclosing} (`cd {enclosing}`), or pick a folder "
                 "outside it.")
-        catalog_path = os.environ.get("KATA_CATALOG")
-        catalog = catalog_for(catalog_path)
+        catalog = catalog_for()
         try:
             (root / STATE_DIR).mkdir(parents=True)
-            ws = cls(root, catalog, catalog_path)
+            ws = cls(root, catalog)
             for kata in catalog.katas:
                 ws.install_kata_files(kata)
             ws.install_pytest_config()
             meta = {"format_version": 1, "created": dt.datetime.now().isoformat(timespec="seconds")}
-            if catalog_path:
-                meta["catalog"] = str(Path(catalog_path).resolve())
             atomic_write(root / STATE_DIR / META, json.dumps(meta, indent=2))
         except PermissionError as exc:
             raise WorkspaceError(f"Cannot create a workspace in {root}: {exc.strerror}.") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,17 @@ os.environ["KATA_NO_WORKER"] = "1"
 
 TINY = Path(__file__).parent / "tiny"
 TINY_CATALOG = TINY / "katas" / "catalog.toml"
+# `kata` as a process of its own, on the tiny catalog (see tests/tiny_kata.py)
+TINY_KATA = [sys.executable, str(Path(__file__).parent / "tiny_kata.py")]
 
 
 @pytest.fixture
 def tiny_env(monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point the CLI and the check child at the tiny catalog (and its mistakes package)."""
-    monkeypatch.setenv("KATA_CATALOG", str(TINY_CATALOG))
+    """Point this process's workspaces and CLI at the tiny catalog (the in-process route no
+    user has: checker.workspace), and let check children import its mistakes package."""
+    from checker import workspace
+
+    monkeypatch.setattr(workspace, "CATALOG_IN_PROCESS", TINY_CATALOG)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TINY), os.environ.get("PYTHONPATH")])))
     monkeypatch.syspath_prepend(str(TINY))
     return TINY_CATALOG

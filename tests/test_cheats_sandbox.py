@@ -89,6 +89,35 @@ def test_tampering_with_the_judge_fails_the_run(judge_file, body, words, when):
     assert words in message, message
 
 
+# What the judge's own defences use, rebound so that they would see nothing, together with a
+# check's comparison: the hook and the snapshot hold what they were made with.
+BLINDING = [
+    ("a builtin the audit hook calls",
+     "import builtins\n    g = builtins.getattr\n    "
+     "builtins.getattr = lambda o, n, *d: True if n == 'on' else g(o, n, *d)", "builtins.getattr"),
+    ("the snapshot's comparison", "sys.modules['checker.sandbox.integrity'].Snapshot.changes = "
+     "property(lambda self: lambda near_only=False: [])", "test_gamma.assert_close"),
+]
+
+
+@pytest.mark.parametrize(("body", "words"), [(b, w) for _, b, w in BLINDING],
+                         ids=[name for name, _, _ in BLINDING])
+def test_blinding_the_judge_is_seen_all_the_same(judge_file, body, words):
+    body += "\n    sys.modules['test_gamma'].assert_close = lambda *a, **k: None"
+    message = message_of(judge_file("gamma", double_does(body)))
+    assert words in message, message
+
+
+def test_silencing_the_calls_to_the_hook_fails_the_run(judge_file):
+    """With the judge's calls to the hook gone, the hook still sees the report being written:
+    the change is named there, or (the window's close having gone unsaid, so the hook holds
+    every later write to be the learner's) the report is refused and the run fails closed."""
+    body = ("sys.modules['checker.sandbox.audit']._audit = lambda *a: None\n    "
+            "sys.modules['test_gamma'].assert_close = lambda *a, **k: None")
+    message = message_of(judge_file("gamma", double_does(body)))
+    assert "audit._audit" in message or "before it could report" in message, message
+
+
 def test_a_thread_left_running_fails_the_call(judge_file):
     body = ("import threading, time\n    "
             "threading.Thread(target=time.sleep, args=(5,), daemon=True).start()")

@@ -24,7 +24,7 @@ SEED = "4242"
 
 
 def kata(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if k != "KATA_CATALOG"}
+    full_env = dict(os.environ)
     full_env.update(env or {})
     return subprocess.run([KATA, *args], cwd=cwd, env=full_env, capture_output=True, text=True,
                           timeout=300)
@@ -160,7 +160,6 @@ def test_gradescope_bundle_runs_locally(four, tmp_path):
     (root / "submission").mkdir(parents=True)
     (root / "submission" / "strides.py").write_text(wrong_answer())
     env = {**os.environ, "AUTOGRADER_ROOT": str(root), "KATA": KATA}
-    env.pop("KATA_CATALOG", None)
     subprocess.run([str(bundle / "run_autograder")], env=env, check=True, timeout=300)
     results = json.loads((root / "results" / "results.json").read_text())
     tests = results["tests"]
@@ -207,7 +206,7 @@ def test_github_workflow_parses_and_its_commands_grade(four, tmp_path):
 
 def pytest_in(ws: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items()
-           if k not in ("KATA_CATALOG", "PYTEST_ADDOPTS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")}
+           if k not in ("PYTEST_ADDOPTS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")}
     return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=ws, env=env,
                           capture_output=True, text=True, timeout=300)
 

@@ -126,8 +126,8 @@ def test_cold_run_leaves_no_process(alpha):
 def test_a_killed_kata_check_leaves_nothing_spinning(tiny_env, how):
     """`kata check` killed (or its terminal closed) while the file loops at import."""
     cli = subprocess.Popen(
-        [sys.executable, "-m", "checker.cli", "check", "alpha", "--file",
-         str(IMPLS / "alpha_import_hang.py")],
+        [sys.executable, "-m", "checker.cli", "check", "alpha", "--catalog", str(tiny_env),
+         "--file", str(IMPLS / "alpha_import_hang.py")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 30
     while not (child := descendants(cli.pid)) and time.monotonic() < deadline:

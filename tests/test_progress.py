@@ -8,7 +8,7 @@ import multiprocessing
 import pytest
 
 from checker.progress import KataProgress, Progress, ProgressError, ProgressStore
-from tests.conftest import TINY
+from tests.conftest import TINY, TINY_KATA
 
 
 @pytest.fixture
@@ -117,14 +117,13 @@ def test_interrupted_check_records_nothing(workspace):
     """Ctrl-C during `kata check`: the child is ended, a clean message, progress untouched."""
     import signal
     import subprocess
-    import sys
     import time
 
     from checker.reaper import descendants
 
     kata = workspace.catalog.get("alpha")
     workspace.kata_file(kata).write_text((TINY / "impls" / "alpha_hang.py").read_text())
-    proc = subprocess.Popen([sys.executable, "-m", "checker.cli", "check"], cwd=workspace.root,
+    proc = subprocess.Popen([*TINY_KATA, "check"], cwd=workspace.root,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 30
     while not descendants(proc.pid) and time.monotonic() < deadline:

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from click.testing import CliRunner
 
 from checker.cli import main
 from checker.progress import FORMAT_VERSION
-from tests.conftest import TINY, solve
+from tests.conftest import TINY, TINY_KATA, solve
 
 NEWER = FORMAT_VERSION + 1
 
@@ -26,7 +25,7 @@ def invoke(*args: str):
 
 
 def kata_cli(ws, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "checker.cli", *args], cwd=ws.root, text=True,
+    return subprocess.run([*TINY_KATA, *args], cwd=ws.root, text=True,
                           capture_output=True, timeout=60, env={**os.environ, **(env or {})})
 
 
@@ -84,9 +83,11 @@ def test_a_newer_backup_is_never_rolled_into_the_main_file(workspace, newer_prog
 
 
 @pytest.fixture
-def drifted(workspace, tmp_path):
+def drifted(workspace, tmp_path, monkeypatch):
     """The workspace, then a release whose catalog inserts `early` (no lesson, no checks)
     before beta and no longer ships gamma. Progress: alpha passed, beta begun, gamma passed."""
+    from checker import workspace as workspaces
+
     release = tmp_path / "release"
     shutil.copytree(TINY, release, ignore=shutil.ignore_patterns("__pycache__"))
     catalog = release / "katas" / "catalog.toml"
@@ -100,8 +101,7 @@ def drifted(workspace, tmp_path):
     shutil.copytree(TINY / "katas" / "02_beta", release / "katas" / "03_beta")
     (release / "katas" / "02_early").mkdir()
     (release / "katas" / "02_early" / "early.py").write_text("def e():\n    raise NotImplementedError\n")
-    meta = workspace.state_dir / "workspace.json"
-    meta.write_text(json.dumps({**json.loads(meta.read_text()), "catalog": str(catalog)}))
+    monkeypatch.setattr(workspaces, "CATALOG_IN_PROCESS", catalog)  # the new release's
     (workspace.state_dir / "progress.json").write_text(json.dumps({"format_version": 1, "katas": {
         "alpha": {"status": "passed", "attempts": 1},
         "beta": {"status": "attempted", "attempts": 3},

@@ -112,7 +112,6 @@ def test_hint_follows_the_exercise_the_last_check_failed(tmp_path, monkeypatch):
     from checker.cli import main
     from checker.workspace import Workspace
 
-    monkeypatch.delenv("KATA_CATALOG", raising=False)
     ws, _ = Workspace.create(tmp_path / "ws")
     monkeypatch.chdir(ws.root)
     kata = ws.catalog.get("strides")

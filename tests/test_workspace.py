@@ -103,13 +103,14 @@ def test_random_arguments_give_clear_errors_never_tracebacks(workspace, monkeypa
 def test_the_parsed_catalog_is_kept_and_follows_every_edit(tmp_path, monkeypatch):
     import shutil
 
+    from checker import workspace as workspaces
     from checker.catalog import load_catalog
     from tests.conftest import TINY
 
     copy = tmp_path / "tiny"
     shutil.copytree(TINY, copy, ignore=shutil.ignore_patterns("__pycache__"))
     catalog = copy / "katas" / "catalog.toml"
-    monkeypatch.setenv("KATA_CATALOG", str(catalog))
+    monkeypatch.setattr(workspaces, "CATALOG_IN_PROCESS", catalog)
     ws, _ = Workspace.create(tmp_path / "ws")
     load_catalog.cache_clear()
     title = Workspace.find(ws.root).catalog.katas[0].title
@@ -131,7 +132,7 @@ def test_commands_after_the_first_do_not_parse_toml(tmp_path):
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if k != "KATA_CATALOG"}
+    env = dict(os.environ)
     cmd = [sys.executable, "-X", "importtime", "-m", "checker.cli"]
     subprocess.run([*cmd, "init", str(tmp_path / "ws")], env=env, check=True, capture_output=True)
     runs = [subprocess.run([*cmd, "list"], cwd=tmp_path / "ws", env=env, check=True,

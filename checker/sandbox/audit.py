@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import types
 from collections.abc import Callable
 
 from checker.sandbox.forbid import JUDGE_PACKAGES
@@ -68,25 +69,39 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 _CONTROL = "checker.sandbox.control"
 
 
-def _path(arg: object) -> str | None:
-    if isinstance(arg, int):
-        return None  # a file descriptor: it was opened (and judged) before
-    try:
-        return os.path.abspath(os.fsdecode(arg))
-    except TypeError:
-        return None
-
-
 def _make_hook(controls: frozenset) -> Callable[[str, tuple], None]:
-    """The hook, holding its state in its closure (nothing here stores a way to reach it)."""
+    """The hook, holding its state in its closure (nothing here stores a way to reach it).
+
+    Everything it calls is bound here, before learner code loads: the builtins, the os
+    functions, copies of this module's tables, the snapshot's own ``changes``. Learner code
+    that rebinds any of them later (``builtins.getattr``, a name of this module reached
+    through ``sys.modules``) does not change what the hook does; the integrity snapshot then
+    names the change."""
     import inspect
     import traceback
 
     helpers = frozenset({inspect.__file__, traceback.__file__})
     state: dict = {"depth": 0, "processes": False, "scratch": "", "learner": frozenset(),
-                   "sealed": (), "run": None, "snapshot": None}
+                   "sealed": (), "run": None, "changes": None, "functions": frozenset()}
     busy = threading.local()
     getframe = sys._getframe
+    getattr_, isinstance_, str_, len_, any_, all_, bool_, max_, int_ = (
+        getattr, isinstance, str, len, any, all, bool, max, int)
+    tuple_, frozenset_, bytes_, type_ = tuple, frozenset, bytes, type
+    function_type = types.FunctionType
+    abspath, fsdecode, fspath_type, sep = os.path.abspath, os.fsdecode, os.PathLike, os.sep
+    always, frames, frame_attrs = dict(_ALWAYS), dict(_FRAMES), frozenset(_FRAME_ATTRS)
+    processes, paths, write_flags, control_event = _PROCESSES, _PATHS, _WRITE_FLAGS, _CONTROL
+    judge_packages, refused, snapshot_of, error_of = (
+        frozenset(JUDGE_PACKAGES), Refused, Snapshot, tamper_error)
+
+    def path_of(arg: object) -> str | None:
+        if isinstance_(arg, int_):
+            return None  # a file descriptor: it was opened (and judged) before
+        try:
+            return abspath(fsdecode(arg))
+        except TypeError:
+            return None
 
     def learner_caller() -> bool:
         frame = getframe(3)  # the hook, the check below, then the code that caused the event
@@ -95,21 +110,21 @@ def _make_hook(controls: frozenset) -> Callable[[str, tuple], None]:
         return frame is not None and frame.f_code.co_filename in state["learner"]
 
     def inside(path: str | None, roots) -> bool:
-        return path is not None and any(path == r or path.startswith(r + os.sep) for r in roots)
+        return path is not None and any_(path == r or path.startswith(r + sep) for r in roots)
 
     def verify(near_only: bool = False) -> None:
-        if state["snapshot"] is not None:
-            changed = state["snapshot"].changes(near_only)
+        if state["changes"] is not None:
+            changed = state["changes"](near_only)
             if changed:
-                raise tamper_error(changed)
+                raise error_of(changed)
 
     def judge(event: str, args: tuple) -> str | None:
         """Why ``event`` is refused now, or None."""
         active = state["depth"] > 0
         if event == "open":
-            path = _path(args[0])
-            flags = args[2] if len(args) > 2 and isinstance(args[2], int) else 0
-            if flags & _WRITE_FLAGS:
+            path = path_of(args[0])
+            flags = args[2] if len_(args) > 2 and isinstance_(args[2], int_) else 0
+            if flags & write_flags:
                 if inside(path, (state["scratch"],)):
                     return None
                 if not (active or learner_caller()):
@@ -120,29 +135,30 @@ def _make_hook(controls: frozenset) -> Callable[[str, tuple], None]:
             if inside(path, state["sealed"]) and (active or learner_caller()):
                 return f"reading the checker's own files ({path})"
             return None
-        if event in _PATHS:
-            paths = [_path(a) for a in args[:2] if isinstance(a, str | bytes | os.PathLike)]
-            if all(inside(p, (state["scratch"],)) for p in paths) or not (active or learner_caller()):
+        if event in paths:
+            named = [path_of(a) for a in args[:2] if isinstance_(a, str_ | bytes_ | fspath_type)]
+            if all_(inside(p, (state["scratch"],)) for p in named) or not (active or learner_caller()):
                 return None
-            return f"{event} on {paths[0]} (only the scratch folder is writable)"
+            return f"{event} on {named[0]} (only the scratch folder is writable)"
         if event == "import":
-            top = str(args[0]).partition(".")[0]
-            if top in JUDGE_PACKAGES and (active or learner_caller()):
+            top = str_(args[0]).partition(".")[0]
+            if top in judge_packages and (active or learner_caller()):
                 return f"importing {args[0]} (the judge's own packages)"
             return None
         if event == "compile":
-            if (active or learner_caller()) and len(args) > 1 and learner_caller():
-                state["learner"] = state["learner"] | {os.fsdecode(args[1])}
+            if (active or learner_caller()) and len_(args) > 1 and learner_caller():
+                state["learner"] = state["learner"] | {fsdecode(args[1])}
             return None
-        if event in _FRAMES:
+        if event in frames:
             if event == "object.__setattr__":
-                judged = state["snapshot"] is not None and args[0] in state["snapshot"].functions
-                return _FRAMES[event] if judged and learner_caller() else None
-            if event == "object.__getattr__" and args[1] not in _FRAME_ATTRS:
+                # (a plain function: see hook) hashed by identity, never by a metaclass's __hash__
+                judged = args[0] in state["functions"]
+                return frames[event] if judged and learner_caller() else None
+            if event == "object.__getattr__" and args[1] not in frame_attrs:
                 return None
-            return _FRAMES[event] if learner_caller() else None
-        why = _ALWAYS.get(event)
-        if why is None and event.startswith(_PROCESSES) and not state["processes"]:
+            return frames[event] if learner_caller() else None
+        why = always.get(event)
+        if why is None and event.startswith(processes) and not state["processes"]:
             why = "starting processes"
         if why is None and event.startswith("ctypes."):
             why = "calling native code through ctypes"
@@ -152,19 +168,20 @@ def _make_hook(controls: frozenset) -> Callable[[str, tuple], None]:
 
     def control(args: tuple) -> None:
         if getframe(2).f_code not in controls:
-            raise Refused("only the judge opens and closes the sandbox")
+            raise refused("only the judge opens and closes the sandbox")
         op, *rest = args
         if op == "configure":
             learner, scratch, run, sealed = rest
-            state.update(learner=frozenset({learner}), scratch=scratch, run=run,
-                         sealed=tuple(sealed))
-        elif op == "snapshot" and state["snapshot"] is None:
-            state["snapshot"] = Snapshot(*rest)
+            state.update(learner=frozenset_({learner}), scratch=scratch, run=run,
+                         sealed=tuple_(sealed))
+        elif op == "snapshot" and state["changes"] is None:
+            snapshot = snapshot_of(*rest)
+            state.update(changes=snapshot.changes, functions=snapshot.functions)
         elif op == "enter":
             state["depth"] += 1
-            state["processes"] = bool(rest[0])
+            state["processes"] = bool_(rest[0])
         elif op == "leave":
-            state["depth"] = max(0, state["depth"] - 1)
+            state["depth"] = max_(0, state["depth"] - 1)
         elif op == "verify" and not (rest == ["near"] and state["depth"]):
             verify(near_only=rest == ["near"])  # "near": as the outermost window closes
 
@@ -172,21 +189,23 @@ def _make_hook(controls: frozenset) -> Callable[[str, tuple], None]:
         if event == "builtins.id":
             return  # the most frequent event of all, and never refused
         if event == "sys.addaudithook":
-            raise Refused("adding an audit hook is off-limits in kata code")
-        if event == "object.__getattr__" and args[1] not in _FRAME_ATTRS:
+            raise refused("adding an audit hook is off-limits in kata code")
+        if event == "object.__getattr__" and args[1] not in frame_attrs:
             return  # by far the most frequent event (every read of a function's __code__)
-        if getattr(busy, "on", False):
+        if event == "object.__setattr__" and type_(args[0]) is not function_type:
+            return  # a class's attribute set (the rules swap callables): refused for functions only
+        if getattr_(busy, "on", False):
             return
         busy.on = True
         try:
-            if event == _CONTROL:
+            if event == control_event:
                 control(args)
                 return
             why = judge(event, args)
         finally:
             busy.on = False
         if why is not None:
-            raise Refused(f"{why} is off-limits in kata code (the sandbox refused `{event}`)")
+            raise refused(f"{why} is off-limits in kata code (the sandbox refused `{event}`)")
 
     return hook
 

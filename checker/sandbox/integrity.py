@@ -10,9 +10,11 @@ snapshot lives inside the audit hook (checker.sandbox.audit), out of learner cod
 
 from __future__ import annotations
 
+import itertools
+import operator
 import sys
 import types
-from operator import is_
+from collections.abc import Callable
 from typing import Any
 
 from checker.sandbox.errors import TamperError
@@ -82,61 +84,99 @@ def judge_owners(check_modules: tuple[str, ...] = ()) -> list[tuple[str, Any, tu
 class Snapshot:
     """Every attribute of some namespaces, by identity; ``changes`` finds and undoes edits.
 
-    Identity is compared with ``operator.is_`` (``id()`` raises an audit event per call)."""
+    ``changes`` is a closure made here, before learner code loads, over everything it calls
+    (builtins, ``operator.is_``, itertools): learner code that later rebinds a builtin, a name
+    of this module or this class does not change how it looks. Whoever holds the snapshot
+    (the audit hook) keeps ``changes`` itself, never looking it up again."""
 
     def __init__(self, owners: list[tuple[str, Any, tuple | None]], near: int):
-        self.entries = []
-        self.quick = []  # per entry: a whole namespace's values, in order
+        entries = []
         for label, owner, names in owners:
             ns = vars(owner)
             skip = REBOUND.get(label, ())
             keys = tuple(k for k in (ns if names is None else names) if k in ns and k not in skip)
-            self.entries.append((label, owner, ns, keys, tuple(map(ns.get, keys)),
-                                 isinstance(owner, type) and names is None))
-            self.quick.append(tuple(ns.values()) if names is None else None)
-        self.near = near
+            entries.append([label, owner, ns, keys, tuple(map(ns.get, keys)),
+                            isinstance(owner, type) and names is None,
+                            tuple(ns.values()) if names is None else None, skip])
         self.functions = frozenset(  # whose code may not be swapped (checker.sandbox.audit)
-            f for entry in self.entries for v in entry[4]
+            f for entry in entries for v in entry[4]
             if isinstance(f := getattr(v, "__func__", v), types.FunctionType))
+        self.changes = _verifier(entries, near)
 
-    def changes(self, near_only: bool = False) -> list[str]:
-        """What was changed since the snapshot, each put back as it was. A module may gain
-        attributes (a submodule imported later), and a class one that no base defines
-        (``__slotnames__``, cached by pickling): those are taken in; a class attribute that
-        shadows an inherited one is a change."""
+
+def _verifier(entries: list[list], near: int) -> Callable[[bool], list[str]]:
+    """``changes(near_only=False)``: what was changed since the snapshot, each put back as it
+    was. A module may gain attributes (a submodule imported later), and a class one that no
+    base defines (``__slotnames__``, cached by pickling): those are taken in; a class
+    attribute that shadows an inherited one is a change. First one pass in C over every
+    value (the usual answer: nothing changed), then, only if that differs, entry by entry."""
+    is_, all_, any_, map_, len_, list_, tuple_, zip_, range_, vars_ = (
+        operator.is_, all, any, map, len, list, tuple, zip, range, vars)
+    isinstance_, setattr_, delattr_, type_ = isinstance, setattr, delattr, type
+    chain, flatten = itertools.chain, itertools.chain.from_iterable
+    values_of = operator.methodcaller("values")
+    missing = object()
+    fast: dict[int, tuple] = {}
+
+    def prepared(count: int) -> tuple:
+        """For the first ``count`` entries: whole namespaces and their lengths, the getters
+        and keys of the named ones, and every value they held, in the order compared."""
+        whole, lengths, getters, keys, values, named = [], [], [], [], [], []
+        for _, _, ns, entry_keys, entry_values, _, quick, _ in entries[:count]:
+            if quick is not None:  # a whole namespace: all its values, in order
+                whole.append(ns)
+                lengths.append(len_(quick))
+                values.extend(quick)
+            else:
+                getters.append(ns.get)
+                keys.append(entry_keys)
+                named.extend(entry_values)
+        return whole, lengths, getters, keys, tuple_(values + named)
+
+    def unchanged(count: int) -> bool:
+        if count not in fast:
+            fast[count] = prepared(count)
+        whole, lengths, getters, keys, values = fast[count]
+        if list_(map_(len_, whole)) != lengths:
+            return False
+        now = chain(flatten(map_(values_of, whole)), flatten(map_(map_, getters, keys)))
+        return all_(map_(is_, now, values))
+
+    def put(owner: Any, key: str, value: Any) -> None:
+        if isinstance_(owner, type_):
+            setattr_(owner, key, value)
+        else:
+            vars_(owner)[key] = value
+
+    def changes(near_only: bool = False) -> list[str]:
+        count = near if near_only else len_(entries)
+        if unchanged(count):
+            return []
         changed = []
-        for i in range(self.near if near_only else len(self.entries)):
-            label, owner, ns, keys, values, whole_class = self.entries[i]
-            quick = self.quick[i]
-            if quick is not None:
-                if len(ns) == len(quick) and all(map(is_, ns.values(), quick)):
-                    continue  # the same values in the same order
-            elif all(map(is_, map(ns.get, keys), values)):
+        for i in range_(count):
+            label, owner, ns, keys, values, whole_class, quick, skip = entries[i]
+            if quick is None and all_(map_(is_, map_(ns.get, keys), values)):
                 continue
-            for key, value in zip(keys, values, strict=True):
-                if ns.get(key, _MISSING) is not value:
+            if quick is not None and len_(ns) == len_(quick) and all_(map_(is_, values_of(ns), quick)):
+                continue
+            for key, value in zip_(keys, values):
+                if ns.get(key, missing) is not value:
                     changed.append(f"{label}.{key}")
-                    _put(owner, key, value)
+                    put(owner, key, value)
             if whole_class:
                 for key in [k for k in ns if k not in keys]:
-                    if any(key in vars(base) for base in owner.__mro__[1:]):
+                    if any_(key in vars_(base) for base in owner.__mro__[1:]):
                         changed.append(f"{label}.{key}")
-                        delattr(owner, key)
-                keys = tuple(ns)
-                self.entries[i] = (label, owner, ns, keys, tuple(map(ns.get, keys)), True)
-            if quick is not None:
-                self.quick[i] = tuple(ns.values())
+                        delattr_(owner, key)
+            if quick is not None:  # what it gained (and kept) is taken in, in its order
+                if whole_class:
+                    keys = tuple_(k for k in ns if k not in skip)
+                entries[i] = [label, owner, ns, keys, tuple_(map_(ns.get, keys)), whole_class,
+                              tuple_(values_of(ns)), skip]
+        fast.clear()
         return changed
 
-
-_MISSING = object()
-
-
-def _put(owner: Any, key: str, value: Any) -> None:
-    if isinstance(owner, type):
-        setattr(owner, key, value)
-    else:
-        vars(owner)[key] = value
+    return changes
 
 
 def tamper_error(changed: list[str]) -> TamperError:
