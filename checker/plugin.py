@@ -94,6 +94,7 @@ def begin_run(config: pytest.Config, *, impl: str | Path, seed: int | None, repo
         "started": time.perf_counter(),
         "diagnose_budget": diagnose_budget,
         "armed": armed or {"wait": 0.0, "prepared": {}},
+        "streams": (sys.stdout, sys.stderr),  # the judge's, before learner code loads
     })
     seal(kata=_state(config)["kata"], impl=_state(config)["impl_path"], report=report)
 
@@ -142,6 +143,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         state["load_error"] = {"message": str(exc), "line": exc.line}
     except Exception as exc:  # a forbidden API at import time, and the like
         state["load_error"] = {"message": f"{type(exc).__name__}: {exc}", "line": None}
+    sys.stdout, sys.stderr = state["streams"]  # what the judge writes never reaches learner code
 
 
 def check_seed(config: pytest.Config, nodeid: str) -> int:
@@ -286,7 +288,7 @@ def pytest_runtest_call(item: pytest.Item):
         counter = counting()
     else:
         counter = contextlib.nullcontext({})
-    printing = recording() if state is not None else contextlib.nullcontext()
+    printing = recording(*state["streams"]) if state is not None else contextlib.nullcontext()
     with counter as counts, printing as held:
         try:
             return (yield)

@@ -82,10 +82,11 @@ _ESCAPES = {c: f"\\x{c:02x}" for c in (*range(32), *range(127, 160)) if c != 9}
 
 
 @contextlib.contextmanager
-def recording() -> Iterator[Lines]:
-    """``sys.stdout`` and ``sys.stderr`` tee'd into one :class:`Lines` for the block; the
-    streams in place before it are put back after it, whatever the block did to them."""
-    out, err = sys.stdout, sys.stderr
+def recording(out=None, err=None) -> Iterator[Lines]:
+    """For the block, ``sys.stdout`` and ``sys.stderr`` write to ``out`` and ``err`` (default:
+    the streams in place) and into one :class:`Lines`; after it, ``sys.stdout`` and
+    ``sys.stderr`` are ``out`` and ``err`` again, whatever the block did to them."""
+    out, err = out or sys.stdout, err or sys.stderr
     lines = Lines()
     sys.stdout, sys.stderr = Tee(out, lines), Tee(err, lines)
     try:

@@ -15,9 +15,19 @@ from checker.printed import LINES, WIDTH, Lines, Tee, lines_of, recording
 from checker.verdicts import junit_xml, verdict_dict
 from checker.watch import WatchSession
 
-# alpha: add passes (after printing), mul prints a flood, a very long line, markup, then fails.
+# alpha: add passes (after printing), mul prints a flood, a very long line, markup, then fails;
+# at import, the file points sys.stdout and sys.stderr at a stream of its own.
 PRINTS_THEN_FAILS = """
 import sys
+
+class Swallow:
+    def write(self, text):
+        return len(text)
+
+    def flush(self):
+        pass
+
+sys.stdout = sys.stderr = Swallow()  # the judge puts its own streams back after the import
 
 def add(a, b):
     print("add is fine", a, b)
@@ -73,6 +83,7 @@ def test_a_failing_checks_prints_are_kept_cold_and_warm(judge_file):
     assert len(mul.output) == LINES and all(len(line) <= WIDTH for line in mul.output)
     assert mul.output[-1] == "[red]mul[/red] is\\x1b[2J about to fail"
     assert mul.output[-2] == "y" * (WIDTH - 1) + "…" and mul.output[-3] == "noise 4999"
+    assert "about to fail" in result.output_tail  # written to the judge's stream, not the file's
 
 
 def outcome(kata, printed: tuple[str, ...], total: int,
