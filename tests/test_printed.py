@@ -114,6 +114,10 @@ def test_json_and_junit_carry_them(tiny_catalog):
     json.dumps(data)
     xml = junit_xml([("alpha", data)])
     assert "<system-out>Printed during this check (1 line):\n  | hello &lt;&amp;&gt;</system-out>" in xml
+    from junitparser import JUnitXml
+
+    add, mul = (case for suite in JUnitXml.fromstring(xml) for case in suite)
+    assert add.system_out is None and mul.system_out.endswith("  | hello <&>")
 
 
 def test_a_report_is_bounded_again_when_read(tiny_catalog):
