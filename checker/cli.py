@@ -210,7 +210,7 @@ def check(app: App, name: str | None, file_: Path | None, seed: int | None, verb
         _warn_if_not_shipped(kata)
         result = run_checks(kata, file_.resolve(), seed=seed, use_worker=_worker_dir(ws))
         show(domain.CheckOutcome(kata, file_, result, recorded=False))
-        _warm_next_time(ws)
+        _warm_next_time(ws, result)
         sys.exit(_exit_code(result))
     progress = app.progress(write=True)
     kata = app.kata(name) or domain.resolve_kata(app.ws, progress, None)
@@ -222,18 +222,21 @@ def check(app: App, name: str | None, file_: Path | None, seed: int | None, verb
         app.render.show_result(app.out, outcome.result, file=path)
         sys.exit(130)
     show(outcome)
-    _warm_next_time(app.ws)
+    _warm_next_time(app.ws, outcome.result)
     sys.exit(1 if outcome.write_error else _exit_code(outcome.result))
 
 
-def _warm_next_time(ws) -> None:
+def _warm_next_time(ws, result) -> None:
     """After the verdict: start the workspace's check worker in the background if none runs,
-    so the next `kata check` is warm. Off with KATA_NO_WORKER=1 or `kata stop --off`."""
+    so the next `kata check` is warm. Off with KATA_NO_WORKER=1 or `kata stop --off`. A
+    verdict the worker gave needs no ping (it would wait while the worker re-arms)."""
     import os
 
     from checker import worker
 
     if ws is None or os.environ.get("KATA_NO_WORKER") or not ws.warm_worker:
+        return
+    if result.extra.get("worker"):
         return
     if not worker.is_running(ws.state_dir):
         worker.spawn(ws.state_dir)

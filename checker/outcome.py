@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from checker.catalog import Kata
+from checker.printed import received
 
 OUTPUT_TAIL_BYTES = 4000
 DUMP_BYTES = 256 * 1024  # where a stack dump is looked for
@@ -27,6 +28,8 @@ class ExerciseResult:
     duration: float = 0.0
     checks: int = 0
     failed_checks: int = 0
+    output: tuple[str, ...] = ()  # the last lines its failing check printed (checker.printed)
+    output_lines: int = 0  # how many lines that check printed in all
 
     @property
     def ok(self) -> bool:
@@ -67,11 +70,12 @@ def _exercise(name: str, e: dict | None) -> ExerciseResult:
         status, message = "failed", f"the report gave this exercise an unknown status ({status!r})"
     elif status == "failed" and not message:
         message = "a check of this exercise failed without saying why"
+    printed = received(e.get("output"), e.get("output_lines")) if status == "failed" else ((), 0)
     return ExerciseResult(
         name=name, status=status, message=message,
         diagnosis=tuple((d["id"], d["misconception"]) for d in e.get("diagnosis", ())),
         duration=e.get("duration", 0.0), checks=e.get("checks", 0),
-        failed_checks=e.get("failed_checks", 0))
+        failed_checks=e.get("failed_checks", 0), output=printed[0], output_lines=printed[1])
 
 
 def from_report(kata: Kata, report: dict, duration: float, output_tail: str = "") -> CheckResult:

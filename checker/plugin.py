@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from checker.printed import lines_of, recording
 from checker.report import REPORT_VERSION, check_id, summarize, write_json
 from checker.sandbox.errors import TamperError
 from checker.sandbox.session import seal, tampered
@@ -36,6 +37,7 @@ _STATE = pytest.StashKey[dict]()
 _INDEX = pytest.StashKey[int]()  # a check's position in the whole collected session
 _ENTRY = pytest.StashKey[dict]()  # a check's entry in the report, once it has one
 _COUNTS = pytest.StashKey[dict]()  # calls into learner code per function, for the diagnosis
+_PRINTED = pytest.StashKey[tuple]()  # the last lines the check's call printed (checker.printed)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -98,6 +100,7 @@ def begin_run(config: pytest.Config, *, impl: str | Path, seed: int | None, repo
         "diagnose_budget": diagnose_budget,
         "armed": armed or {"wait": 0.0, "prepared": {}},
         "only": only,
+        "streams": (sys.stdout, sys.stderr),  # the judge's, before learner code loads
     })
     seal(kata=_state(config)["kata"], impl=_state(config)["impl_path"], report=report)
 
@@ -149,6 +152,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         state["load_error"] = {"message": str(exc), "line": exc.line}
     except Exception as exc:  # a forbidden API at import time, and the like
         state["load_error"] = {"message": f"{type(exc).__name__}: {exc}", "line": None}
+    sys.stdout, sys.stderr = state["streams"]  # what the judge writes never reaches learner code
 
 
 def check_seed(config: pytest.Config, nodeid: str) -> int:
@@ -239,7 +243,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         problem = late or problem
     if problem is None or (entry["outcome"] == "failed" and not tamper):
         return  # the first problem is the one to read, unless the judge itself was changed
-    entry.update(outcome="failed", message=problem)
+    output, total = item.stash.get(_PRINTED, ([], 0))
+    entry.update(outcome="failed", message=problem, output=output, output_lines=total)
     if (report.failed and report.when == "call" and exercise and not _timed_out(call)
             and item.config.getoption("--kata-diagnose")):
         entry["diagnosis"] = _diagnose(item, exercise, signature(call.excinfo.value), state)
@@ -280,17 +285,20 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     """A deep traceback (unbounded recursion) is cut before pytest and the report read it;
-    with diagnosis on, the calls into learner code are counted per function."""
+    what the call prints is kept (its last lines, for a failure); with diagnosis on, the calls
+    into learner code are counted per function."""
     import contextlib
 
-    counted = _state(item.config) is not None and item.config.getoption("--kata-diagnose")
+    state = _state(item.config)
+    counted = state is not None and item.config.getoption("--kata-diagnose")
     if counted:
         from checker.diagnosis import counting
 
         counter = counting()
     else:
         counter = contextlib.nullcontext({})
-    with counter as counts:
+    printing = recording(*state["streams"]) if state is not None else contextlib.nullcontext()
+    with counter as counts, printing as held:
         try:
             return (yield)
         except BaseException as exc:
@@ -301,6 +309,8 @@ def pytest_runtest_call(item: pytest.Item):
         finally:
             if counted:
                 item.stash[_COUNTS] = dict(counts)
+            if held is not None:
+                item.stash[_PRINTED] = lines_of(held)
 
 
 def _timed_out(call: pytest.CallInfo) -> bool:

@@ -133,6 +133,7 @@ class ExerciseItem(pytest.Item):
         exercise = next((e for e in result.exercises if e.name == self.name), None)
         if exercise is not None and exercise.ok:
             return
+        from checker.printed import as_text
         from checker.verdicts import exercise_message
 
         if exercise is None:
@@ -141,6 +142,8 @@ class ExerciseItem(pytest.Item):
         if exercise.diagnosis:
             mid, text = exercise.diagnosis[0]
             message += f"\nThis looks like a known misconception ({mid}): {text}"
+        if exercise.output:
+            message += "\n" + as_text(exercise.output, exercise.output_lines)
         raise ExerciseFailed(message)
 
     def repr_failure(self, excinfo, style=None):

@@ -25,7 +25,7 @@ STATE_STYLE = {"done": "[green]done[/]", "current": "[bold cyan]current[/]", "lo
 # anything else it cannot encode becomes "?": never a UnicodeEncodeError.
 ASCII = str.maketrans({"✓": "+", "✗": "x", "–": "-", "—": "-", "─": "-", "█": "#", "░": ".",
                        "·": "|", "×": "x", "•": "*", "→": "->", "≤": "<=", "≥": ">=",
-                       "…": "...", "‘": "'", "’": "'", "“": '"', "”": '"'})
+                       "…": "...", "‘": "'", "’": "'", "“": '"', "”": '"', "│": "|"})
 
 
 def utf8_terminal(stream) -> bool:
@@ -170,7 +170,9 @@ def show_findings(out: Console, findings: list) -> None:
 
 
 def show_result(out: Console, result: CheckResult, *, file: Path | None = None,
-                verbose: bool = False) -> None:
+                verbose: bool = False, printed: int | None = None) -> None:
+    """The verdict: a line per exercise, then the first failure (every failure with
+    ``verbose``) with the last lines its check printed (at most ``printed`` of them)."""
     header = f"[bold]{escape(result.kata)}[/]"
     if file is not None:
         header += f"  {path_link(file, rel(file))}"
@@ -208,9 +210,22 @@ def show_result(out: Console, result: CheckResult, *, file: Path | None = None,
             out.print(f"[bold yellow]This looks like a known misconception[/] "
                       f"[dim]({escape(mistake_id)})[/]{several}: {escape(misconception)}")
             out.print("[yellow]  Reconsider that idea before changing anything else.[/]")
+        show_printed(out, e.output[max(0, len(e.output) - printed):] if printed is not None
+                     else e.output, e.output_lines)
     if result.output_tail.strip() and result.status == "failed" and verbose:
         out.print("[dim]Output:[/]")
         out.print(Text(result.output_tail.rstrip()[-2000:], style="dim"))
+
+
+def show_printed(out: Console, lines: tuple[str, ...], total: int) -> None:
+    """What a failing check printed: plain text (never markup), one terminal line each."""
+    from checker.printed import heading
+
+    if not lines or not total:
+        return
+    out.print(f"[dim]{escape(heading(len(lines), total))}[/]")
+    for line in lines:
+        out.print(Text.assemble(("  │ ", "dim"), line), no_wrap=True, overflow="ellipsis")
 
 
 def _first_line(message: str) -> str:
@@ -229,8 +244,9 @@ def replay_command(outcome: CheckOutcome) -> str:
     return f"kata check {r.kata}{extra} --seed {r.seed}"
 
 
-def show_check_outcome(out: Console, outcome: CheckOutcome, *, verbose: bool = False) -> None:
-    show_result(out, outcome.result, file=outcome.file, verbose=verbose)
+def show_check_outcome(out: Console, outcome: CheckOutcome, *, verbose: bool = False,
+                       printed: int | None = None) -> None:
+    show_result(out, outcome.result, file=outcome.file, verbose=verbose, printed=printed)
     r = outcome.result
     out.print()
     if r.passed:

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from checker.printed import as_text
+
 if TYPE_CHECKING:
     from checker.outcome import CheckResult
 
@@ -32,10 +34,11 @@ def exercise_message(result: CheckResult, exercise) -> str:
 
 def exercise_rows(result: CheckResult) -> list[dict]:
     rows = [{"name": e.name, "passed": e.ok, "status": e.status,
-             "message": exercise_message(result, e)} for e in result.exercises]
+             "message": exercise_message(result, e), "output": list(e.output),
+             "output_lines": e.output_lines} for e in result.exercises]
     if not rows and not result.passed:  # a crash or timeout before any exercise reported
         rows = [{"name": "(run)", "passed": False, "status": result.status,
-                 "message": result.message}]
+                 "message": result.message, "output": [], "output_lines": 0}]
     return rows
 
 
@@ -57,7 +60,8 @@ def verdict_dict(result: CheckResult, *, exercises: Iterable[str] = ()) -> dict:
     for name in exercises:
         if name not in seen:
             rows.append({"name": name, "passed": False, "status": result.status,
-                         "message": result.message or "not judged"})
+                         "message": result.message or "not judged", "output": [],
+                         "output_lines": 0})
     rows = [r for r in rows if r["name"] != "(run)"] or rows
     return {
         "schema": VERDICT_SCHEMA,
@@ -137,6 +141,9 @@ def junit_xml(suites: list[tuple[str, dict]]) -> str:
                 node = ET.SubElement(case, tag, {"message": first_line[0] if first_line else tag,
                                                  "type": v["status"]})
                 node.text = e["message"]
+                if e.get("output"):
+                    ET.SubElement(case, "system-out").text = as_text(e["output"],
+                                                                     e.get("output_lines", 0))
         totals["tests"] += len(v["exercises"])
         totals["failures"] += 0 if errored else failures
         totals["errors"] += failures if errored else 0

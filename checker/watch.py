@@ -89,7 +89,7 @@ class WatchSession:
 
     def redraw(self) -> None:
         """The last verdict, fitted to the terminal (exercise lines first, then as much of
-        the first failure as fits; v shows it whole)."""
+        the first failure as fits, what its check printed going first; v shows it whole)."""
         self.out.clear()
         if self.last is None:
             return
@@ -97,16 +97,24 @@ class WatchSession:
         if self.full or not self.out.is_terminal or height < 10:
             self.render.show_check_outcome(self.out, self.last)
         else:
-            with self.out.capture() as captured:
-                self.render.show_check_outcome(self.out, self.last)
-            lines = captured.get().rstrip("\n").split("\n")
-            room = height - 6  # the footer's lines
-            if len(lines) > room:
-                lines = [*lines[:room - 1], "… press v to see the whole failure"]
             from rich.text import Text
 
+            room = height - 6  # the footer's lines
+            lines = self._rendered(printed=0)
+            first = self.last.result.first_failure()
+            spare = room - len(lines) - 1  # the printed lines' heading
+            if first is not None and first.output and spare > 0:
+                lines = self._rendered(printed=min(spare, len(first.output)))
+            if len(lines) > room:
+                lines = [*lines[:room - 1], "… press v to see the whole failure"]
             self.out.print(Text.from_ansi("\n".join(lines)))
         self.footer()
+
+    def _rendered(self, printed: int) -> list[str]:
+        """The verdict's terminal lines, with at most ``printed`` lines of printed output."""
+        with self.out.capture() as captured:
+            self.render.show_check_outcome(self.out, self.last, printed=printed)
+        return captured.get().rstrip("\n").split("\n")
 
     def on_key(self, key: str) -> bool:
         """Handle one key; False means quit."""

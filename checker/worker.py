@@ -126,9 +126,12 @@ def try_run(state_dir: Path, kata: Kata, impl: Path, *, seed: int | None, diagno
         duration = time.perf_counter() - start
         seed = int(reply.get("seed", seed or 0))
         if reply.get("timed_out"):
-            return timed_out(kata, seed, impl, wall, output, duration)
-        return outcome_from_files(kata, seed, impl, report, output, reply.get("returncode"),
-                                  duration)
+            result = timed_out(kata, seed, impl, wall, output, duration)
+        else:
+            result = outcome_from_files(kata, seed, impl, report, output,
+                                        reply.get("returncode"), duration)
+        result.extra["worker"] = True  # judged by a worker that answered: it is running
+        return result
 
 
 @contextlib.contextmanager
