@@ -2,13 +2,10 @@
 
 Every tensor produced by a differentiable op on tensors that require grad remembers how it
 was made: ``t.grad_fn`` is a node of the backward graph (``MulBackward0``, ``SinBackward0``,
-...). ``node.next_functions`` is a tuple of ``(node_or_None, input_nr)`` pairs, one per input
-of the op: the nodes that the gradient flows to next. The graph ends in ``AccumulateGrad``
-nodes, one per leaf tensor that requires grad; ``acc.variable`` is that leaf. An input that
-does not require grad appears as ``(None, 0)``.
+...). `kata lesson` shows how those nodes link up and where the graph ends.
 
-In this kata you read that graph, predict its flags (requires_grad, is_leaf,
-is_inference), keep the gradients of intermediate tensors, and cut a graph on purpose.
+In this kata you walk that graph, keep the gradients of intermediate tensors, predict the
+autograd flags of a program's tensors, and cut a graph on purpose.
 
 Rules: ``torch.autograd.grad`` is off-limits while your functions run; gradients come from
 ``.backward()`` and the graph itself.
@@ -61,10 +58,10 @@ def retained_grads(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torc
     a times w2 ((n, m) @ (m, p) -> (n, p)). Backpropagate ``upstream`` (y's shape) from y once.
 
     Return a dict with the keys "x", "w1", "b1", "w2", "h", "a", "y", each mapped to that
-    tensor's ``.grad`` as it is after the backward. Leaves get their ``.grad``
-    filled by backward; non-leaf tensors (h, a, y) only keep theirs if you ask for it before
-    backward. ``x`` may not require grad: then its ``.grad`` stays None — do not change its
-    ``requires_grad``.
+    tensor's ``.grad`` after the backward: the gradient of the backward's result with respect
+    to it (a tensor of its shape), for the intermediate tensors h, a, y as for the leaves.
+    ``x`` may not require grad: then its entry is None — do not change its ``requires_grad``.
+    The leaves' entries are their ``.grad`` tensors themselves.
 
     Example:
         >>> n, k, m, p = 2, 3, 4, 5

@@ -8,6 +8,7 @@ y (the gradient of some scalar loss with respect to y), each op's backward retur
 Write those vector–Jacobian products (VJPs) by hand with ordinary tensor algebra, then use a
 VJP as a building block: assemble a full Jacobian from VJPs, and get a Jacobian–vector
 product (JVP) out of two VJPs.
+Every function returns new tensors and leaves its arguments as they were.
 
 Rules: no autograd in your code. A backward pass your functions start raises, whatever
 starts it (``Tensor.backward``, ``torch.autograd.grad``, ``torch.func``,
@@ -90,8 +91,7 @@ def layer_norm_vjp(
 
     The statistics (mean and biased variance) are taken over the trailing
     ``len(normalized_shape)`` dims of x; weight and bias have shape ``normalized_shape``.
-    Return ``(grad_x, grad_weight, grad_bias)``, each shaped like its input. Remember that the
-    mean and the variance depend on x too.
+    Return ``(grad_x, grad_weight, grad_bias)``, each shaped like its input.
 
     Example:
         >>> x = torch.tensor([[1.0, 3.0]])
@@ -135,10 +135,9 @@ def jvp_by_double_vjp(
     """The Jacobian–vector product J u of f at x (shaped like f(x)), from two VJPs.
 
     ``u`` is shaped like x. ``vjp(fn, primal, cotangent)`` is the only differentiation you
-    get: it returns ``cotangent^T (d fn / d primal)`` at ``primal``, and its result is itself
-    differentiable with respect to ``cotangent`` (it is built with create_graph=True).
-    ``cotangent`` must be shaped like ``fn(primal)``. Call ``vjp`` exactly twice: building the
-    whole Jacobian to multiply it by u is what this trick avoids.
+    get: it returns ``cotangent^T (d fn / d primal)`` at ``primal`` for any ``fn`` made of
+    torch ops, one that calls ``vjp`` itself included; ``cotangent`` must be shaped like
+    ``fn(primal)``. Call ``vjp`` exactly twice, and never build the Jacobian.
 
     Example (f(x) = A @ x, so J = A and the answer is A @ u):
         >>> A = torch.tensor([[1., 2.], [3., 4.]])

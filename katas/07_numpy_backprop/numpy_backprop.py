@@ -1,8 +1,7 @@
 """Kata 07 — numpy_backprop: manual backprop in NumPy, no torch at all.
 
-Autograd is bookkeeping you can do by hand: run the forward pass keeping every intermediate,
-then walk back from the loss, turning each op's output gradient into its input gradients
-(the VJPs of the previous kata) and ADDING the contributions wherever a value was used twice.
+Autograd is bookkeeping you can do by hand; here you do it, in NumPy, for a small network
+(`kata lesson` shows the bookkeeping).
 
 The network used throughout, for a batch x of shape (N, D) and integer class targets (N,):
 
@@ -13,7 +12,8 @@ The network used throughout, for a batch x of shape (N, D) and integer class tar
            + 0.5 * weight_decay * (sum(W1 ** 2) + sum(W2 ** 2))
 
 Layers follow torch.nn.Linear's convention: a weight is (out_features, in_features).
-Everything is float64; return plain numpy.ndarray results (and Python floats for losses).
+Everything is float64; return plain numpy.ndarray results (and Python floats for losses),
+new arrays every time: no function modifies its arguments.
 
 Rules: this file may not import torch, anywhere, even inside a function — the checks compare
 your gradients with torch's autograd (retain_grad on every intermediate), to a relative error

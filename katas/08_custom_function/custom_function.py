@@ -2,20 +2,11 @@
 
 A Function is a node you add to autograd's graph yourself: you say how to compute the output
 (forward), what to keep for later (setup_context) and how to turn the output's gradient into
-the inputs' gradients (backward). Use the modern form, which also works under torch.func:
-
-    class MyFn(torch.autograd.Function):
-        @staticmethod
-        def forward(x, k):                       # no ctx here; runs without building a graph
-            ...
-        @staticmethod
-        def setup_context(ctx, inputs, output):  # inputs is the tuple of forward's arguments
-            ...                                  # ctx.save_for_backward(...), ctx.k = k, ...
-        @staticmethod
-        def backward(ctx, grad_output):          # one gradient per forward OUTPUT
-            ...                                  # return one gradient per forward INPUT
-
-    y = MyFn.apply(x, 3)                         # never MyFn.forward(...) directly
+the inputs' gradients (backward). Each class below is one exercise, in the modern form (a
+``forward`` without ctx, then ``setup_context``) that also works under torch.func; `kata
+lesson` shows it. Callers use ``MyFn.apply(...)``; every Function here must give the
+gradients torch's own ops give, under ``.backward()`` and under ``torch.func`` alike, and
+returns new tensors without modifying its inputs.
 
 Rules: torch.logsumexp (and Tensor.logsumexp, torch.special.logsumexp, and logcumsumexp,
 whose last entry is the same thing) are off-limits — LogSumExp is yours to make stable. Everything else in torch is fine.
@@ -61,11 +52,12 @@ class StraightThroughRound(Function):
 
 
 class OutputSavingSigmoid(Function):
-    """sigmoid(x) that saves its OUTPUT for backward, not its input.
+    """sigmoid(x) whose backward needs nothing but its OUTPUT y: the one tensor it saves.
 
-    sigmoid'(x) = y * (1 - y) with y = sigmoid(x), so the output is all backward needs — no
-    recomputation of exp. Save it with ctx.save_for_backward (never as a ctx attribute): then
-    autograd can tell when someone modifies y in place before backward runs.
+    - The single saved tensor is y itself (not x, not a copy), and backward recomputes no exp.
+    - If y is modified in place before backward, backward raises autograd's RuntimeError about
+      a tensor "modified by an inplace operation" instead of using the stale values.
+    - backward can itself be differentiated (gradgradcheck passes), as torch.sigmoid's can.
 
     Shapes: x of any shape -> same shape.
 
@@ -125,8 +117,10 @@ class LogSumExp(Function):
 class MatMul(Function):
     """a @ b for 2-D a (n, k) and b (k, m), whose backward computes only what is needed.
 
-    ctx.needs_input_grad is a tuple of bools, one per forward input: whether autograd needs
-    that input's gradient. A gradient nobody needs costs a whole matmul; return None instead.
+    backward returns ``(grad_a, grad_b)``; an entry is None exactly when autograd does not
+    need that input's gradient (e.g. b does not require grad), and then costs no matmul.
+    If a or b is modified in place before backward, backward raises instead of using stale
+    values.
 
     Shapes: a (n, k), b (k, m) -> (n, m).
 
@@ -154,10 +148,10 @@ class MatMul(Function):
 class MaxWithOneHot(Function):
     """The max along ``dim`` and a one-hot float mask of where it is (the argmax).
 
-    The mask has x's shape and dtype. It is data about the input, not a function you can
-    differentiate: mark it with ctx.mark_non_differentiable so it does not require grad.
-    (An integer output, such as argmax's indices, is never differentiable; a float one is
-    unless you say so.) The values' gradient goes to the winning element of each slice.
+    The mask has x's shape and dtype: 1.0 at the argmax of each slice along ``dim`` (the
+    FIRST maximal element when several tie, as torch.argmax picks), 0.0 elsewhere. It is
+    data about the input: it does not require grad and has no grad_fn, while ``values``
+    does. x's gradient is the one ``x.max(dim).values`` would give it.
 
     Shapes: x (d0, ..., dk), dim -> (values: x's shape without dim, onehot: x's shape).
 
@@ -190,9 +184,9 @@ class MaxWithOneHot(Function):
 class Softplus(Function):
     """softplus(x) = log(1 + exp(x)), stable, whose backward can itself be differentiated.
 
-    softplus'(x) = sigmoid(x). Write backward with differentiable torch ops on tensors from
-    ctx.saved_tensors, so that autograd can differentiate it again (create_graph=True,
-    gradgradcheck, torch.func.grad(torch.func.grad(...))).
+    Finite and exact for entries of any size (x = 800 gives 800, not inf). Second derivatives
+    must be right too: with ``create_graph=True``, under ``gradgradcheck`` and under
+    ``torch.func.grad(torch.func.grad(...))``.
 
     Shapes: x of any shape -> same shape.
 
@@ -202,8 +196,8 @@ class Softplus(Function):
         tensor([6.9315e-01, 8.0000e+02], dtype=torch.float64,
                grad_fn=<SoftplusBackward>)
         >>> (g,) = torch.autograd.grad(Softplus.apply(x).sum(), x, create_graph=True)
-        >>> g                                      # sigmoid(x), with a grad_fn
-        tensor([0.5000, 1.0000], dtype=torch.float64, grad_fn=<MulBackward0>)
+        >>> g                                      # a gradient with a graph of its own
+        tensor([0.5000, 1.0000], dtype=torch.float64, grad_fn=<...>)
         >>> torch.autograd.grad(g.sum(), x)
         (tensor([0.2500, 0.0000], dtype=torch.float64),)
     """

@@ -53,19 +53,18 @@ def call_node(node, grad_outputs: list) -> list:
     """Run one non-leaf node on the gradients of its outputs; say where each result goes.
 
     ``grad_outputs`` holds one gradient per output of the forward op (None where nothing
-    arrived). ``node(*grad_outputs)`` returns one gradient per entry of node.next_functions —
-    a tuple, or a bare tensor when there is a single entry. Return a list of
-    (next_node, input_nr, grad) for those entries, in order, skipping edges whose next_node is
-    None and gradients that come back None.
+    arrived). Return a list of (next_node, input_nr, grad), one per entry of
+    node.next_functions, in order, leaving out edges whose next_node is None and gradients
+    that come back None. What the engine guarantees the next node, you guarantee here:
 
-    Two more things the engine does here (engine.cpp: validate_outputs):
-    - a node does not undo broadcasting: for y = a + bias, the gradient for bias comes back
-      with y's shape. Sum it down to the shape the next node expects for that input,
-      next_node._input_metadata[input_nr].shape (Tensor.sum_to_size does exactly that);
-    - without create_graph, nodes run with grad mode off: the gradients carry no history.
+    - each ``grad`` has exactly the shape that next_node expects for that input,
+      ``next_node._input_metadata[input_nr].shape`` (see the broadcast bias below);
+    - no ``grad`` carries autograd history (no grad_fn), as in a backward without
+      create_graph.
+
     If every grad_output is None, nothing flows: return [] without calling the node. (This
-    kata's rule. engine.cpp counts dependencies from the graph's structure and does call such
-    a node, with undefined gradients; the results are the same.)
+    kata's rule. engine.cpp does call such a node, with undefined gradients; the results are
+    the same.)
 
     Example:
         >>> a = torch.randn(2, 3, requires_grad=True); c = torch.randn(2, 3)
@@ -106,11 +105,11 @@ def accumulate_grad(node, grad: torch.Tensor) -> None:
 def backward(tensor: torch.Tensor, gradient: torch.Tensor | None = None) -> None:
     """Your ``tensor.backward(gradient)``: fill .grad of every leaf the graph reaches.
 
-    Seed the root (tensor.grad_fn) with ``gradient`` (ones for a scalar when None). Walk the
-    nodes in topological order; keep, per node, one slot per forward output
-    (len(node._input_metadata)); sum every gradient that arrives for the same slot (a tensor
-    used twice, diamonds); run each node once with its summed slots, and hand what reaches an
-    AccumulateGrad node to accumulate_grad. Your three functions above are the parts.
+    The leaves' ``.grad`` end up as ``tensor.backward(gradient)`` leaves them, for any graph:
+    tensors used twice, diamonds, ops with several outputs (``tensor`` may be any one of
+    them). ``gradient`` has ``tensor``'s shape; None means ones, allowed only when ``tensor``
+    has one element (otherwise RuntimeError). Every node of the graph is called at most once,
+    as the real engine does. Returns None.
 
     Example:
         >>> x = torch.tensor([1.0, 2.0], requires_grad=True)

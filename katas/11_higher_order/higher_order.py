@@ -1,15 +1,14 @@
 """Kata 11 — higher_order: differentiating gradients (create_graph=True).
 
-A gradient returned by ``torch.autograd.grad(y, x)`` is a plain constant. Pass
-``create_graph=True`` and autograd records the backward computation itself as a graph: the
-gradient gets a grad_fn and can be differentiated again. Second derivatives, Hessian-vector
-products, gradient penalties and meta-learning all rest on that one flag.
+Second derivatives, Hessian-vector products, gradient penalties and meta-learning all need
+a gradient that can itself be differentiated. `kata lesson` shows how autograd gives one.
 
 Rules: torch.func (grad, vjp, jvp, jacrev, jacfwd, hessian, ...) and
 torch.autograd.functional (hvp, vhp, hessian, jacobian, ...) are off-limits — build
 everything with ``torch.autograd.grad``. The checks use torch.func as the oracle.
-Never change the caller's tensors: work on ``x.detach().requires_grad_()``. Return results
-without a graph (only the inner gradients need ``create_graph=True``).
+Never change the caller's tensors: their values, ``requires_grad`` and ``.grad`` stay as
+they were. Results are new tensors of the caller's dtype and carry no graph (they do not
+require grad), except gradient_penalty's, which must.
 Run `kata check` to judge this file, `kata hint` when stuck.
 """
 
@@ -80,9 +79,9 @@ def meta_gradient(
 ) -> torch.Tensor:
     """d val_loss(w_k) / d w, through ``steps`` inner SGD steps on ``train_loss`` (MAML).
 
-    w_0 = w;  w_{i+1} = w_i - lr * d train_loss(w_i) / d w_i;  return d val_loss(w_steps) / d w_0.
-    Each inner gradient depends on w, so the result contains second-order terms (Hessians of
-    train_loss). The first-order approximation d val_loss / d w_steps is NOT the answer.
+    w_0 = w;  w_{i+1} = w_i - lr * d train_loss(w_i) / d w_i;  return d val_loss(w_steps) / d w_0,
+    shaped like w, exact (the first-order approximation d val_loss / d w_steps is NOT the
+    answer). ``steps`` may be 0.
 
     Example:
         >>> train = lambda w: (w**2).sum(); val = lambda w: w.sum()    # w_1 = (1 - 2*lr) * w

@@ -15,7 +15,7 @@ Run `kata check` to judge this file, `kata hint` when stuck.
 
 from __future__ import annotations
 
-import math  # noqa: F401  (you will want math.cos and math.pi)
+import math  # noqa: F401
 from collections.abc import Iterable
 
 import torch
@@ -47,10 +47,11 @@ def clip_grad_norm_(
 ) -> torch.Tensor:
     """Scale every gradient IN PLACE so that their total norm is at most ``max_norm``.
 
-    Exactly like ``torch.nn.utils.clip_grad_norm_``: ``coef = max_norm / (total + 1e-6)``,
-    clamped to at most 1.0, multiplies each existing ``.grad`` (same tensor, same storage —
-    optimizers and hooks hold references to it). None grads stay None. Return the total norm
-    from BEFORE clipping, as a 0-dim tensor.
+    The same gradients as ``torch.nn.utils.clip_grad_norm_`` leaves (its 1e-6 guard against
+    a zero norm included: see the example), and in place: each ``.grad`` stays the same
+    tensor on the same storage (optimizers and hooks hold references to it). Gradients whose
+    total norm is within ``max_norm`` keep their values; None grads stay None. Return the
+    total norm from BEFORE clipping, as a 0-dim tensor.
 
     Example:
         >>> w = torch.zeros(2, requires_grad=True)
@@ -68,12 +69,12 @@ def warmup_cosine_lr(
 ) -> float:
     """The learning rate at ``step`` of a linear warmup followed by a cosine decay.
 
-    * ``step < warmup_steps``: ``base_lr * step / warmup_steps`` (0 at step 0);
-    * otherwise, with ``progress = (step - warmup_steps) / (total_steps - warmup_steps)``
-      capped at 1: ``min_lr + (base_lr - min_lr) * (1 + cos(pi * progress)) / 2``.
+    * warmup: a straight line from 0 at step 0 up to ``base_lr`` at ``warmup_steps``;
+    * decay: half a period of a cosine, from ``base_lr`` at ``warmup_steps`` down to
+      ``min_lr`` at ``total_steps`` (halfway between the two at the middle step);
+    * ``min_lr`` from ``total_steps`` on.
 
-    So the lr is ``base_lr`` exactly at the end of warmup and ``min_lr`` from ``total_steps``
-    on. ``warmup_steps`` may be 0; ``total_steps > warmup_steps``. Return a Python float.
+    ``warmup_steps`` may be 0; ``total_steps > warmup_steps``. Return a Python float.
 
     Example:
         >>> [round(warmup_cosine_lr(s, 1.0, 2, 6), 4) for s in range(8)]
@@ -87,14 +88,14 @@ class WarmupCosine:
 
     Same protocol as ``torch.optim.lr_scheduler.LambdaLR``:
 
-    * ``__init__`` records each group's base lr as ``group.setdefault("initial_lr",
-      group["lr"])`` (so a group that already carries ``initial_lr`` — e.g. from a loaded
-      optimizer checkpoint — keeps its original base), sets the step counter to 0 and writes
-      the step-0 lr into every group;
-    * ``step()`` advances the counter by one, then writes that step's lr into every group;
+    * right after construction, every group's ``"lr"`` is the step-0 lr;
+    * after the n-th ``step()``, every group's ``"lr"`` is the step-n lr;
     * ``get_last_lr()`` returns the lrs last written, one float per group.
 
-    Each group follows the schedule with its own base lr; ``min_lr`` is shared.
+    Each group follows the schedule from its own base lr; ``min_lr`` is shared. A group's
+    base lr is its ``"initial_lr"`` when it already has one (an optimizer loaded from a
+    checkpoint), else its ``"lr"`` at construction; either way the group carries
+    ``"initial_lr"`` afterwards, as with every torch scheduler.
 
     Example:
         >>> opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)

@@ -13,7 +13,7 @@ Run `kata check` to judge this file, `kata hint` when stuck.
 
 from __future__ import annotations
 
-import math  # noqa: F401  (math.inf is a good "best so far")
+import math  # noqa: F401
 from collections.abc import Callable, Iterable
 
 import torch
@@ -31,11 +31,11 @@ def train_epoch(
 ) -> list[float]:
     """One pass over ``loader``: one optimizer step per batch. Return each batch's loss.
 
-    Put the model in training mode, then for every ``(inputs, targets)`` batch: zero the
-    gradients, run the forward pass, compute ``loss_fn(outputs, targets)``, backpropagate,
-    step the optimizer. The model may arrive with stale ``.grad`` from earlier code, so
-    gradients must be cleared before each backward. Return the losses as Python floats
-    (``loss.item()``), not as tensors that keep their graphs alive.
+    Each ``(inputs, targets)`` batch gets one forward pass of the model in training mode (it
+    may arrive in eval mode), one ``loss_fn(outputs, targets)``, one backward and one
+    ``optimizer.step()``, in that order, and the step uses exactly that batch's gradient
+    (the model may arrive holding stale ``.grad`` from earlier code). Return the losses as
+    Python floats, not as tensors that keep their graphs alive.
 
     Example:
         >>> model = nn.Linear(3, 1)
@@ -53,12 +53,12 @@ def evaluate(
 ) -> float:
     """The mean loss over every SAMPLE in ``loader``, in eval mode, without autograd.
 
-    Dropout must be off and batch norm must use (not update) its running statistics, so
-    every submodule runs in eval mode; no graph is recorded (``torch.no_grad()`` or
-    ``torch.inference_mode()``). ``loss_fn`` returns a batch's MEAN loss, and the last
-    batch may be smaller, so weight each batch by its size. Afterwards, leave every
-    submodule in the mode it had before (some may have been in eval mode on purpose, e.g. a
-    frozen batch norm inside a model that is training). Return a Python float.
+    Dropout is off and batch norm uses (never updates) its running statistics; no graph is
+    recorded. ``loss_fn`` returns a batch's MEAN loss, and batches may differ in size (see
+    the example). Afterwards every submodule is in the mode it had before (some may be in
+    eval mode on purpose, e.g. a frozen batch norm inside a model that is training), and
+    grad mode is as before, even when ``loss_fn`` raises (the exception reaches the caller).
+    Return a Python float.
 
     Example:
         >>> model = nn.Linear(1, 1)                       # predicts 0 everywhere:
@@ -81,12 +81,11 @@ def train_epoch_accumulated(
     """Gradient accumulation: one optimizer step per ``accum_steps`` micro-batches.
 
     Consecutive micro-batches form groups of ``accum_steps`` (the last group may be
-    shorter: ``len(loader)`` tells you). Each step must use the gradient of the MEAN loss
-    over its group's micro-batches, which is exactly the step a single big batch would take
-    when the micro-batches are the same size. So divide each micro-batch loss by the
-    number of micro-batches in its group before ``backward()``, step and clear the
-    gradients at the end of each group, including the short last one. Clear stale gradients
-    before the first backward. Return every micro-batch's unscaled loss as a float.
+    shorter; ``len(loader)`` works). Each group ends in one optimizer step, and that step
+    uses the gradient of the MEAN of its group's micro-batch losses: the step one big batch
+    would take when the micro-batches are the same size. Stale ``.grad`` the model arrives
+    with must not leak into the first step. Return every micro-batch's loss, as
+    ``loss_fn`` gave it, as a float.
 
     Example:
         >>> # 7 micro-batches, accum_steps=3: steps after micro-batches 2, 5 and 6
@@ -109,11 +108,10 @@ class EarlyStopping:
     * ``best`` (``math.inf`` at first), ``best_epoch`` (0-based index of the call that set
       ``best``; -1 at first) and ``bad_epochs`` (calls since the last improvement) are public
       attributes.
-    * ``step(val_loss, model)`` returns True once ``bad_epochs`` reaches ``patience``. On an
-      improvement it snapshots ``model.state_dict()``, and it must be a COPY, because the
-      dict that state_dict() returns holds the live parameter tensors, which keep training.
-    * ``restore(model)`` loads the snapshot back into the model's existing tensors
-      (``load_state_dict``), parameters and buffers alike.
+    * ``step(val_loss, model)`` returns True once ``bad_epochs`` reaches ``patience``.
+    * ``restore(model)`` puts back the weights the model had at the best call, parameters
+      and buffers alike, however much it trained since; the model keeps its own tensor
+      objects (an optimizer holding them still works).
 
     Example:
         >>> model = nn.Linear(2, 1)
@@ -146,11 +144,10 @@ def reproducible_run(
 ) -> tuple[list[float], dict[str, torch.Tensor]]:
     """A training run that is a pure function of ``seed``.
 
-    Build the model with ``make_model()`` (its initialisation draws from torch's global
-    generator, and so does its dropout while training), shuffle ``dataset`` into batches
-    of ``batch_size`` with a DataLoader, train with ``torch.optim.SGD(lr=lr)`` for
-    ``epochs`` epochs (your ``train_epoch``), and return every batch's loss and a copy of
-    the final ``state_dict()``.
+    Build the model with ``make_model()``, shuffle ``dataset`` into batches of
+    ``batch_size`` with a DataLoader, train with ``torch.optim.SGD(lr=lr)`` for ``epochs``
+    epochs (your ``train_epoch``), and return every batch's loss and the final
+    ``state_dict()``, as tensors that later training of anything cannot change.
 
     Requirements: the same seed gives bit-identical results whatever the caller did to the
     global generator before; another seed gives another initialisation AND another batch

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np  # noqa: F401  (np.random.SeedSequence mixes several ints into one seed)
+import numpy as np  # noqa: F401
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -69,8 +69,8 @@ def pad_collate(
       sequence ``b`` at the start, then ``pad_value`` (padding goes at the END);
     * ``"lengths"``: int64, shape ``(B,)``, the dtype ``pack_padded_sequence`` works in (it
       converts other dtypes itself) and the one that can index and slice;
-    * ``"mask"``: bool, shape ``(B, max L_b)``, True at real positions and False on padding.
-      Build it from the lengths: real data may contain ``pad_value`` too;
+    * ``"mask"``: bool, shape ``(B, max L_b)``, True at real positions and False on padding
+      (True also where real data happens to equal ``pad_value``);
     * ``"labels"``: the labels stacked into shape ``(B,)`` (ints become int64).
 
     Keep the batch's order.
@@ -100,8 +100,8 @@ def seeded_loader(
     * The same seed gives the same sequence of epochs, whatever else uses torch's global
       generator in between, and another seed gives other batches. Each epoch (each new
       ``iter(loader)``) is a new permutation.
-    * Do not touch the global generator: no ``torch.manual_seed`` in here, and nothing that
-      draws from it (a DataLoader without ``generator=`` draws from it on every ``iter()``).
+    * The global generator is left alone: building the loader and iterating it neither
+      seed it nor draw from it (its state afterwards is what it was before).
     * ``drop_last=True`` drops a last, incomplete batch. ``collate_fn`` and
       ``num_workers`` are passed through. With workers the batches must be the same as
       without.
@@ -118,13 +118,12 @@ def seeded_loader(
 class NoisyDataset(Dataset):
     """Wraps a dataset of ``(x, y)`` and adds Gaussian noise to ``x``, reproducibly.
 
-    ``ds[i]`` is ``(x + noise_std * n, y)`` where ``n`` (shape and dtype of ``x``) is drawn
-    from a ``torch.Generator`` seeded from the three numbers ``(seed, epoch, i)``. It is a
-    pure function of them: the same whatever order the indices are read in, in whichever
-    worker process, whatever the global generator did. Different indices, epochs or seeds
-    give different noise; beware of mixes like ``seed + epoch + i``, where (epoch 1, i=0)
-    gets the same seed as (epoch 0, i=1). ``set_epoch(e)`` selects the epoch (0 at first),
-    so that each epoch sees new noise.
+    ``ds[i]`` is ``(x + noise_std * n, y)`` where ``n`` is standard normal noise with the
+    shape and dtype of ``x``, a pure function of the three numbers ``(seed, epoch, i)``: the
+    same whatever order the indices are read in, in whichever worker process, whatever the
+    global generator did. Any two different triples give different noise, (epoch 1, i=0)
+    and (epoch 0, i=1) included. ``set_epoch(e)`` selects the epoch (0 at first). ``ds[i]``
+    returns a new tensor and leaves the base dataset's ``x`` untouched.
 
     Example:
         >>> from torch.utils.data import TensorDataset

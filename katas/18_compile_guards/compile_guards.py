@@ -23,19 +23,12 @@ def predict_compiles(shapes: list[tuple[int, ...]], dynamic: bool | None, limit:
     """How many times ``torch.compile(f, dynamic=dynamic)`` compiles ``f`` over these calls.
 
     ``f(x) = x.sin() + x.sum()`` is called once per shape in ``shapes``, in order, with a
-    float tensor of that shape. Nothing in ``f`` constrains the sizes, so only the rules of
-    dynamic shapes decide. All shapes of one sequence have the same number of dims, and the
-    sizes within one shape are distinct (so no two dims are ever unified).
-
-    - ``dynamic=False``: every graph is specialised to exact sizes.
-    - ``dynamic=True``: every size is symbolic from the start — except sizes 0 and 1, which
-      are always specialised.
-    - ``dynamic=None`` (the default, "automatic dynamic"): the first graph is exact; when a
-      call fails the guards because some sizes changed, dynamo recompiles with the dims whose
-      size has changed (compared with what it saw before) made symbolic, and keeps the others
-      exact. The older graphs stay in the cache.
-    - ``limit`` is ``torch._dynamo.config.recompile_limit``: once ``limit`` graphs exist for
-      ``f``, a call that fits none of them runs eagerly and compiles nothing.
+    float tensor of that shape, in a fresh process. Nothing in ``f`` constrains the sizes, so
+    only dynamo's rules for sizes decide (`kata lesson`: dynamic=False, True and None). All
+    shapes of one sequence have the same number of dims, and the sizes within one shape are
+    distinct (so no two dims are ever unified). ``limit`` is
+    ``torch._dynamo.config.recompile_limit`` during the calls. Return the number of graphs
+    compiled, an int >= 0 (0 for no calls).
 
     Example:
         >>> predict_compiles([(3, 4), (5, 4), (6, 4)], dynamic=False)
@@ -72,13 +65,10 @@ def mark_batch_dynamic(x: torch.Tensor) -> torch.Tensor:
 def hparams_as_tensors(hparams: dict, like: torch.Tensor) -> dict:
     """The same hyper-parameters, with every Python float turned into a 0-dim tensor.
 
-    A Python float passed to a compiled function is specialised by the first graph, guarded on
-    its value: the first new learning rate recompiles. (With 2.13's default,
-    ``torch._dynamo.config.specialize_float=False``, that second graph takes the float as a
-    symbol, so later values reuse it; with ``dynamic=False`` every new value recompiles.
-    Earlier releases, where the flag defaulted to True, recompiled for every value.) A 0-dim tensor is a graph
-    *input* from the start: its value can change freely, whatever ``dynamic`` says. Floats become tensors with ``like``'s dtype and device; ints (used as
-    sizes) and bools (used in ``if``) stay exactly as they are.
+    So that a compiled function taking these hyper-parameters never recompiles when a float
+    changes value, whatever ``dynamic`` says. Floats become new 0-dim tensors with
+    ``like``'s dtype and device; every other value — ints (used as sizes) and bools (used in
+    ``if``) — stays exactly as it is. Returns a new dict; ``hparams`` is left unchanged.
 
     Example:
         >>> hparams_as_tensors({"lr": 0.1, "groups": 4, "nesterov": True}, torch.zeros(3, dtype=torch.float64))
@@ -91,8 +81,8 @@ def clip_rows(x: torch.Tensor, max_norm: float) -> torch.Tensor:
     """Scale down every row of ``x`` (shape (n, d)) whose L2 norm exceeds ``max_norm``.
 
     Rows with norm <= max_norm (a zero row included) are returned unchanged; longer rows are
-    scaled to norm exactly ``max_norm``. The first version below is correct, but dynamo must
-    break the graph in it (a Python ``if`` on a tensor's value). Write it so that
+    scaled to norm exactly ``max_norm``. Returns a new tensor of x's shape and dtype. The
+    first version below is correct, but dynamo must break the graph in it. Write it so that
     ``torch._dynamo.explain(clip_rows)(x, max_norm)`` reports ONE graph and ZERO breaks::
 
         lengths = x.norm(dim=1, keepdim=True)
@@ -117,9 +107,8 @@ def run_locked(step, batches: list[torch.Tensor], lrs: list[float]) -> list[torc
     the default stance, and every later call under
     ``torch.compiler.set_stance("fail_on_recompile")``, so that a recompile would raise
     instead of silently costing seconds. The stance must be back to the default when you
-    return. ``step`` must give the same values as ``fn(batches[i], lrs[i])``; it checks
-    that lr arrives as a tensor (a Python float is guarded on its value by the first graph, so
-the next lr would recompile).
+    return, even when a call raises. The outputs must equal ``fn(batches[i], lrs[i])``, and
+    ``step`` refuses an lr that is not a tensor.
 
     Example:
         >>> from torch._dynamo.testing import CompileCounter

@@ -20,11 +20,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 
 def dispatch_key_names(t: torch.Tensor) -> list[str]:
-    """The names of the dispatch keys in ``t``'s key set, from the highest priority down.
+    """The names of the dispatch keys in ``t``'s own key set, from the highest priority down.
 
-    ``torch._C._dispatch_keys(t)`` is the set; a ``DispatchKeySet`` can tell its highest key
-    (``highestPriorityTypeId()``) and give a copy without one (``remove(key)``); a
-    ``DispatchKey`` has a ``.name``.
+    A list of str, each key once; ``t`` is not changed.
 
     Example:
         >>> dispatch_key_names(torch.randn(2, 3))
@@ -39,11 +37,10 @@ def dispatch_key_names(t: torch.Tensor) -> list[str]:
 def dispatch_order(*tensors: torch.Tensor) -> list[str]:
     """The keys the dispatcher would walk for an op on these tensors, right now, highest first.
 
-    The dispatcher does not use one tensor's keys alone: it takes the union of all the tensor
-    arguments' key sets, adds the keys this thread has *included*
-    (``torch._C._dispatch_tls_local_include_set()``) and removes the ones it has *excluded*
-    (``torch._C._dispatch_tls_local_exclude_set()``). Give that set's names, highest first
-    (kernels that are fallthroughs for a given op are not your concern here).
+    The key set the dispatcher would compute for an op whose tensor arguments are
+    ``tensors`` (one or more), at the moment of the call: under whatever modes and context
+    managers are active then. Give its names, highest first, as above (kernels that are
+    fallthroughs for a given op are not your concern here).
 
     Example:
         >>> x = torch.randn(2, 3)

@@ -6,14 +6,8 @@ opaque native code, export and functionalisation cannot look inside, and autogra
 derivative for it. (torch.compile does trace plain NumPy calls; the ops in this kata are
 still opaque, because a custom op's kernel is never traced.) ``torch.library``
 makes such code a real operator in the dispatcher, ``namespace::name``, with a schema, and
-you supply the pieces each subsystem needs:
-
-- ``custom_op``: the schema (types, which inputs are mutated) and the real kernel;
-- ``register_fake``: what the output looks like (shape, dtype, device) without computing it,
-  for meta and fake tensors — this is what lets torch.compile trace through the op;
-- ``register_autograd``: a backward, written with torch ops so it can be traced too.
-
-``torch.library.opcheck`` tests that the pieces agree with each other.
+you supply the pieces each subsystem needs (`kata lesson` names them).
+``torch.library.opcheck`` tests that the pieces agree with each other; the checks run it.
 
 Every function here takes the op's ``namespace``, or the op object itself, so the checks
 can define fresh ops as often as they like. (Defining ``custom_op`` with the same name again
@@ -66,10 +60,9 @@ def register_sqdist_fake(op) -> None:
 def register_sqdist_autograd(op) -> None:
     """Register the backward of a sqdist op (which already has a kernel and a fake impl).
 
-    Register both with ``op.register_autograd``: ``setup_context(ctx,
-    inputs, output)`` saves what backward needs; ``backward(ctx, grad)`` returns one gradient
-    per input (None where ``ctx.needs_input_grad`` is False is fine). Write backward with torch
-    ops, not NumPy: torch.compile traces it with fake tensors.
+    Afterwards the op is differentiable in x and y, in float64 to gradcheck's precision,
+    eagerly and inside torch.compile, which traces the backward with fake tensors (no
+    data: NumPy cannot run on them). Returns None.
 
     Example:
         >>> sqdist = define_sqdist("doc_autograd")
@@ -86,10 +79,11 @@ def register_sqdist_autograd(op) -> None:
 def define_clip_(namespace: str):
     """Define and return ``{namespace}::clip_(Tensor(a!) x, float lo, float hi) -> ()``, in place.
 
-    Clamp x's values into [lo, hi] by writing into x's own memory with NumPy
-    (``np.clip(..., out=...)``), and return None. Declare the mutation, so that the op works
-    inside ``torch.compile(fullgraph=True)``. x may be non-contiguous. (An op that returns
-    nothing needs no fake impl: torch.library derives one. Registering one does no harm.)
+    Clamp x's values into [lo, hi] in x's own memory (x stays the same tensor, on the same
+    storage), with a NumPy kernel, and return None. x may be non-contiguous. The op's schema
+    tells the truth about the mutation, so that it works inside
+    ``torch.compile(fullgraph=True)``. (An op that returns nothing needs no fake impl:
+    torch.library derives one. Registering one does no harm.)
 
     Example:
         >>> clip_ = define_clip_("mylib2")

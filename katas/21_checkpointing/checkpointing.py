@@ -77,13 +77,18 @@ class Checkpoint(torch.autograd.Function):
     ``inputs`` are tensors (some may not require grad, e.g. an integer index tensor);
     ``run_fn`` returns one tensor and may use parameters of its own, and randomness (dropout).
 
-    forward: run ``run_fn`` once without recording a graph, saving only the inputs
-      (with ``ctx.save_for_backward``) and the CPU RNG state.
-    backward: run ``run_fn`` AGAIN with grad enabled, on detached copies of the saved inputs
-      and with the RNG state replayed (without disturbing the caller's random stream), then
-      backpropagate ``grad_output`` through that recomputation. Return one gradient per
-      forward argument (None for ``run_fn`` and for inputs that need none). The parameters
-      inside ``run_fn`` receive their ``.grad`` from that inner backward.
+    What must hold:
+
+    - the forward calls ``run_fn`` once, and the only tensors autograd saves for backward
+      (as ``saved_tensors_hooks`` see them) are the inputs themselves: no activation;
+    - the backward calls ``run_fn`` exactly once more;
+    - the output and every gradient (the inputs' and the ``.grad`` of run_fn's own
+      parameters) equal those of a plain ``run_fn(*inputs)``, also when run_fn draws random
+      numbers (dropout), and the caller's global random stream after backward is what it
+      would be had backward drawn nothing;
+    - inputs that do not require grad still do not, and get None; so does ``run_fn``;
+    - an input modified in place between forward and backward makes backward raise
+      autograd's RuntimeError about an inplace operation.
 
     Example:
         >>> block = nn.Sequential(nn.Linear(3, 3), nn.Tanh())
