@@ -359,4 +359,7 @@ def serve(state_dir: Path, idle_timeout: float = IDLE_TIMEOUT) -> None:
 
 
 if __name__ == "__main__":
+    from checker.keeper import keep
+
+    keep()  # what escapes a check process dies when this worker ends, even by SIGKILL
     serve(Path(sys.argv[1]))
