@@ -164,8 +164,8 @@ def _kill_mid_escape(runner: subprocess.Popen, below: int) -> list[int]:
     session it does not lead: forked after the setsid); returns what was below it then."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        found = descendants(below)
-        if any(_sid(pid) not in (pid, None) for pid in found):
+        found = descendants(below)  # (a process just forked, before its setsid, is in below's)
+        if any(_sid(pid) not in (pid, None, _sid(below)) for pid in found):
             break
         time.sleep(0.05)
     else:
