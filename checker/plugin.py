@@ -94,6 +94,9 @@ def begin_run(config: pytest.Config, *, impl: str | Path, seed: int | None, repo
         "armed": armed or {"wait": 0.0, "prepared": {}},
     })
     seal(kata=_state(config)["kata"], impl=_state(config)["impl_path"], report=report)
+    from checker.stuck import tell_runner
+
+    tell_runner(report)
 
 
 def protect(session: pytest.Session) -> None:

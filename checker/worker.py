@@ -130,7 +130,8 @@ def try_run(state_dir: Path, kata: Kata, impl: Path, *, seed: int | None, diagno
         duration = time.perf_counter() - start
         seed = int(reply.get("seed", seed or 0))
         if reply.get("timed_out"):
-            return timed_out(kata, seed, impl, wall, output, duration)
+            return timed_out(kata, seed, impl, wall, output, duration,
+                             unresponsive=bool(reply.get("unresponsive")))
         return outcome_from_files(kata, seed, impl, report, output, reply.get("returncode"),
                                   duration)
 

@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from checker import stuck
 from checker.reaper import descendants
 from checker.runner import run_checks
 from tests.conftest import TINY, TINY_CATALOG
@@ -77,6 +78,38 @@ def test_a_loop_in_del_fails_that_exercise_only(alpha, path_):
     add, mul = result.exercises
     assert not add.ok and "__del__" in add.message and "alpha_del_loop.py:" in add.message
     assert mul.ok
+
+
+def test_a_process_that_stops_itself_is_ended_by_the_runner(alpha, tiny_worker):
+    """SIGSTOP (or timers switched off) stops every limit inside the process: the runner
+    ends it once the deadline the process last told it has passed (checker.stuck.overdue)."""
+    result = timed(tiny_worker, alpha, "alpha_stop_self.py")
+    assert result.status == "timeout" and "stopped responding" in result.message
+    assert result.duration < alpha.timeout + stuck.GRACE_S + stuck.RUNNER_MARGIN_S + 5
+
+
+def test_the_cold_runner_ends_a_child_past_its_deadline(tmp_path):
+    from checker.cold import wait_reading
+    from checker.tail import OutputTail
+
+    report = tmp_path / "report.json"
+    stuck.tell_runner(str(report))
+    try:
+        stuck.backstop(-stuck.GRACE_S - stuck.RUNNER_MARGIN_S - 1)  # a deadline long past
+    finally:
+        stuck.tell_runner(None)
+    read, write = os.pipe()
+    child = subprocess.Popen(["sleep", "30"], stdout=write)
+    os.close(write)
+    try:
+        start = time.monotonic()
+        assert wait_reading(child.pid, child.poll, OutputTail(read), 30, report) == "overdue"
+        assert time.monotonic() - start < 2
+        os.unlink(stuck.deadline_path(report))  # none told: only the wall limit holds
+        assert wait_reading(child.pid, child.poll, OutputTail(read), 0.2, report) == "wall"
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_kill_zero_and_killpg_zero_reach_only_the_check(alpha, path_):
