@@ -39,6 +39,16 @@ CASES = {
     "killpg(0) from a function": ("wrap", "    import os, signal\n    os.killpg(0, signal.SIGKILL)"),
     "600 MB of output": ("wrap", "    import os\n    for _ in range(600):\n"
                                  "        os.write(1, b'y' * (1 << 20))"),
+    "kills its parent": ("wrap", "    import os\n    os.kill(os.getppid(), 9)"),
+    "raises its memory limit": ("wrap", "    import resource\n    inf = resource.RLIM_INFINITY\n"
+                                        "    resource.setrlimit(resource.RLIMIT_AS, (inf, inf))"),
+    "loop at exit (atexit)": ("head", "import atexit\n\ndef _spin():\n    while True:\n"
+                                      "        pass\n\natexit.register(_spin)\n"),
+    "timers off, then a loop": ("wrap", "    import faulthandler, signal\n"
+                                        "    faulthandler.cancel_dump_traceback_later()\n"
+                                        "    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+                                        "    while True:\n        pass"),
+    "SIGSTOP at import": ("head", "import signal\nsignal.raise_signal(signal.SIGSTOP)\n"),
     "ctypes fork + setsid": ("wrap", "    import ctypes, time\n    libc = ctypes.CDLL(None)\n"
                                      "    if libc.fork() == 0:\n        libc.setsid()\n"
                                      "        while True:\n            time.sleep(0.1)"),

@@ -97,14 +97,18 @@ def end(group: Path, wait: float = 2.0) -> None:
 
 def sweep(base: Path | None = None) -> list[Path]:
     """End the groups next to this process's whose keeper is gone."""
-    from checker.leftovers import pid_alive
-
     base = base or own_dir()
     ended = []
     with contextlib.suppress(OSError):
         for entry in os.scandir(base) if base else ():
             match = _GROUP.match(entry.name)
-            if match and not pid_alive(int(match.group(1))):
+            if match and not _alive(int(match.group(1))):
                 end(Path(entry.path), wait=0.5)
                 ended.append(Path(entry.path))
     return ended
+
+
+def _alive(pid: int) -> bool:
+    from checker.leftovers import pid_alive  # imported only when a group is found
+
+    return pid_alive(pid)
