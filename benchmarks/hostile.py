@@ -44,7 +44,7 @@ CASES = {
                                         "    resource.setrlimit(resource.RLIMIT_AS, (inf, inf))"),
     "loop at exit (atexit)": ("head", "import atexit\n\ndef _spin():\n    while True:\n"
                                       "        pass\n\natexit.register(_spin)\n"),
-    "timers off, then a loop": ("wrap", "    import faulthandler, signal\n"
+    "timers off then a loop": ("wrap", "    import faulthandler, signal\n"
                                         "    faulthandler.cancel_dump_traceback_later()\n"
                                         "    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
                                         "    while True:\n        pass"),
@@ -108,7 +108,7 @@ def main() -> None:
         state.mkdir()
         proc = worker.start(state, wait=180)
         try:
-            for case in args.cases.split(","):
+            for case in filter(None, args.cases.split(",")):
                 path = hostile_file(folder, kata, case)
                 for label, use in (("cold", None), ("warm", state)):
                     if use is not None and not worker.is_running(state):
@@ -118,7 +118,7 @@ def main() -> None:
             for how in (signal.SIGKILL, signal.SIGHUP):
                 print(f"kata check {how.name:<15} {killed_cli(kata, path, how)}", flush=True)
             proc = proc or worker.start(state, wait=180)
-            os.kill(proc.pid, signal.SIGSTOP)
+            os.kill(worker.serving_pid(state), signal.SIGSTOP)  # the worker, not its keeper
             print(f"{'stopped worker':<26} warm  {measure(kata, kata.solution_path, state)}")
         finally:
             worker.stop(state)
