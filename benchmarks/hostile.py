@@ -39,6 +39,16 @@ CASES = {
     "killpg(0) from a function": ("wrap", "    import os, signal\n    os.killpg(0, signal.SIGKILL)"),
     "600 MB of output": ("wrap", "    import os\n    for _ in range(600):\n"
                                  "        os.write(1, b'y' * (1 << 20))"),
+    "kills its parent": ("wrap", "    import os\n    os.kill(os.getppid(), 9)"),
+    "raises its memory limit": ("wrap", "    import resource\n    inf = resource.RLIM_INFINITY\n"
+                                        "    resource.setrlimit(resource.RLIMIT_AS, (inf, inf))"),
+    "loop at exit (atexit)": ("head", "import atexit\n\ndef _spin():\n    while True:\n"
+                                      "        pass\n\natexit.register(_spin)\n"),
+    "timers off then a loop": ("wrap", "    import faulthandler, signal\n"
+                                        "    faulthandler.cancel_dump_traceback_later()\n"
+                                        "    signal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+                                        "    while True:\n        pass"),
+    "SIGSTOP at import": ("head", "import signal\nsignal.raise_signal(signal.SIGSTOP)\n"),
     "ctypes fork + setsid": ("wrap", "    import ctypes, time\n    libc = ctypes.CDLL(None)\n"
                                      "    if libc.fork() == 0:\n        libc.setsid()\n"
                                      "        while True:\n            time.sleep(0.1)"),
@@ -98,7 +108,7 @@ def main() -> None:
         state.mkdir()
         proc = worker.start(state, wait=180)
         try:
-            for case in args.cases.split(","):
+            for case in filter(None, args.cases.split(",")):
                 path = hostile_file(folder, kata, case)
                 for label, use in (("cold", None), ("warm", state)):
                     if use is not None and not worker.is_running(state):
@@ -108,7 +118,7 @@ def main() -> None:
             for how in (signal.SIGKILL, signal.SIGHUP):
                 print(f"kata check {how.name:<15} {killed_cli(kata, path, how)}", flush=True)
             proc = proc or worker.start(state, wait=180)
-            os.kill(proc.pid, signal.SIGSTOP)
+            os.kill(worker.serving_pid(state), signal.SIGSTOP)  # the worker, not its keeper
             print(f"{'stopped worker':<26} warm  {measure(kata, kata.solution_path, state)}")
         finally:
             worker.stop(state)

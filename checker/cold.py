@@ -24,6 +24,7 @@ from checker.leftovers import make_run_dir, sweep_run_dirs
 from checker.limits import kill_group, limit_child
 from checker.outcome import CheckResult, interrupted, outcome_from_files, timed_out
 from checker.reaper import become_subreaper, descendants, kill_descendants
+from checker.stuck import OVERDUE_POLL_S, overdue
 from checker.tail import OutputTail
 
 
@@ -51,37 +52,45 @@ def run_cold(kata: Kata, impl: Path, *, seed: int, diagnose: bool, diagnose_budg
             os.close(write)
         tail = OutputTail(read)
         try:
-            finished = wait_reading(proc.pid, proc.poll, tail, wall)
+            stopped = wait_reading(proc.pid, proc.poll, tail, wall, report)
         except KeyboardInterrupt:
             return interrupted(kata, seed, impl, time.perf_counter() - start)
         finally:
             kill_group(proc)
             kill_descendants(keep=before)  # escaped grandchildren (fork + setsid) go too
             tail.save(output)
-        if not finished:
-            return timed_out(kata, seed, impl, wall, output, time.perf_counter() - start)
+        if stopped:
+            return timed_out(kata, seed, impl, wall, output, time.perf_counter() - start,
+                             unresponsive=stopped == "overdue")
         return outcome_from_files(kata, seed, impl, report, output, proc.returncode,
                                   time.perf_counter() - start)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def wait_reading(pid: int, exited, tail: OutputTail, wall: float) -> bool:
-    """Read the child's output until it exits (True) or ``wall`` seconds pass (False)."""
+def wait_reading(pid: int, exited, tail: OutputTail, wall: float, report: Path) -> str:
+    """Read the child's output until it exits (""), ``wall`` seconds pass ("wall"), or it
+    outlives its own time limits, as it tells them next to ``report`` ("overdue")."""
     deadline = time.monotonic() + wall
     pidfd = None
     with contextlib.suppress(OSError, AttributeError):
         pidfd = os.pidfd_open(pid)
+    look = time.monotonic() + OVERDUE_POLL_S
     try:
         while exited() is None:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
-                return False
+                return "wall"
+            if now > look:
+                if overdue(report):
+                    return "overdue"
+                look = now + OVERDUE_POLL_S
             fds = [fd for fd in (pidfd, None if tail.closed else tail.fd) if fd is not None]
-            step = left if pidfd is not None else min(left, 0.02)
+            step = min(left, OVERDUE_POLL_S) if pidfd is not None else min(left, 0.02)
             select.select(fds, [], [], step) if fds else time.sleep(step)
             tail.feed()
-        return True
+        return ""
     finally:
         if pidfd is not None:
             os.close(pidfd)

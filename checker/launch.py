@@ -16,10 +16,11 @@ DEFAULT_MEMORY_MB = int(os.environ.get("KATA_MEMORY_MB", "4096"))
 
 # The child runs pytest and leaves with os._exit: interpreter shutdown (where a learner's
 # __del__ or atexit handler could loop forever) never runs once the report is written.
-# Its first act is to watch its parent (checker.reaper): it never outlives the runner.
+# Its first act is to fork a keeper (checker.keeper) that ends whatever the run leaves, even
+# once the runner is killed, and to watch it (checker.reaper): it never outlives the runner.
 CHILD_MAIN = (
-    "import os, sys; from checker.reaper import start_watchdog; "
-    "start_watchdog(int(os.environ.pop('KATA_PARENT_PID', os.getppid()))); "
+    "import os, sys; from checker.keeper import keep; from checker.reaper import start_watchdog; "
+    "start_watchdog(keep(int(os.environ.pop('KATA_PARENT_PID', os.getppid())))); "
     "import pytest; code = pytest.main(sys.argv[1:]); "
     "sys.stdout.flush(); sys.stderr.flush(); os._exit(int(code))"
 )

@@ -135,13 +135,20 @@ def read_tail(path: Path, limit: int = OUTPUT_TAIL_BYTES) -> str:
 
 
 def timed_out(kata: Kata, seed: int, impl: Path, wall: float, output: Path,
-              duration: float) -> CheckResult:
-    """The outcome of a run stopped by the wall-clock limit (cold or warm)."""
-    return CheckResult(
-        kata=kata.name, seed=seed, status="timeout",
-        message=f"The checks did not finish within {wall:g} s and were stopped. "
-        "Look for an infinite loop (in a function, at import time, or in __del__).",
-        output_tail=read_tail(output), duration=duration, impl=str(impl))
+              duration: float, *, unresponsive: bool = False) -> CheckResult:
+    """The outcome of a run stopped by the wall-clock limit (cold or warm), or, when
+    ``unresponsive``, by the runner once the process outlived its own time limits
+    (checker.stuck.overdue)."""
+    message = (f"The checks did not finish within {wall:g} s and were stopped. "
+               "Look for an infinite loop (in a function, at import time, or in __del__).")
+    if unresponsive:
+        message = (f"The check process stopped responding to its time limits ({kata.timeout:g} s "
+                   f"per check) and was ended from outside after {duration:.0f} s: something "
+                   "stopped the process (SIGSTOP) or switched its timers off (signal.signal, "
+                   "signal.setitimer, faulthandler) while it was stuck. Look for that in your "
+                   "file, and for an infinite loop.")
+    return CheckResult(kata=kata.name, seed=seed, status="timeout", message=message,
+                       output_tail=read_tail(output), duration=duration, impl=str(impl))
 
 
 def interrupted(kata: Kata, seed: int, impl: Path, duration: float = 0.0) -> CheckResult:

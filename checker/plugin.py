@@ -103,6 +103,9 @@ def begin_run(config: pytest.Config, *, impl: str | Path, seed: int | None, repo
         "streams": (sys.stdout, sys.stderr),  # the judge's, before learner code loads
     })
     seal(kata=_state(config)["kata"], impl=_state(config)["impl_path"], report=report)
+    from checker.stuck import tell_runner
+
+    tell_runner(report)
 
 
 def protect(session: pytest.Session) -> None:

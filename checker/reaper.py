@@ -41,9 +41,14 @@ def become_subreaper() -> bool:
     return _prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
+def on_parent_death(sig: int) -> bool:
+    """Have the kernel send ``sig`` to this process when its parent dies."""
+    return _prctl(PR_SET_PDEATHSIG, sig)
+
+
 def die_with_parent(parent: int) -> None:
     """In a child (before exec, or just forked): SIGKILL when ``parent`` goes."""
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    on_parent_death(signal.SIGKILL)
     if os.getppid() != parent:  # it went before the signal was set
         os._exit(70)
 

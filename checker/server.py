@@ -35,6 +35,7 @@ from pathlib import Path
 from checker.armed_set import BINS, Armed, fingerprint, kill_process
 from checker.outcome import exit_fits
 from checker.reaper import become_subreaper, kill_descendants
+from checker.stuck import OVERDUE_POLL_S, overdue
 from checker.tail import TAIL_BYTES as OUTPUT_LOG_BYTES
 from checker.tail import OutputTail
 from checker.worker import HEARTBEAT_S, PROTOCOL, socket_path
@@ -175,7 +176,8 @@ class Server:
             with contextlib.suppress(OSError):
                 os.close(pipe)
         armed.pipes = []
-        codes, stopped = self._wait(conn, armed, float(req["wall"]), tails)
+        codes, stopped = self._wait(conn, armed, float(req["wall"]), tails,
+                                    [report for report, _ in parts])
         for pid in armed.pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)  # stray grandchildren
@@ -183,16 +185,19 @@ class Server:
         reply = self._merge(req, armed, parts, codes, key, tails)
         self.spent.append(armed)  # reaped once the reply is sent
         if stopped:
-            reply.update(timed_out=stopped == "wall", returncode=-9)
+            reply.update(timed_out=stopped != "client", unresponsive=stopped == "overdue",
+                         returncode=-9)
         reply["seed"] = seed
         return reply
 
     def _wait(self, conn: socket.socket, armed: Armed, wall: float,
-              tails: list[OutputTail]) -> tuple[dict, str]:
+              tails: list[OutputTail], reports: list[str]) -> tuple[dict, str]:
         """Wait until every process has said it is done, or died, reading their output;
-        stop them all if the client goes or the wall limit passes. Returns their exit
-        statuses."""
+        stop them all if the client goes, the wall limit passes, or one outlives its own
+        time limits (checker.stuck.overdue). Returns their exit statuses and why they were
+        stopped ("client", "wall", "overdue"; "" when they were not)."""
         deadline = time.monotonic() + wall
+        look = time.monotonic() + OVERDUE_POLL_S
         pids = armed.pids
         codes: dict[int, int] = {}
         done = dict(zip(armed.done, pids, strict=True))
@@ -230,12 +235,16 @@ class Server:
                         _, status = os.waitpid(pid, 0)
                         codes[pid] = os.waitstatus_to_exitcode(status)
                 client_gone = conn in readable and not conn.recv(1, socket.MSG_PEEK)
-                if client_gone or time.monotonic() > deadline:
+                now = time.monotonic()
+                late = now > look and any(overdue(report) for pid, report
+                                          in zip(pids, reports, strict=True) if pid not in codes)
+                look = look if now <= look else now + OVERDUE_POLL_S
+                if client_gone or late or now > deadline:
                     for pid in pids:
                         if pid not in codes:
                             kill_process(pid)
                             codes[pid] = -9
-                    return codes, "client" if client_gone else "wall"
+                    return codes, "client" if client_gone else "overdue" if late else "wall"
             return codes, ""
         finally:
             for fd in pidfds:
@@ -359,4 +368,7 @@ def serve(state_dir: Path, idle_timeout: float = IDLE_TIMEOUT) -> None:
 
 
 if __name__ == "__main__":
+    from checker.keeper import keep
+
+    keep()  # what escapes a check process dies when this worker ends, even by SIGKILL
     serve(Path(sys.argv[1]))

@@ -11,6 +11,10 @@ Three layers, each naming the learner's line where the time went:
    code that catches every exception): ``faulthandler`` dumps every thread's stack and ends
    the process when a phase (the import, one check, the gap between checks) outlives its
    limit; the runner finds the dump in the output (``from_dump``).
+4. The runner's own: each deadline the backstop sets is also written next to the run's
+   report (``tell_runner``), out of learner code's reach; a runner that sees one pass by
+   RUNNER_MARGIN_S (``overdue``) ends the process itself. This holds for what stops the
+   whole process, or the backstop with it: SIGSTOP, ``faulthandler.cancel_dump_traceback_later``.
 
 Deep recursion (after ``sys.setrecursionlimit(10**7)``) is told apart from a loop by the
 stack: the same learner function, again and again.
@@ -21,13 +25,17 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import linecache
+import os
 import re
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 GRACE_S = 3.0  # the backstop fires this long after a phase's own limit
+RUNNER_MARGIN_S = 2.0  # the runner ends the process this long after the backstop's deadline
+OVERDUE_POLL_S = 0.5  # how often the runner looks at that deadline
 REFIRE_S = 0.005  # after a swallowed timeout, the next one comes this soon
 RECURSION_CAP = 10_000  # sys.setrecursionlimit(10**7) gets this (see cap_recursion)
 RECURSION_FRAMES = 50  # this many calls of one function in a row: recursion, not a loop
@@ -145,10 +153,42 @@ def cap_recursion() -> None:
     sys.setrecursionlimit = setrecursionlimit
 
 
+_told: list[int] = []  # the file descriptor of the deadline file (see tell_runner)
+
+
+def deadline_path(report: str | os.PathLike) -> str:
+    """Where the backstop's deadline for the run reporting to ``report`` is written."""
+    return f"{os.fspath(report)}.deadline"
+
+
+def tell_runner(report: str | None) -> None:
+    """From now on, write each deadline the backstop sets next to ``report`` (layer 4)."""
+    while _told:
+        with contextlib.suppress(OSError):
+            os.close(_told.pop())
+    if report and report != os.devnull:  # an armed process has no run (nor runner) yet
+        with contextlib.suppress(OSError):
+            _told.append(os.open(deadline_path(report), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                                 0o600))
+
+
 def backstop(seconds: float) -> None:
     """(Re-)arm the last resort: dump every stack and end the process after ``seconds``."""
     with contextlib.suppress(Exception):
         faulthandler.dump_traceback_later(seconds + GRACE_S, exit=True, file=sys.__stderr__)
+    for fd in _told:  # a write in place (never audited): no open while learner code runs
+        with contextlib.suppress(OSError):
+            os.pwrite(fd, f"{time.time() + seconds + GRACE_S:20.3f}".encode(), 0)
+
+
+def overdue(report: str | os.PathLike) -> bool:
+    """In the runner: has the process reporting to ``report`` outlived its backstop?"""
+    try:
+        with open(deadline_path(report), "rb") as fh:
+            deadline = float(fh.read(20))
+    except (OSError, ValueError):
+        return False  # none set yet (the process is starting), or being written
+    return time.time() > deadline + RUNNER_MARGIN_S
 
 
 @contextlib.contextmanager

@@ -89,9 +89,14 @@ def give_up(state_dir: Path) -> int | None:
     return pid
 
 
-def is_running(state_dir: Path) -> bool:
+def serving_pid(state_dir: Path) -> int | None:
+    """The pid of the worker answering for ``state_dir`` (below its keeper, checker.keeper)."""
     reply = _request(socket_path(state_dir), {"op": "ping"}, timeout=LIVENESS_S)
-    return bool(reply and reply.get("ok"))
+    return reply.get("pid") if reply and reply.get("ok") else None
+
+
+def is_running(state_dir: Path) -> bool:
+    return serving_pid(state_dir) is not None
 
 
 def try_run(state_dir: Path, kata: Kata, impl: Path, *, seed: int | None, diagnose: bool,
@@ -126,7 +131,8 @@ def try_run(state_dir: Path, kata: Kata, impl: Path, *, seed: int | None, diagno
         duration = time.perf_counter() - start
         seed = int(reply.get("seed", seed or 0))
         if reply.get("timed_out"):
-            result = timed_out(kata, seed, impl, wall, output, duration)
+            result = timed_out(kata, seed, impl, wall, output, duration,
+                               unresponsive=bool(reply.get("unresponsive")))
         else:
             result = outcome_from_files(kata, seed, impl, report, output,
                                         reply.get("returncode"), duration)

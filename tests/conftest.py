@@ -106,6 +106,15 @@ def workspace(tiny_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return ws
 
 
+def alive(pid: int) -> bool:
+    """Is ``pid`` a process that runs (not gone, not a zombie)?"""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def solve(ws, name: str) -> Path:
     """Copy the tiny kata's solution over the learner's file."""
     kata = ws.catalog.get(name)
