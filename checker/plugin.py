@@ -19,6 +19,7 @@ the check's seed before it runs.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 import time
@@ -35,6 +36,7 @@ _STATE = pytest.StashKey[dict]()
 _INDEX = pytest.StashKey[int]()  # a check's position in the whole collected session
 _ENTRY = pytest.StashKey[dict]()  # a check's entry in the report, once it has one
 _COUNTS = pytest.StashKey[dict]()  # calls into learner code per function, for the diagnosis
+_ALL = pytest.StashKey[list]()  # every collected check, before a warm worker's split: their inputs
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -124,6 +126,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for index, item in enumerate(items):  # before a warm worker splits them between processes
         item.stash[_INDEX] = index
+    config.stash[_ALL] = list(items)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -329,7 +332,7 @@ def _diagnose_by_behaviour(item: pytest.Item, exercise: str, target: str,
     checker.diagnosis), the most specific first; none when none is proven to match."""
     from checker import diagnosis
     from checker.learner import Impl, load_module
-    from checker.mistakes import load_mistakes
+    from checker.mistakes import _solution_of, load_mistakes
 
     kata = state["kata"]
     deadline = time.perf_counter() + state["diagnose_budget"]
@@ -352,12 +355,14 @@ def _diagnose_by_behaviour(item: pytest.Item, exercise: str, target: str,
         return Impl(module, kata.rules, label=label)
 
     mistakes = [m for m in load_mistakes(kata.mistakes_module) if m.exercise == exercise]
+    with contextlib.suppress(Exception):  # loaded as the judge: the mistakes that wrap it
+        _solution_of(kata.name)  # cannot read the solution's file inside the rules window
     reference = variant(label="the reference")
     trace, _ = diagnosis.run_check(item, reference, seed)
     failing = diagnosis.failing_input(trace, exercise, item.stash.get(_COUNTS, {}).get(exercise, 0))
     if failing is not None:  # the pool: the inputs of every check of this exercise
         pool = list(trace)
-        for other in item.session.items:
+        for other in item.config.stash.get(_ALL, item.session.items):
             if time.perf_counter() > deadline:
                 return []
             if other is not item and _exercise_of(other) == exercise:
