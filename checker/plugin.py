@@ -24,6 +24,7 @@ import random
 import sys
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -345,6 +346,9 @@ def _diagnose_by_behaviour(item: pytest.Item, exercise: str, target: str,
     # the diagnosis gets its own budget on top (the learner's replays stay bounded)
     if left or signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, signal.SIG_IGN, None):
         signal.setitimer(signal.ITIMER_REAL, left + min(state["diagnose_budget"], 600.0))
+    from checker.stuck import backstop
+
+    backstop(2 * kata.timeout + min(state["diagnose_budget"], 600.0))
     learner = funcargs["impl"]
     seed = check_seed(item.config, item.nodeid)
 
@@ -360,17 +364,12 @@ def _diagnose_by_behaviour(item: pytest.Item, exercise: str, target: str,
     reference = variant(label="the reference")
     trace, _ = diagnosis.run_check(item, reference, seed)
     failing = diagnosis.failing_input(trace, exercise, item.stash.get(_COUNTS, {}).get(exercise, 0))
-    if failing is not None:  # the pool: the inputs of every check of this exercise
-        pool = list(trace)
-        for other in item.config.stash.get(_ALL, item.session.items):
-            if time.perf_counter() > deadline:
-                return []
-            if other is not item and _exercise_of(other) == exercise:
-                pool += diagnosis.run_check(other, reference, check_seed(item.config, other.nodeid))[0]
+    if failing is not None:
         found, unseen = diagnosis.by_behaviour(
             getattr(learner, exercise), getattr(reference.module, exercise),
             [diagnosis.Candidate(m.id, m.misconception, m.func) for m in mistakes],
-            failing, pool, exercise, reference.rules, lambda: time.perf_counter() < deadline)
+            failing, _pools(item, exercise, reference, trace, deadline), exercise,
+            reference.rules, lambda: time.perf_counter() < deadline)
         if found:
             return [{"id": c.id, "misconception": c.misconception} for c in found]
         mistakes = [m for m in mistakes if m.id in {c.id for c in unseen}]
@@ -391,6 +390,28 @@ def _diagnose_by_behaviour(item: pytest.Item, exercise: str, target: str,
         if alike >= 2:
             found.append({"id": m.id, "misconception": m.misconception})
     return found
+
+
+_EXTRA_SEEDS = 8  # further draws of the exercise's checks, while candidates stay unseparated
+
+
+def _pools(item: pytest.Item, exercise: str, reference: object, trace: list,
+           deadline: float) -> Iterator[list]:
+    """Batches of the reference's calls in the checks of ``exercise``, each run only when
+    the diagnosis asks for more: ``trace`` (the failing check's), every other check's at its
+    seed, then the checks that draw inputs again under their seed plus one, two, ... (the
+    same draws on every run)."""
+    from checker import diagnosis
+
+    yield trace
+    for extra in range(_EXTRA_SEEDS + 1):
+        for other in item.config.stash.get(_ALL, item.session.items):
+            if time.perf_counter() > deadline:
+                return
+            drawn = {"rng", "seed"} & set(other.fixturenames)  # else no other inputs to draw
+            if (other is not item if not extra else drawn) and _exercise_of(other) == exercise:
+                seed = check_seed(item.config, other.nodeid) + extra
+                yield diagnosis.run_check(other, reference, seed)[0]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
