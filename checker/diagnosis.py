@@ -195,10 +195,13 @@ def failing_input(trace: list[Call], exercise: str, count: int) -> tuple | None:
     return calls[count - 1].inputs if 0 < count <= len(calls) else None
 
 
+NOT_RUN = "(the check cannot be run again here)"
+
+
 def run_check(item: Any, impl: Any, seed: int) -> tuple[list[Call], str | None]:
     """The check function of ``item`` run with ``impl`` under ``seed``, its calls recorded:
     (calls, the failure's text or None). Arguments it takes besides ``impl``, ``rng``,
-    ``seed`` and its parameters come from its own last run."""
+    ``seed`` and its parameters come from its own last run; without them: ([], NOT_RUN)."""
     import numpy as np
 
     from checker.plugin import seed_everything
@@ -209,7 +212,7 @@ def run_check(item: Any, impl: Any, seed: int) -> tuple[list[Call], str | None]:
     saved = getattr(item, "funcargs", None) or {}
     names = [n for n in item.fixturenames if n in item._fixtureinfo.argnames]
     if any(n not in known and n not in saved for n in names):
-        return [], None
+        return [], NOT_RUN
     seed_everything(seed)
     with recording() as trace:
         try:

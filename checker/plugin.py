@@ -388,30 +388,54 @@ def _diagnose_by_behaviour(item: pytest.Item, exercise: str, target: str,
                     break
                 alike += 1
         if alike >= 2:
-            found.append({"id": m.id, "misconception": m.misconception})
+            found.append((m, impl))
+    return [{"id": m.id, "misconception": m.misconception}
+            for m, _ in _separate(found, item, exercise, learner, deadline)]
+
+
+def _separate(found: list[tuple], item: pytest.Item, exercise: str, learner: object,
+              deadline: float) -> list[tuple]:
+    """Of mistakes that fail the failing check as the learner's code does, those that fail
+    as it does, too, on each further check run (:func:`_probes`) where they fail unalike;
+    several only when no check run tells them apart."""
+    from checker import diagnosis
+
+    for other, seed in _probes(item, exercise):
+        if len(found) < 2 or time.perf_counter() > deadline:
+            break
+        texts = [diagnosis.run_check(other, impl, seed)[1] for _, impl in found]
+        if diagnosis.NOT_RUN not in texts and len(set(texts)) > 1:
+            mine = diagnosis.run_check(other, learner, seed)[1]
+            found = [f for f, text in zip(found, texts, strict=True) if text == mine]
     return found
 
 
 _EXTRA_SEEDS = 8  # further draws of the exercise's checks, while candidates stay unseparated
 
 
+def _probes(item: pytest.Item, exercise: str) -> Iterator[tuple[pytest.Item, int]]:
+    """The further runs of the checks of ``exercise`` that may tell candidates apart, as
+    (check, seed): every other check at its seed, then the checks that draw inputs at their
+    seed plus one, two, ... (the same draws on every run)."""
+    for extra in range(_EXTRA_SEEDS + 1):
+        for other in item.config.stash.get(_ALL, item.session.items):
+            drawn = {"rng", "seed"} & set(other.fixturenames)  # else no other inputs to draw
+            if (other is not item if not extra else drawn) and _exercise_of(other) == exercise:
+                yield other, check_seed(item.config, other.nodeid) + extra
+
+
 def _pools(item: pytest.Item, exercise: str, reference: object, trace: list,
            deadline: float) -> Iterator[list]:
     """Batches of the reference's calls in the checks of ``exercise``, each run only when
-    the diagnosis asks for more: ``trace`` (the failing check's), every other check's at its
-    seed, then the checks that draw inputs again under their seed plus one, two, ... (the
-    same draws on every run)."""
+    the diagnosis asks for more: ``trace`` (the failing check's), then each of
+    :func:`_probes`."""
     from checker import diagnosis
 
     yield trace
-    for extra in range(_EXTRA_SEEDS + 1):
-        for other in item.config.stash.get(_ALL, item.session.items):
-            if time.perf_counter() > deadline:
-                return
-            drawn = {"rng", "seed"} & set(other.fixturenames)  # else no other inputs to draw
-            if (other is not item if not extra else drawn) and _exercise_of(other) == exercise:
-                seed = check_seed(item.config, other.nodeid) + extra
-                yield diagnosis.run_check(other, reference, seed)[0]
+    for other, seed in _probes(item, exercise):
+        if time.perf_counter() > deadline:
+            return
+        yield diagnosis.run_check(other, reference, seed)[0]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
