@@ -158,6 +158,7 @@ def call_on(fn: Callable[..., Any], inputs: tuple, guard: str | None = None) -> 
     import torch
 
     from checker.contracts import call_guarded
+    from checker.plugin import seed_everything
     from checker.sandbox.dispatch import judge_code
 
     with judge_code():  # the diagnosis' own set-up is the judge's, not the learner's
@@ -166,6 +167,8 @@ def call_on(fn: Callable[..., Any], inputs: tuple, guard: str | None = None) -> 
         saved = _context()
         torch.set_default_dtype(dtype)
         torch.set_grad_enabled(grad)
+        generators = _generators()
+        seed_everything(0)  # the same draws for every function called (dropout, say)
     try:
         result = (call_guarded(guard, fn, args, kwargs, lambda: fn(*args, **kwargs)) if guard
                   else fn(*args, **kwargs))
@@ -175,11 +178,26 @@ def call_on(fn: Callable[..., Any], inputs: tuple, guard: str | None = None) -> 
         with judge_code():
             torch.set_default_dtype(saved[0])
             torch.set_grad_enabled(saved[1])
+            _generators(generators)
     with judge_code():
         try:
             return outcome(result, args, kwargs)
         except Exception as exc:  # a result that cannot even be copied (a broken as_strided)
             return ("unreadable result", type(exc).__name__)
+
+
+def _generators(states: tuple | None = None) -> tuple:
+    """The global generators' states (Python's, NumPy's, torch's); with ``states``, restored."""
+    import random
+
+    import numpy as np
+    import torch
+
+    if states is not None:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+    return random.getstate(), np.random.get_state(), torch.get_rng_state()
 
 
 @dataclass(frozen=True)
