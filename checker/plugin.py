@@ -243,8 +243,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if problem is None or (entry["outcome"] == "failed" and not tamper):
         return  # the first problem is the one to read, unless the judge itself was changed
     entry.update(outcome="failed", message=problem)
+    # only the exercise's first failing check shows a diagnosis: one failed before it here
+    # (checks run in collection order) leaves nothing to diagnose
+    earlier = any(t is not entry and t["outcome"] != "passed"
+                  for t in state["results"].get(exercise, []))
     if (report.failed and report.when == "call" and exercise and not _timed_out(call)
-            and item.config.getoption("--kata-diagnose")):
+            and not earlier and item.config.getoption("--kata-diagnose")):
         entry["diagnosis"] = _diagnose(item, exercise, signature(call.excinfo.value), state)
     if not report.failed:
         report.outcome, report.longrepr = "failed", problem
