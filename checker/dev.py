@@ -101,7 +101,8 @@ def _mistake_proof(kata: Kata, m: Mistake, result: CheckResult, diagnose: bool,
         others = sorted(named - twins - {m.id})
         diagnosed = m.id in named and not others
     if ok:
-        detail = f"{m.exercise} fails" + (f"; also named as {', '.join(others)}" if others else "")
+        detail = f"{m.exercise} fails" + (f"; also named as {', '.join(others)}" if others else
+                                          "; named as nothing" if diagnosed is False else "")
     elif target.ok:
         detail = f"{m.exercise} PASSES — the checks miss: {m.misconception}"
     else:

@@ -13,14 +13,17 @@ learner code through ``impl`` are counted (checker.contracts.call_guarded calls
 :func:`observe`; counting costs nothing noticeable). On a failure the reference runs the same
 check under the same seed, recording each call's inputs: its n-th call of the exercise's
 function, where n is the learner's count, is the failing input (the guards keep learner code
-off the global RNG, so the check drew the same inputs for both). That run and one under
-another seed give the pool of further inputs. Each candidate mistake and
-the learner's function are called on a copy of each input; outputs are compared with their
-structure (type, shape, strides, offset, dtype, which argument a result aliases, what the
-call did to its arguments) and values (floats to 1e-5 relative).
+off the global RNG, so the check drew the same inputs for both). The pool of further inputs
+comes in batches: that run and the runs of the exercise's other checks under their seeds;
+then, only while a candidate lacks evidence or several candidates still match, the same
+checks under a few further fixed seeds (a later input may tell two candidates apart). Each
+candidate mistake and the learner's function are called on a copy of each input; outputs
+are compared with their structure (type, shape, strides, offset, dtype, which argument a
+result aliases, what the call did to its arguments) and values (floats to 1e-5 relative).
 
-When several mistakes match, all are returned, the most specific first (the one that
-disagrees with the reference on the most inputs: it explains the most of what went wrong).
+Several mistakes are returned only when no input seen tells them apart, the most specific
+first (the one that disagrees with the reference on the most inputs: it explains the most
+of what went wrong); two shipped mistakes that no input can tell apart are one mistake.
 An exercise that checks drive through learner classes (no recorded calls) falls back to the
 check's outcome: the same failure text on the failing seed and on two further seeds on which
 the mistake fails.
@@ -31,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,6 +158,7 @@ def call_on(fn: Callable[..., Any], inputs: tuple, guard: str | None = None) -> 
     import torch
 
     from checker.contracts import call_guarded
+    from checker.plugin import seed_everything
     from checker.sandbox.dispatch import judge_code
 
     with judge_code():  # the diagnosis' own set-up is the judge's, not the learner's
@@ -163,6 +167,8 @@ def call_on(fn: Callable[..., Any], inputs: tuple, guard: str | None = None) -> 
         saved = _context()
         torch.set_default_dtype(dtype)
         torch.set_grad_enabled(grad)
+        generators = _generators()
+        seed_everything(0)  # the same draws for every function called (dropout, say)
     try:
         result = (call_guarded(guard, fn, args, kwargs, lambda: fn(*args, **kwargs)) if guard
                   else fn(*args, **kwargs))
@@ -172,11 +178,26 @@ def call_on(fn: Callable[..., Any], inputs: tuple, guard: str | None = None) -> 
         with judge_code():
             torch.set_default_dtype(saved[0])
             torch.set_grad_enabled(saved[1])
+            _generators(generators)
     with judge_code():
         try:
             return outcome(result, args, kwargs)
         except Exception as exc:  # a result that cannot even be copied (a broken as_strided)
             return ("unreadable result", type(exc).__name__)
+
+
+def _generators(states: tuple | None = None) -> tuple:
+    """The global generators' states (Python's, NumPy's, torch's); with ``states``, restored."""
+    import random
+
+    import numpy as np
+    import torch
+
+    if states is not None:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+    return random.getstate(), np.random.get_state(), torch.get_rng_state()
 
 
 @dataclass(frozen=True)
@@ -192,10 +213,13 @@ def failing_input(trace: list[Call], exercise: str, count: int) -> tuple | None:
     return calls[count - 1].inputs if 0 < count <= len(calls) else None
 
 
+NOT_RUN = "(the check cannot be run again here)"
+
+
 def run_check(item: Any, impl: Any, seed: int) -> tuple[list[Call], str | None]:
     """The check function of ``item`` run with ``impl`` under ``seed``, its calls recorded:
     (calls, the failure's text or None). Arguments it takes besides ``impl``, ``rng``,
-    ``seed`` and its parameters come from its own last run."""
+    ``seed`` and its parameters come from its own last run; without them: ([], NOT_RUN)."""
     import numpy as np
 
     from checker.plugin import seed_everything
@@ -206,7 +230,7 @@ def run_check(item: Any, impl: Any, seed: int) -> tuple[list[Call], str | None]:
     saved = getattr(item, "funcargs", None) or {}
     names = [n for n in item.fixturenames if n in item._fixtureinfo.argnames]
     if any(n not in known and n not in saved for n in names):
-        return [], None
+        return [], NOT_RUN
     seed_everything(seed)
     with recording() as trace:
         try:
@@ -217,56 +241,76 @@ def run_check(item: Any, impl: Any, seed: int) -> tuple[list[Call], str | None]:
 
 
 def by_behaviour(learner: Callable[..., Any], reference: Callable[..., Any],
-                 candidates: list[Candidate], failing: tuple, pool: list[Call],
+                 candidates: list[Candidate], failing: tuple, pools: Iterable[list[Call]],
                  exercise: str, window: Callable[[], Any],
                  in_time: Callable[[], bool]) -> tuple[list[Candidate], list[Candidate]]:
     """(matches, unseen). Matches: the candidates whose outputs equal the learner's on
-    ``failing`` and on every pool input where any candidate or the reference tells them
-    apart, and that disagree with the reference on the failing input and on at least two
-    more; the most specific first. Unseen: the candidates whose outputs never differ from
-    the reference's on these inputs (their slip shows later, e.g. in a backward pass), to be
-    judged by the check's outcome instead; all of them when the learner's output on the
-    failing input is the reference's. ``window()``: the kata's rules window, inside which the
-    trusted code runs (under the learner's guards, too)."""
-    inputs, seen = [failing], {_key(failing)}
-    for call in pool:
-        if call.name == exercise and call.inputs is not None and len(inputs) < _MAX_POOL:
+    ``failing`` and on every input where any candidate or the reference tells them apart,
+    and that disagree with the reference on the failing input and on at least two more; the
+    most specific first. ``pools``: batches of recorded calls, the inputs of the failing
+    check's own run first; a further batch is drawn only while some candidate still lacks
+    that evidence, or while several match (a further input may tell them apart). Several are
+    returned only when no input seen separates them. Unseen: the candidates whose outputs
+    never differ from the reference's on the first batch (their slip shows later, e.g. in a
+    backward pass), to be judged by the check's outcome instead; all of them when the
+    learner's output on the failing input is the reference's. ``window()``: the kata's rules
+    window, inside which the trusted code runs (under the learner's guards, too)."""
+    mine = call_on(learner, failing)
+    with window():
+        if alike(mine, expected := call_on(reference, failing, exercise)):
+            return [], list(candidates)
+        first = {c.id: call_on(c.fn, failing, exercise) for c in candidates}
+    alive = {c.id: c for c in candidates if alike(first[c.id], mine)}
+    evidence = {cid: 0 for cid in alive}  # inputs beyond the failing one where it differs
+    ever = {c.id: not alike(first[c.id], expected) for c in candidates}
+    seen = {_key(failing)}
+    for number, inputs in enumerate(_chunks(pools, exercise, seen)):
+        judged = candidates if number == 0 else list(alive.values())
+        with window():
+            wanted = [call_on(reference, i, exercise) for i in inputs if in_time()]
+            theirs = {c.id: [call_on(c.fn, i, exercise) for i in inputs[:len(wanted)]]
+                      for c in judged}
+        for cid, outs in theirs.items():
+            ever[cid] = ever[cid] or any(not alike(o, e) for o, e in zip(outs, wanted, strict=True))
+        for k, want in enumerate(wanted):  # an input tells when some candidate is not the reference
+            tells = [cid for cid in theirs if not alike(theirs[cid][k], want)]
+            if not tells or not alive:
+                continue
+            if not in_time():
+                return [], []
+            got = call_on(learner, inputs[k])
+            for cid in list(alive):
+                if not alike(theirs[cid][k], got):
+                    del alive[cid]
+                elif cid in tells:
+                    evidence[cid] += 1
+        if not alive or not in_time() or (
+                len(alive) == 1 and all(evidence[cid] >= 2 for cid in alive)):
+            break
+    unseen = [c for c in candidates if not ever[c.id]]
+    found = sorted((c for c in alive.values() if evidence[c.id] >= 2),
+                   key=lambda c: -evidence[c.id])
+    return found, unseen
+
+
+def _chunks(pools: Iterable[list[Call]], exercise: str, seen: set) -> Iterator[list[tuple]]:
+    """The inputs of ``exercise`` in ``pools`` not yet in ``seen`` (which gets them), in
+    chunks of at most ``_MAX_POOL``: a batch is drawn only when the one before is used up."""
+    inputs: list[tuple] = []
+    for batch in pools:
+        for call in batch:
+            if call.name != exercise or call.inputs is None:
+                continue
             key = _key(call.inputs)
             if key not in seen:
                 seen.add(key)
                 inputs.append(call.inputs)
-    mine = {0: call_on(learner, failing)}
-    with window():
-        expected = [call_on(reference, failing, exercise)]
-        if alike(mine[0], expected[0]):
-            return [], list(candidates)
-        expected += [call_on(reference, i, exercise) for i in inputs[1:]]
-        theirs = {c.id: [call_on(c.fn, i, exercise) for i in inputs] for c in candidates}
-    # The inputs on which some candidate acts unlike the reference: the only ones that tell.
-    telling = [k for k in range(len(inputs))
-               if any(not alike(outs[k], expected[k]) for outs in theirs.values())]
-    scored, unseen = [], []
-    for cand in candidates:
-        outs = theirs[cand.id]
-        disagree = sum(not alike(outs[k], expected[k]) for k in telling)
-        if not disagree:
-            unseen.append(cand)
-        if not alike(outs[0], mine[0]) or disagree < 3:
-            continue
-        for k in telling:
-            if not in_time():
-                return _ranked(scored), unseen
-            if k not in mine:
-                mine[k] = call_on(learner, inputs[k])
-            if not alike(outs[k], mine[k]):
-                break
-        else:
-            scored.append((disagree, cand))
-    return _ranked(scored), unseen
-
-
-def _ranked(scored: list[tuple[int, Candidate]]) -> list[Candidate]:
-    return [c for _, c in sorted(scored, key=lambda s: -s[0])]
+            if len(inputs) == _MAX_POOL:
+                yield inputs
+                inputs = []
+        if inputs:
+            yield inputs
+            inputs = []
 
 
 def _key(value: Any, depth: int = 0) -> Any:

@@ -19,10 +19,12 @@ the check's seed before it runs.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,7 @@ _INDEX = pytest.StashKey[int]()  # a check's position in the whole collected ses
 _ENTRY = pytest.StashKey[dict]()  # a check's entry in the report, once it has one
 _COUNTS = pytest.StashKey[dict]()  # calls into learner code per function, for the diagnosis
 _PRINTED = pytest.StashKey[tuple]()  # the last lines the check's call printed (checker.printed)
+_ALL = pytest.StashKey[list]()  # every collected check, before a warm worker's split: their inputs
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -131,6 +134,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for index, item in enumerate(items):  # before a warm worker splits them between processes
         item.stash[_INDEX] = index
+    config.stash[_ALL] = list(items)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -248,8 +252,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return  # the first problem is the one to read, unless the judge itself was changed
     output, total = item.stash.get(_PRINTED, ([], 0))
     entry.update(outcome="failed", message=problem, output=output, output_lines=total)
+    # only the exercise's first failing check shows a diagnosis: one failed before it here
+    # (checks run in collection order) leaves nothing to diagnose
+    earlier = any(t is not entry and t["outcome"] != "passed"
+                  for t in state["results"].get(exercise, []))
+>>>>>>> harness
     if (report.failed and report.when == "call" and exercise and not _timed_out(call)
-            and item.config.getoption("--kata-diagnose")):
+            and not earlier and item.config.getoption("--kata-diagnose")):
         entry["diagnosis"] = _diagnose(item, exercise, signature(call.excinfo.value), state)
     if not report.failed:
         report.outcome, report.longrepr = "failed", problem
@@ -343,7 +352,7 @@ def _diagnose_by_behaviour(item: pytest.Item, exercise: str, target: str,
     checker.diagnosis), the most specific first; none when none is proven to match."""
     from checker import diagnosis
     from checker.learner import Impl, load_module
-    from checker.mistakes import load_mistakes
+    from checker.mistakes import _solution_of, load_mistakes
 
     kata = state["kata"]
     deadline = time.perf_counter() + state["diagnose_budget"]
@@ -356,6 +365,9 @@ def _diagnose_by_behaviour(item: pytest.Item, exercise: str, target: str,
     # the diagnosis gets its own budget on top (the learner's replays stay bounded)
     if left or signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, signal.SIG_IGN, None):
         signal.setitimer(signal.ITIMER_REAL, left + min(state["diagnose_budget"], 600.0))
+    from checker.stuck import backstop
+
+    backstop(2 * kata.timeout + min(state["diagnose_budget"], 600.0))
     learner = funcargs["impl"]
     seed = check_seed(item.config, item.nodeid)
 
@@ -366,20 +378,17 @@ def _diagnose_by_behaviour(item: pytest.Item, exercise: str, target: str,
         return Impl(module, kata.rules, label=label)
 
     mistakes = [m for m in load_mistakes(kata.mistakes_module) if m.exercise == exercise]
+    with contextlib.suppress(Exception):  # loaded as the judge: the mistakes that wrap it
+        _solution_of(kata.name)  # cannot read the solution's file inside the rules window
     reference = variant(label="the reference")
     trace, _ = diagnosis.run_check(item, reference, seed)
     failing = diagnosis.failing_input(trace, exercise, item.stash.get(_COUNTS, {}).get(exercise, 0))
-    if failing is not None:  # the pool: the inputs of every check of this exercise
-        pool = list(trace)
-        for other in item.session.items:
-            if time.perf_counter() > deadline:
-                return []
-            if other is not item and _exercise_of(other) == exercise:
-                pool += diagnosis.run_check(other, reference, check_seed(item.config, other.nodeid))[0]
+    if failing is not None:
         found, unseen = diagnosis.by_behaviour(
             getattr(learner, exercise), getattr(reference.module, exercise),
             [diagnosis.Candidate(m.id, m.misconception, m.func) for m in mistakes],
-            failing, pool, exercise, reference.rules, lambda: time.perf_counter() < deadline)
+            failing, _pools(item, exercise, reference, trace, deadline), exercise,
+            reference.rules, lambda: time.perf_counter() < deadline)
         if found:
             return [{"id": c.id, "misconception": c.misconception} for c in found]
         mistakes = [m for m in mistakes if m.id in {c.id for c in unseen}]
@@ -398,8 +407,54 @@ def _diagnose_by_behaviour(item: pytest.Item, exercise: str, target: str,
                     break
                 alike += 1
         if alike >= 2:
-            found.append({"id": m.id, "misconception": m.misconception})
+            found.append((m, impl))
+    return [{"id": m.id, "misconception": m.misconception}
+            for m, _ in _separate(found, item, exercise, learner, deadline)]
+
+
+def _separate(found: list[tuple], item: pytest.Item, exercise: str, learner: object,
+              deadline: float) -> list[tuple]:
+    """Of mistakes that fail the failing check as the learner's code does, those that fail
+    as it does, too, on each further check run (:func:`_probes`) where they fail unalike;
+    several only when no check run tells them apart."""
+    from checker import diagnosis
+
+    for other, seed in _probes(item, exercise):
+        if len(found) < 2 or time.perf_counter() > deadline:
+            break
+        texts = [diagnosis.run_check(other, impl, seed)[1] for _, impl in found]
+        if diagnosis.NOT_RUN not in texts and len(set(texts)) > 1:
+            mine = diagnosis.run_check(other, learner, seed)[1]
+            found = [f for f, text in zip(found, texts, strict=True) if text == mine]
     return found
+
+
+_EXTRA_SEEDS = 8  # further draws of the exercise's checks, while candidates stay unseparated
+
+
+def _probes(item: pytest.Item, exercise: str) -> Iterator[tuple[pytest.Item, int]]:
+    """The further runs of the checks of ``exercise`` that may tell candidates apart, as
+    (check, seed): every other check at its seed, then the checks that draw inputs at their
+    seed plus one, two, ... (the same draws on every run)."""
+    for extra in range(_EXTRA_SEEDS + 1):
+        for other in item.config.stash.get(_ALL, item.session.items):
+            drawn = {"rng", "seed"} & set(other.fixturenames)  # else no other inputs to draw
+            if (other is not item if not extra else drawn) and _exercise_of(other) == exercise:
+                yield other, check_seed(item.config, other.nodeid) + extra
+
+
+def _pools(item: pytest.Item, exercise: str, reference: object, trace: list,
+           deadline: float) -> Iterator[list]:
+    """Batches of the reference's calls in the checks of ``exercise``, each run only when
+    the diagnosis asks for more: ``trace`` (the failing check's), then each of
+    :func:`_probes`."""
+    from checker import diagnosis
+
+    yield trace
+    for other, seed in _probes(item, exercise):
+        if time.perf_counter() > deadline:
+            return
+        yield diagnosis.run_check(other, reference, seed)[0]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

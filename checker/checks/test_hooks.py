@@ -523,14 +523,18 @@ def test_step_in_backward_matches_the_loop(impl, rng):
     got_losses = []  # model.parameters() is
     with impl.rules():
         for step, batch in enumerate(batches):
+            before = [p.detach().clone() for p in params]
             loss = loss_fn(params, batch)
             loss.backward()
             got_losses.append(loss.item())
+            still = [PARAM_NAMES[i].split()[0] for i, p in enumerate(params)
+                     if torch.equal(p.detach(), before[i])]
             for i, p in enumerate(params):
                 assert_close(
                     p.detach(), expected[step][i],
                     f"parameter {PARAM_NAMES[i]} after step {step + 1} of {len(batches)} "
-                    "(the loop only calls loss.backward(); your hooks must do the rest)\n"
+                    "(the loop only calls loss.backward(); your hooks must do the rest; "
+                    f"parameters this backward left unchanged: {', '.join(still) or 'none'})\n"
                     + trajectory_picture(expected_losses[:step + 1], got_losses),
                     hint="register_post_accumulate_grad_hook runs once per parameter per "
                     "backward, AFTER the gradient is fully accumulated into p.grad (E gets "

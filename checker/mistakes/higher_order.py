@@ -122,7 +122,7 @@ def penalty_clears_critic_grads(critic, real, fake, alpha):
 # ----------------------------------------------------------------------------- meta_gradient
 
 
-@mistake("meta_gradient", "create_graph=True was left out of the inner grads: the result is only the first-order approximation.")
+@mistake("meta_gradient", "The inner steps left the graph (create_graph=True left out of the inner grads, or w updated in place under no_grad as an optimiser does): the result is only the first-order approximation.")
 def meta_first_order(train_loss, val_loss, w, lr, steps):
     w0 = w.detach().requires_grad_()
     current = w0
@@ -152,16 +152,6 @@ def meta_val_at_initial_w(train_loss, val_loss, w, lr, steps):
     for _ in range(steps):
         (g,) = torch.autograd.grad(train_loss(current), current, create_graph=True)
         current = current - lr * g
-    return torch.autograd.grad(val_loss(w0), w0)[0]
-
-
-@mistake("meta_gradient", "The inner steps updated w in place under no_grad, as an optimiser does: the update left the graph.")
-def meta_in_place_update(train_loss, val_loss, w, lr, steps):
-    w0 = w.detach().clone().requires_grad_()
-    for _ in range(steps):
-        (g,) = torch.autograd.grad(train_loss(w0), w0)
-        with torch.no_grad():
-            w0.sub_(lr * g)
     return torch.autograd.grad(val_loss(w0), w0)[0]
 
 

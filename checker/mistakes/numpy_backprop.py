@@ -7,8 +7,6 @@ function of the file under test.
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 
 from checker.mistakes import mistake
@@ -165,7 +163,7 @@ def activation_backward_at_output(params, x, targets, activation="relu", weight_
                          "b2": g_b2, "W1": g_W1 + weight_decay * W1, "b1": g_b1}
 
 
-@mistake("mlp_gradients", "torch autograd used for the gradients: this kata is backprop by hand, and the autograd entry points are off-limits.")
+@mistake("mlp_gradients", "torch imported inside the function to let autograd find the gradients: this kata is backprop by hand; torch is refused at run time too, not only at the top of the file, and so are the autograd entry points.")
 def uses_torch_autograd(params, x, targets, activation="relu", weight_decay=0.0):
     import torch
 
@@ -181,18 +179,6 @@ def uses_torch_autograd(params, x, targets, activation="relu", weight_decay=0.0)
     loss.backward()
     grads = {"z1": z1.grad, "h1": h1.grad, "z2": z2.grad, **{k: v.grad for k, v in p.items()}}
     return float(loss), {k: v.numpy() for k, v in grads.items()}
-
-
-@mistake("mlp_gradients", "`import torch` hidden inside a function of the file: the kata refuses torch imports at run time too, not only at the top of the file.")
-def imports_torch_lazily(params, x, targets, activation="relu", weight_decay=0.0):
-    # Stand in for a learner's function that does `import torch` in its body: run that
-    # statement with the globals of the file under test (the module that holds this stand-in).
-    for module in list(sys.modules.values()):
-        namespace = getattr(module, "__dict__", None)
-        if (isinstance(namespace, dict) and namespace.get("mlp_gradients") is imports_torch_lazily
-                and module.__name__ != __name__):
-            exec(compile("import torch", namespace.get("__file__") or "<file>", "exec"), namespace)
-    return _mlp(params, x, targets, activation, weight_decay)
 
 
 # ----------------------------------------------------------------------------- training

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from checker.mistakes import mistake
+from checker.mistakes import _solution_of, mistake
 
 
 @mistake("contiguous_strides", "Column-major (Fortran) order: the FIRST dimension got stride 1.")
@@ -88,15 +88,11 @@ def zero_size_by_strides(shape, strides):
 
 @mistake("view_params", "Off-by-one offset: the offset is the first element's value itself.")
 def offset_off_by_one(target):
-    from checker.mistakes import _solution_of
-
     size, stride, offset = _solution_of("strides").view_params(target)
     return size, stride, offset + 1 if offset == 0 else offset - 1
 
 
 @mistake("view_params", "Strides read off the wrong axis (transposed): the step along the last dim was used for the first.")
 def transposed_strides(target):
-    from checker.mistakes import _solution_of
-
     size, stride, offset = _solution_of("strides").view_params(target)
     return size, tuple(reversed(stride)), offset
