@@ -256,7 +256,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     # (checks run in collection order) leaves nothing to diagnose
     earlier = any(t is not entry and t["outcome"] != "passed"
                   for t in state["results"].get(exercise, []))
->>>>>>> harness
     if (report.failed and report.when == "call" and exercise and not _timed_out(call)
             and not earlier and item.config.getoption("--kata-diagnose")):
         entry["diagnosis"] = _diagnose(item, exercise, signature(call.excinfo.value), state)
