@@ -130,6 +130,9 @@ def _contexts() -> list[tuple[str, Callable[[], contextlib.AbstractContextManage
         ("under torch.inference_mode()", _inference_mode),
         ("under torch.autocast('cpu')", lambda: torch.autocast("cpu")),
         ("inside a TorchDispatchMode", _PassThrough),
+        # ADInplaceOrView is in the default include set and excluded here: exclude wins.
+        ("below ADInplaceOrView, as a custom op's kernel runs",
+         torch._C._AutoDispatchBelowADInplaceOrView),
     ]
 
 
@@ -170,7 +173,8 @@ def test_dispatch_order(impl, rng):
         assert_equal(
             got, expected, what,
             hint="the dispatcher takes the union of the tensors' key sets, adds the thread-local "
-            "INCLUDED keys and removes the thread-local EXCLUDED ones "
+            "INCLUDED keys and then removes the thread-local EXCLUDED ones (a key in both is "
+            "excluded) "
             "(torch._C._dispatch_tls_local_include_set / _exclude_set), then goes from the "
             "highest key down. no_grad changes none of that; inference_mode and autocast do.",
         )

@@ -47,6 +47,15 @@ def no_grad_drops_autograd(*tensors):
     return names if torch.is_grad_enabled() else [n for n in names if not n.startswith("Autograd")]
 
 
+@mistake("dispatch_order", "The exclude set was removed before the include set was added: a key in both (ADInplaceOrView below autograd) must stay excluded.")
+def excludes_before_including(*tensors):
+    keys = torch._C._dispatch_keys(tensors[0])
+    for t in tensors[1:]:
+        keys = keys | torch._C._dispatch_keys(t)
+    keys = (keys - torch._C._dispatch_tls_local_exclude_set()) | torch._C._dispatch_tls_local_include_set()
+    return _names(keys)
+
+
 class unwraps_to_plain(torch.Tensor):  # noqa: N801 — a mistake stands in for the class LoggingTensor
     """Unwraps the arguments to plain tensors and calls func: the results are plain tensors."""
 
