@@ -222,8 +222,8 @@ def test_a_killed_kata_check_takes_escaped_processes_with_it(processes_allowed):
     """`kata check` SIGKILLed while a process its file forked (double fork, own session) runs:
     the keeper between the CLI and the check child ends it (checker.keeper)."""
     cli = subprocess.Popen(
-        [sys.executable, "-m", "checker.cli", "check", "alpha", "--file",
-         str(IMPLS / "alpha_fork_escape.py")],
+        [sys.executable, "-m", "checker.cli", "check", "alpha", "--catalog",
+         str(processes_allowed.catalog_file), "--file", str(IMPLS / "alpha_fork_escape.py")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     _none_alive(_kill_mid_escape(cli, cli.pid))
 
