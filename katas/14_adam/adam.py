@@ -87,13 +87,18 @@ def amsgrad_step_(param: Tensor, grad: Tensor, state: dict[str, Tensor], *, lr: 
                   weight_decay: float = 0.0, decoupled: bool = False) -> None:
     """One step of Adam (``decoupled=False``) or AdamW (``decoupled=True``) with amsgrad=True.
 
-    The state has a ``"max_exp_avg_sq"`` entry. After updating exp_avg_sq, store
-    ``max_exp_avg_sq = max(max_exp_avg_sq, exp_avg_sq)`` (elementwise, of the RAW second
-    moment, in place) and use it instead of exp_avg_sq in the denominator, bias-corrected with
-    the current step: ``sqrt(max_exp_avg_sq) / sqrt(1 - beta2**t) + eps``.
+    In place, returns None: ``param`` and every tensor of ``state`` (made by
+    ``init_state(param, amsgrad=True)``) end as ``torch.optim.Adam(..., amsgrad=True)`` (or
+    AdamW) leaves the parameter and its state after the same step, float64 included.
+    ``grad`` is left as it was.
 
-    Example: if the gradients shrink, v shrinks too, but max_exp_avg_sq remembers its peak,
-    so the step sizes cannot grow back.
+    Example (the second gradient is ten times smaller, and yet the step is not):
+        >>> p = torch.tensor([1.0], requires_grad=True)
+        >>> s = init_state(p, amsgrad=True)
+        >>> amsgrad_step_(p, torch.tensor([1.0]), s, lr=0.1); p.detach()
+        tensor([0.9000])
+        >>> amsgrad_step_(p, torch.tensor([0.1]), s, lr=0.1); p.detach(), s["max_exp_avg_sq"]
+        (tensor([0.8259]), tensor([0.0010]))
     """
     raise NotImplementedError("amsgrad_step_: see `kata lesson`, or `kata hint` for a nudge")
 
@@ -104,12 +109,11 @@ def foreach_adam_(params: list[Tensor], grads: list[Tensor], states: list[dict[s
                   decoupled: bool = False) -> None:
     """One Adam/AdamW step for a whole list of parameters, vectorised like foreach=True.
 
-    Same arithmetic as above, but each stage is ONE ``torch._foreach_*`` call over the lists
-    (``torch._foreach_add_``, ``_foreach_mul_``, ``_foreach_lerp_``, ``_foreach_addcmul_``,
-    ``_foreach_maximum_``, ``_foreach_sqrt``, ``_foreach_div_``, ``_foreach_addcdiv_``, ...):
-    the number of tensor ops must not grow with the number of parameters. Reading each step
-    count with ``.item()`` is the one per-parameter operation allowed. Each parameter's bias
-    corrections use its own step count (a parameter added later has taken fewer steps).
+    The same result as one ``adam_step_`` / ``amsgrad_step_`` per parameter, but the number
+    of tensor operations it runs must not grow with the number of parameters (torch's
+    ``foreach=True`` path works on whole lists at once). Reading each step count with
+    ``.item()`` is the one per-parameter operation allowed. Each parameter's bias corrections
+    use its own step count (a parameter added later has taken fewer steps).
 
     Example:
         >>> ps = [torch.ones(2, requires_grad=True), torch.ones(3, requires_grad=True)]
