@@ -39,39 +39,47 @@ SEEDS = (20261122, 1, 7, 987654, 31337)  # the fixed list every proof runs on
 
 def prove_kata(
     kata: Kata, *, seed: int = 12345, run: RunFn = run_checks,
-    diagnose: bool = True, seeds: tuple[int, ...] = (),
+    diagnose: bool = True, seeds: tuple[int, ...] = (), mistake_seeds: int | None = None,
 ) -> list[Proof]:
     """The proofs at ``seed`` (diagnosis included), then at each of ``seeds`` (without);
-    subjects proven at a later seed read "stub@7", "mistake:x@7"."""
+    subjects proven at a later seed read "solution@7", "mistake:x@7". The stub (whose failure
+    does not depend on the seed) is proven at ``seed`` only; the mistakes at the first
+    ``mistake_seeds`` of ``seeds`` (all of them by default), the solution at every one."""
     proofs = _prove_at(kata, seed, run, diagnose)
-    for other in seeds:
-        if other != seed:
-            proofs += [Proof(p.kata, f"{p.subject}@{other}", p.ok, p.detail)
-                       for p in _prove_at(kata, other, run, False)]
+    later = [other for other in seeds if other != seed]
+    for i, other in enumerate(later):
+        with_mistakes = mistake_seeds is None or i < mistake_seeds
+        proofs += [Proof(p.kata, f"{p.subject}@{other}", p.ok, p.detail)
+                   for p in _prove_at(kata, other, run, False, stub=False,
+                                      mistakes=with_mistakes)]
     return proofs
 
 
-def _prove_at(kata: Kata, seed: int, run: RunFn, diagnose: bool) -> list[Proof]:
+def _prove_at(kata: Kata, seed: int, run: RunFn, diagnose: bool, *, stub: bool = True,
+              mistakes: bool = True) -> list[Proof]:
     proofs: list[Proof] = []
-    stub = run(kata, kata.stub_path, seed=seed, diagnose=False)
-    still_passing = [e.name for e in stub.exercises if e.ok]
-    proofs.append(Proof(
-        kata.name, "stub", stub.status in ("failed", "load_error") and not still_passing,
-        f"passes {', '.join(still_passing)}" if still_passing else _summary(stub),
-    ))
+    if stub:
+        result = run(kata, kata.stub_path, seed=seed, diagnose=False)
+        still_passing = [e.name for e in result.exercises if e.ok]
+        proofs.append(Proof(
+            kata.name, "stub", result.status in ("failed", "load_error") and not still_passing,
+            f"passes {', '.join(still_passing)}" if still_passing else _summary(result),
+        ))
     solution = run(kata, kata.solution_path, seed=seed, diagnose=False)
     proofs.append(Proof(kata.name, "solution", solution.passed, _summary(solution)))
+    if not mistakes:
+        return proofs
     source = kata.solution_path.read_text(encoding="utf-8")
-    mistakes = load_mistakes(kata.mistakes_module)
+    known = load_mistakes(kata.mistakes_module)
     with tempfile.TemporaryDirectory(prefix="kata-mistakes-") as tmp:
-        for m in mistakes:
+        for m in known:
             path = Path(tmp) / f"{m.id}.py"
             path.write_text(materialize(source, m), encoding="utf-8")
             # No real budget: the proof asks whether a mistake CAN be named, on any machine and load.
             # A mistake is proven by its own exercise's checks: only those run.
             result = run(kata, path, seed=seed, diagnose=diagnose, diagnose_budget=600.0,
                          only=m.exercise)
-            proofs.append(_mistake_proof(kata, m, result, diagnose, mistakes))
+            proofs.append(_mistake_proof(kata, m, result, diagnose, known))
     return proofs
 
 
