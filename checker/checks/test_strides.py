@@ -84,6 +84,28 @@ def test_storage_index_rejects_out_of_range(impl, rng):
             )
 
 
+@pytest.mark.exercise("storage_index")
+def test_storage_index_rejects_wrong_length(impl):
+    shape, strides = (3, 4, 5), (20, 5, 1)
+    for index in [(1, 2), (0,), (), (1, 2, 3, 0)]:
+        expect_raises(
+            IndexError, lambda index=index: impl.storage_index(index, shape, strides, 0),
+            f"storage_index({index}, shape={shape}, ...)",
+            hint="an index names one position per dimension: check its length first.",
+        )
+
+
+@pytest.mark.exercise("permute_meta")
+def test_permute_meta_rejects_non_permutations(impl):
+    shape, strides = (2, 3, 4), (12, 4, 1)
+    for dims in [(0, 0, 1), (2, 1, -1), (0, 1), (1, 0, 2, 0)]:
+        expect_raises(
+            ValueError, lambda dims=dims: impl.permute_meta(shape, strides, dims),
+            f"permute_meta(shape={shape}, strides={strides}, dims={dims})",
+            hint="dims must name every dimension exactly once (after wrapping negative ones).",
+        )
+
+
 @pytest.mark.exercise("permute_meta")
 def test_permute_meta_matches_torch(impl, rng):
     cube = torch.empty(3, 3, 3).as_strided((3, 3, 3), (1, 3, 9))
