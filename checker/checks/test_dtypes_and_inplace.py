@@ -185,6 +185,20 @@ def test_result_dtype_follows_default_dtype(impl, rng):
         torch.set_default_dtype(old)
 
 
+@pytest.mark.exercise("result_dtype")
+def test_result_dtype_rejects_other_operands(impl):
+    others = [None, "2.5", [1, 2]]
+    partners = [torch.ones(3, dtype=torch.int32), torch.tensor(1.5), 2, 0.5]
+    for odd in others:
+        for a, b in [pair for p in partners for pair in ((odd, p), (p, odd))]:
+            expect_raises(
+                TypeError, lambda a=a, b=b: impl.result_dtype(a, b),
+                f"result_dtype({spell(a)}, {spell(b)})",
+                hint="an operand that is neither a tensor nor a Python bool/int/float/complex "
+                "has no place in the rules: raise TypeError.",
+            )
+
+
 # ----------------------------------------------------------------------------- joined_shape
 
 

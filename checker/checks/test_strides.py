@@ -74,14 +74,28 @@ def test_storage_index_matches_element_position(impl, rng):
 def test_storage_index_rejects_out_of_range(impl, rng):
     shape = random_shape(rng, 3, 2, 6)
     strides = torch.empty(shape).stride()
-    for d in range(3):
-        for bad in (shape[d], shape[d] + 3, -shape[d] - 1, -shape[d] - 4):
-            index = tuple(bad if k == d else 0 for k in range(3))
-            expect_raises(
-                IndexError, lambda index=index: impl.storage_index(index, shape, strides, 0),
-                f"storage_index({index}, shape={shape}, ...)",
-                hint="valid indices of a size-n dimension are -n .. n-1.",
-            )
+    out_of_range = [tuple(bad if k == d else 0 for k in range(3))
+                    for d in range(3)
+                    for bad in (shape[d], shape[d] + 3, -shape[d] - 1, -shape[d] - 4)]
+    wrong_length = [(1, 1), (0,), (), (1, 1, 1, 0)]
+    for index in [*out_of_range, *wrong_length]:
+        expect_raises(
+            IndexError, lambda index=index: impl.storage_index(index, shape, strides, 0),
+            f"storage_index({index}, shape={shape}, ...)",
+            hint="valid indices of a size-n dimension are -n .. n-1, and an index names one "
+            "position per dimension.",
+        )
+
+
+@pytest.mark.exercise("permute_meta")
+def test_permute_meta_rejects_non_permutations(impl):
+    shape, strides = (2, 3, 4), (12, 4, 1)
+    for dims in [(0, 0, 1), (2, 1, -1), (0, 1), (1, 0, 2, 0)]:
+        expect_raises(
+            ValueError, lambda dims=dims: impl.permute_meta(shape, strides, dims),
+            f"permute_meta(shape={shape}, strides={strides}, dims={dims})",
+            hint="dims must name every dimension exactly once (after wrapping negative ones).",
+        )
 
 
 @pytest.mark.exercise("permute_meta")

@@ -26,6 +26,8 @@ def storage_index(index, shape, strides, offset):
 def permute_meta(shape, strides, dims):
     n = len(shape)
     order = [d + n if d < 0 else d for d in dims]
+    if len(order) != n or set(order) != set(range(n)):
+        raise ValueError(f"{dims} is not a permutation")
     return tuple(shape[d] for d in order), tuple(strides[d] for d in order)
 
 
