@@ -326,11 +326,9 @@ def pytest_runtest_call(item: pytest.Item):
 
 def _timed_out(call: pytest.CallInfo) -> bool:
     """Whether the check ran out of time: replaying learner code that hangs names nothing."""
-    from checker.stuck import Stuck
+    from checker.stuck import is_timeout
 
-    exc = call.excinfo.value if call.excinfo else None
-    return isinstance(exc, Stuck) or (type(exc).__name__ == "Failed"
-                                      and str(exc).startswith("Timeout"))
+    return is_timeout(call.excinfo.value if call.excinfo else None)
 
 
 def _diagnose(item: pytest.Item, exercise: str, target: str, state: dict) -> list[dict]:

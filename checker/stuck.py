@@ -104,6 +104,12 @@ def where_tb(tb, impl: str) -> Where | None:
     return _where(reversed(entries), impl)
 
 
+def is_timeout(exc: BaseException | None) -> bool:
+    """Whether ``exc`` ended a check for its time: pytest-timeout's failure, or :class:`Stuck`."""
+    return isinstance(exc, Stuck) or (type(exc).__name__ == "Failed"
+                                      and str(exc).startswith("Timeout"))
+
+
 def from_timeout(exc: BaseException, func: str, impl: str) -> Stuck | None:
     """pytest-timeout's failure, raised inside a call of learner ``func``, as a :class:`Stuck`
     that says where the time went; None for any other exception."""
@@ -218,7 +224,7 @@ def watch_swallowed(state: dict) -> None:
 
     def hook(unraisable) -> None:
         exc = unraisable.exc_value
-        if type(exc).__name__ == "Failed" and str(exc).startswith("Timeout"):
+        if not isinstance(exc, Stuck) and is_timeout(exc):
             where = where_tb(unraisable.exc_traceback, str(state.get("impl_path", "")))
             state.setdefault("swallowed", {}).setdefault(state.get("running"), where)
             _abort_soon(str(state.get("impl_path", "")))
