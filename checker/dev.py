@@ -44,43 +44,79 @@ def prove_kata(
     """The proofs at ``seed`` (diagnosis included), then at each of ``seeds`` (without);
     subjects proven at a later seed read "solution@7", "mistake:x@7". The stub (whose failure
     does not depend on the seed) is proven at ``seed`` only; the mistakes at the first
-    ``mistake_seeds`` of ``seeds`` (all of them by default), the solution at every one."""
-    proofs = _prove_at(kata, seed, run, diagnose)
+    ``mistake_seeds`` of ``seeds`` (all of them by default), the solution at every one.
+
+    The runs are independent: a :class:`RunPool` judges as many at once as it has workers."""
     later = [other for other in seeds if other != seed]
-    for i, other in enumerate(later):
-        with_mistakes = mistake_seeds is None or i < mistake_seeds
-        proofs += [Proof(p.kata, f"{p.subject}@{other}", p.ok, p.detail)
-                   for p in _prove_at(kata, other, run, False, stub=False,
-                                      mistakes=with_mistakes)]
-    return proofs
-
-
-def _prove_at(kata: Kata, seed: int, run: RunFn, diagnose: bool, *, stub: bool = True,
-              mistakes: bool = True) -> list[Proof]:
-    proofs: list[Proof] = []
-    if stub:
-        result = run(kata, kata.stub_path, seed=seed, diagnose=False)
-        still_passing = [e.name for e in result.exercises if e.ok]
-        proofs.append(Proof(
-            kata.name, "stub", result.status in ("failed", "load_error") and not still_passing,
-            f"passes {', '.join(still_passing)}" if still_passing else _summary(result),
-        ))
-    solution = run(kata, kata.solution_path, seed=seed, diagnose=False)
-    proofs.append(Proof(kata.name, "solution", solution.passed, _summary(solution)))
-    if not mistakes:
-        return proofs
-    source = kata.solution_path.read_text(encoding="utf-8")
+    mistake_at = [seed, *later[:len(later) if mistake_seeds is None else mistake_seeds]]
     known = load_mistakes(kata.mistakes_module)
+    source = kata.solution_path.read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory(prefix="kata-mistakes-") as tmp:
+        paths = {}
         for m in known:
-            path = Path(tmp) / f"{m.id}.py"
-            path.write_text(materialize(source, m), encoding="utf-8")
-            # No real budget: the proof asks whether a mistake CAN be named, on any machine and load.
-            # A mistake is proven by its own exercise's checks: only those run.
-            result = run(kata, path, seed=seed, diagnose=diagnose, diagnose_budget=600.0,
-                         only=m.exercise)
-            proofs.append(_mistake_proof(kata, m, result, diagnose, known))
+            paths[m.id] = Path(tmp) / f"{m.id}.py"
+            paths[m.id].write_text(materialize(source, m), encoding="utf-8")
+        jobs: list[tuple[str, int, Mistake | None, dict]] = [
+            ("stub", seed, None, {"diagnose": False})]
+        jobs += [("solution", s, None, {"diagnose": False}) for s in (seed, *later)]
+        # No real budget: the proof asks whether a mistake CAN be named, on any machine and
+        # load. A mistake is proven by its own exercise's checks: only those run.
+        jobs += [("mistake", s, m, {"diagnose": diagnose and s == seed, "only": m.exercise,
+                                    "diagnose_budget": 600.0})
+                 for s in mistake_at for m in known]
+
+        def judge(job: tuple[str, int, Mistake | None, dict]) -> CheckResult:
+            what, at, m, options = job
+            impl = paths[m.id] if m else kata.stub_path if what == "stub" else kata.solution_path
+            return run(kata, impl, seed=at, **options)
+
+        results = _judge_all(run, judge, jobs)
+    proofs = []
+    for (what, at, m, options), result in zip(jobs, results, strict=True):
+        if what == "stub":
+            still_passing = [e.name for e in result.exercises if e.ok]
+            proof = Proof(kata.name, "stub",
+                          result.status in ("failed", "load_error") and not still_passing,
+                          f"passes {', '.join(still_passing)}" if still_passing else _summary(result))
+        elif what == "solution":
+            proof = Proof(kata.name, "solution", result.passed, _summary(result))
+        else:
+            proof = _mistake_proof(kata, m, result, options["diagnose"], known)
+        if at != seed:
+            proof = Proof(proof.kata, f"{proof.subject}@{at}", proof.ok, proof.detail)
+        proofs.append(proof)
     return proofs
+
+
+class RunPool:
+    """Runners that judge at the same time, each through a warm worker of its own: a call
+    takes a free one (waiting for one if all are busy). ``width`` is how many."""
+
+    def __init__(self, runs: list[RunFn]):
+        import queue
+
+        self.width = len(runs)
+        self._free: queue.Queue[RunFn] = queue.Queue()
+        for one in runs:
+            self._free.put(one)
+
+    def __call__(self, *args, **kwargs) -> CheckResult:
+        one = self._free.get()
+        try:
+            return one(*args, **kwargs)
+        finally:
+            self._free.put(one)
+
+
+def _judge_all(run: RunFn, judge: Callable, jobs: list) -> list[CheckResult]:
+    """``judge`` of each job, in order; as many at once as ``run`` can take (its width)."""
+    width = getattr(run, "width", 1)
+    if width <= 1:
+        return [judge(job) for job in jobs]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="kata-proof") as pool:
+        return list(pool.map(judge, jobs))
 
 
 def _code(m: Mistake) -> str:
@@ -128,9 +164,13 @@ def _summary(result: CheckResult) -> str:
 
 
 @contextlib.contextmanager
-def warm_runner(*, warm: bool = True) -> Iterator[RunFn]:
-    """``run_checks`` through a warm worker of its own (torch imported once, a fork per run),
-    stopped on exit; the cold ``run_checks`` when ``warm`` is False or the worker won't start."""
+def warm_runner(*, warm: bool = True, streams: int = 1) -> Iterator[RunFn]:
+    """``run_checks`` through warm workers of its own (torch imported once, a fork per run),
+    stopped on exit; the cold ``run_checks`` when ``warm`` is False or no worker starts.
+
+    With ``streams`` above 1 it is a :class:`RunPool` of that many workers, the cores shared
+    between them (a proof's many small runs go faster side by side than split in two)."""
+    import os
     from functools import partial
 
     from checker import worker
@@ -138,14 +178,28 @@ def warm_runner(*, warm: bool = True) -> Iterator[RunFn]:
     if not warm:
         yield run_checks
         return
-    with tempfile.TemporaryDirectory(prefix="kata-dev-") as state:
-        proc = worker.start(Path(state), wait=120)
-        try:
-            yield partial(run_checks, use_worker=Path(state)) if proc else run_checks
-        finally:
-            if proc is not None:
-                worker.stop(Path(state))
-                proc.wait(timeout=10)
+    processes = max(1, (os.cpu_count() or 1) // streams) if streams > 1 else None
+    with contextlib.ExitStack() as stack:
+        runs = []
+        for _ in range(max(1, streams)):
+            state = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kata-dev-")))
+            proc = worker.start(state, wait=120, processes=processes)
+            if proc is None:
+                continue
+            stack.callback(_stop_worker, state, proc)
+            runs.append(partial(run_checks, use_worker=state))
+        if not runs:
+            yield run_checks
+        else:
+            yield runs[0] if len(runs) == 1 else RunPool(runs)
+
+
+def _stop_worker(state: Path, proc) -> None:
+    from checker import worker
+
+    worker.stop(state)
+    with contextlib.suppress(Exception):
+        proc.wait(timeout=10)
 
 
 def mistake_counts(kata: Kata) -> dict[str, int]:

@@ -151,16 +151,19 @@ def _removed(folder: str):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def spawn(state_dir: Path) -> subprocess.Popen:
+def spawn(state_dir: Path, *, processes: int | None = None) -> subprocess.Popen:
     """Start a worker for ``state_dir`` in the background and return at once (it answers
     pings once torch is imported; a second one started meanwhile finds the first's lock and
-    leaves). One that listens but does not answer is ended first."""
+    leaves). One that listens but does not answer is ended first. ``processes``: how many
+    processes share each run (checker.armed_set.BINS; default one per core, at most two)."""
     if socket_path(state_dir).exists() and not is_running(state_dir):
         give_up(state_dir)
     from checker.launch import child_env
 
     env = child_env()
     env.pop("OMP_NUM_THREADS", None)
+    if processes is not None:
+        env["KATA_WORKER_PROCESSES"] = str(max(1, int(processes)))
     with open(Path(tempfile.gettempdir()) / f"kata-worker-{os.getuid()}.log", "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "checker.server", str(Path(state_dir).resolve())],
@@ -168,11 +171,12 @@ def spawn(state_dir: Path) -> subprocess.Popen:
         )
 
 
-def start(state_dir: Path, *, wait: float = 30.0) -> subprocess.Popen | None:
+def start(state_dir: Path, *, wait: float = 30.0,
+          processes: int | None = None) -> subprocess.Popen | None:
     """Start a worker for ``state_dir`` in the background; returns once it answers pings."""
     if is_running(state_dir):
         return None
-    proc = spawn(state_dir)
+    proc = spawn(state_dir, processes=processes)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if proc.poll() is not None:
