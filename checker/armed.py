@@ -49,11 +49,18 @@ def share(items: list, index: int, bins: int, costs: dict[str, tuple[float, floa
     return [item for i, item in enumerate(items) if owner[i] == index]
 
 
+def _exercise(item) -> str | None:
+    marker = item.get_closest_marker("exercise")
+    return marker.args[0] if marker and marker.args else None
+
+
 class ArmedRun:
     """pytest plugin of an armed process: keep a share of the checks, prepare, wait for go."""
 
-    def __init__(self, pipe: int, index: int, bins: int, costs: dict[str, tuple[float, float]]):
+    def __init__(self, pipe: int, index: int, bins: int, costs: dict[str, tuple[float, float]],
+                 only: str | None = None):
         self.pipe, self.index, self.bins, self.costs = pipe, index, bins, costs
+        self.only = only  # the exercise the next run will likely judge alone: prepare only its checks
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config, items: list) -> None:
@@ -101,6 +108,8 @@ class ArmedRun:
                 with contextlib.suppress(Exception):
                     warm(kept[module.__name__])
             prepare = getattr(getattr(item, "function", None), "kata_prepare", None)
+            if prepare is not None and self.only and _exercise(item) != self.only:
+                prepare = None  # a guess: were it wrong, the check computes its own reference
             if prepare is not None:
                 seed = check_seed(session.config, item.nodeid)
                 seed_everything(seed)

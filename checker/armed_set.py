@@ -18,7 +18,7 @@ BINS = max(1, int(os.environ.get("KATA_WORKER_PROCESSES", min(2, os.cpu_count() 
 
 def _armed_child(catalog_file: str | None, name: str, seed: int, index: int, bins: int,
                  costs: dict[str, tuple[float, float]], pipe: int, done: int, log: str,
-                 worker: int) -> None:
+                 worker: int, only: str | None = None) -> None:
     """In a forked process: configure and collect, then wait in ArmedRun; never returns.
 
     Once its report is written it says so on ``done`` (its exit status, one line): the
@@ -50,7 +50,7 @@ def _armed_child(catalog_file: str | None, name: str, seed: int, index: int, bin
         args = pytest_args(kata, kata.stub_path, seed, Path(os.devnull), diagnose=False)
         from checker.armed import ArmedRun
 
-        code = int(pytest.main(args, plugins=[ArmedRun(pipe, index, bins, costs)]))
+        code = int(pytest.main(args, plugins=[ArmedRun(pipe, index, bins, costs, only)]))
         sys.stdout.flush()
         sys.stderr.flush()
         with contextlib.suppress(OSError):
@@ -75,11 +75,19 @@ def kill_process(pid: int) -> None:
 class Armed:
     """One armed set: a process per share of one kata's checks, waiting for a run."""
 
-    def __init__(self, key: tuple, costs: dict[str, tuple[float, float]], close_in_child: list[int]):
+    def __init__(self, key: tuple, costs: dict[str, tuple[float, float]], close_in_child: list[int],
+                 expect: dict | None = None):
+        """``expect``: what the next run will likely ask, from the one before (``seed``, set
+        when that one named its seed, and ``only``): the checks' prepare hooks work for it. A
+        guess only: a run that asks otherwise is judged the same, its checks computing their
+        own references."""
         from checker.outcome import random_seed
 
         self.key, self.fingerprint = key, fingerprint(key)  # before the processes collect
-        self.seed = random_seed()
+        expect = expect or {}
+        self.guessed = expect.get("seed") is not None  # else: a fresh seed, for a run naming none
+        self.seed = int(expect["seed"]) if self.guessed else random_seed()
+        only = expect.get("only")
         self.tmp = make_run_dir("kata-armed-")  # swept if the worker is killed (checker.leftovers)
         self.logs = [os.path.join(self.tmp, f"arm-{i}.txt") for i in range(BINS)]
         self.pids: list[int] = []
@@ -97,7 +105,7 @@ class Armed:
                     with contextlib.suppress(OSError):
                         os.close(fd)
                 _armed_child(key[1], key[0], self.seed, i, BINS, costs, r, done_w,
-                             self.logs[i], worker)
+                             self.logs[i], worker, only)
             os.close(r)
             os.close(done_w)
             self.pids.append(pid)

@@ -479,7 +479,8 @@ def dev_check(app: App, names: tuple[str, ...], seed: int | None, markdown: bool
     rows_md = ["| kata | exercises | stub fails | solution passes | mistakes shipped | mistakes diagnosed |",
                "|---|---|---|---|---|---|"]
     bad = 0
-    with warm_runner(warm=len(katas) > 1) as run:
+    # warm workers, two side by side: even one kata's proof is dozens of runs
+    with warm_runner(streams=2) as run:
         for kata in katas:
             proofs = (prove_kata(kata, seed=SEEDS[0], seeds=SEEDS[1:], run=run) if seed is None
                       else prove_kata(kata, seed=seed, run=run))

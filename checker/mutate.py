@@ -313,7 +313,10 @@ def mutants(source: str, filename: str = "solution.py") -> list[Mutant]:
             changed = code.splitlines()
             matcher = difflib.SequenceMatcher(a=original, b=changed, autojunk=False)
             ops = [o for o in matcher.get_opcodes() if o[0] != "equal"]
-            first = ops[0][1]
+            # the first changed line that is not blank (a removed decorator takes the blank
+            # line above it along): it names the owner and counts the occurrence
+            first = next((i for _, a0, a1, _, _ in ops for i in range(a0, a1)
+                          if original[i].strip()), ops[0][1])
             before = [ln for _, a0, a1, _, _ in ops for ln in original[a0:a1]]
             after = [ln for _, _, _, b0, b1 in ops for ln in changed[b0:b1]]
             diff = "\n".join(difflib.unified_diff(original, changed, f"a/{filename}",

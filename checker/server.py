@@ -138,10 +138,10 @@ class Server:
         self.spent: list[Armed] = []
         self.costs: dict[tuple, dict[str, tuple[float, float]]] = {}
 
-    def arm(self, key: tuple) -> None:
+    def arm(self, key: tuple, expect: dict | None = None) -> None:
         if self.armed is not None:
             self.armed.discard()
-        self.armed = Armed(key, self.costs.get(key, {}), [self.listener.fileno()])
+        self.armed = Armed(key, self.costs.get(key, {}), [self.listener.fileno()], expect)
 
     def reap(self) -> None:
         """Collect the processes of answered runs (killed, maybe still being torn down)."""
@@ -160,10 +160,15 @@ class Server:
         armed = self.armed
         if (armed is None or armed.key != key or armed.fingerprint != fingerprint(key)
                 or not armed.alive()):
-            self.arm(key)
+            self.arm(key, {"seed": req.get("seed"), "only": req.get("only")})
             armed = self.armed
         self.armed = None  # this set is spent, whatever happens
-        seed = int(req["seed"]) if req.get("seed") is not None else armed.seed
+        if req.get("seed") is not None:
+            seed = int(req["seed"])
+        else:  # a run that names no seed gets a fresh one, never the one before's
+            from checker.outcome import random_seed
+
+            seed = random_seed() if armed.guessed else armed.seed
         parts = [(f"{req['report']}.{i}", f"{req['output']}.{i}") for i in range(BINS)]
         tails = [_output_fifo(output) for _, output in parts]  # read as it comes (checker.tail)
         for (report, output), pipe in zip(parts, armed.pipes, strict=True):
@@ -331,7 +336,7 @@ def serve(state_dir: Path, idle_timeout: float = IDLE_TIMEOUT) -> None:
                 conn, _ = listener.accept()
             except TimeoutError:
                 return  # idle for long: go away
-            rearm = None
+            rearm = expect = None
             with conn:
                 conn.settimeout(None)
                 try:
@@ -353,12 +358,13 @@ def serve(state_dir: Path, idle_timeout: float = IDLE_TIMEOUT) -> None:
                             watched = _watched_files()
                         reply = server.run(conn, req)
                     rearm = (req["kata"], req["catalog"])
+                    expect = {"seed": req.get("seed"), "only": req.get("only")}
                 with contextlib.suppress(OSError):
                     conn.sendall((json.dumps(reply) + "\n").encode())
             server.reap()
             if rearm is not None:  # the next run's processes get ready while the learner reads
                 with contextlib.suppress(Exception):
-                    server.arm(rearm)
+                    server.arm(rearm, expect)
     finally:
         server.close()
         with contextlib.suppress(OSError):

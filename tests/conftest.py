@@ -74,6 +74,17 @@ def warm(tmp_path_factory):
         proc.wait(timeout=10)
 
 
+@pytest.fixture(scope="session")
+def proofs_run():
+    """Two warm workers side by side on the shipped catalog (a RunPool, checker.dev): the
+    catalog's proofs are hundreds of small runs, judged two at a time."""
+    from checker.dev import RunPool, warm_runner
+
+    with warm_runner(streams=2) as run:
+        assert isinstance(run, RunPool) and run.width == 2, "the proof workers did not start"
+        yield run
+
+
 @pytest.fixture
 def tiny_catalog(tiny_env):
     from checker.catalog import load_catalog

@@ -52,19 +52,18 @@ def test_kata_ships_enough_mistakes(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_kata_is_proven(name, warm):
-    """The stub fails every exercise; the solution passes on every seed of a fixed list; each
-    mistake fails its exercise on the first seed.
-
-    Each warm run costs an armed process (about 0.5 s here) and a full diagnosis search costs
-    seconds per mistake: the mistakes' every-seed proof (475 mistakes x 5 seeds) and their
-    crosswise diagnosis would take the suite past its time budget, so `kata dev check` proves
-    those (five seeds, each mistake named as itself)."""
-    proofs = prove_kata(CATALOG.get(name), seed=SEEDS[0], run=warm, seeds=SEEDS[1:],
-                        mistake_seeds=0, diagnose=False)
-    bad = [p for p in proofs if not p.ok]
+def test_kata_is_proven(name, proofs_run):
+    """On every seed of a fixed list: the stub fails every exercise (its failure does not
+    depend on the seed: the first is enough), the solution passes, and each mistake fails its
+    exercise. At the first seed, each failing mistake is diagnosed as itself, and as no
+    mistake whose code differs from its own (crosswise, checker.dev)."""
+    proofs = prove_kata(CATALOG.get(name), seed=SEEDS[0], run=proofs_run, seeds=SEEDS[1:],
+                        diagnose=True)
+    bad = [p for p in proofs if not p.ok or p.diagnosed is False]
     assert not bad, "\n".join(f"{p.subject}: {p.detail}" for p in bad)
-    assert any(p.subject.startswith("mistake:") for p in proofs)
+    mistakes = [p for p in proofs if p.subject.startswith("mistake:")]
+    assert len(mistakes) == len(load_mistakes(CATALOG.get(name).mistakes_module)) * len(SEEDS)
+    assert all(p.diagnosed for p in mistakes if "@" not in p.subject)
 
 
 ALTERNATIVES = sorted((Path(__file__).parent / "alternatives").glob("*.py"))

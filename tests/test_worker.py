@@ -95,6 +95,15 @@ def test_worker_picks_the_seed_it_prepared_unless_one_is_given(alpha, tiny_worke
     assert tiny_worker(alpha, alpha.solution_path, seed=77).seed == 77
 
 
+def test_a_run_naming_no_seed_never_reuses_the_seed_before(alpha, tiny_worker):
+    """After a run with --seed N the next set is armed for N (a proof's next run asks for it
+    too), but a run that names no seed still gets a fresh one."""
+    assert tiny_worker(alpha, alpha.solution_path, seed=77).seed == 77
+    assert tiny_worker(alpha, alpha.solution_path, seed=77).seed == 77
+    seeds = {tiny_worker(alpha, alpha.solution_path, seed=None).seed for _ in range(2)}
+    assert 77 not in seeds and len(seeds) == 2
+
+
 def test_runs_alternating_between_katas_keep_their_verdicts(tiny_catalog, tiny_worker):
     alpha, beta = tiny_catalog.get("alpha"), tiny_catalog.get("beta")
     for _ in range(2):

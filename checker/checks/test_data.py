@@ -493,6 +493,52 @@ def test_noise_is_a_function_of_seed_epoch_and_index(impl, rng):
             seen.append((label, i, noise))
 
 
+def _holds_text(value, depth: int = 0) -> bool:
+    if isinstance(value, str | bytes):
+        return True
+    if depth < 4 and isinstance(value, tuple | frozenset):
+        return any(_holds_text(v, depth + 1) for v in value)
+    return False
+
+
+@contextlib.contextmanager
+def another_hash_seed():
+    """``hash()`` as another interpreter computes it: Python salts the hash of str and bytes
+    per process (PYTHONHASHSEED), so a spawned worker or the next run gets other values; ints
+    and tuples of ints hash alike everywhere."""
+    import builtins
+
+    real = builtins.hash
+
+    def salted(value):
+        return real(("another process", real(value))) if _holds_text(value) else real(value)
+
+    builtins.hash = salted
+    try:
+        yield
+    finally:
+        builtins.hash = real
+
+
+@pytest.mark.exercise("NoisyDataset")
+def test_noise_is_the_same_in_another_process(impl, rng):
+    base, std, seed = noisy_case(rng)
+    n = len(base)
+    with learner(impl):
+        ds = impl.NoisyDataset(base, std, seed)
+        ds.set_epoch(1)
+    here = read_noise(impl, ds, base, range(n))
+    with another_hash_seed():
+        there = read_noise(impl, ds, base, range(n))
+    for i, (a, b) in enumerate(zip(here, there, strict=True)):
+        if not same_noise(a, b):
+            fail(f"NoisyDataset(base of {n}, noise_std={std}, seed={seed}) at epoch 1: ds[{i}]"
+                 " gets other noise under another PYTHONHASHSEED, as in a spawned worker "
+                 "process or the next run: the seed went through hash() of a string, which "
+                 "Python salts per process.\n  Try: mix the three integers themselves, e.g. "
+                 "np.random.SeedSequence((seed, epoch, index)).")
+
+
 @pytest.mark.exercise("NoisyDataset")
 def test_noise_seeds_do_not_collide(impl, rng):
     n = 1100

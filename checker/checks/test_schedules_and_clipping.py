@@ -232,17 +232,24 @@ def test_clip_walks_a_generator_and_a_single_tensor(impl, rng):
 
 @pytest.mark.exercise("clip_grad_norm_")
 def test_clip_without_any_gradient(impl, rng):
-    for label, params in (("params whose grads are all None",
-                           [torch.zeros(3, requires_grad=True),
-                            torch.zeros(2, 2, requires_grad=True)]),
-                          ("an empty list", [])):
-        what = f"clip_grad_norm_({label}, max_norm=1.0)"
+    """Every way of having no gradient at all: the total norm is 0 and nothing is scaled."""
+    cases = (("params whose grads are all None",
+              [torch.zeros(3, requires_grad=True), torch.zeros(2, 2, requires_grad=True)], {}),
+             ("an empty list", [], {}),
+             ("one tensor without a gradient", torch.zeros(4, requires_grad=True), {}),
+             ("params whose grads are all None", [torch.zeros(5, requires_grad=True)],
+              {"norm_type": float("inf")}),
+             ("a tensor that needs no gradient", [torch.zeros(2)], {"norm_type": 1.0}))
+    for label, params, kwargs in cases:
+        extra = "".join(f", {k}={v!r}" for k, v in kwargs.items())
+        what = f"clip_grad_norm_({label}, max_norm=1.0{extra})"
         with learner(impl):
-            got = impl.clip_grad_norm_(params, 1.0)
+            got = impl.clip_grad_norm_(params, 1.0, **kwargs)
         assert_close(got, torch.nn.utils.clip_grad_norm_([], 1.0), f"{what} returned",
                      check_dtype=False, hint="with no gradient at all, the total norm is "
                      "torch.tensor(0.0) and there is nothing to scale.")
-        if any(p.grad is not None for p in params):
+        listed = [params] if isinstance(params, torch.Tensor) else params
+        if any(p.grad is not None for p in listed):
             fail(f"{what}: a gradient appeared; parameters without one keep grad None.")
 
 

@@ -193,6 +193,14 @@ class additive_seed(_sol.NoisyDataset):
         return x + self.noise_std * torch.randn(x.shape, generator=g, dtype=x.dtype), y
 
 
+@mistake("NoisyDataset", "The generator seed went through hash() of a string: Python salts str hashes per process, so a spawned worker or the next run draws other noise.")
+class string_hash_seed(_sol.NoisyDataset):
+    def __getitem__(self, index):
+        x, y = self.base[index]
+        g = torch.Generator().manual_seed(hash(f"{self.seed}/{self.epoch}/{index}") % 2**63)
+        return x + self.noise_std * torch.randn(x.shape, generator=g, dtype=x.dtype), y
+
+
 @mistake("NoisyDataset", "The noise was not multiplied by noise_std: it always had standard deviation 1.")
 class unscaled_noise(_sol.NoisyDataset):
     def __getitem__(self, index):
