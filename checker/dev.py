@@ -70,7 +70,7 @@ def prove_kata(
             impl = paths[m.id] if m else kata.stub_path if what == "stub" else kata.solution_path
             return run(kata, impl, seed=at, **options)
 
-        results = _judge_all(run, judge, jobs)
+        results = judge_all(run, judge, jobs)
     proofs = []
     for (what, at, m, options), result in zip(jobs, results, strict=True):
         if what == "stub":
@@ -108,7 +108,7 @@ class RunPool:
             self._free.put(one)
 
 
-def _judge_all(run: RunFn, judge: Callable, jobs: list) -> list[CheckResult]:
+def judge_all(run: RunFn, judge: Callable, jobs: list) -> list[CheckResult]:
     """``judge`` of each job, in order; as many at once as ``run`` can take (its width)."""
     width = getattr(run, "width", 1)
     if width <= 1:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from checker.catalog import load_catalog
-from checker.dev import SEEDS, mistake_counts, prove_kata
+from checker.dev import SEEDS, judge_all, mistake_counts, prove_kata
 from checker.mistakes import embed, load_mistakes
 
 CATALOG = load_catalog()
@@ -70,7 +70,7 @@ ALTERNATIVES = sorted((Path(__file__).parent / "alternatives").glob("*.py"))
 
 
 @pytest.mark.parametrize("path", ALTERNATIVES, ids=lambda p: p.stem)
-def test_alternative_correct_answers_pass(path, warm, tmp_path):
+def test_alternative_correct_answers_pass(path, proofs_run, tmp_path):
     """Other correct answers (tests/alternatives/NAME_*.py) pass on every seed: the checks are
     never stricter than the contract. A file that takes the exercises it does not vary from
     the reference (``_solution_of``) is judged as one self-contained file, as a learner's is."""
@@ -81,8 +81,9 @@ def test_alternative_correct_answers_pass(path, warm, tmp_path):
         path.write_text(embed(kata.solution_path.read_text(), source,
                               {ex: ex for ex in kata.exercises},
                               label=f"alternative {path.stem}", namespace_name="_alternative"))
-    for seed in SEEDS:
-        result = warm(kata, path, seed=seed, diagnose=False)
+    results = judge_all(proofs_run, lambda seed: proofs_run(kata, path, seed=seed, diagnose=False),
+                        list(SEEDS))
+    for seed, result in zip(SEEDS, results, strict=True):
         assert result.passed, f"{path.name} fails with seed {seed}: {result.first_failure() or result.message}"
 
 
