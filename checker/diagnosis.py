@@ -83,7 +83,7 @@ def observe(name: str, args: tuple, kwargs: dict, invoke: Callable[[], Any]) -> 
 
     with unobserved():
         try:
-            inputs = (*copy.deepcopy((args, kwargs)), _context())
+            inputs = (*fresh((args, kwargs)), _context())
         except Exception:
             inputs = None
     try:
@@ -162,6 +162,54 @@ def alike(a: Any, b: Any) -> bool:
     return a == b
 
 
+def fresh(value: Any) -> Any:
+    """A deep copy of a call's inputs that keeps what ``copy.deepcopy`` drops and a contract
+    may hinge on: a NumPy array's strides (negative ones too), byte order and read-only flag,
+    and a tensor's conjugate and negative bits. Aliases stay aliases."""
+    return _fresh(value, {})
+
+
+def _fresh(value: Any, memo: dict) -> Any:
+    import numpy as np
+    import torch
+
+    if id(value) in memo:
+        return memo[id(value)]
+    if type(value) is tuple:
+        out = tuple(_fresh(v, memo) for v in value)
+    elif type(value) is list:
+        out = [_fresh(v, memo) for v in value]
+    elif type(value) is dict:
+        out = {k: _fresh(v, memo) for k, v in value.items()}
+    elif type(value) is np.ndarray and value.size and value.dtype.kind != "O":
+        out = _array_copy(value)
+    elif type(value) is torch.Tensor and (value.is_conj() or value.is_neg()):
+        with torch.no_grad():
+            plain = value.detach().resolve_conj() if value.is_neg() else value.detach()
+            if value.is_neg():  # the stored values: negate the resolved ones back
+                out = torch._neg_view(copy.deepcopy(torch._neg_view(plain)))
+            else:
+                out = copy.deepcopy(plain.conj()).conj()
+        out.requires_grad_(value.requires_grad)
+    else:
+        return copy.deepcopy(value, memo)
+    memo[id(value)] = out
+    return out
+
+
+def _array_copy(a: Any) -> Any:
+    """A copy of ``a`` laid out as ``a`` is: same dtype (byte order), strides and flags."""
+    import numpy as np
+
+    low = sum((n - 1) * s for n, s in zip(a.shape, a.strides, strict=True) if s < 0)
+    high = sum((n - 1) * s for n, s in zip(a.shape, a.strides, strict=True) if s > 0)
+    buffer = np.empty(high - low + a.itemsize, dtype=np.uint8)
+    out = np.ndarray(a.shape, dtype=a.dtype, buffer=buffer, offset=-low, strides=a.strides)
+    out[...] = a
+    out.flags.writeable = a.flags.writeable
+    return out
+
+
 def _context() -> tuple:
     """The global settings a call ran under (a check may set them around it)."""
     import torch
@@ -180,7 +228,7 @@ def call_on(fn: Callable[..., Any], inputs: tuple, guard: str | None = None) -> 
     from checker.sandbox.dispatch import judge_code
 
     with judge_code():  # the diagnosis' own set-up is the judge's, not the learner's
-        args, kwargs = copy.deepcopy(inputs[:2])
+        args, kwargs = fresh(inputs[:2])
         dtype, grad = inputs[2]
         saved = _context()
         torch.set_default_dtype(dtype)
