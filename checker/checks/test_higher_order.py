@@ -192,7 +192,14 @@ def test_gradient_penalty_value_and_graph(impl, rng, stale):
             p.grad = torch.randn_like(p)
             old[name] = (p.grad, p.grad.clone())
     inputs_before = [t.clone() for t in (real, fake, alpha)]
+    modes = {name or "critic": m.training for name, m in critic.named_modules()}
     got = impl.gradient_penalty(critic, real, fake, alpha)
+    changed = [f"{name} (training={was} before, {not was} after)"
+               for name, m in critic.named_modules() if (was := modes[name or "critic"]) != m.training]
+    if changed:
+        fail(f"{call} switched the critic's mode: {', '.join(changed)}.\n  The caller trains "
+             "this critic next; a penalty must leave it in the mode it was given (no .eval() "
+             "or .train() here: the penalty is taken in whatever mode the critic is in).")
     for name, t, before in zip(("real", "fake", "alpha"), (real, fake, alpha), inputs_before,
                                strict=True):
         assert_close(t, before, f"{call}: {name} afterwards (an input: it must not change)")

@@ -116,11 +116,14 @@ def test_permute_meta_matches_torch(impl, rng):
         p = t.permute(dims)
         expected = (tuple(p.shape), p.stride())
         got = impl.permute_meta(tuple(t.shape), t.stride(), dims)
+        what = f"permute_meta(shape={tuple(t.shape)}, strides={t.stride()}, dims={dims})"
         assert_equal(
-            got, expected, f"permute_meta(shape={tuple(t.shape)}, strides={t.stride()}, dims={dims})",
+            got, expected, what,
             hint="position i of the result takes dimension dims[i] of the input — both its size "
             "and its stride.",
         )
+        assert_exact_type(got, expected, what,
+                          hint="return a tuple (shape, strides) of two tuples of ints.")
 
 
 @pytest.mark.exercise("is_contiguous")
@@ -130,7 +133,10 @@ def test_is_contiguous_matches_torch(impl, rng):
              ((0, 4), (1, 1)), ((3, 0), (5, 5)), ((0,), (3,)), ((2, 3, 0), (9, 1, 1)),
              ((3, 4), (1, 3)), ((3, 4), (5, 1)), ((2, 3, 4), (12, 1, 3)), ((2, 3, 4), (1, 8, 2)),
              ((3, 3), (3, 1)), ((3, 3), (1, 3)), ((5,), (1,)), ((1,), (0,)), ((2, 2), (2, 0)),
-             ((2, 3), (4, 1)), ((4, 2, 3), (6, 3, 1)), ((4, 2, 3), (7, 3, 1))]
+             ((2, 3), (4, 1)), ((4, 2, 3), (6, 3, 1)), ((4, 2, 3), (7, 3, 1)),
+             # consistent row-major multiples of a last stride that is not 1 (every[::2])
+             ((2, 3, 4), (24, 8, 2)), ((2, 1, 3, 4), (24, 24, 8, 2)), ((3, 4), (8, 2)),
+             ((5,), (2,)), ((2, 3, 4, 5), (120, 40, 10, 2))]
     for _ in range(30):
         t = random_view(rng)
         if rng.random() < 0.5:
@@ -145,7 +151,9 @@ def test_is_contiguous_matches_torch(impl, rng):
         got = impl.is_contiguous(shape, strides)
         assert_equal(
             got, expected, f"is_contiguous(shape={shape}, strides={strides})",
-            hint="skip size-1 dims (their stride never matters); a 0-size tensor is contiguous.",
+            hint="skip size-1 dims (their stride never matters); the innermost remaining dim "
+            "must have stride 1 and each dim to its left the product of the sizes to its right; "
+            "a 0-size tensor is contiguous.",
         )
         assert_exact_type(got, expected, f"is_contiguous(shape={shape}, strides={strides})",
                           hint="return a bool (True or False), not a number.")

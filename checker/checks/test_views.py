@@ -14,6 +14,7 @@ import math
 import pytest
 import torch
 
+from checker.contracts import assert_exact_type
 from checker.helpers import (
     as_tensor_result,
     assert_close,
@@ -254,8 +255,15 @@ def test_diagonal_is_a_view(impl, rng):
 
 @pytest.mark.exercise("diagonal")
 def test_diagonal_lengths(impl, rng):
-    rows, cols = random_shape(rng, 2, 3, 6)
-    x = torch.randn(cols, rows, dtype=torch.float64).t()
+    a, b = random_shape(rng, 2, 3, 6)
+    # on every run a tall matrix whose negative-offset diagonals are cut by the columns
+    # (rows + offset > cols) and a wide one, then a random pair both ways
+    for rows, cols in ((6, 3), (3, 6), (max(a, b), min(a, b)), (min(a, b), max(a, b))):
+        check_diagonal_lengths(impl, torch.randn(cols, rows, dtype=torch.float64).t())
+
+
+def check_diagonal_lengths(impl, x: torch.Tensor) -> None:
+    rows, cols = x.shape
     for offset in [None, *range(-rows - 1, cols + 2)]:  # None: the default offset
         expected = torch.diagonal(x, offset or 0, -2, -1)
         what = f"diagonal(x{'' if offset is None else f', offset={offset}'}): {describe(x)}"
@@ -321,9 +329,11 @@ def check_view_strides(impl, shape, strides, new_shape):
     what = f"view_strides(shape={shape}, strides={strides}, new_shape={new_shape})"
     got = call(what, impl.view_strides, shape, strides, new_shape)
     if got is not None:
-        got = tuple(got) if type(got) in (tuple, list) else got
         if type(got) is not tuple or len(got) != len(new_shape):
-            fail(f"{what}: expected None or a tuple of {len(new_shape)} ints, got {got!r}.")
+            fail(f"{what}: expected None or a tuple of {len(new_shape)} ints, got {got!r}.\n"
+                 "  Try: return tuple(strides), as the signature promises (a list is not "
+                 "torch's stride()).")
+        assert_exact_type(got, (0,) * len(got), what, hint="each stride is a Python int.")
     if (expected is None) != (got is None):
         why = ("torch.view refuses: these dims are not laid out contiguously with each other"
                if expected is None else f"torch views it with strides {expected}")

@@ -208,10 +208,14 @@ def test_reduce_vjp_matches_torch(impl, rng):
 
 @pytest.mark.exercise("softmax_vjp")
 def test_softmax_vjp_matches_torch(impl, rng):
+    # every dim of a 3-d y, each named both ways (a negative dim other than -1 included),
+    # and a 1-d y, on every run; then random draws
+    fixed = [((3, 4, 5), dim) for dim in (0, 1, 2, -1, -2, -3)] + [((4,), 0), ((4,), -1)]
+    draws = []
     for _ in range(8):
         ndim = int(rng.integers(1, 4))
-        shape = random_shape(rng, ndim, 2, 6)
-        dim = int(rng.integers(-ndim, ndim))
+        draws.append((random_shape(rng, ndim, 2, 6), int(rng.integers(-ndim, ndim))))
+    for shape, dim in [*fixed, *draws]:
         x = torch.randn(shape, dtype=DT) * 2
         y = torch.softmax(x, dim)
         g = torch.randn(shape, dtype=DT)
@@ -240,12 +244,16 @@ def test_softmax_vjp_of_a_transposed_output(impl, rng):
 
 @pytest.mark.exercise("layer_norm_vjp")
 def test_layer_norm_vjp_matches_torch(impl, rng):
+    # on every run: two leading dims, no leading dim, two normalized dims, a large eps
+    fixed = [((3, 4, 5), (5,), 1e-5), ((2, 3, 4), (3, 4), 1e-3), ((6,), (6,), 0.1),
+             ((4, 3), (4, 3), 1e-3), ((2, 3, 4, 5), (5,), 0.1)]
+    draws = []
     for _ in range(6):
         ndim = int(rng.integers(1, 4))
         shape = random_shape(rng, ndim, 2, 7)
         n_norm = int(rng.integers(1, min(ndim, 2) + 1))
-        ns = shape[ndim - n_norm:]
-        eps = float(rng.choice([1e-5, 1e-3, 0.1]))
+        draws.append((shape, shape[ndim - n_norm:], float(rng.choice([1e-5, 1e-3, 0.1]))))
+    for shape, ns, eps in [*fixed, *draws]:
         x = torch.randn(shape, dtype=DT) * 2 + 1
         w = torch.randn(ns, dtype=DT)
         b = torch.randn(ns, dtype=DT)

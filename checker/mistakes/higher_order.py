@@ -119,6 +119,14 @@ def penalty_clears_critic_grads(critic, real, fake, alpha):
     return ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
+@mistake("gradient_penalty", "critic.eval() before scoring the mixed samples, as for an evaluation: the caller's critic is left in eval mode for its next training step.")
+def penalty_switches_to_eval(critic, real, fake, alpha):
+    critic.eval()
+    mixed = _mixed(real, fake, alpha)
+    (g,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+    return ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
 # ----------------------------------------------------------------------------- meta_gradient
 
 

@@ -96,3 +96,17 @@ def offset_off_by_one(target):
 def transposed_strides(target):
     size, stride, offset = _solution_of("strides").view_params(target)
     return size, tuple(reversed(stride)), offset
+
+
+@mistake("permute_meta", "Returned lists where the contract promises tuples: ([4, 2, 3], [1, 12, 4]) is not torch's metadata.")
+def lists_not_tuples(shape, strides, dims):
+    new_shape, new_strides = _solution_of("strides").permute_meta(shape, strides, dims)
+    return list(new_shape), list(new_strides)
+
+
+@mistake("is_contiguous", "Only the strides between dims were compared (each = the next one times its size); the innermost stride was never required to be 1, so every-other-element views pass.")
+def innermost_stride_free(shape, strides):
+    if any(s == 0 for s in shape):
+        return True
+    kept = [(s, st) for s, st in zip(shape, strides, strict=False) if s != 1]
+    return all(outer == inner * size for (_, outer), (size, inner) in zip(kept, kept[1:], strict=False))

@@ -261,3 +261,20 @@ def flatten_swaps_reversed_dims(x, start_dim=0, end_dim=-1):
         if start > end:
             start_dim, end_dim = end, start
     return _solution_of("views").flatten(x, start_dim, end_dim)
+
+
+@mistake("diagonal", "A negative offset's length was rows + offset alone: on a tall matrix the diagonal runs past the last column (min(rows + offset, cols)).")
+def negative_length_ignores_cols(x, offset=0):
+    rows = x.shape[-2]
+    if offset >= 0:
+        return _solution_of("views").diagonal(x, offset)
+    length = max(0, rows + offset)
+    start = -offset * x.stride(-2) if length else 0
+    return x.as_strided((*x.shape[:-2], length), (*x.stride()[:-2], x.stride(-2) + x.stride(-1)),
+                        x.storage_offset() + start)
+
+
+@mistake("view_strides", "Returned a list of strides where the contract promises a tuple (what stride() gives).")
+def strides_as_list(shape, strides, new_shape):
+    got = _solution_of("views").view_strides(shape, strides, new_shape)
+    return None if got is None else list(got)

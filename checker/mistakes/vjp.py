@@ -239,3 +239,13 @@ def detached_inner_vjp(f, x, u, vjp):
 @mistake("jvp_by_double_vjp", "torch.func.jvp called directly: forward mode is the oracle here, and it is off-limits.")
 def uses_func_jvp(f, x, u, vjp):
     return torch.func.jvp(f, (x,), (u,))[1]
+
+
+@mistake("layer_norm_vjp", "grad_weight and grad_bias were summed over dim 0 only, as for a 2-d batch: with two leading dims one is left over; sum over every leading dim.")
+def param_grads_sum_dim0_only(x, normalized_shape, weight, bias, eps, grad_out):
+    dims, lead, rstd, xhat = _ln_parts(x, normalized_shape, eps)
+    g = grad_out * weight
+    grad_x = rstd * (g - g.mean(dims, keepdim=True) - xhat * (g * xhat).mean(dims, keepdim=True))
+    if lead:
+        return grad_x, (grad_out * xhat).sum(0), grad_out.sum(0)
+    return grad_x, grad_out * xhat, grad_out.clone()
