@@ -448,7 +448,8 @@ def test_port_standardize_edge_shapes(impl, rng):
             x = torch.randn(shape, dtype=F64)
             for axis in (0, -1):
                 if shape[axis] >= 1:  # the contract: the reduced axis has elements
-                    check_port(impl, x, axis, label, grad=0 not in shape)
+                    # std has no derivative where it is 0 (a single element): values only
+                    check_port(impl, x, axis, label, grad=0 not in shape and shape[axis] > 1)
     ties = torch.from_numpy(rng.integers(0, 3, size=(4, 5)).astype("int64"))
     check_port(impl, ties, 1, "ties for the maximum", grad=False)
     check_port(impl, ties.double(), 0, "ties for the maximum, float64", grad=False)
