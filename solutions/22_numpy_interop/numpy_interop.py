@@ -6,15 +6,8 @@ import numpy as np
 import torch
 
 
-# The NumPy dtypes torch has a counterpart for (longdouble, strings, objects, dates: none).
-_SHARED_DTYPES = {np.dtype(name) for name in (
-    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "float16", "float32", "float64", "complex64", "complex128")}
-
-
 def to_tensor(a: np.ndarray) -> torch.Tensor:
-    if a.dtype.newbyteorder("=") not in _SHARED_DTYPES:
-        raise TypeError(f"torch has no dtype for NumPy's {a.dtype}")
+    # A dtype torch lacks (strings, objects, dates, longdouble): from_numpy raises TypeError.
     shareable = (
         a.flags.writeable
         and a.dtype.isnative
