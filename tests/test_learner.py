@@ -25,6 +25,15 @@ def test_forbidden_function_is_caught_through_an_alias():
     assert alias((x * x).sum(), x)[0].tolist() == [2.0, 2.0]  # restored afterwards
 
 
+def test_forbidden_attribute_raises_when_read_and_comes_back():
+    x = torch.zeros(2, 3, 4)
+    with forbid_callables(Rules(forbid=("torch.Tensor.T",), explain="say permute")):
+        with pytest.raises(ForbiddenAPI, match="say permute"):
+            x.T  # noqa: B018 - the read is what is refused
+        assert x.mT.shape == (2, 4, 3)
+    assert x.T.shape == (4, 3, 2) and "T" not in torch.Tensor.__dict__
+
+
 def test_forbidden_class_blocks_construction_of_subclasses():
     with forbid_callables(Rules(forbid=("torch.optim.Optimizer",))):
         with pytest.raises(ForbiddenAPI):

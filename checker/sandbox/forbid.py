@@ -99,8 +99,9 @@ def forbid_callables(rules: Rules) -> Iterator[None]:
 
     Enforcement is on the underlying object, so aliases (``from torch.optim import Adam``,
     ``getattr``, submodule paths) are caught as well: a Python function gets its code swapped
-    (a decorated one: the function it wraps), a class its ``__init__``; anything else
-    (builtins, C methods) is replaced where it is found.
+    (a decorated one: the function it wraps), a class its ``__init__``; an attribute
+    (``torch.Tensor.T``, a property or a C getset descriptor) is replaced by a property whose
+    read raises; anything else (builtins, C methods) is replaced where it is found.
     """
     undo: list[Callable[[], None]] = []
     try:
@@ -128,7 +129,8 @@ def forbid_callables(rules: Rules) -> Iterator[None]:
                 else:
                     original = owner.__dict__[attr] if isinstance(owner, type) else target
                     undo.append(lambda o=owner, a=attr, v=original: setattr(o, a, v))
-                setattr(owner, attr, blocked)
+                attribute = isinstance(target, property | types.GetSetDescriptorType)
+                setattr(owner, attr, property(blocked) if attribute else blocked)
         yield
     finally:
         for step in reversed(undo):
