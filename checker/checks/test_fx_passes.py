@@ -107,6 +107,7 @@ def _steps() -> dict[str, Callable]:
         "table": lambda m, v, i: v[i] * m.proj(m.table).sum(0),
         "w_sig": lambda m, v, i: v[i] * torch.sigmoid(m.w).mean(dim=0),
         "b_chain": lambda m, v, i: v[i] - torch.tanh(m.b * 2 + 1).relu(),
+        "assert_b": lambda m, v, i: (torch._assert(m.b.abs().sum() >= 0, "b is finite"), v[i] * 1.5)[1],
         "buf": lambda m, v, i: v[i] * (m.s.exp() + 1),  # a buffer: symbolic_trace folds it itself
     }
 
@@ -275,7 +276,7 @@ def _counter_diff(expected: collections.Counter, got: collections.Counter) -> st
 
 def _dead(gm: fx.GraphModule) -> list[str]:
     return [f"{n.op} {target_name(n.target)} ({n.name})" for n in gm.graph.nodes
-            if n.op != "output" and not n.users and n.op != "placeholder"]
+            if not n.users and not n.is_impure()]  # placeholders and output are impure
 
 
 def _check_graph(what: str, gm: fx.GraphModule, expected: fx.GraphModule, net: Net, hint: str,
@@ -401,9 +402,12 @@ def _check_table(impl, net: Net, label: str) -> None:
                  f"like {_fmt_row(exp)}.")
         for field, g, e in zip(_FIELDS, row, exp, strict=True):
             if not _same(g, e):
+                kind = ""
+                if _kind(g) is not _kind(e) and isinstance(g, tuple | list) and isinstance(e, tuple | list):
+                    kind = f" It is a {_kind(g).__name__}; the contract asks for a {_kind(e).__name__} here."
                 fail(f"{what}: row {k} ({exp[0]}, a {exp[1]} node): its {field} is wrong.\n"
                      f"  expected {_fmt_row(exp)}\n  got      {_fmt_row(row)}\n"
-                     f"  The module:\n{_indent(net.describe())}\n  Try: {_FIELD_HINTS[field]}")
+                     f"  The module:\n{_indent(net.describe())}\n  Try:{kind} {_FIELD_HINTS[field]}")
 
 
 class _InputNamed(nn.Module):
@@ -503,8 +507,8 @@ def _check_replace(impl, net: Net, inputs, old, make_new, label: str) -> None:
     gm = trace(net)
     what = f"replace_calls(gm, {target_name(old)}, new) [{label}]"
     hint = ("match call_function nodes whose target IS old (`is`, not the name: torch.relu and "
-            "F.relu are different functions), change node.target, then gm.recompile() so that "
-            "forward calls new.")
+            "F.relu are different functions), change node.target (the args AND kwargs stay), "
+            "then gm.recompile() so that forward calls new.")
     got = call(what, impl.replace_calls, gm, old, new)
     _check_count(what, got, count, net, hint)
     _check_graph(what, gm, expected, net, hint)
@@ -705,6 +709,7 @@ FOLD_CORPUS = [
     ("a transposed weight", [("w_t2", 0), ("add", 2, 1)], [3], ()),
     ("a chain of four", [("b_chain", 0), ("b_exp", 2)], [3], ()),
     ("a submodule on a parameter", [("table", 0), ("w_sig", 1), ("mul", 2, 3)], [4], ()),
+    ("a torch._assert on the parameters (impure: it stays)", [("assert_b", 0), ("b_exp", 2)], [3], ()),
     ("a buffer (traced as a constant already) and nothing to fold", [("buf", 0), ("lin", 2), ("mm_w", 3)], [4], ()),
     ("names a pass might pick", [("w_t2", 0), ("b_exp", 1), ("add", 2, 3)], [4],
      ("_folded_0", "folded_0", "_const_0", "const_0", "_tensor_constant1", "c0", "_fx_const_0")),
@@ -720,7 +725,8 @@ def test_fold_constants_corpus(impl, rng):
 
 @pytest.mark.exercise("fold_constants")
 def test_fold_constants_random(impl, rng):
-    kinds = ["w_t2", "b_exp", "table", "w_sig", "b_chain", "add", "relu", "mul", "lin", "mm_w", "addb", "buf"]
+    kinds = ["w_t2", "b_exp", "table", "w_sig", "b_chain", "add", "relu", "mul", "lin", "mm_w", "addb", "buf",
+             "assert_b"]
     for _ in range(3):
         program, outputs = random_program(rng, kinds, int(rng.integers(3, 8)))
         net, inputs = make_net(program, outputs, int(rng.integers(0, 10_000)))

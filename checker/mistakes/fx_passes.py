@@ -185,7 +185,7 @@ def fuse_no_recompile(gm, fused):
 
 
 def _fold(gm, *, deep=True, modules=True, no_grad=True, erase=True, count_kept=False, fresh_names=True,
-          recompile=True):
+          recompile=True, pure=True):
     import contextlib
     import functools
 
@@ -199,7 +199,7 @@ def _fold(gm, *, deep=True, modules=True, no_grad=True, erase=True, count_kept=F
         for node in gm.graph.nodes:
             if node.op == "get_attr":
                 constant[node] = functools.reduce(getattr, node.target.split("."), gm)
-            elif node.op in calls and all(
+            elif node.op in calls and (not pure or not node.is_impure()) and all(
                     n in constant and (deep or n.op == "get_attr") for n in node.all_input_nodes):
                 args = fx.node.map_arg(node.args, constant.__getitem__)
                 kwargs = fx.node.map_arg(node.kwargs, constant.__getitem__)
@@ -226,7 +226,9 @@ def _fold(gm, *, deep=True, modules=True, no_grad=True, erase=True, count_kept=F
             if erase:
                 gm.graph.erase_node(node)
     if erase:
-        gm.graph.eliminate_dead_code()
+        for node in list(gm.graph.nodes):
+            if node.op == "get_attr" and not node.users:
+                gm.graph.erase_node(node)
     if recompile:
         gm.recompile()
     return kept if count_kept else folded
@@ -260,6 +262,11 @@ def counts_stored_values(gm):
 @mistake("fold_constants", "The new attributes got fixed names without checking: an existing attribute of that name was overwritten.")
 def overwrites_attributes(gm):
     return _fold(gm, fresh_names=False)
+
+
+@mistake("fold_constants", "Impure nodes were folded too: a torch._assert on the parameters must stay in the graph, to run on every call.")
+def folds_impure(gm):
+    return _fold(gm, pure=False)
 
 
 @mistake("fold_constants", "The graph was changed but gm.recompile() was never called: forward still computes the constants.")

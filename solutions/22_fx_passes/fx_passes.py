@@ -36,20 +36,18 @@ def _is_add(node: fx.Node) -> bool:
 
 
 def _is_relu(node: fx.Node) -> bool:
-    if node.op == "call_function" and node.target is torch.relu:
-        return not node.kwargs
     if node.op == "call_function" and node.target is F.relu:
-        return not node.kwargs.get("inplace", False)
-    return node.op == "call_method" and node.target == "relu" and not node.kwargs
+        return not node.kwargs["inplace"]  # symbolic_trace records F.relu's inplace always
+    return node.op == "call_function" and node.target is torch.relu or node.op == "call_method" and node.target == "relu"
 
 
 def fuse_add_relu(gm: fx.GraphModule, fused: Callable) -> int:
     count = 0
     for relu in list(gm.graph.nodes):
-        if not _is_relu(relu) or len(relu.args) != 1:
+        if not _is_relu(relu):
             continue
         add = relu.args[0]
-        if not isinstance(add, fx.Node) or not _is_add(add) or len(add.users) != 1:
+        if not _is_add(add) or len(add.users) != 1:
             continue  # an add that is read elsewhere too stays: fusing would compute it twice
         with gm.graph.inserting_before(relu):
             node = gm.graph.call_function(fused, add.args)
