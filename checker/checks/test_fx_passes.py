@@ -628,6 +628,7 @@ FUSE_CORPUS = [  # (label, program, outputs)
     ("torch.add with alpha, a ReLU module", [("tadd_alpha", 0, 1), ("relu", 2), ("add", 3, 0), ("relu_mod", 4),
                                              ("add", 5, 1), ("mrelu", 6)], [7]),
     ("a relu read twice", [("add", 0, 1), ("relu", 2), ("mul", 3, 3)], [4]),
+    ("a relu read by two nodes", [("tadd", 0, 1), ("frelu", 2), ("mul", 3, 0), ("tanh", 3)], [4, 5]),
     ("F.relu(inplace=True)", [("add", 0, 1), ("frelu_ip", 2), ("tadd", 3, 1), ("frelu", 4)], [5]),
     ("nothing to fuse", [("mul", 0, 1), ("relu", 2), ("sigmoid", 3), ("add", 4, 0)], [5]),
 ]
