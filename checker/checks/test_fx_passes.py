@@ -104,6 +104,7 @@ def _steps() -> dict[str, Callable]:
         # constant subgraphs: parameters only
         "w_t2": lambda m, v, i: v[i] @ (m.w.t() * 0.5),
         "b_exp": lambda m, v, i: v[i] + m.b.exp(),
+        "wb": lambda m, v, i: v[i] @ (m.w.t() + m.b.exp()) * 0.3,
         "table": lambda m, v, i: v[i] * m.proj(m.table).sum(0),
         "w_sig": lambda m, v, i: v[i] * torch.sigmoid(m.w).mean(dim=0),
         "b_chain": lambda m, v, i: v[i] - torch.tanh(m.b * 2 + 1).relu(),
@@ -313,6 +314,10 @@ def _indent(text: str) -> str:
 
 
 def _check_runs(what: str, gm: fx.GraphModule, net: Net, inputs, hint: str) -> None:
+    if gm.code.strip() != gm.graph.python_code(root_module="self").src.strip():
+        fail(f"{what}: gm.graph was changed, but gm.code is still the code of the old graph:\n"
+             f"{_indent(gm.code.strip())}\n  Try: a change to the graph reaches forward only "
+             "through gm.recompile(), which regenerates the code from the graph.")
     with torch.no_grad():
         expected = net(*inputs)
     try:
@@ -718,6 +723,7 @@ def _check_fold(impl, net: Net, inputs, label: str) -> None:
 FOLD_CORPUS = [
     ("a transposed weight", [("w_t2", 0), ("add", 2, 1)], [3], ()),
     ("a chain of four", [("b_chain", 0), ("b_exp", 2)], [3], ()),
+    ("two constants meeting", [("wb", 0), ("add", 2, 1)], [3], ()),
     ("a submodule on a parameter", [("table", 0), ("w_sig", 1), ("mul", 2, 3)], [4], ()),
     ("a torch._assert on the parameters (impure: it stays)", [("assert_b", 0), ("b_exp", 2)], [3], ()),
     ("a buffer (traced as a constant already) and nothing to fold", [("buf", 0), ("lin", 2), ("mm_w", 3)], [4], ()),
