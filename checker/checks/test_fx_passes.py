@@ -636,6 +636,7 @@ FUSE_CORPUS = [  # (label, program, outputs)
     ("a relu read by two nodes", [("tadd", 0, 1), ("frelu", 2), ("mul", 3, 0), ("tanh", 3)], [4, 5]),
     ("F.relu(inplace=True)", [("add", 0, 1), ("frelu_ip", 2), ("tadd", 3, 1), ("frelu", 4)], [5]),
     ("nothing to fuse", [("mul", 0, 1), ("relu", 2), ("sigmoid", 3), ("add", 4, 0)], [5]),
+    ("another method on an add", [("add", 0, 1), ("msigmoid", 2), ("tadd", 3, 0), ("tanh", 4)], [5]),
 ]
 
 
@@ -648,8 +649,8 @@ def test_fuse_add_relu_corpus(impl, rng):
 
 @pytest.mark.exercise("fuse_add_relu")
 def test_fuse_add_relu_random(impl, rng):
-    kinds = ["add", "tadd", "tadd_alpha", "addc", "relu", "frelu", "mrelu", "relu_mod", "mul", "tanh", "lin"]
-    weights = [4, 3, 1, 2, 3, 3, 3, 1, 1, 1, 1]
+    kinds = ["add", "tadd", "tadd_alpha", "addc", "relu", "frelu", "mrelu", "relu_mod", "mul", "tanh", "lin", "msigmoid"]
+    weights = [4, 3, 1, 2, 3, 3, 3, 1, 1, 1, 1, 1]
     for _ in range(4):
         program, outputs = random_program(rng, kinds, int(rng.integers(5, 11)), weights)
         net, inputs = make_net(program, outputs, int(rng.integers(0, 10_000)))
