@@ -71,9 +71,9 @@ RISKY = {
 
 
 class Guarded(nn.Module):
-    """A Linear, then a risky op behind ``where(u > 0, op(u), 0)``. With offset 1.5 the op
-    only ever sees u in (0.5, 2.5); with an offset near 0 the ReLU hands it exact zeros,
-    which ``where`` hides in forward and not in backward (0 * inf = NaN)."""
+    """A Linear, then a risky op behind ``where(u > 0, op(u), 0)``. Where the offset keeps u
+    above 0 the op only sees safe values; where it does not, the ReLU hands the op exact
+    zeros, which ``where`` hides in forward and not in backward (0 * inf = NaN)."""
 
     def __init__(self, width: int, kind: str, offset: float):
         super().__init__()
@@ -88,17 +88,19 @@ class Guarded(nn.Module):
 
 
 def nan_model(rng, kinds: list[str], planted: int | None):
+    """Each stage's offset is set from its own values: the planted stage's smallest u lands
+    below 0 (the ReLU makes it exactly 0), every other stage's u stays above 0.3."""
     width, batch = int(rng.integers(3, 6)), int(rng.integers(4, 7))
-    model = nn.Sequential(*[Guarded(width, kind, 1.5) for kind in kinds]).double()
+    model = nn.Sequential(*[Guarded(width, kind, 0.0) for kind in kinds]).double()
     x = torch.randn(batch, width, dtype=torch.float64)
-    if planted is not None:  # shift the planted stage until its smallest u is exactly 0
-        stage = model[planted]
+    for i, stage in enumerate(model):
         seen = []
         handle = stage.lin.register_forward_hook(lambda m, a, out: seen.append(out.tanh()))
         with torch.no_grad():
             model(x)
         handle.remove()
-        stage.offset = -float(seen[0].min()) - float(rng.uniform(0.01, 0.3))
+        low = -float(seen[0].min())
+        stage.offset = low - float(rng.uniform(0.01, 0.3)) if i == planted else low + float(rng.uniform(0.3, 1.0))
     return model, x
 
 
