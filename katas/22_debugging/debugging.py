@@ -129,8 +129,8 @@ def mixes_samples(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                   pred: torch.Tensor, target: torch.Tensor) -> bool:
     """Does ``loss_fn`` silently mix the samples of the batch?
 
-    ``loss_fn(pred, target)`` is meant to return the mean over the batch of a per-sample
-    loss: sample i's loss depends on ``pred[i]`` and ``target[i]`` only. ``pred`` and
+    ``loss_fn(pred, target)`` returns a 0-d tensor, meant to be the mean over the batch of a
+    per-sample loss: sample i's loss depends on ``pred[i]`` and ``target[i]`` only. ``pred`` and
     ``target`` hold N >= 1 samples along dim 0 (their shapes may differ, e.g. (N,) and
     (N, 1): a right loss_fn copes). Return True when loss_fn's value on the batch is not that
     mean — the mark of an operand broadcast against the other (N,) against (N, 1) gives an
