@@ -94,8 +94,8 @@ def nan_model(rng, kinds: list[str], planted: int | None):
     model = nn.Sequential(*[Guarded(width, kind, 0.0) for kind in kinds]).double()
     x = torch.randn(batch, width, dtype=torch.float64)
     for i, stage in enumerate(model):
-        seen = []
-        handle = stage.lin.register_forward_hook(lambda m, a, out: seen.append(out.tanh()))
+        seen: list[torch.Tensor] = []
+        handle = stage.lin.register_forward_hook(lambda m, a, out, seen=seen: seen.append(out.tanh()))
         with torch.no_grad():
             model(x)
         handle.remove()

@@ -298,7 +298,8 @@ def ones_upstream_only(fn, inputs):
         except RuntimeError:
             wrong.append(i)
             continue
-        numeric = _sol.numerical_jacobian(lambda u: fn.apply(*base[:i], u, *base[i + 1:]).sum(), base[i], 1e-6)
+        numeric = _sol.numerical_jacobian(lambda u, i=i: fn.apply(*base[:i], u, *base[i + 1:]).sum(),
+                                          base[i], 1e-6)
         if g is None or not torch.allclose(g.reshape(-1), numeric.reshape(-1), rtol=1e-4, atol=1e-6):
             wrong.append(i)
     return wrong

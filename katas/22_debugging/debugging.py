@@ -58,8 +58,7 @@ def dead_units(model: nn.Module, x: torch.Tensor) -> dict[str, list[int]]:
 
     Example:
         >>> model = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
-        >>> with torch.no_grad():
-        ...     _ = model[0].bias.copy_(torch.tensor([1.0, -100.0, 1.0]))
+        >>> model[0].bias = nn.Parameter(torch.tensor([1.0, -100.0, 1.0]))
         >>> dead_units(model, torch.randn(5, 2) * 0.1)
         {'1': [1]}
     """
@@ -100,8 +99,7 @@ def first_explosion(model: nn.Module, x: torch.Tensor, upstream: torch.Tensor,
 
     Example:
         >>> model = nn.Sequential(nn.Linear(3, 3), nn.Tanh(), nn.Linear(3, 2))
-        >>> with torch.no_grad():
-        ...     _ = model[2].bias.fill_(1e6)
+        >>> model[2].bias = nn.Parameter(torch.full((2,), 1e6))
         >>> first_explosion(model, torch.randn(4, 3, requires_grad=True), torch.randn(4, 2), 1e3)
         ('forward', '2')
     """

@@ -128,7 +128,7 @@ def wrong_gradients(fn: type[torch.autograd.Function],
         if ok:
             analytical = torch.stack(rows)
             numerical = numerical_jacobian(
-                lambda u: fn.apply(*base[:i], u, *base[i + 1:]), base[i], 1e-6)
+                lambda u, i=i: fn.apply(*base[:i], u, *base[i + 1:]), base[i], 1e-6)
             ok = torch.allclose(analytical, numerical, rtol=1e-3, atol=1e-5)
         if not ok:
             wrong.append(i)
