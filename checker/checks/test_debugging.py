@@ -287,6 +287,8 @@ def fd_inputs(rng):
         ("a 1-D tensor", torch.randn(int(rng.integers(2, 6)), dtype=torch.float64)),
         ("a transposed (4, 3) view", base.t()),
         ("every other column of a (3, 8)", torch.randn(3, 8, dtype=torch.float64)[:, ::2]),
+        ("a leaf that requires grad", torch.randn(int(rng.integers(2, 5)), dtype=torch.float64,
+                                                  requires_grad=True)),
     ]
 
 
@@ -310,6 +312,10 @@ def test_numerical_jacobian_matches_torch(impl, rng):
                 "row-major order; rows are outputs, columns inputs, shape (f(x).numel(), "
                 "x.numel()). Central, not forward, differences — and not the exact Jacobian: "
                 "at a large eps they differ.")
+            if got.requires_grad:
+                fail(f"{what}: the result requires grad (grad_fn="
+                     f"{type(got.grad_fn).__name__}): it keeps a graph through f alive.\n  Try: "
+                     "perturb a detached copy of x; a finite difference needs no autograd.")
 
 
 # ----------------------------------------------------------------------------- first_explosion

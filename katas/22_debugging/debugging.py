@@ -73,7 +73,8 @@ def numerical_jacobian(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
     maps a tensor of x's shape to a float64 tensor of any shape. Return a new float64
     tensor of shape ``(f(x).numel(), x.numel())`` — row-major order on both sides — whose
     column j is ``(f(x + eps * e_j) - f(x - eps * e_j)) / (2 * eps)``, e_j being the j-th
-    element of x in row-major order. Leave ``x`` unchanged (values and layout).
+    element of x in row-major order. ``x`` may require grad; the result carries no autograd
+    history (it does not require grad). Leave ``x`` unchanged (values and layout).
     torch's own numerical Jacobians (in ``torch.autograd.gradcheck``) are off-limits here.
 
     Example:
