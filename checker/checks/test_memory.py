@@ -18,7 +18,15 @@ import torch
 from torch import nn
 
 from checker.contracts import assert_exact_type
-from checker.helpers import assert_close, assert_equal, describe, expect_raises, fail, layouts, random_shape
+from checker.helpers import (
+    assert_close,
+    assert_equal,
+    describe,
+    expect_raises,
+    fail,
+    layouts,
+    random_shape,
+)
 from checker.inputs import expanded, shape_cases
 
 pytestmark = pytest.mark.kata("memory")
@@ -544,7 +552,7 @@ def test_saved_bytes_lets_the_graph_die(impl, rng):
         model = build(RECIPES[label], d, h)
         outputs = []
         for layer in model:
-            layer.register_forward_hook(lambda mod, args, out: outputs.append(weakref.ref(out)))
+            layer.register_forward_hook(lambda mod, args, out, seen=outputs: seen.append(weakref.ref(out)))
         x = torch.randn(n, d, dtype=F64, requires_grad=True)
         quiet_gc()
         got = impl.saved_bytes(model, x)
@@ -657,7 +665,7 @@ def leak_programs(rng):
         names = [str(v) for v in rng.choice(NAMES, size=1 + len(controls), replace=False)]
         make_run, answer = make_program(int(rng.integers(1, 2**31)), culprit, controls, names)
         label = f"leak: {culprit}" if culprit else "no leak"
-        cases.append((label, culprit, controls, make_run, answer))
+        cases.append((label, make_run, answer))
     return cases
 
 
@@ -668,13 +676,13 @@ def describe_program(state) -> str:
 
 @pytest.mark.exercise("find_leak")
 def test_find_leak_names_the_culprit(impl, rng):
-    for label, culprit, controls, make_run, answer in leak_programs(rng):
+    for label, make_run, answer in leak_programs(rng):
         state = make_run()
         picture_ = describe_program(state)
         del state
         quiet_gc()
         got = impl.find_leak(make_run)
-        what = f"find_leak(make_run) where {picture_}"
+        what = f"find_leak(make_run) for a program with {label}, where {picture_}"
         if answer is None:
             assert_equal(
                 got, None, f"{what}: the program keeps no graph alive",
