@@ -46,6 +46,17 @@ def quiet_gc() -> None:
     gc.freeze()
 
 
+def call(what: str, fn, *args, hint: str = ""):
+    """Run the learner's function; an exception becomes a failure that names the call."""
+    try:
+        return fn(*args)
+    except (NotImplementedError, AssertionError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any error of the learner's code is a verdict
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        fail(f"{what} raised {type(exc).__name__}: {first}" + (f"\n  Try: {hint}" if hint else ""))
+
+
 def storage_key(t: torch.Tensor) -> int:
     return t.untyped_storage().data_ptr()
 
@@ -231,6 +242,10 @@ def test_compact_copies_are_independent(impl, rng):
 # ----------------------------------------------------------------------------- peak_memory
 
 
+PRE_TRACE = ("this trace is well formed. A free of an address the trace never allocated releases a "
+             "block allocated before the trace began: it lowers the total, and is no error.")
+
+
 def reference_peak(events) -> tuple[int, int]:
     current = peak = 0
     at = -1
@@ -353,8 +368,8 @@ def test_peak_memory_of_traces(impl, rng):
     cases = FIXED_TRACES + [(f"random trace {i + 1}", synthetic_trace(rng)) for i in range(3)]
     for label, events in cases:
         expected = reference_peak(events)
-        got = impl.peak_memory(list(events))
         what = f"peak_memory(events) for {label}: events {events}"
+        got = call(what, impl.peak_memory, list(events), hint=PRE_TRACE)
         assert_exact_type(got, expected, what, hint="return a tuple (peak, index) of two ints.")
         assert_equal(
             got, expected, f"{what}\n  (peak bytes above the start, index of the event that first reaches it)",
@@ -371,14 +386,17 @@ def test_peak_memory_refuses_corrupt_traces(impl, rng):
         expect_raises(ValueError, lambda events=events: impl.peak_memory(list(events)),
                       f"peak_memory(events) for {label}: events {events}", hint=why)
     ok = [(7, 16), (7, -16), (7, 16)]
-    assert_equal(impl.peak_memory(ok), (16, 0), f"peak_memory({ok}) (an address freed, then reused)",
+    got = call(f"peak_memory({ok})", impl.peak_memory, ok,
+               hint="after its free, an address may be allocated again.")
+    assert_equal(got, (16, 0), f"peak_memory({ok}) (an address freed, then reused)",
                  hint="after its free, an address may be allocated again.")
 
 
 @pytest.mark.exercise("peak_memory")
 def test_peak_memory_of_profiled_forward_and_backward(impl, rng):
     for label, events, expected in profiled_traces(rng):
-        got = impl.peak_memory(list(events))
+        got = call(f"peak_memory(events) for the {len(events)} events torch.profiler recorded around a "
+                   f"forward and backward of {label}", impl.peak_memory, list(events), hint=PRE_TRACE)
         assert_equal(
             got, expected,
             f"peak_memory(events) for the {len(events)} CPU allocation events torch.profiler "
@@ -510,7 +528,7 @@ def test_saved_bytes_counts_what_the_graph_keeps(impl, rng, mode):
         what = (f"saved_bytes(model, x) under torch.{mode}() for {label}: {reference}, x of shape "
                 f"{(n, d)} (requires_grad={x_grad})")
         with MODES[mode]():
-            got = impl.saved_bytes(model, x)
+            got = call(what, impl.saved_bytes, model, x)
         if not (type(got) is tuple and len(got) == 2):
             fail(f"{what}: returned {describe(got)}; expected (output, nbytes).")
         out, nbytes = got
@@ -620,12 +638,33 @@ def _part(kind: str, name: str, leaky: bool, state: dict, model: nn.Module):
     return after
 
 
-def make_program(seed: int, culprit: str | None, controls: list[str], names: list[str]):
-    """A make_run for find_leak and the name of the state entry that leaks (or None)."""
-    kinds = ([culprit] if culprit else []) + controls
-    answer = None
+def plan(seed: int) -> tuple[str | None, list[str], list[str]]:
+    """What the program of ``seed`` does: the kind of its leak (None: clean; the seed's
+    remainder modulo len(KINDS) + 1 picks it), the kinds of its clean controls, and the names
+    of their state entries (the leak's first)."""
+    culprit = (*KINDS, None)[seed % (len(KINDS) + 1)]
+    draw = np.random.default_rng(seed)
+    others = [k for k in KINDS if k != culprit]
+    controls = [others[int(i)] for i in draw.choice(len(others), size=int(draw.integers(2, 4)), replace=False)]
+    names = [str(v) for v in draw.choice(NAMES, size=1 + len(controls), replace=False)]
+    return culprit, controls, names
+
+
+def leaked_entry(seed: int) -> str | None:
+    """The state entry that keeps the graphs of the program of ``seed`` alive, or None."""
+    culprit, _, names = plan(seed)
+    if culprit is None:
+        return None
+    return "model" if culprit == "forward_hook" else names[0]
+
+
+def make_program(seed: int):
+    """A make_run for find_leak. Its closure holds the seed alone: what it plants follows from
+    ``plan(seed)`` inside each run."""
 
     def make_run():
+        culprit, controls, names = plan(seed)
+        kinds = ([culprit] if culprit else []) + controls
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 1)).double()
@@ -648,24 +687,18 @@ def make_program(seed: int, culprit: str | None, controls: list[str], names: lis
                 after(hidden, loss)
         return state
 
-    if culprit is not None:
-        answer = "model" if culprit == "forward_hook" else names[0]
-    return make_run, answer
+    return make_run
 
 
 def leak_programs(rng):
     """Every kind of leak once, a clean program, then random ones; controls of the other kinds
     (the same code, detached or .item()) sit beside each leak."""
+    picks = [*range(len(KINDS) + 1), *(int(v) for v in rng.integers(len(KINDS) + 1, size=2))]
     cases = []
-    plans = [(kind, None) for kind in KINDS] + [(None, None)]
-    plans += [(KINDS[int(rng.integers(len(KINDS)))] if rng.random() < 0.7 else None, None) for _ in range(2)]
-    for culprit, _ in plans:
-        others = [k for k in KINDS if k != culprit]
-        controls = [others[int(i)] for i in rng.choice(len(others), size=int(rng.integers(2, 4)), replace=False)]
-        names = [str(v) for v in rng.choice(NAMES, size=1 + len(controls), replace=False)]
-        make_run, answer = make_program(int(rng.integers(1, 2**31)), culprit, controls, names)
-        label = f"leak: {culprit}" if culprit else "no leak"
-        cases.append((label, make_run, answer))
+    for pick in picks:
+        seed = int(rng.integers(1, 2**26)) * (len(KINDS) + 1) + pick
+        culprit = plan(seed)[0]
+        cases.append((f"leak: {culprit}" if culprit else "no leak", make_program(seed), leaked_entry(seed)))
     return cases
 
 
@@ -681,8 +714,9 @@ def test_find_leak_names_the_culprit(impl, rng):
         picture_ = describe_program(state)
         del state
         quiet_gc()
-        got = impl.find_leak(make_run)
         what = f"find_leak(make_run) for a program with {label}, where {picture_}"
+        got = call(what, impl.find_leak, make_run, hint="exactly one entry keeps the graphs alive, "
+                   "or none does: remove each entry from a FRESH state (make_run() again) in turn.")
         if answer is None:
             assert_equal(
                 got, None, f"{what}: the program keeps no graph alive",
