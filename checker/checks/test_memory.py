@@ -8,6 +8,7 @@ import copy
 import gc
 import json
 import os
+import re
 import tempfile
 import types
 import weakref
@@ -594,48 +595,54 @@ NAMES = ("history", "cache", "stats", "tracker", "monitor", "log", "records", "e
 KINDS = ("eval_total", "activations", "forward_hook", "callback", "attribute", "log_dict")
 
 
-def _part(kind: str, name: str, leaky: bool, state: dict, model: nn.Module):
-    """One piece of the program: what it does after each evaluation batch (called with the
-    hidden activation and the loss, both with their graphs), keeping its results in state."""
-    keep = (lambda t: t) if leaky else (lambda t: t.detach())
-    if kind == "eval_total":
-        state[name] = 0.0
+# Each kind of part: the lines that set it up before training, and the lines that run after
+# each evaluation batch (with `hidden` and `loss` still attached to their graphs). KEEP is
+# where the part keeps a tensor: as it is (a leak) or detached (a clean control).
+PARTS = {
+    "eval_total": (["state[NAME] = 0.0"], ["state[NAME] = state[NAME] + LOSS_VALUE"]),
+    "activations": (["state[NAME] = []"], ["state[NAME].append(KEEP(hidden))"]),
+    "forward_hook": (["captured = []",
+                      "model[1].register_forward_hook(lambda mod, args, out: captured.append(KEEP(out)))"],
+                     ["del captured[:-2]"]),
+    "callback": (["last = {}", "def report():", "    return last.get('loss')", "state[NAME] = report"],
+                 ["last['loss'] = KEEP(loss)"]),
+    "attribute": (["state[NAME] = types.SimpleNamespace(best=None, count=0)"],
+                  ["state[NAME].count += 1", "state[NAME].best = KEEP(hidden)"]),
+    "log_dict": (["state[NAME] = {}"], ["state[NAME][len(state[NAME])] = {'loss': KEEP(loss), 'step': len(state[NAME])}"]),
+}
+PROGRAM = """
+def make_run():
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED)
+        model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 1)).double()
+        batches = [(torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 1, dtype=torch.float64))
+                   for _ in range(3)]
+    state = {'model': model, 'losses': []}
+SETUP
+    for xb, yb in batches:
+        model.zero_grad()
+        loss = ((model(xb) - yb) ** 2).mean()
+        loss.backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                p -= 0.05 * p.grad
+        state['losses'].append(loss.item())
+    for xb, yb in batches:
+        hidden = model[1](model[0](xb))
+        loss = ((model[2](hidden) - yb) ** 2).mean()
+AFTER
+    return state
+"""
 
-        def after(hidden, loss):
-            state[name] = state[name] + (loss if leaky else loss.item())
-    elif kind == "activations":
-        state[name] = []
 
-        def after(hidden, loss):
-            state[name].append(keep(hidden))
-    elif kind == "forward_hook":
-        captured = []
-        model[1].register_forward_hook(lambda mod, args, out: captured.append(keep(out)))
-
-        def after(hidden, loss):
-            del captured[:-2]  # keeps the last two outputs only: a bounded cache
-    elif kind == "callback":
-        last = {}
-
-        def report():
-            return last.get("loss")
-
-        state[name] = report
-
-        def after(hidden, loss):
-            last["loss"] = keep(loss)
-    elif kind == "attribute":
-        state[name] = types.SimpleNamespace(best=None, count=0)
-
-        def after(hidden, loss):
-            state[name].count += 1
-            state[name].best = keep(hidden)
-    else:  # log_dict
-        state[name] = {}
-
-        def after(hidden, loss):
-            state[name][len(state[name])] = {"loss": keep(loss), "step": len(state[name])}
-    return after
+def _lines(lines: list[str], name: str, leaky: bool, indent: str) -> str:
+    keep = "" if leaky else ".detach()"
+    out = []
+    for line in lines:
+        line = line.replace("NAME", repr(name)).replace("LOSS_VALUE", "loss" if leaky else "loss.item()")
+        line = re.sub(r"KEEP\((\w+)\)", lambda m: m.group(1) + keep, line)
+        out.append(indent + line)
+    return "\n".join(out)
 
 
 def plan(seed: int) -> tuple[str | None, list[str], list[str]]:
@@ -659,35 +666,19 @@ def leaked_entry(seed: int) -> str | None:
 
 
 def make_program(seed: int):
-    """A make_run for find_leak. Its closure holds the seed alone: what it plants follows from
-    ``plan(seed)`` inside each run."""
-
-    def make_run():
-        culprit, controls, names = plan(seed)
-        kinds = ([culprit] if culprit else []) + controls
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 1)).double()
-            batches = [(torch.randn(5, 4, dtype=F64), torch.randn(5, 1, dtype=F64)) for _ in range(3)]
-        state = {"model": model, "losses": []}
-        parts = [_part(kind, name, i == 0 and culprit is not None, state, model)
-                 for i, (kind, name) in enumerate(zip(kinds, names, strict=False))]
-        for xb, yb in batches:  # training: backward frees each graph's saved tensors
-            model.zero_grad()
-            loss = ((model(xb) - yb) ** 2).mean()
-            loss.backward()
-            with torch.no_grad():
-                for p in model.parameters():
-                    p -= 0.05 * p.grad
-            state["losses"].append(loss.item())
-        for xb, yb in batches:  # evaluation, with grad mode left on
-            hidden = model[1](model[0](xb))
-            loss = ((model[2](hidden) - yb) ** 2).mean()
-            for after in parts:
-                after(hidden, loss)
-        return state
-
-    return make_run
+    """A make_run for find_leak: the program of ``plan(seed)``, compiled from its own source into
+    a namespace of its own (torch, nn, types): nothing of the judge is reachable from it."""
+    culprit, controls, names = plan(seed)
+    kinds = ([culprit] if culprit else []) + controls
+    setup, after = [], []
+    for i, (kind, name) in enumerate(zip(kinds, names, strict=False)):
+        leaky = i == 0 and culprit is not None
+        setup.append(_lines(PARTS[kind][0], name, leaky, "    "))
+        after.append(_lines(PARTS[kind][1], name, leaky, "        "))
+    source = PROGRAM.replace("SEED", str(seed)).replace("SETUP", "\n".join(setup)).replace("AFTER", "\n".join(after))
+    namespace = {"torch": torch, "nn": nn, "types": types}
+    exec(compile(source, "<the program under study>", "exec"), namespace)  # noqa: S102 - the judge's own code
+    return namespace["make_run"]
 
 
 def leak_programs(rng):
