@@ -47,6 +47,9 @@ def quiet_gc() -> None:
     gc.freeze()
 
 
+quiet_gc()  # everything imported so far, torch above all, is never garbage: out of gc's sight
+
+
 def call(what: str, fn, *args, hint: str = ""):
     """Run the learner's function; an exception becomes a failure that names the call."""
     try:
@@ -265,6 +268,7 @@ FIXED_TRACES = [
     ("a pre-trace block freed first, then two allocations", [(300, -48), (100, 32), (200, 32)]),
     ("the same peak reached twice", [(100, 40), (100, -40), (200, 40), (200, -40)]),
     ("an address reused after its free", [(100, 24), (100, -24), (100, 56), (200, 8), (100, -56)]),
+    ("blocks of 1 byte", [(5, 1), (6, 1), (5, -1), (7, 1)]),
     ("a peak in the middle", [(1, 8), (2, 16), (1, -8), (3, 4), (2, -16), (4, 12), (4, -12), (3, -4)]),
     ("one big block freed before many small ones", [(9, 100), (9, -100), (1, 30), (2, 30), (3, 30)]),
 ]
@@ -601,12 +605,13 @@ KINDS = ("eval_total", "activations", "forward_hook", "callback", "attribute", "
 PARTS = {
     "eval_total": (["state[NAME] = 0.0"], ["state[NAME] = state[NAME] + LOSS_VALUE"]),
     "activations": (["state[NAME] = []"], ["state[NAME].append(KEEP(hidden))"]),
-    "forward_hook": (["captured = []",
-                      "model[1].register_forward_hook(lambda mod, args, out: captured.append(KEEP(out)))"],
+    "forward_hook": (["captured = []",  # the hook refers to the model that holds it: a cycle
+                      "model[1].register_forward_hook(lambda mod, args, out, owner=model: captured.append(KEEP(out)))"],
                      ["del captured[:-2]"]),
     "callback": (["last = {}", "def report():", "    return last.get('loss')", "state[NAME] = report"],
                  ["last['loss'] = KEEP(loss)"]),
-    "attribute": (["state[NAME] = types.SimpleNamespace(best=None, count=0)"],
+    "attribute": (["state[NAME] = types.SimpleNamespace(best=None, count=0)",
+                   "state[NAME].me = state[NAME]"],  # a cycle: only gc.collect() frees it
                   ["state[NAME].count += 1", "state[NAME].best = KEEP(hidden)"]),
     "log_dict": (["state[NAME] = {}"], ["state[NAME][len(state[NAME])] = {'loss': KEEP(loss), 'step': len(state[NAME])}"]),
 }
