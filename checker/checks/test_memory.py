@@ -186,6 +186,7 @@ def compact_cases(rng):
         ("a slice of rows", big[2:5]),
         ("an empty slice of a larger tensor", big[3:3]),
         ("a broadcast row (stride 0)", expanded((n, m), 0)),
+        ("a row broadcast twice (stride 0, size 2)", expanded((2, m), 0)),
         ("a broadcast column (stride 0)", expanded((n, m), 1)),
         ("a broadcast of one element of a larger tensor", big[1:2, 2:3].expand(n, m)),
         ("a broadcast of a gapped row", big[1:2, ::2].expand(n, 3)),
