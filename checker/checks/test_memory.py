@@ -456,7 +456,8 @@ def _width(layers, d):
 
 RECIPES = {
     "Linear-Tanh-Linear-Sigmoid": lambda d, h: [nn.Linear(d, h), nn.Tanh(), nn.Linear(h, 3), nn.Sigmoid()],
-    "a detach() in the middle": lambda d, h: [nn.Linear(d, h), nn.ReLU(), Detach(), nn.Linear(h, 3), nn.Tanh()],
+    "a detach() in the middle": lambda d, h: [nn.Linear(d, h), nn.Tanh(), nn.Linear(h, h), Detach(),
+                                              nn.Linear(h, 3), nn.Sigmoid()],
     "overlapping slices multiplied": lambda d, h: [nn.Linear(d, h), nn.Tanh(), Halves(), nn.LayerNorm(h // 2 + 1)],
     "a first layer under no_grad": lambda d, h: [NoGrad(nn.Linear(d, h)), nn.GELU(), nn.Linear(h, 2), nn.Softplus()],
     "a frozen first layer": lambda d, h: [frozen(nn.Linear(d, h)), nn.Tanh(), nn.Linear(h, 2)],
