@@ -119,6 +119,26 @@ def peak_from_first_event(events):
     return best or (0, -1)
 
 
+@mistake("peak_memory", "Took a free of an address never allocated in the trace for corruption: it releases a block from before the trace.")
+def unknown_free_is_an_error(events):
+    live = {}
+    current = peak = 0
+    at = -1
+    for i, (addr, nbytes) in enumerate(events):
+        if nbytes > 0:
+            if addr in live:
+                raise ValueError("allocation at a live address")
+            live[addr] = nbytes
+        else:
+            if live.get(addr) != -nbytes:
+                raise ValueError("a free of a block that is not allocated")
+            del live[addr]
+        current += nbytes
+        if current > peak:
+            peak, at = current, i
+    return peak, at
+
+
 # ----------------------------------------------------------------------------- saved_bytes
 
 
@@ -198,6 +218,14 @@ def pack_returns_the_tensor_leak(make_run):
         if not _graphs_alive(make_run, name, detach=False):
             return name
     raise ValueError("no single entry of the state keeps the graphs alive")
+
+
+@mistake("find_leak", "Never answered None: on a clean program every removal leaves nothing alive, so the first entry was named.")
+def never_none(make_run):
+    for name in make_run():
+        if not _graphs_alive(make_run, name):
+            return name
+    return None
 
 
 def _holds_graph(value, depth=0):
