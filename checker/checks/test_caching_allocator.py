@@ -149,51 +149,74 @@ class Step:
     retried: bool = False
 
 
-def replay(trace, capacity: int | None = None) -> tuple[list[Step], dict[str, int]]:
-    """The reference's run of ``trace``: every step, and the stats at the end."""
-    state: tuple = ()
-    handed: dict[int, int | None] = {}
-    steps, peaks, retries, ooms = [], {"allocated": 0, "reserved": 0}, 0, 0
-    for position, op in enumerate(trace):
+class Sim:
+    """The reference run, one op at a time (so a random trace grows without replays)."""
+
+    def __init__(self, capacity: int | None = None) -> None:
+        self.capacity, self.state = capacity, ()
+        self.handed: dict[int, int | None] = {}
+        self.steps: list[Step] = []
+        self.peaks = {"allocated": 0, "reserved": 0}
+        self.retries = self.ooms = 0
+
+    def retry_needed(self, nbytes: int) -> bool:
+        after, _ = ref_malloc(self.state, nbytes)
+        return (self.capacity is not None
+                and ref_current(after)["reserved_bytes.all.current"] > self.capacity)
+
+    def step(self, op: tuple) -> Step:
+        position, state = len(self.steps), self.state
         step = Step(position, op, state, state)
         if op[0] == "malloc":
             after, address = ref_malloc(state, op[1])
-            if capacity is not None and ref_current(after)["reserved_bytes.all.current"] > capacity:
-                step.retried, retries = True, retries + 1
+            if self.retry_needed(op[1]):
+                step.retried, self.retries = True, self.retries + 1
                 state = ref_empty(state)
                 after, address = ref_malloc(state, op[1])
-                if ref_current(after)["reserved_bytes.all.current"] > capacity:
-                    ooms, after, address = ooms + 1, state, None
-            state, step.address, handed[position] = after, address, address
+                if ref_current(after)["reserved_bytes.all.current"] > self.capacity:
+                    self.ooms, after, address = self.ooms + 1, state, None
+            state, step.address, self.handed[position] = after, address, address
         elif op[0] == "free":
-            address = handed.pop(op[1])
+            address = self.handed.pop(op[1])
             if address is not None:
                 state = ref_free(state, address)
         else:
             state = ref_empty(state)
-        step.after = state
-        steps.append(step)
+        self.state = step.after = state
+        self.steps.append(step)
         now = ref_current(state)
-        peaks["allocated"] = max(peaks["allocated"], now["allocated_bytes.all.current"])
-        peaks["reserved"] = max(peaks["reserved"], now["reserved_bytes.all.current"])
-    stats = ref_current(state)
-    stats.update({"allocated_bytes.all.peak": peaks["allocated"],
-                  "reserved_bytes.all.peak": peaks["reserved"],
-                  "num_alloc_retries": retries, "num_ooms": ooms})
-    return steps, stats
+        self.peaks["allocated"] = max(self.peaks["allocated"], now["allocated_bytes.all.current"])
+        self.peaks["reserved"] = max(self.peaks["reserved"], now["reserved_bytes.all.current"])
+        return step
+
+    def stats(self) -> dict[str, int]:
+        out = ref_current(self.state)
+        out.update({"allocated_bytes.all.peak": self.peaks["allocated"],
+                    "reserved_bytes.all.peak": self.peaks["reserved"],
+                    "num_alloc_retries": self.retries, "num_ooms": self.ooms})
+        return out
+
+
+def replay(trace, capacity: int | None = None) -> tuple[list[Step], dict[str, int]]:
+    """The reference's run of ``trace``: every step, and the stats at the end."""
+    sim = Sim(capacity)
+    for op in trace:
+        sim.step(op)
+    return sim.steps, sim.stats()
+
+
+def ties(state, nbytes: int) -> bool:
+    size, (pool, _) = ref_round(nbytes), ref_plan(nbytes)
+    fits = candidates(flat(state), pool, size)
+    return len(fits) > 1 and fits[0].size == fits[1].size
 
 
 def tied(steps: list[Step]) -> bool:
     """Whether some malloc of the replay chose between equal best fits by address: the one
     thing the reference decides by its own address rule, which a real device need not share."""
-    for step in steps:
-        if step.op[0] == "malloc":
-            size, (pool, _) = ref_round(step.op[1]), ref_plan(step.op[1])
-            for state in (step.before, ref_empty(step.before)) if step.retried else (step.before,):
-                fits = candidates(flat(state), pool, size)
-                if len(fits) > 1 and fits[0].size == fits[1].size:
-                    return True
-    return False
+    return any(step.op[0] == "malloc" and (ties(step.before, step.op[1]) or step.retried
+                                           and ties(ref_empty(step.before), step.op[1]))
+               for step in steps)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -206,10 +229,13 @@ EDGE_SIZES = [1, 511, 512, 513, 1000, 1023, 1024, 1025, 4096, MiB - 512, MiB - 1
 # The fixed corpus of traces: (label, trace, capacity). Positions in ("free", i) name the
 # malloc at trace[i].
 EDGE_TRACES = [
-    ("a small request leaves a remainder of exactly 512 B, which is split off",
-     [("malloc", MiB), ("malloc", MiB - 512), ("malloc", 300)], None),
+    ("a small block leaves a remainder of exactly 512 B, which is split off",
+     [("malloc", MiB), ("malloc", MiB - 512), ("malloc", 300), ("malloc", MiB),
+      ("malloc", 512 * KiB), ("malloc", 512 * KiB - 512), ("free", 3), ("malloc", MiB - 512)],
+     None),
     ("a large block leaves a remainder of exactly 1 MiB, which is NOT split off",
-     [("malloc", 9 * MiB), ("free", 0), ("malloc", 19 * MiB), ("malloc", 12 * MiB)], None),
+     [("malloc", 9 * MiB), ("free", 0), ("malloc", 19 * MiB), ("malloc", 12 * MiB), ("free", 3),
+      ("malloc", 11 * MiB), ("malloc", 9 * MiB), ("malloc", 10 * MiB)], None),
     ("a large block leaves 1 MiB + 512 B, which is split off",
      [("malloc", 9 * MiB), ("free", 0), ("malloc", 19 * MiB - 512), ("malloc", MiB + 512)], None),
     ("a 10 MiB - 1 B request rounds to 10 MiB: a segment of its own, not a 20 MiB one",
@@ -225,6 +251,11 @@ EDGE_TRACES = [
      [("malloc", 700 * KiB), ("malloc", 600 * KiB), ("malloc", 700 * KiB), ("malloc", 700 * KiB),
       ("malloc", 600 * KiB), ("free", 0), ("free", 3), ("malloc", 650 * KiB),
       ("malloc", 650 * KiB)], None),
+    ("equal whole free segments: the lowest address wins",
+     [("malloc", 12 * MiB), ("malloc", 12 * MiB), ("malloc", MiB), ("malloc", MiB),
+      ("malloc", MiB), ("malloc", MiB), ("free", 0), ("free", 1), ("free", 2), ("free", 3),
+      ("free", 4), ("free", 5), ("malloc", 11 * MiB), ("malloc", 100), ("malloc", 11 * MiB),
+      ("malloc", 200)], None),
     ("freeing merges with the free neighbour on each side",
      [("malloc", 300 * KiB), ("malloc", 200 * KiB), ("malloc", 100 * KiB), ("malloc", 400 * KiB),
       ("free", 0), ("free", 2), ("free", 1), ("free", 3)], None),
@@ -247,6 +278,9 @@ EDGE_TRACES = [
      [("malloc", 2 * MiB), ("malloc", 100), ("malloc", 18 * MiB + 1)], 22 * MiB),
     ("a new segment one byte over the cap does not fit",
      [("malloc", 2 * MiB), ("malloc", 100), ("malloc", 18 * MiB + 1)], 22 * MiB - 1),
+    ("a first segment as large as the cap fits", [("malloc", 12 * MiB)], 12 * MiB),
+    ("a cap reached exactly after a flush",
+     [("malloc", 100), ("free", 0), ("malloc", 30 * MiB), ("malloc", 200)], 30 * MiB),
 ]
 
 
@@ -267,30 +301,27 @@ def draw_size(rng, history: list[int]) -> int:
 def random_trace(rng, ops: int, capacity: int | None = None, *, untied: bool = False) -> list:
     """A valid trace (only live allocations are freed, by the reference's account). With
     ``untied``, no malloc meets equal best fits (see :func:`tied`)."""
-    trace: list[tuple] = []
-    live: list[int] = []
-    sizes: list[int] = []
+    sim, live, sizes = Sim(capacity), [], []
     for _ in range(ops):
         r = rng.random()
         if live and r < 0.38:
-            trace.append(("free", live.pop(int(rng.integers(len(live))))))
+            sim.step(("free", live.pop(int(rng.integers(len(live))))))
             continue
         if r < 0.43:
-            trace.append(("empty_cache",))
+            sim.step(("empty_cache",))
             continue
         for _attempt in range(8):
             size = draw_size(rng, sizes)
-            steps, _ = replay([*trace, ("malloc", size)], capacity)
-            if not (untied and tied(steps[-1:])):
+            if not untied or not (ties(sim.state, size) or sim.retry_needed(size)
+                                  and ties(ref_empty(sim.state), size)):
                 break
         else:
-            trace.append(("empty_cache",))
+            sim.step(("empty_cache",))
             continue
-        trace.append(("malloc", size))
         sizes.append(size)
-        if steps[-1].address is not None:
-            live.append(len(trace) - 1)
-    return trace
+        if sim.step(("malloc", size)).address is not None:
+            live.append(len(sim.steps) - 1)
+    return [step.op for step in sim.steps]
 
 
 def trace_text(trace, capacity=None, limit: int = 14) -> str:
@@ -514,9 +545,15 @@ def test_free_rejects_what_is_not_an_allocated_block(impl):
     state = ()
     for size in (700 * KiB, 300 * KiB, 3 * MiB):
         state = ref_malloc(state, size)[0]
-    state = ref_free(state, 0)  # the first block is free now: @0 [700 KiB free | 300 KiB used | ...]
-    for address, why in ((0, "a free block"), (512, "the middle of a block"),
-                         (2 * MiB - 5, "not a block's start"), (99 * MiB, "no segment at all")):
+    state = ref_free(state, 0)  # @0 [700 KiB free | 300 KiB used | 1 MiB free], @2 MiB large
+    state = ref_malloc(state, 4 * MiB)[0]
+    state = ref_free(state, 2 * MiB)  # @2 MiB [3 MiB free | 4 MiB used | 13 MiB free]
+    state = ref_malloc(state, 50 * MiB)[0]
+    state = ref_free(state, 22 * MiB)  # @22 MiB [50 MiB free]
+    for address, why in ((0, "a free block"), (MiB, "a free block"), (2 * MiB, "a free block"),
+                         (9 * MiB, "a free block"), (22 * MiB, "a whole free segment"),
+                         (512, "the middle of a block"), (2 * MiB - 5, "not a block's start"),
+                         (99 * MiB, "no segment at all")):
         expect_raises(ValueError, lambda a=address: impl.free(state, a),
                       f"free(state, {address} = @{n(address)}), {why}, on this state:\n"
                       f"{picture(state)}\n ",
