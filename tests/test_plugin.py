@@ -243,3 +243,18 @@ def test_a_check_for_a_device_this_machine_lacks_is_not_applicable_and_passes_no
     _, report = run(pytester, kata_dir, good)
     square = report["exercises"]["square"]
     assert square["status"] == "failed" and "no check of this exercise ran" in square["message"]
+
+
+def test_the_verdict_names_a_check_that_was_not_applicable():
+    from rich.console import Console
+
+    from checker import render
+    from checker.outcome import CheckResult, ExerciseResult
+
+    why = "test_on_gpu: needs a cuda device, and this machine has none"
+    result = CheckResult("sq", 1, "passed", (ExerciseResult("square", "passed", checks=1,
+                                                            not_applicable=(why,)),))
+    out = Console(record=True, width=200)
+    render.show_result(out, result)
+    text = out.export_text()
+    assert "✓ square" in text and f"not applicable here, not counted: {why}" in text

@@ -272,8 +272,10 @@ EDGE_TRACES = [
     ("the cap is hit even after the flush: out of memory, the flush stays done, and the free "
      "of the failed malloc does nothing",
      [("malloc", 600 * KiB), ("malloc", 20 * MiB), ("free", 1), ("malloc", 300),
-      ("malloc", 40 * MiB), ("free", 4), ("malloc", 20 * MiB), ("free", 0), ("free", 6)],
-     40 * MiB),
+      ("malloc", 40 * MiB), ("free", 4), ("free", 0)], 40 * MiB),
+    ("out of memory after a flush, then a request the flushed segment would have held",
+     [("malloc", 3 * MiB), ("malloc", 500), ("free", 0), ("malloc", 60 * MiB),
+      ("malloc", 15 * MiB)], 50 * MiB),
     ("a new segment that reaches the cap exactly fits",
      [("malloc", 2 * MiB), ("malloc", 100), ("malloc", 18 * MiB + 1)], 22 * MiB),
     ("a new segment one byte over the cap does not fit",
@@ -450,17 +452,36 @@ MALLOC_HINT = ("best fit: the smallest free block of the request's own pool that
                "least 512 B left; large: more than 1 MiB left), keeping the front.")
 
 
+def why_malloc(state, nbytes: int) -> str:
+    """What the reference's malloc decided, in words: the block, and the cut."""
+    size, (pool, segment) = ref_round(nbytes), ref_plan(nbytes)
+    fits = candidates(flat(state), pool, size)
+    block = fits[0].size if fits else segment
+    rest = block - size
+    cut = rest >= 512 if pool == "small" else rest > MiB
+    source = (f"the cached free block of {n(block)} at @{n(fits[0].address)}, the best fit "
+              f"in the {pool} pool" if fits else
+              f"a new {pool} segment of {n(segment)}: no free block of the {pool} pool holds it")
+    return (f"\n  The reference rounds {n(nbytes)} to {n(size)} and takes {source}; it leaves "
+            f"{n(rest)}, which {'is' if cut else 'is NOT'} cut off (the {pool} pool cuts when "
+            f"{'at least 512 B' if pool == 'small' else 'more than 1 MiB'} would remain).")
+
+
 def check_malloc(impl, state, nbytes: int, label: str) -> None:
-    expected_state, expected_address = ref_malloc(state, nbytes)
     what = f"{label}: malloc(state, {nbytes} = {n(nbytes)})"
     got = call(what, impl.malloc, state, nbytes)
+    expected_state, expected_address = ref_malloc(state, nbytes)
     if type(got) is not tuple or len(got) != 2:
         fail(f"{what}: expected a tuple (new state, address), got {got!r}"[:400])
-    check_state(got[0], expected_state, what, state, MALLOC_HINT)
+    try:
+        assert_equal(got[0], expected_state, what)
+    except AssertionError:
+        states_differ(f"{what}: the state differs.", state, expected_state, got[0], MALLOC_HINT,
+                      why_malloc(state, nbytes))
     if type(got[1]) is not int or got[1] != expected_address:
         states_differ(f"{what}: the address handed out differs: expected {expected_address} "
                       f"(@{n(expected_address)}), got {got[1]!r}.", state, expected_state,
-                      got[0], MALLOC_HINT)
+                      got[0], MALLOC_HINT, why_malloc(state, nbytes))
 
 
 def check_mallocs_along(impl, trace, capacity, label: str) -> int:
@@ -508,10 +529,9 @@ FREE_HINT = ("mark the block free, then merge it with the previous and with the 
 
 
 def check_free(impl, state, address: int, label: str) -> None:
-    expected = ref_free(state, address)
     what = f"{label}: free(state, {address} = @{n(address)})"
     got = call(what, impl.free, state, address)
-    check_state(got, expected, what, state, FREE_HINT)
+    check_state(got, ref_free(state, address), what, state, FREE_HINT)
 
 
 def check_frees_along(impl, trace, capacity, label: str) -> None:
@@ -655,12 +675,15 @@ def test_memory_stats_under_a_capacity(impl, rng):
 def test_memory_stats_rejects_a_free_of_nothing(impl):
     for trace, why in (([("malloc", 512), ("free", 0), ("free", 0)], "a double free"),
                        ([("malloc", 512), ("free", 5)], "a free of no malloc"),
-                       ([("empty_cache",), ("free", 0)], "a free of an empty_cache")):
+                       ([("empty_cache",), ("free", 0)], "a free of an empty_cache"),
+                       ([("malloc", 512), ("alloc", 512)], "an op that is not one"),
+                       ([("reset",)], "an op that is not one")):
         expect_raises(ValueError, lambda t=trace: impl.memory_stats(t, None),
                       f"memory_stats({trace}), {why}",
                       hint="a free must name the position of a malloc in the trace that has not "
                       "been freed yet (a malloc that ran out of memory may be freed: it does "
-                      "nothing); raise ValueError otherwise.")
+                      "nothing), and an op is malloc, free or empty_cache; raise ValueError "
+                      "otherwise.")
 
 
 # ----------------------------------------------------------------------------- on a real GPU

@@ -32,7 +32,7 @@ def _positive(nbytes: int) -> None:
 
 def round_size(nbytes: int) -> int:
     _positive(nbytes)
-    return max(MIN_BLOCK, -(-nbytes // MIN_BLOCK) * MIN_BLOCK)
+    return -(-nbytes // MIN_BLOCK) * MIN_BLOCK  # rounded up: at least one block
 
 
 def segment_plan(nbytes: int) -> tuple[str, int]:
