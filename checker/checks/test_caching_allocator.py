@@ -677,7 +677,8 @@ def test_memory_stats_rejects_a_free_of_nothing(impl):
                        ([("malloc", 512), ("free", 5)], "a free of no malloc"),
                        ([("empty_cache",), ("free", 0)], "a free of an empty_cache"),
                        ([("malloc", 512), ("alloc", 512)], "an op that is not one"),
-                       ([("reset",)], "an op that is not one")):
+                       ([("reset",)], "an op that is not one"),
+                       ([("malloc", 512), ("flush", "empty_cache")], "an op that is not one")):
         expect_raises(ValueError, lambda t=trace: impl.memory_stats(t, None),
                       f"memory_stats({trace}), {why}",
                       hint="a free must name the position of a malloc in the trace that has not "
