@@ -30,6 +30,7 @@ class ExerciseResult:
     failed_checks: int = 0
     output: tuple[str, ...] = ()  # the last lines its failing check printed (checker.printed)
     output_lines: int = 0  # how many lines that check printed in all
+    not_applicable: tuple[str, ...] = ()  # checks this machine could not run, each with why
 
     @property
     def ok(self) -> bool:
@@ -75,7 +76,8 @@ def _exercise(name: str, e: dict | None) -> ExerciseResult:
         name=name, status=status, message=message,
         diagnosis=tuple((d["id"], d["misconception"]) for d in e.get("diagnosis", ())),
         duration=e.get("duration", 0.0), checks=e.get("checks", 0),
-        failed_checks=e.get("failed_checks", 0), output=printed[0], output_lines=printed[1])
+        failed_checks=e.get("failed_checks", 0), output=printed[0], output_lines=printed[1],
+        not_applicable=tuple(str(n) for n in e.get("not_applicable", ())))
 
 
 def from_report(kata: Kata, report: dict, duration: float, output_tail: str = "") -> CheckResult:

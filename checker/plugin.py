@@ -12,6 +12,10 @@ Options (group "torch-katas"):
   --kata-diagnose      on failure, look for a known mistake that fails the same way
 
 Markers: ``@pytest.mark.exercise("name")`` ties a check to one exercise of the kata.
+``@pytest.mark.needs_device("cuda")`` marks a check that can only run where that device is:
+elsewhere it is decided at collection, before learner code loads, to be *not applicable
+here*. It then neither runs nor counts: its exercise is judged by its other checks (none
+left: the exercise fails, as one that nothing checked), and the report names it with why.
 Fixtures: ``impl`` (the code under test, see checker.learner.Impl), ``seed`` (this check's
 seed), ``rng`` (a numpy Generator seeded with it). torch, numpy and random are seeded with
 the check's seed before it runs.
@@ -61,6 +65,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "exercise(name): the kata exercise this check judges")
     config.addinivalue_line("markers", "kata(name): the kata a check module belongs to")
+    config.addinivalue_line("markers", "needs_device(kind): a check that runs only where a "
+                            "torch device of that kind (cuda, ...) is available")
     if config.getoption("--kata-impl") is None and config.getoption("--kata-report") is None:
         # Not a check child: maybe an IDE's (or a learner's) pytest inside a workspace.
         from checker import pytest_workspace
@@ -130,8 +136,44 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return f"torch-katas: kata={state['kata'].name} seed={state['seed']} impl={state['impl_path']}"
 
 
+def _device_available(kind: str) -> bool:
+    """Whether this machine has a torch device of ``kind`` ("cpu", "cuda", "xpu", ...)."""
+    if kind == "cpu":
+        return True
+    import torch
+
+    module = getattr(torch, kind, None)
+    try:
+        return bool(module is not None and module.is_available())
+    except Exception:  # a backend that cannot even tell: none here
+        return False
+
+
+def not_applicable(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Take the checks this machine cannot run (``needs_device``) out of ``items`` and note
+    them, with why, for the report. Decided at collection: no learner code has run yet."""
+    state = _state(config)
+    if state is None:
+        return
+    kept, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("needs_device")
+        kind = str(marker.args[0]) if marker and marker.args else None
+        if kind is None or _device_available(kind):
+            kept.append(item)
+            continue
+        dropped.append(item)
+        state.setdefault("not_applicable", {}).setdefault(_exercise_of(item) or "?", []).append(
+            {"id": check_id(item.nodeid),
+             "reason": f"needs a {kind} device, and this machine has none"})
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    not_applicable(config, items)
     for index, item in enumerate(items):  # before a warm worker splits them between processes
         item.stash[_INDEX] = index
     config.stash[_ALL] = list(items)
@@ -470,9 +512,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "impl": str(state["impl_path"]),
         "seed": state["seed"],
         "load_error": state["load_error"],
-        "exercises": summarize(kata.exercises, state["results"], state.get("collected", {})),
+        "exercises": summarize(kata.exercises, state["results"], state.get("collected", {}),
+                               state.get("not_applicable", {})),
         "results": state["results"],
         "collected": state.get("collected", {}),
+        "not_applicable": state.get("not_applicable", {}),
         "unassigned": strays,
         "duration": round(time.perf_counter() - state["started"], 4),
         "armed": state["armed"],  # see checker.armed

@@ -195,6 +195,8 @@ def show_result(out: Console, result: CheckResult, *, file: Path | None = None,
         if e.message.startswith("not implemented yet"):
             note = "  [dim]not implemented yet[/]"
         out.print(f"  {MARK['passed' if e.ok else 'failed']} {escape(e.name.ljust(width))}{note}")
+        for why in e.not_applicable:  # judged by its other checks; this one passed nothing
+            out.print(f"    [dim]not applicable here, not counted: {escape(why)}[/]")
     first = result.first_failure()
     shown = [first] if first and not verbose else [e for e in result.exercises if not e.ok]
     for e in shown:

@@ -19,9 +19,12 @@ def check_id(nodeid: str) -> str:
 
 
 def summarize(exercise_names, results: dict[str, list[dict]],
-              collected: dict[str, list[str]]) -> dict[str, dict]:
+              collected: dict[str, list[str]],
+              not_applicable: dict[str, list[dict]] | None = None) -> dict[str, dict]:
     """Per-exercise verdicts from the per-check entries (in collection order). An exercise
-    passes only when every check collected for it reported, and every one passed."""
+    passes only when every check collected for it reported, and every one passed. Checks
+    that were not applicable on this machine (checker.plugin, ``needs_device``) were never
+    collected: they pass nothing, and are listed with why under ``not_applicable``."""
     exercises = {}
     for name in exercise_names:
         tests = sorted(results.get(name, []), key=lambda t: t.get("index", 0))
@@ -48,6 +51,8 @@ def summarize(exercise_names, results: dict[str, list[dict]],
             "duration": round(sum(t["duration"] for t in tests), 4),
             "checks": len(tests),
             "failed_checks": len(failed) + len(unfinished),
+            "not_applicable": [f"{t['id']}: {t['reason']}"
+                               for t in (not_applicable or {}).get(name, [])],
         }
     return exercises
 
@@ -56,18 +61,22 @@ def merge_reports(parts: list[dict]) -> dict:
     """One report from the reports of runs that split a session's checks between them."""
     results: dict[str, list[dict]] = {}
     collected: dict[str, list[str]] = {}
+    absent: dict[str, list[dict]] = {}  # every part decided the same, before its share
     for part in parts:
         for name, entries in part["results"].items():
             results.setdefault(name, []).extend(entries)
         for name, ids in part["collected"].items():
             collected.setdefault(name, []).extend(ids)
+        for name, entries in part.get("not_applicable", {}).items():
+            absent.setdefault(name, []).extend(e for e in entries if e not in absent[name])
     first = parts[0]
     return {
         **first,
         "load_error": next((p["load_error"] for p in parts if p["load_error"]), None),
-        "exercises": summarize(first["exercises"], results, collected),
+        "exercises": summarize(first["exercises"], results, collected, absent),
         "results": results,
         "collected": collected,
+        "not_applicable": absent,
         "unassigned": sorted({s for p in parts for s in p["unassigned"]}),
         "duration": max(p["duration"] for p in parts),
         "armed": {"wait": max(p["armed"]["wait"] for p in parts),

@@ -209,3 +209,52 @@ def test_a_report_is_trusted_only_from_a_process_that_ended_as_it_says(tmp_path)
     report.write_text(json.dumps(nothing))
     result = outcome_from_files(kata, 1, tmp_path, report, output, 0, 0.1)
     assert result.exercises[0].status == "failed" and result.exercises[0].message
+
+
+def test_a_check_for_a_device_this_machine_lacks_is_not_applicable_and_passes_nothing(
+        pytester, kata_dir):
+    """needs_device: decided at collection, reported with why, never counted as a pass; the
+    exercise is judged by its other checks, and fails when it has none."""
+    (kata_dir / "checks" / "test_sq.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.exercise('square')\ndef test_square(impl):\n    assert impl.square(3) == 9\n\n"
+        "@pytest.mark.exercise('square')\n@pytest.mark.needs_device('nodevice')\n"
+        "def test_square_on_device(impl):\n    assert False, 'ran where it cannot'\n\n"
+        "@pytest.mark.exercise('cube')\n@pytest.mark.needs_device('nodevice')\n"
+        "def test_cube_on_device(impl):\n    assert impl.cube(3) == 27\n\n"
+        "@pytest.mark.exercise('cube')\n@pytest.mark.needs_device('cpu')\n"
+        "def test_cube_on_cpu(impl):\n    assert impl.cube(2) == 8\n")
+    good = "def square(x):\n    return x * x\n\ndef cube(x):\n    return x ** 3\n"
+    result, report = run(pytester, kata_dir, good)
+    square, cube = report["exercises"]["square"], report["exercises"]["cube"]
+    assert square["status"] == "passed" and square["checks"] == 1
+    assert square["not_applicable"] == [
+        "test_square_on_device: needs a nodevice device, and this machine has none"]
+    assert cube["status"] == "passed" and cube["checks"] == 1  # the cpu check ran
+    assert result.ret == 0
+    _, report = run(pytester, kata_dir, "def square(x):\n    return x * x\n\n"
+                                        "def cube(x):\n    return 0\n")
+    assert report["exercises"]["cube"]["status"] == "failed"  # not rescued by the absent one
+    (kata_dir / "checks" / "test_sq.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.exercise('square')\n@pytest.mark.needs_device('nodevice')\n"
+        "def test_square_on_device(impl):\n    assert impl.square(3) == 9\n\n"
+        "@pytest.mark.exercise('cube')\ndef test_cube(impl):\n    assert impl.cube(3) == 27\n")
+    _, report = run(pytester, kata_dir, good)
+    square = report["exercises"]["square"]
+    assert square["status"] == "failed" and "no check of this exercise ran" in square["message"]
+
+
+def test_the_verdict_names_a_check_that_was_not_applicable():
+    from rich.console import Console
+
+    from checker import render
+    from checker.outcome import CheckResult, ExerciseResult
+
+    why = "test_on_gpu: needs a cuda device, and this machine has none"
+    result = CheckResult("sq", 1, "passed", (ExerciseResult("square", "passed", checks=1,
+                                                            not_applicable=(why,)),))
+    out = Console(record=True, width=200)
+    render.show_result(out, result)
+    text = out.export_text()
+    assert "✓ square" in text and f"not applicable here, not counted: {why}" in text

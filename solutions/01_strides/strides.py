@@ -18,7 +18,7 @@ def storage_index(
     if not len(index) == len(shape) == len(strides):
         raise IndexError(f"index {index} does not match a {len(shape)}-d tensor")
     position = offset
-    for i, size, stride in zip(index, shape, strides):
+    for i, size, stride in zip(index, shape, strides, strict=False):
         if not -size <= i < size:
             raise IndexError(f"index {i} is out of range for a dimension of size {size}")
         position += (i % size) * stride
@@ -39,7 +39,7 @@ def is_contiguous(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
     if any(size == 0 for size in shape):
         return True
     expected = 1
-    for size, stride in zip(reversed(shape), reversed(strides)):
+    for size, stride in zip(reversed(shape), reversed(strides), strict=False):
         if size == 1:
             continue
         if stride != expected:
