@@ -61,8 +61,8 @@ _TOKEN = 16
 
 class Recorder(TorchDispatchMode):
     """Every c10d operator that runs in a rank, however learner code reached it, appended to
-    ``log`` as ("c10d", name, numels, dtype, during backward); the check's own accumulation
-    hooks append ("acc", parameter index) to the same log."""
+    ``log`` as ("c10d", name, numels, dtype, during backward, asynchronous); the check's own
+    accumulation hooks append ("acc", parameter index) to the same log."""
 
     def __init__(self, log: list) -> None:
         super().__init__()
@@ -76,8 +76,18 @@ class Recorder(TorchDispatchMode):
                 func._opname, func._opname)
             self.log.append(("c10d", name, tuple(t.numel() for t in tensors),
                              str(tensors[0].dtype).replace("torch.", "") if tensors else "",
-                             torch._C._current_graph_task_id() != -1))
+                             torch._C._current_graph_task_id() != -1,
+                             _async_flag(func, args, kwargs or {})))
         return func(*args, **(kwargs or {}))
+
+
+def _async_flag(func, args: tuple, kwargs: dict) -> bool:
+    """The operator's ``async_op`` argument (True, its default, where it has none)."""
+    for k, arg in enumerate(func._schema.arguments):
+        if arg.name == "async_op":
+            value = args[k] if k < len(args) else kwargs.get("async_op", True)
+            return bool(value)
+    return True
 
 
 with Recorder([]):  # the first mode entered imports torch._dynamo: pay it at import
@@ -90,7 +100,7 @@ def collectives(log: list) -> list[tuple]:
 
 def summary(log: list) -> str:
     calls = [f"{name}({'+'.join(map(str, numels)) or '-'} {dtype})".replace(" )", ")")
-             for _, name, numels, dtype, _ in collectives(log)]
+             for _, name, numels, dtype, *_ in collectives(log)]
     if not calls:
         return "no collective"
     if len(calls) > 12:
@@ -394,9 +404,9 @@ def compare_steps(per_rank: list[list[dict]], expected: list[dict], case: Case, 
                              "parameter that does not require grad has no gradient to average: "
                              "leave its .grad None.")
                     continue
-                assert_close(have, want, label, rtol=1e-5 if want.dtype == torch.float32 else 1e-9,
-                             atol=1e-6 if want.dtype == torch.float32 else 1e-12,
-                             hint="" if last else hint)
+                # the float32 parameter rounds differently summed by rank or by micro-batch than
+                # over the full batch, and the float64 values downstream of it follow
+                assert_close(have, want, label, rtol=1e-5, atol=1e-7, hint="" if last else hint)
 
 
 # ----------------------------------------------------------------------------- broadcast_parameters
@@ -701,16 +711,17 @@ def transcript(events: list[tuple], plan: list[list[int]] | None, sizes: dict[in
                 if not waiting[b]:
                     waiting[b] = set(plan[b])
                     numel = sum(sizes[i][0] for i in plan[b])
-                    out.append((("all_reduce", (numel,), sizes[plan[b][0]][1]),
+                    out.append((("all_reduce", (numel,), sizes[plan[b][0]][1], True),
                                 (phase, last), b))
         elif event[0] == "c10d" and plan is None:
-            out.append(((event[1], event[2], event[3]), (phase, last), None))
+            out.append(((event[1], event[2], event[3], event[5]), (phase, last), None))
     return out
 
 
 def _say(entry: tuple) -> str:
-    (name, numels, dtype), (phase, last) = entry[0], entry[1]
+    (name, numels, dtype, asynchronous), (phase, last) = entry[0], entry[1]
     what = f"{name} of {'+'.join(map(str, numels)) or 'no'} {dtype} elements".replace("  ", " ")
+    what += "" if asynchronous else " (blocking: async_op=False)"
     after = f"right after parameter {last}'s gradient was accumulated, " if last is not None else ""
     return f"{what}, {after}{phase}"
 
@@ -738,6 +749,9 @@ def check_transcript(label: str, events: list[tuple], plan: list[list[int]],
         if got[0][0] != "all_reduce" or got[0][1] != exp[0][1] or got[0][2] != exp[0][2]:
             why = ("one flat tensor per bucket, in the bucket's dtype: the bucket's gradients, "
                    "each flattened, concatenated in the bucket's order.")
+        elif not got[0][3]:
+            why = ("start it with async_op=True and keep the work it returns: a blocking "
+                   "all_reduce stalls backward until it is done; wait() is where to wait.")
         elif got[1][0] == "during wait()":
             why = ("start each bucket from the hook that completes it, with async_op=True, so "
                    "that it overlaps the rest of backward; wait() only waits.")

@@ -100,8 +100,9 @@ class BucketedGradSync:
 
     What must hold, every backward:
 
-    - each bucket goes out as exactly ONE ``dist.all_reduce``, of a single flat tensor holding
-      that bucket's gradients one after the other, in the bucket's order;
+    - each bucket goes out as exactly ONE ``dist.all_reduce``, of a single flat tensor (of
+      the bucket's dtype) holding that bucket's gradients one after the other, in the
+      bucket's order;
     - it is started during backward, as soon as the last gradient of its bucket has been
       accumulated into its ``.grad`` (a post-accumulate-grad hook of that parameter) and
       before any further gradient is accumulated, without waiting for it to finish
