@@ -40,7 +40,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from checker.contracts import guarded, in_place
-from checker.helpers import assert_close, assert_equal, describe, expect_raises, fail
+from checker.helpers import CheckFailure, assert_close, assert_equal, describe, expect_raises, fail
 from checker.reaper import die_with_parent
 
 pytestmark = pytest.mark.kata("ddp_by_hand")
@@ -389,7 +389,28 @@ def reference(case: Case, world: int) -> list[dict]:
 
 
 def compare_steps(per_rank: list[list[dict]], expected: list[dict], case: Case, what: str,
-                  hint: str) -> None:
+                  hint: str, logs: list[list[list]] | None = None) -> None:
+    """Each rank's gradients after each step, then its parameters, against the single-process
+    run; a failure shows what each rank made in that step (``logs``: per rank, per step)."""
+    try:
+        _compare_steps(per_rank, expected, case, what, hint)
+    except CheckFailure as exc:
+        step = getattr(exc, "step", None)
+        if logs is None or step is None or step >= len(logs[0]):
+            raise
+        made = "\n".join(f"  rank {r} made in step {step + 1}: {summary(steps[step])}"
+                         for r, steps in enumerate(logs))
+        fail(f"{exc}\n{made}")
+
+
+def _fail_at(step: int, message: str) -> None:
+    exc = CheckFailure(message)
+    exc.step = step
+    raise exc
+
+
+def _compare_steps(per_rank: list[list[dict]], expected: list[dict], case: Case, what: str,
+                   hint: str) -> None:
     for r, got in enumerate(per_rank):
         for step, (mine, theirs) in enumerate(zip(got, expected, strict=True)):
             last = step == len(expected) - 1
@@ -400,13 +421,17 @@ def compare_steps(per_rank: list[list[dict]], expected: list[dict], case: Case, 
                          f"{what}")
                 if want is None or have is None:
                     if (want is None) != (have is None):
-                        fail(f"{label}: expected {describe(want)}, got {describe(have)}.\n  A "
+                        _fail_at(step, f"{label}: expected {describe(want)}, got {describe(have)}.\n  A "
                              "parameter that does not require grad has no gradient to average: "
                              "leave its .grad None.")
                     continue
                 # the float32 parameter rounds differently summed by rank or by micro-batch than
                 # over the full batch, and the float64 values downstream of it follow
-                assert_close(have, want, label, rtol=1e-5, atol=1e-7, hint="" if last else hint)
+                try:
+                    assert_close(have, want, label, rtol=1e-5, atol=1e-7, hint="" if last else hint)
+                except CheckFailure as exc:
+                    exc.step = step
+                    raise
 
 
 # ----------------------------------------------------------------------------- broadcast_parameters
@@ -440,6 +465,7 @@ def bcast_body(cases: list[tuple[str, tuple[int, int, int], int, int]]):
             net = bcast_net(sizes, seed, rank)
             held = {**dict(net.named_parameters()), **dict(net.named_buffers())}
             flags = {n: t.requires_grad for n, t in held.items()}
+            start = len(log)
             with Recorder(log):
                 returned = call_in_rank(impl, "broadcast_parameters", note, label, net, src)
             now = {**dict(net.named_parameters()), **dict(net.named_buffers())}
@@ -449,32 +475,66 @@ def bcast_body(cases: list[tuple[str, tuple[int, int, int], int, int]]):
                 "replaced": sorted(n for n in held if now.get(n) is not held[n]),
                 "flags": {n: t.requires_grad for n, t in now.items()},
                 "flags_before": flags,
+                "log": log[start:],
             })
         return out
     return body
 
 
+def _whose(got: torch.Tensor | None, states: list[dict], name: str, rank: int, src: int) -> str:
+    """Whose values a rank's tensor holds after the broadcast, in words."""
+    if got is None:
+        return "missing from the module"
+    if torch.equal(got, states[src][name]):
+        return "ok"
+    if torch.equal(got, states[rank][name]):
+        return "still its own values"
+    for other, state in enumerate(states):
+        if torch.equal(got, state[name]):
+            return f"rank {other}'s values"
+    if got.is_floating_point():
+        mean = sum(state[name] for state in states) / len(states)
+        if torch.allclose(got, mean):
+            return "the mean over the ranks"
+    return "values of no rank"
+
+
 def check_broadcast(impl, cases) -> None:
     results = run_ranks(impl, bcast_body(cases))
     for i, (label, sizes, seed, src) in enumerate(cases):
-        expected = bcast_net(sizes, seed, src).state_dict()
+        states = [bcast_net(sizes, seed, r).state_dict() for r in range(WORLD)]
+        call = f"broadcast_parameters(module, src={src}) ({label}, {WORLD} ranks)"
+        lines = []
         for r, per_case in enumerate(results):
             got = per_case[i]
-            call = f"rank {r}, broadcast_parameters(module, src={src}) ({label})"
             if got["returned"] is not None:
-                fail(f"{call} returned {got['returned']}; it works in place and returns None.")
-            for name, want in expected.items():
-                assert_close(got["values"][name], want, f"{call}: `{name}` afterwards (rank {src}'s)",
-                             rtol=0, atol=0,
-                             hint="every rank, rank src included, calls broadcast on every "
-                             "parameter and every buffer (running statistics and counters too), "
-                             "writing rank src's values into its own tensors.")
+                fail(f"rank {r}, {call} returned {got['returned']}; it works in place and "
+                     "returns None.")
+            kinds: dict[str, list[str]] = {}
+            for name in states[src]:
+                kinds.setdefault(_whose(got["values"].get(name), states, name, r, src),
+                                 []).append(name)
+            wrong = {k: v for k, v in kinds.items() if k != "ok"}
+            if wrong:
+                parts = [f"{kind} in every tensor" if len(names) == len(states[src]) else
+                         f"{kind} in {', '.join(names)}" for kind, names in wrong.items()]
+                lines.append(f"  rank {r}: {'; '.join(parts)}")
+        if lines:
+            made = "\n".join(f"  rank {r} made: {summary(per_case[i]['log'])}"
+                              for r, per_case in enumerate(results))
+            fail(f"{call}: afterwards every tensor of every rank should hold rank {src}'s "
+                 "values, but\n" + "\n".join(lines) + f"\n{made}\n  Try: every rank, rank "
+                 "src included, broadcasts every parameter and every buffer (running "
+                 "statistics and counters too) from src, into the module's own tensors.")
+        for r, per_case in enumerate(results):
+            got = per_case[i]
             if got["replaced"]:
-                fail(f"{call}: the module holds new tensors for {', '.join(got['replaced'])}.\n  "
-                     "An optimizer built before the broadcast still holds the old ones: write "
-                     "rank src's values into the tensors the module already has (in place).")
+                fail(f"rank {r}, {call}: the module holds new tensors for "
+                     f"{', '.join(got['replaced'])}.\n  An optimizer built before the broadcast "
+                     "still holds the old ones: write rank src's values into the tensors the "
+                     "module already has (in place).")
             assert_equal(sorted(got["flags"].items()), sorted(got["flags_before"].items()),
-                         f"{call}: (name, requires_grad) of each tensor",
+                         f"rank {r}, {call}: (name, requires_grad) of each tensor",
                          hint="the broadcast changes values only.")
 
 
@@ -497,17 +557,19 @@ def average_body(cases: list[Case]):
             net = make_net(case)
             x, y = make_data(case, dist.get_world_size())
             rows = slice(rank * case.n, (rank + 1) * case.n)
-            steps = []
+            steps, logs = [], []
             for step in range(case.steps):
                 net.zero_grad(set_to_none=True)
                 loss_of(net, x[rows], y[rows], case.n).backward()
+                start = len(log)
                 with Recorder(log):
                     call_in_rank(impl, "average_gradients", note, f"{case.label}, step {step + 1}",
                                  net)
                 steps.append(grads(net))
+                logs.append(log[start:])
                 sgd(net)
             steps.append({n: p.detach().clone() for n, p in net.named_parameters()})
-            out.append(steps)
+            out.append({"steps": steps, "logs": logs})
         return out
     return body
 
@@ -524,10 +586,11 @@ def test_average_gradients(impl, rng):
                   steps=2)]
     results = run_ranks(impl, average_body(cases), world)
     for i, case in enumerate(cases):
-        compare_steps([got[i] for got in results], reference(case, world), case,
+        compare_steps([got[i]["steps"] for got in results], reference(case, world), case,
                       f"after average_gradients (world size {world})",
                       "each .grad must end as the mean over ranks: all_reduce sums, then divide "
-                      "by dist.get_world_size(), on every rank.")
+                      "by dist.get_world_size(), on every rank.",
+                      [got[i]["logs"] for got in results])
 
 
 # ----------------------------------------------------------------------------- assign_buckets
@@ -605,7 +668,7 @@ def test_assign_buckets_corpus(impl):
     for label, spec, bucket_bytes in BUCKET_CORPUS:
         check_assignment(impl, label, spec, bucket_bytes)
     params = make_params([((3,), F64, True)])
-    for bad in (0, -8):
+    for bad in (0, -8, -1):
         expect_raises(ValueError, lambda b=bad: impl.assign_buckets(params, b),
                       f"assign_buckets(params, bucket_bytes={bad})",
                       hint="a bucket needs room for at least one byte: raise ValueError.")
