@@ -466,8 +466,9 @@ def bcast_body(cases: list[tuple[str, tuple[int, int, int], int, int]]):
             held = {**dict(net.named_parameters()), **dict(net.named_buffers())}
             flags = {n: t.requires_grad for n, t in held.items()}
             start = len(log)
-            with Recorder(log):
-                returned = call_in_rank(impl, "broadcast_parameters", note, label, net, src)
+            with Recorder(log):  # src None: left to its default, rank 0
+                returned = call_in_rank(impl, "broadcast_parameters", note, label, net,
+                                        *(() if src is None else (src,)))
             now = {**dict(net.named_parameters()), **dict(net.named_buffers())}
             out.append({
                 "returned": None if returned is None else describe(returned),
@@ -501,9 +502,11 @@ def _whose(got: torch.Tensor | None, states: list[dict], name: str, rank: int, s
 
 def check_broadcast(impl, cases) -> None:
     results = run_ranks(impl, bcast_body(cases))
-    for i, (label, sizes, seed, src) in enumerate(cases):
+    for i, (label, sizes, seed, given) in enumerate(cases):
+        src = 0 if given is None else given
         states = [bcast_net(sizes, seed, r).state_dict() for r in range(WORLD)]
-        call = f"broadcast_parameters(module, src={src}) ({label}, {WORLD} ranks)"
+        call = (f"broadcast_parameters(module{'' if given is None else f', src={src}'}) "
+                f"({label}, {WORLD} ranks)")
         lines = []
         for r, per_case in enumerate(results):
             got = per_case[i]
@@ -542,7 +545,7 @@ def check_broadcast(impl, cases) -> None:
 def test_broadcast_parameters(impl, rng):
     sizes = tuple(int(v) for v in rng.choice(np.arange(1, 9), size=3, replace=False))
     check_broadcast(impl, [("fixed case, src=1", (3, 4, 2), 1, 1),
-                           ("fixed case, src=0", (2, 5, 3), 2, 0),
+                           ("fixed case, src left to its default", (2, 5, 3), 2, None),
                            ("random case", sizes, int(rng.integers(3, 1000)),
                             int(rng.integers(0, WORLD)))])
 
@@ -734,6 +737,8 @@ def bucket_body(cases: list[Case], cls: str):
                 note(f"in `wait()` ({case.label}, step {step + 1})")
                 with Recorder(log):
                     _in_window(impl, "wait", sync.wait)
+                    if step == len(case.micro or (1,) * case.steps) - 1:
+                        _in_window(impl, "wait", sync.wait)  # nothing started since: a no-op
                 steps.append({"grads": grads(net), "events": log[start:]})
                 sgd(net)
             out.append({"plan": plan, "steps": steps, "escaped": escaped,
@@ -846,7 +851,8 @@ def check_buckets(impl, cases: list[Case], cls: str) -> None:
                        for got in results], expected, case, "after backward and wait()",
                       "wait() must leave the mean over ranks of the gradients in each .grad: wait "
                       "for each bucket, divide by the world size, copy each slice back "
-                      "(shaped like its .grad).")
+                      "(shaped like its .grad), then forget the bucket: in the last step the "
+                      "check calls wait() twice, and the second call has nothing to do.")
 
 
 @pytest.mark.exercise("BucketedGradSync")

@@ -321,6 +321,15 @@ class OffsetNeverAdvanced(_Sync):
             grad.copy_(flat[:grad.numel()].view_as(grad))
 
 
+@mistake("BucketedGradSync", "The list of started buckets was never cleared: a later wait() divides and writes old buckets again.")
+class LaunchedNotCleared(_Sync):
+    def wait(self):
+        for b, flat, work in self.launched:
+            work.wait()
+            flat /= dist.get_world_size()
+            self._write_back(b, flat)
+
+
 @mistake("BucketedGradSync", "Every bucket was flattened to float64: a float32 bucket then sends twice its bytes, in the wrong dtype.")
 class UpcastBuckets(_Sync):
     def _flat(self, b):

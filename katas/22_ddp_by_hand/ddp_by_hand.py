@@ -107,8 +107,10 @@ class BucketedGradSync:
       accumulated into its ``.grad`` (a post-accumulate-grad hook of that parameter) and
       before any further gradient is accumulated, without waiting for it to finish
       (``async_op=True``): communication overlaps the rest of backward;
-    - ``wait()`` waits for every bucket started, and writes the mean over ranks into each
-      bucketed parameter's ``.grad`` (same shape and dtype). It starts no collective.
+    - ``wait()`` waits for every bucket started since the last ``wait()``, and writes the
+      mean over ranks into each bucketed parameter's ``.grad`` (same shape and dtype). It
+      starts no collective; with nothing started since the last ``wait()``, it changes
+      nothing.
 
     The same object serves every step: the ranks may call backward and wait() many times.
     Parameters in no bucket are left alone.
