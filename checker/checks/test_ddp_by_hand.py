@@ -411,8 +411,9 @@ def _fail_at(step: int, message: str) -> None:
 
 def _compare_steps(per_rank: list[list[dict]], expected: list[dict], case: Case, what: str,
                    hint: str) -> None:
-    for r, got in enumerate(per_rank):
-        for step, (mine, theirs) in enumerate(zip(got, expected, strict=True)):
+    for step, theirs in enumerate(expected):  # the first step that goes wrong, on any rank
+        for r, got in enumerate(per_rank):
+            mine = got[step]
             last = step == len(expected) - 1
             for name, want in theirs.items():
                 have = mine[name]
