@@ -803,6 +803,10 @@ def check_transcript(label: str, events: list[tuple], plan: list[list[int]],
         exp = want[k] if k < len(want) else None
         if got is not None and exp is not None and got[:2] == exp[:2]:
             continue
+        if got is not None and "inside no_sync" in got[1][0]:
+            fail(f"{label}: your code made {_say(got)}.\n  While no_sync() is open, backward "
+                 "starts no collective (nor does closing the block): the gradients only "
+                 "accumulate, and the first backward after it sends the buckets.")
         if exp is None:
             fail(f"{label}: your code made one collective too many: {_say(got)}.\n  Each bucket "
                  f"goes out once per step, as one all_reduce; the buckets were {plan}."
