@@ -217,7 +217,7 @@ def test_modes_left_behind_or_taken_away_fail_the_call():
 
 
 def test_what_the_dispatch_lesson_says_about_the_rules():
-    """katas/19_dispatch/lesson.md: every route to unfold arrives as aten.unfold.default, a fused
+    """katas/NN_dispatch/lesson.md: every route to unfold arrives as aten.unfold.default, a fused
     kernel as itself; the graph task id is -1 except while the engine runs a backward pass."""
     from torch.utils._python_dispatch import TorchDispatchMode
 

@@ -1,4 +1,4 @@
-"""Hidden checks for kata 14 — adam. torch.optim.Adam / AdamW are the oracle.
+"""Hidden checks for the kata adam. torch.optim.Adam / AdamW are the oracle.
 
 Every step is compared with torch.optim run on a copy of the same parameter and the same
 gradients, in float64: the change made to the parameter, and the state (``step``,

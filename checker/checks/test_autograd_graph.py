@@ -1,4 +1,4 @@
-"""Hidden checks for kata 05 — the autograd graph. Each graph is walked by the check itself."""
+"""Hidden checks for the kata the autograd graph. Each graph is walked by the check itself."""
 
 from __future__ import annotations
 

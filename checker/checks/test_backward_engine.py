@@ -1,4 +1,4 @@
-"""Hidden checks for kata 09 — backward_engine. torch's own engine (.backward()) is the oracle."""
+"""Hidden checks for the kata backward_engine. torch's own engine (.backward()) is the oracle."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hidden checks for kata 03 — broadcasting. torch's own broadcasting is the oracle.
+"""Hidden checks for the kata broadcasting. torch's own broadcasting is the oracle.
 
 Shapes are random with distinct sizes, so a left-aligned or transposed answer cannot pass by
 coincidence. Broadcast views are judged on structure (shared storage, ``_base``, stride 0,

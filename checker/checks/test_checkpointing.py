@@ -1,4 +1,4 @@
-"""Hidden checks for kata 21 — checkpointing. Plain autograd runs, torch's own
+"""Hidden checks for the kata checkpointing. Plain autograd runs, torch's own
 saved_tensors_hooks and torch.utils.checkpoint are the oracle."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Hidden checks for kata 18 — compile_guards. Dynamo itself is the oracle.
+"""Hidden checks for the kata compile_guards. Dynamo itself is the oracle.
 
 Every compile goes to a counting backend (``CompileCounter``) or ``explain``; nothing reaches
 inductor, so no C++ compiler is needed and each check stays well under a second on a CPU.

@@ -1,4 +1,4 @@
-"""Hidden checks for kata 08 — custom_function. torch's own ops and gradcheck are the oracle."""
+"""Hidden checks for the kata custom_function. torch's own ops and gradcheck are the oracle."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hidden checks for kata 20 — custom_ops. torch.library's own tests (opcheck), gradcheck and
+"""Hidden checks for the kata custom_ops. torch.library's own tests (opcheck), gradcheck and
 dynamo with a non-inductor backend are the oracle.
 
 Every check defines its ops in a namespace of its own (``fresh_namespace``): a process may run

@@ -1,4 +1,4 @@
-"""Hidden checks for kata 17 — data.
+"""Hidden checks for the kata data.
 
 Oracles: Tensor.unfold for windows, torch.nn.utils.rnn.pad_sequence (off-limits to the
 learner) and default_collate for padding, pack_padded_sequence for the lengths, and

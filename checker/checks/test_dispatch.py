@@ -1,4 +1,4 @@
-"""Hidden checks for kata 19 — dispatch. The dispatcher's own key sets and modes are the oracle.
+"""Hidden checks for the kata dispatch. The dispatcher's own key sets and modes are the oracle.
 
 Op logs are compared as multisets with every ``aten.detach.*`` call left out on both sides:
 autograd detaches tensors it saves or accumulates, and how many times depends on details

@@ -1,4 +1,4 @@
-"""Hidden checks for kata 04 — dtypes and in-place ops. torch itself is the oracle."""
+"""Hidden checks for the kata dtypes and in-place ops. torch itself is the oracle."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hidden checks for kata 11 — higher_order. torch.func (functional transforms) is the oracle."""
+"""Hidden checks for the kata higher_order. torch.func (functional transforms) is the oracle."""
 
 from __future__ import annotations
 

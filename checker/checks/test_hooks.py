@@ -1,4 +1,4 @@
-"""Hidden checks for kata 10 — hooks. torch's own autograd, run without hooks, is the oracle."""
+"""Hidden checks for the kata hooks. torch's own autograd, run without hooks, is the oracle."""
 
 from __future__ import annotations
 

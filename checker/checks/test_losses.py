@@ -1,4 +1,4 @@
-"""Hidden checks for kata 13 — losses. torch.nn.functional is the oracle.
+"""Hidden checks for the kata losses. torch.nn.functional is the oracle.
 
 Each loss is compared with torch's on ordinary inputs (float32 and float64, several memory
 layouts, every reduction) and on extreme logits (±1e4) where the textbook formula overflows:

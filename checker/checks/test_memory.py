@@ -1,4 +1,4 @@
-"""Hidden checks for kata 22 — memory. The oracles are PyTorch's own numbers: storage sizes
+"""Hidden checks for the kata memory. The oracles are PyTorch's own numbers: storage sizes
 (untyped_storage().nbytes()), the tensors each grad_fn node holds (its ``_saved_*``
 attributes), the profiler's "Total Allocated", and weakrefs that die when nothing holds them."""
 

@@ -1,4 +1,4 @@
-"""Hidden checks for kata 12 — modules. torch's own modules and nn.init are the oracle.
+"""Hidden checks for the kata modules. torch's own modules and nn.init are the oracle.
 
 Registration is judged through torch's views of a module: named_parameters, named_buffers,
 named_children, the exact state_dict keys (a non-persistent buffer absent), a strict

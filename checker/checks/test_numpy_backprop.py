@@ -1,4 +1,4 @@
-"""Hidden checks for kata 07 — numpy_backprop. torch's autograd (retain_grad) is the oracle.
+"""Hidden checks for the kata numpy_backprop. torch's autograd (retain_grad) is the oracle.
 
 The learner's file may not import torch (static scan plus a runtime guard); the autograd entry
 points are also forbidden while its functions run, in case torch is reached some other way.

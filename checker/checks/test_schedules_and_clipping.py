@@ -1,4 +1,4 @@
-"""Hidden checks for kata 15 — schedules_and_clipping.
+"""Hidden checks for the kata schedules_and_clipping.
 
 torch.nn.utils.clip_grad_norm_ (run on copies) and torch.optim.lr_scheduler.LambdaLR are the
 oracles. While the learner's code runs, clip_grad_norm_ and LRScheduler are off-limits (the

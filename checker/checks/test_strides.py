@@ -1,4 +1,4 @@
-"""Hidden checks for kata 01 — strides. torch's own metadata is the oracle."""
+"""Hidden checks for the kata strides. torch's own metadata is the oracle."""
 
 from __future__ import annotations
 

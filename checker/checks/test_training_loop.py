@@ -1,4 +1,4 @@
-"""Hidden checks for kata 16 — training_loop.
+"""Hidden checks for the kata training_loop.
 
 The learner's loops are watched while they run: a forward pre-hook on the model (its mode,
 whether autograd is on), a loss function that hooks its own output (so the moment backward

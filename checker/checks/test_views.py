@@ -1,4 +1,4 @@
-"""Hidden checks for kata 02 — views. torch's own views are the oracle.
+"""Hidden checks for the kata views. torch's own views are the oracle.
 
 A view is judged on structure, not only values: it must share the input's storage
 (``untyped_storage().data_ptr()``), name the input's owner as ``_base``, cover exactly the

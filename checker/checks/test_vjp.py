@@ -1,4 +1,4 @@
-"""Hidden checks for kata 06 — vjp. torch's autograd engine is the oracle, in float64.
+"""Hidden checks for the kata vjp. torch's autograd engine is the oracle, in float64.
 
 The reference VJPs and Jacobians come from the C++ autograd engine, called the way
 torch.autograd.grad calls it. Not through torch.func.vjp / jacrev (their pullbacks import

@@ -1,4 +1,4 @@
-"""Known mistakes for kata 14 — adam."""
+"""Known mistakes for the kata adam."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Known mistakes for kata 05 — the autograd graph."""
+"""Known mistakes for the kata the autograd graph."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Known mistakes for kata 09 — backward_engine. Each stands in for one exercise; the
+"""Known mistakes for the kata backward_engine. Each stands in for one exercise; the
 backward mistakes bring correct private parts (_order, _call, _accumulate) of their own."""
 
 from __future__ import annotations

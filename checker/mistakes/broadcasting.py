@@ -1,4 +1,4 @@
-"""Known mistakes for kata 03 — broadcasting."""
+"""Known mistakes for the kata broadcasting."""
 
 from __future__ import annotations
 

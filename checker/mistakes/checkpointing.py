@@ -1,4 +1,4 @@
-"""Known mistakes for kata 21 — checkpointing."""
+"""Known mistakes for the kata checkpointing."""
 
 from __future__ import annotations
 

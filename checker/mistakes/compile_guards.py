@@ -1,4 +1,4 @@
-"""Known mistakes for kata 18 — compile_guards.
+"""Known mistakes for the kata compile_guards.
 
 Within an exercise, the mistakes that only a compile can reveal come last: the diagnosis re-runs
 the failing check with each earlier mistake first, and those fail before compiling anything.

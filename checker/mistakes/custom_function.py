@@ -1,4 +1,4 @@
-"""Known mistakes for kata 08 — custom_function. Each class stands in for one exercise."""
+"""Known mistakes for the kata custom_function. Each class stands in for one exercise."""
 
 from __future__ import annotations
 

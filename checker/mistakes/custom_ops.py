@@ -1,4 +1,4 @@
-"""Known mistakes for kata 20 — custom_ops.
+"""Known mistakes for the kata custom_ops.
 
 Within an exercise, the mistake that only a compile can reveal comes last: the diagnosis
 re-runs the failing check with each earlier mistake first, and those fail before compiling.

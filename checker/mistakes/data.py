@@ -1,4 +1,4 @@
-"""Known mistakes for kata 17 — data."""
+"""Known mistakes for the kata data."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Known mistakes for kata 19 — dispatch."""
+"""Known mistakes for the kata dispatch."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Known mistakes for kata 04 — dtypes and in-place ops."""
+"""Known mistakes for the kata dtypes and in-place ops."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Known mistakes for kata 11 — higher_order."""
+"""Known mistakes for the kata higher_order."""
 
 from __future__ import annotations
 

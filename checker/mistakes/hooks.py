@@ -1,4 +1,4 @@
-"""Known mistakes for kata 10 — hooks."""
+"""Known mistakes for the kata hooks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Known mistakes for kata 13 — losses."""
+"""Known mistakes for the kata losses."""
 
 from __future__ import annotations
 

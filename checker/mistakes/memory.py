@@ -1,4 +1,4 @@
-"""Known mistakes for kata 22 — memory."""
+"""Known mistakes for the kata memory."""
 
 from __future__ import annotations
 

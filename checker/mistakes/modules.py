@@ -1,4 +1,4 @@
-"""Known mistakes for kata 12 — modules."""
+"""Known mistakes for the kata modules."""
 
 from __future__ import annotations
 

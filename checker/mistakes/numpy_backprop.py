@@ -1,4 +1,4 @@
-"""Known mistakes for kata 07 — numpy_backprop.
+"""Known mistakes for the kata numpy_backprop.
 
 Each mistake is self-contained NumPy (the helpers below are correct pieces it builds on), except
 the two that reach for torch: one calls autograd, one imports torch lazily from inside a

@@ -1,4 +1,4 @@
-"""Known mistakes for kata 15 — schedules_and_clipping."""
+"""Known mistakes for the kata schedules_and_clipping."""
 
 from __future__ import annotations
 

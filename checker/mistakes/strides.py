@@ -1,4 +1,4 @@
-"""Known mistakes for kata 01 — strides."""
+"""Known mistakes for the kata strides."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Known mistakes for kata 16 — training_loop."""
+"""Known mistakes for the kata training_loop."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Known mistakes for kata 02 — views."""
+"""Known mistakes for the kata views."""
 
 from __future__ import annotations
 

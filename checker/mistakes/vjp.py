@@ -1,4 +1,4 @@
-"""Known mistakes for kata 06 — vjp."""
+"""Known mistakes for the kata vjp."""
 
 from __future__ import annotations
 
