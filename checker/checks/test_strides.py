@@ -90,11 +90,13 @@ def test_storage_index_rejects_out_of_range(impl, rng):
 @pytest.mark.exercise("permute_meta")
 def test_permute_meta_rejects_non_permutations(impl):
     shape, strides = (2, 3, 4), (12, 4, 1)
-    for dims in [(0, 0, 1), (2, 1, -1), (0, 1), (1, 0, 2, 0)]:
+    for dims in [(0, 0, 1), (2, 1, -1), (0, 1), (1, 0, 2, 0), (3, 1, 2), (0, 4, 2), (0, 1, -4),
+                 (-6, 1, 5)]:
         expect_raises(
             ValueError, lambda dims=dims: impl.permute_meta(shape, strides, dims),
             f"permute_meta(shape={shape}, strides={strides}, dims={dims})",
-            hint="dims must name every dimension exactly once (after wrapping negative ones).",
+            hint="dims must name every dimension exactly once: a dim d of an n-d tensor is in "
+                 "[-n, n) (torch.permute refuses any other), and a negative one counts from the end.",
         )
 
 

@@ -98,6 +98,15 @@ def transposed_strides(target):
     return size, tuple(reversed(stride)), offset
 
 
+@mistake("permute_meta", "Every dim wrapped with % n, out-of-range ones too: (3, 1, 2) for a 3-d tensor became (0, 1, 2) instead of an error.")
+def wraps_out_of_range_dims(shape, strides, dims):
+    n = len(shape)
+    dims = tuple(d % n for d in dims)
+    if sorted(dims) != list(range(n)):
+        raise ValueError(f"dims {dims} is not a permutation of {n} dimensions")
+    return tuple(shape[d] for d in dims), tuple(strides[d] for d in dims)
+
+
 @mistake("permute_meta", "Returned lists where the contract promises tuples: ([4, 2, 3], [1, 12, 4]) is not torch's metadata.")
 def lists_not_tuples(shape, strides, dims):
     new_shape, new_strides = _solution_of("strides").permute_meta(shape, strides, dims)

@@ -29,6 +29,8 @@ def permute_meta(
     shape: tuple[int, ...], strides: tuple[int, ...], dims: tuple[int, ...]
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     n = len(shape)
+    if any(not -n <= d < n for d in dims):
+        raise ValueError(f"dims {dims}: a dim out of range for {n} dimensions")
     dims = tuple(d % n for d in dims)
     if sorted(dims) != list(range(n)):
         raise ValueError(f"dims {dims} is not a permutation of {n} dimensions")
