@@ -43,6 +43,6 @@ def port_standardize(x, axis):
 def paired_noise(shape, seed, dtype="float64"):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        t = torch.randn(*shape, dtype={"float32": torch.float32, "float64": torch.float64}[dtype])
+        t = torch.randn(tuple(shape), dtype={"float32": torch.float32, "float64": torch.float64}[dtype])
     a = np.random.Generator(np.random.PCG64(seed)).standard_normal(size=shape, dtype=dtype)
     return t, a
