@@ -49,11 +49,19 @@ def switched(policy: Policy, on: bool) -> Iterator[None]:
 
 
 
-def _holders(obj: Any, where: tuple[str, ...] = ("torch",)) -> list[tuple[Any, str]]:
-    """Every (module, attribute) of a loaded module named ``where``* that holds ``obj``."""
-    return [(module, attr) for name, module in list(sys.modules.items())
-            if name.startswith(where) and module is not None
-            for attr, value in list(vars(module).items()) if value is obj]
+def _holders(objs: list[Any], where: tuple[str, ...] = ("torch",)) -> dict[int, list[tuple[Any, str]]]:
+    """By ``id`` of each of ``objs``: every (module, attribute) of a loaded module named
+    ``where``* that holds it. One pass over the modules for all of them (a pass over torch's
+    thousand modules costs about 10 ms, and each run's first window pays it)."""
+    wanted = {id(obj) for obj in objs}
+    found: dict[int, list[tuple[Any, str]]] = {key: [] for key in wanted}
+    for name, module in list(sys.modules.items()):
+        if module is None or not name.startswith(where):
+            continue
+        for attr, value in list(vars(module).items()):
+            if id(value) in wanted:
+                found[id(value)].append((module, attr))
+    return found
 
 
 def switches(policy: Policy, function_mode: Any, dispatch_mode: Any) -> list[tuple[Any, str, Any]]:
@@ -126,8 +134,10 @@ def switches(policy: Policy, function_mode: Any, dispatch_mode: Any) -> list[tup
 
     new_thread = threaded(_thread.start_new_thread)
     out = [(torch._tensor_str, "_str", printing(torch._tensor_str._str))]
+    real_start = _thread.start_new_thread
     out += [(module, name, new_thread)
-            for module, name in _holders(_thread.start_new_thread, ("_thread", "threading"))]
+            for module, name in _holders([real_start], ("_thread", "threading"))[id(real_start)]]
+    functions = []
     for dotted, kind in _SWITCHES:
         with contextlib.suppress(AttributeError, ValueError):
             owner, attr, real = resolve(dotted)
@@ -135,5 +145,8 @@ def switches(policy: Policy, function_mode: Any, dispatch_mode: Any) -> list[tup
             if isinstance(owner, type):
                 out.append((owner, attr, guarded))
             else:
-                out.extend((module, name, guarded) for module, name in _holders(real))
+                functions.append((real, guarded))
+    holders = _holders([real for real, _ in functions])
+    for real, guarded in functions:
+        out.extend((module, name, guarded) for module, name in holders[id(real)])
     return out
