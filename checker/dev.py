@@ -139,7 +139,7 @@ def _mistake_proof(kata: Kata, m: Mistake, result: CheckResult, diagnose: bool,
     ok = not target.ok and result.status == "failed" and target.checks > 0
     diagnosed = None
     others = []
-    if diagnose and ok:
+    if diagnose and ok and m.named:  # one never named is proven by its failure alone
         named = {mid for mid, _ in target.diagnosis}
         twins = {o.id for o in mistakes if o.id != m.id and _code(o) == _code(m)}
         others = sorted(named - twins - {m.id})

@@ -416,7 +416,7 @@ def _diagnose_by_behaviour(item: pytest.Item, exercise: str, target: str,
             setattr(module, exercise, func)
         return Impl(module, kata.rules, label=label)
 
-    mistakes = [m for m in load_mistakes(kata.mistakes_module) if m.exercise == exercise]
+    mistakes = [m for m in load_mistakes(kata.mistakes_module) if m.exercise == exercise and m.named]
     with contextlib.suppress(Exception):  # loaded as the judge: the mistakes that wrap it
         _solution_of(kata.name)  # cannot read the solution's file inside the rules window
     reference = variant(label="the reference")

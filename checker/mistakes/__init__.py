@@ -31,13 +31,17 @@ class Mistake:
     misconception: str
     func: Callable[..., Any]
     module: str
+    named: bool = True  # False: no input of the checks tells it from another mistake by
+    # behaviour, so the diagnosis never names it; it is proven to fail all the same
 
 
-def mistake(exercise: str, misconception: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Mark a function as a known-wrong implementation of ``exercise``."""
+def mistake(exercise: str, misconception: str, *,
+            named: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a function as a known-wrong implementation of ``exercise``; ``named=False`` for
+    one whose failure no input of the checks tells from another mistake's (see Mistake)."""
 
     def mark(func: Callable[..., Any]) -> Callable[..., Any]:
-        setattr(func, _ATTR, (exercise, misconception))
+        setattr(func, _ATTR, (exercise, misconception, named))
         return func
 
     return mark
@@ -56,7 +60,7 @@ def load_mistakes(module_name: str) -> list[Mistake]:
         tag = vars(value).get(_ATTR) if isinstance(value, type) else getattr(value, _ATTR, None)
         if tag and getattr(value, "__module__", None) == module_name:
             found.append(Mistake(exercise=tag[0], id=name, misconception=tag[1], func=value,
-                                 module=module_name))
+                                 module=module_name, named=tag[2] if len(tag) > 2 else True))
     return found
 
 
@@ -97,7 +101,7 @@ def embed(solution_source: str, module_source: str, names: dict[str, str], *,
         "_kata_reference = _kata_types.SimpleNamespace(**dict(globals()))\n"
         "_kata_namespace = {\n"
         f"    '__name__': {namespace_name!r},\n"
-        "    'mistake': lambda exercise, misconception: (lambda func: func),\n"
+        "    'mistake': lambda exercise, misconception, named=True: (lambda func: func),\n"
         "    '_solution_of': lambda name: _kata_reference,\n"
         "}\n"
         f"exec(compile({module_source!r}, '<embedded>', 'exec'), _kata_namespace)\n"

@@ -65,6 +65,14 @@ def rebinds_parameters(module, src=0):
             dist.broadcast(b, src)
 
 
+@mistake("broadcast_parameters", "Only rank src called broadcast (it is the one sending): the other ranks never received.", named=False)
+def only_the_source_calls(module, src=0):
+    if dist.get_rank() == src:
+        with torch.no_grad():
+            for t in itertools.chain(module.parameters(), module.buffers()):
+                dist.broadcast(t, src)
+
+
 # ----------------------------------------------------------------------------- average_gradients
 
 

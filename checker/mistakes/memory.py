@@ -171,6 +171,11 @@ def counted_at_pack(model, x):
     return _saved(model, x, live=False)
 
 
+@mistake("saved_bytes", "pack returned the tensor itself: a saved output then refers to its own grad_fn, a cycle through C++ that keeps the graph alive forever.", named=False)
+def pack_returns_the_tensor(model, x):
+    return _saved(model, x, detach=False)
+
+
 @mistake("saved_bytes", "Counted the parameters' and x's storages too: they exist anyway, the graph adds nothing by saving them.")
 def counts_parameters(model, x):
     return _saved(model, x, exclude=False)

@@ -81,6 +81,22 @@ def detach_numpy(t):
     return t.detach().numpy()
 
 
+@mistake("to_array", "t.numpy(force=True) alone: NumPy has no bfloat16, so it must be converted first.", named=False)
+def force_numpy(t):
+    return t.numpy(force=True)
+
+
+@mistake("to_array", "Went through DLPack after resolving the conj bit only: DLPack exports a neg view's raw memory, so the values come back with the wrong sign.", named=False)
+def dlpack_drops_neg(t):
+    import numpy as np
+    import torch
+
+    t = t.detach().resolve_conj()
+    if t.dtype == torch.bfloat16:
+        t = t.float()
+    return np.from_dlpack(t)
+
+
 @mistake("to_array", "Made the tensor contiguous first: a transposed, sliced or expanded tensor was copied though NumPy views any strides.")
 def contiguous_first_array(t):
     return _ref().to_array(t.contiguous())
@@ -91,6 +107,15 @@ def np_array_copy(t):
     import numpy as np
 
     return np.array(_ref().to_array(t))
+
+
+@mistake("to_array", "bfloat16 was widened to float64, not float32 (the narrowest NumPy float that holds every bfloat16 exactly).", named=False)
+def bfloat16_to_float64(t):
+    import torch
+
+    if t.dtype == torch.bfloat16:
+        return t.detach().resolve_neg().double().numpy()
+    return _ref().to_array(t)
 
 
 # ----------------------------------------------------------------------------- port_standardize
@@ -180,6 +205,18 @@ def draw_float64_then_cast(shape, seed, dtype="float64"):
 
     t, a = _ref().paired_noise(shape, seed, "float64")
     return t.to(getattr(__import__("torch"), dtype)), a.astype(np.dtype(dtype))
+
+
+@mistake("paired_noise", "One generator made once and kept: its stream moves on with every call, so the same seed stops giving the same numbers.", named=False)
+def shared_generator(shape, seed, dtype="float64", _kept={}):  # noqa: B006 - the mistake itself
+    import numpy as np
+    import torch
+
+    if seed not in _kept:
+        _kept[seed] = (torch.Generator().manual_seed(seed), np.random.default_rng(seed))
+    g, r = _kept[seed]
+    return (torch.randn(shape, generator=g, dtype=getattr(torch, dtype)),
+            r.standard_normal(shape, dtype=np.dtype(dtype)))
 
 
 @mistake("paired_noise", "Gave NumPy the torch draws (t.numpy()): one seed does not make both libraries draw the same numbers.")
