@@ -51,7 +51,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CACHE_ENV = "KATA_CPP_CACHE"
-TTY_ENV = "KATA_PROGRESS_TTY"
+TTY_ENV = "KATA_PROGRESS_TTY"  # checker.launch.PROGRESS_TTY (set by the runner)
+NOT_BUILT = "your C++ did not build"  # how a check's message about a failed build begins
 BUILD_LIMIT_S = 600.0  # a compile that takes longer is stopped
 _FORMAT = 1  # bump when what a cache entry holds changes
 
@@ -163,7 +164,9 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 class _Progress:
-    """'compiling your extension… 12 s', redrawn each second where someone can see it."""
+    """'compiling your extension… 12 s', redrawn each second on a terminal: the one named by
+    ``$KATA_PROGRESS_TTY`` (a check run's own output goes to a file), else stderr if it is
+    one. Nothing is written anywhere else: a check's output is the learner's to read."""
 
     def __init__(self, what: str):
         self.what = what
@@ -173,30 +176,22 @@ class _Progress:
         if tty:
             with contextlib.suppress(OSError):
                 self.out = open(tty, "w")  # noqa: SIM115 — closed in done()
-        self.tty = self.out is not None
-        if self.out is None:
+        elif sys.__stderr__ is not None and sys.__stderr__.isatty():
             self.out = sys.__stderr__
-            self.tty = bool(self.out) and self.out.isatty()
 
     def tick(self) -> None:
-        if self.out is None:
-            return
-        seconds = time.monotonic() - self.start
-        line = f"{self.what}… {seconds:.0f} s"
-        with contextlib.suppress(Exception):
-            if self.tty:
-                self.out.write(f"\r\x1b[2K{line}")
-            elif int(seconds) % 10 == 0:
-                self.out.write(line + "\n")
-            self.out.flush()
+        if self.out is not None:
+            with contextlib.suppress(Exception):
+                self.out.write(f"\r\x1b[2K{self.what}… {time.monotonic() - self.start:.0f} s")
+                self.out.flush()
 
     def done(self) -> None:
-        with contextlib.suppress(Exception):
-            if self.tty:
+        if self.out is not None:
+            with contextlib.suppress(Exception):
                 self.out.write("\r\x1b[2K")
                 self.out.flush()
-            if self.out is not sys.__stderr__:
-                self.out.close()
+                if self.out is not sys.__stderr__:
+                    self.out.close()
 
 
 @contextlib.contextmanager
@@ -360,7 +355,7 @@ def first_error(log: str, files: dict[str, str]) -> str:
 
     def mapped(text: str) -> str:
         for short, full in files.items():
-            text = re.sub(rf"(^|\s|/){re.escape(short)}:", lambda m: m.group(1)[:0] + f"{full}:",
+            text = re.sub(rf"(?<![\w/.-]){re.escape(short)}:", f"{full}:".replace("\\", "\\\\"),
                           text)
         return text
 
@@ -458,6 +453,7 @@ def _compile(chunks: list[Chunk], namespace: str, folder: Path, header: Path,
 
     text, files = _source(chunks, namespace)
     folder.mkdir(parents=True, exist_ok=True)
+    _ninja_on_path()
     cflags = ["-include", str(header), "-Winvalid-pch"]
 
     def work() -> object | None:
@@ -471,6 +467,19 @@ def _compile(chunks: list[Chunk], namespace: str, folder: Path, header: Path,
     except RuntimeError as exc:
         log = str(exc)
         raise BuildError(first_error(log, files), log) from None
+
+
+def _ninja_on_path() -> None:
+    """load_inline runs ``ninja`` from PATH; the ninja package (a dependency) may have put
+    it beside this interpreter rather than on the PATH the run inherited."""
+    import shutil
+
+    if shutil.which("ninja"):
+        return
+    with contextlib.suppress(ImportError, AttributeError):
+        import ninja
+
+        os.environ["PATH"] = os.pathsep.join([ninja.BIN_DIR, os.environ.get("PATH", "")])
 
 
 def _load(library: Path, namespace: str, python_module: bool) -> object | None:

@@ -59,7 +59,8 @@ def cpu_operator() -> str:
     ``TORCH_LIBRARY_IMPL(KATA_NS, CPU, m)`` and nothing else is registered. The kernel
     returns a NEW contiguous tensor of the broadcast shape, in x's dtype, with
     ``(x - y) ** 2``; x and y may have any strides (transposed, sliced, expanded) and are
-    never written to. Compute the values yourself in a loop over the data. Errors, each a
+    never written to. Compute the values in your own loop over the data (that is the
+    exercise; the checks judge the result, not the route). Errors, each a
     ``TORCH_CHECK`` (Python sees ``RuntimeError``) with your message:
     x and y of different dtypes — the message contains ``same dtype``; a dtype that is not
     floating point — ``floating-point``; shapes that do not broadcast — any message.
