@@ -204,10 +204,12 @@ def _clock_paused() -> Iterator[None]:
     stuck = sys.modules.get("checker.stuck")
     if stuck is not None:
         stuck.backstop(BUILD_LIMIT_S + 60)
+    start = time.monotonic()
     try:
         yield
     finally:
         if stuck is not None:
+            stuck.excuse(time.monotonic() - start)  # the check's duration does not count it
             stuck.backstop(2 * max(left, 1.0) + 5)
         if left:
             signal.setitimer(signal.ITIMER_REAL, left, interval)
@@ -408,6 +410,15 @@ def _source(chunks: list[Chunk], namespace: str) -> tuple[str, dict[str, str]]:
 _LOADED: dict[str, Built] = {}
 
 
+def _diagnosing() -> bool:
+    """Whether a diagnosis is replaying a check (checker.diagnosis.run_check): it may try
+    every known mistake, and compiling each would cost minutes, so it uses only cached
+    builds (those of the learner's own source, the reference's once built, and the mistakes'
+    that a `kata dev check` built)."""
+    diagnosis = sys.modules.get("checker.diagnosis")
+    return bool(diagnosis is not None and getattr(diagnosis, "_TRACES", None))
+
+
 def build(chunks: list[Chunk], *, python_module: bool = False,
           root: Path | None = None, what: str = "compiling your extension") -> Built:
     """Compile ``chunks`` as one translation unit and load it (from the cache if it is there).
@@ -420,10 +431,11 @@ def build(chunks: list[Chunk], *, python_module: bool = False,
                 raise BuildError(f"{chunk.file}:{chunk.line + line - 1}: {why}.")
     root = Path(root) if root is not None else cache_root()
     flags = _base_flags()
+    # keyed by the text alone (not where it sits: #line only changes error messages, and
+    # failed builds are not kept), so the same source is one build in any file
     key = hashlib.sha256(
         f"{_identity()}|{flags}|{PCH_KINDS}|{python_module}|".encode()
-        + b"\0".join(c.text.encode() + f"|{c.file and Path(c.file).name}|{c.line}".encode()
-                     for c in chunks)).hexdigest()
+        + b"\0".join(c.text.encode() for c in chunks)).hexdigest()
     namespace = f"kata_{key[:16]}"
     if namespace in _LOADED:
         return _LOADED[namespace]
@@ -432,6 +444,8 @@ def build(chunks: list[Chunk], *, python_module: bool = False,
     start = time.perf_counter()
     cached = library.is_file()
     module = None
+    if not cached and _diagnosing():
+        raise BuildError("not compiled during a diagnosis (it replays only what was built)")
     if not cached:
         header = precompiled_header(root, pch_kind([c.text for c in chunks]))
         with _locked(folder.parent / f"{key[2:20]}.lock"):
