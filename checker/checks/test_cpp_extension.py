@@ -566,17 +566,26 @@ def test_meta_kernel_compiles_fullgraph(impl, rng):
 
 
 def _warm(checks: set[str] | None = None) -> None:
-    """Build the precompiled headers the checks will need (once per torch version): an armed
-    process of the warm worker does it while the learner reads and edits, before any save."""
+    """Build the precompiled headers the checks will need (once per torch version), then pay
+    opcheck's and AOTAutograd's lazy set-up on the checks' own reference operator: an armed
+    process of the warm worker does this while the learner reads and edits, before any save."""
     from checker.cppbuild import precompiled_header
 
-    kinds = {"ops"}
-    if checks is None or any(c.startswith("test_bound_function") for c in checks):
-        kinds.add("pybind11")
-    if checks is None or any(c.startswith("test_autograd_kernel") for c in checks):
-        kinds.add("autograd")
+    def wanted(prefix: str) -> bool:
+        return checks is None or any(c.startswith(prefix) for c in checks)
+
+    kinds = {"ops"} | ({"pybind11"} if wanted("test_bound_function") else set())
+    kinds |= {"autograd"} if wanted("test_autograd_kernel") else set()
     for kind in sorted(kinds):
         precompiled_header(cache_root(), kind)
+    if not any(wanted(f"test_{e}") for e in ("cpu_operator", "autograd_kernel", "meta_kernel")):
+        return
+    built = build([Chunk(_REF_DEF_CPU), Chunk(_REF_META), Chunk(_REF_AUTOGRAD)], root=cache_root())
+    x = torch.randn(3, 1, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.library.opcheck(_op(built), (x, y))
 
 
 kata_warm = _warm
