@@ -260,7 +260,7 @@ def cpp_slips(code: str) -> list[str]:
         if any(a <= m.start() < b for a, b in skipped):
             continue
         text = m.group(0)
-        if text in _CPP_SWAPS and '"' in code[max(0, m.start() - 2):m.end() + 2]:
+        if text in _CPP_SWAPS and '"' in code[max(0, m.start() - 3):m.end() + 3]:
             continue  # a string concatenation: the swap would not compile
         if text in _CPP_SWAPS:
             news = _CPP_SWAPS[text]

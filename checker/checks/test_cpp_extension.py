@@ -137,8 +137,11 @@ def _learner_source(impl, name: str) -> Chunk:
 
 
 def _build(chunks: list[Chunk], *, python_module: bool = False) -> Built:
+    """Build and load: loading runs the library's static initializers (the registrations,
+    and whatever else a source puts there), so it runs under the state guard."""
     try:
-        return build(chunks, python_module=python_module, root=cache_root())
+        with guarded("loading your compiled library", build, ()):
+            return build(chunks, python_module=python_module, root=cache_root())
     except BuildError as exc:
         fail(f"{NOT_BUILT}:\n{exc}\n  Try: fix this first error (the others often "
              "follow from it); `kata lesson` lists the headers each piece needs.")
