@@ -467,6 +467,9 @@ def _compile(chunks: list[Chunk], namespace: str, folder: Path, header: Path,
 
     text, files = _source(chunks, namespace)
     folder.mkdir(parents=True, exist_ok=True)
+    # load_inline's own lock file (torch's FileBaton): this build holds the cache's lock, so
+    # one that is there was left by a build that was killed, and would be waited on forever
+    (folder / "lock").unlink(missing_ok=True)
     _ninja_on_path()
     cflags = ["-include", str(header), "-Winvalid-pch"]
 
