@@ -122,14 +122,6 @@ def concrete_sizes_in_backward():
 # ----------------------------------------------------------------------------- meta_kernel
 
 
-@mistake("meta_kernel", "The meta kernel used concrete sizes (sizes(), at::infer_size, at::empty): fine on meta tensors, but it throws when torch.compile traces with symbolic sizes.")
-def concrete_sizes_in_meta():
-    return _slip("meta_kernel",
-                 ("at::infer_size_symdimvector(x.sym_sizes(), y.sym_sizes())",
-                  "at::infer_size(x.sizes(), y.sizes())"),
-                 ("at::empty_symint(shape, x.options())", "at::empty(shape, x.options())"))
-
-
 @mistake("meta_kernel", "The output took x's shape: the result has the broadcast shape of x and y.")
 def shape_of_x():
     return _slip("meta_kernel", ("at::empty_symint(shape, x.options())",
