@@ -97,12 +97,6 @@ def schema_argument_names():
 # ----------------------------------------------------------------------------- autograd_kernel
 
 
-@mistake("autograd_kernel", "The gradient was returned at the output's shape: a broadcast input needs it summed back to its own shape.")
-def no_sum_to():
-    return _slip("autograd_kernel", ("return {at::sum_to(g, x.sym_sizes()), at::sum_to(-g, y.sym_sizes())};",
-                                     "return {g, -g};"))
-
-
 @mistake("autograd_kernel", "y's gradient got the same sign as x's: d/dy (x - y)^2 = -2 (x - y).")
 def same_sign_for_y():
     return _slip("autograd_kernel", ("at::sum_to(-g, y.sym_sizes())", "at::sum_to(g, y.sym_sizes())"))
@@ -111,12 +105,6 @@ def same_sign_for_y():
 @mistake("autograd_kernel", "The factor 2 of the derivative was dropped.")
 def missing_two():
     return _slip("autograd_kernel", ("grads[0] * 2 * (x - y)", "grads[0] * (x - y)"))
-
-
-@mistake("autograd_kernel", "backward summed to x.sizes(): while torch.compile traces with symbolic sizes, sizes() throws; sym_sizes() works in both worlds.")
-def concrete_sizes_in_backward():
-    return _slip("autograd_kernel", ("at::sum_to(g, x.sym_sizes())", "at::sum_to(g, x.sizes())"),
-                 ("at::sum_to(-g, y.sym_sizes())", "at::sum_to(-g, y.sizes())"))
 
 
 # ----------------------------------------------------------------------------- meta_kernel
