@@ -138,6 +138,11 @@ class ArmedRun:
         sys.stderr.flush()
         output_to(go["output"])
         os.chdir(go["cwd"])
+        from checker.launch import PROGRESS_TTY
+
+        os.environ.pop(PROGRESS_TTY, None)  # the requesting command's terminal, not the worker's
+        if go.get("tty"):
+            os.environ[PROGRESS_TTY] = go["tty"]
         random.seed()  # every check reseeds from its own seed; nothing inherits the worker's
         begin_run(config, impl=go["impl"], seed=int(go["seed"]), report=go["report"],
                   diagnose=bool(go["diagnose"]), diagnose_budget=float(go["diagnose_budget"]), only=go.get("only"),

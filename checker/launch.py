@@ -54,8 +54,24 @@ def pytest_args(kata: Kata, impl: Path, seed: int, report: Path, *, diagnose: bo
     return args
 
 
+PROGRESS_TTY = "KATA_PROGRESS_TTY"
+
+
+def progress_tty() -> str | None:
+    """The terminal this command writes to, if any: a check that takes long (a C++ build,
+    checker.cppbuild) shows a live line there, although its own output goes to a file."""
+    try:
+        return os.ttyname(2) if os.isatty(2) else None
+    except OSError:
+        return None
+
+
 def child_env() -> dict[str, str]:
     env = dict(os.environ)
+    env.pop(PROGRESS_TTY, None)
+    tty = progress_tty()
+    if tty:
+        env[PROGRESS_TTY] = tty
     for name in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS"):  # its options and plugins are the runner's
         env.pop(name, None)
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"

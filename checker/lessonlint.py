@@ -42,7 +42,8 @@ WHEEL_HOMES = (("torch/csrc/", "torch/include/torch/csrc/"), ("c10/", "torch/inc
                ("aten/src/ATen/native/native_functions.yaml",
                 "torchgen/packaged/ATen/native/native_functions.yaml"),
                ("aten/src/ATen/", "torch/include/ATen/"),
-               ("tools/autograd/", "torchgen/packaged/autograd/"), ("torch/", "torch/"))
+               ("tools/autograd/", "torchgen/packaged/autograd/"), ("torch/", "torch/"),
+               ("torch/", "torch/include/torch/"))  # the C++ API's headers: torch/library.h
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,10 @@ def site_packages() -> Path:
 
 
 def wheel_file(path: str) -> Path | None:
-    for prefix, home in WHEEL_HOMES:
-        if path.startswith(prefix):
-            return site_packages() / (home + path[len(prefix):])
-    return None
+    """Where the wheel keeps ``path``: the first home that holds it (else the first home)."""
+    homes = [site_packages() / (home + path[len(prefix):])
+             for prefix, home in WHEEL_HOMES if path.startswith(prefix)]
+    return next((f for f in homes if f.is_file()), homes[0] if homes else None)
 
 
 @cache

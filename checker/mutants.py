@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from checker.catalog import Kata, read_toml
+from checker.cppbuild import NOT_BUILT
 from checker.mutate import Mutant, mutants
 from checker.runner import CheckResult
 
@@ -103,6 +104,8 @@ def _verdict(result: CheckResult) -> tuple[str, str]:
     if result.passed:
         return "survived", ""
     first = result.first_failure()
+    if first is not None and first.message.startswith(NOT_BUILT):
+        return "invalid", "the mutated C++ does not compile"  # as a Python mutant that cannot load
     return "killed", first.name if first else result.status
 
 

@@ -22,6 +22,7 @@ import ast
 import difflib
 import itertools
 import pickle
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -237,8 +238,69 @@ class RemoveStatement(_TextOperator):
         return [_rebuild(node, {0: "pass"})]
 
 
+_CPP_MARKERS = ("TORCH_LIBRARY", "PYBIND11_MODULE")
+# C++ slips: binary operators (written with a space on each side, which keeps templates,
+# includes, ``->`` and ``::`` out of reach), checks dropped, copies that stay strided,
+# concrete sizes where symbolic ones are needed.
+_CPP_SWAPS = {"+": ["-"], "-": ["+"], "*": ["/", "+"], "/": ["*"], "<": ["<="], "<=": ["<"],
+              ">": [">="], ">=": [">"], "==": ["!="], "!=": ["=="], "&&": ["||"], "||": ["&&"]}
+_CPP_WORDS = {"true": "false", "false": "true", "sym_sizes": "sizes"}
+_CPP_SKIP = re.compile(r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|//[^\n]*|^[ \t]*#[^\n]*',
+                       re.M)
+_CPP_SITES = re.compile(r"(?<= )(\+|-|\*|/|<=|>=|<|>|==|!=|&&|\|\|)(?= )|\b\d+\b|\b(?:true|false|sym_sizes)\b"
+                        r"|\.contiguous\(\)|\bTORCH_CHECK\(")
+
+
+def cpp_slips(code: str) -> list[str]:
+    """Every one-slip variant of C++ source ``code`` (string literals, comments and
+    preprocessor lines left alone)."""
+    skipped = [(m.start(), m.end()) for m in _CPP_SKIP.finditer(code)]
+    out = []
+    for m in _CPP_SITES.finditer(code):
+        if any(a <= m.start() < b for a, b in skipped):
+            continue
+        text = m.group(0)
+        if text in _CPP_SWAPS and '"' in code[max(0, m.start() - 3):m.end() + 3]:
+            continue  # a string concatenation: the swap would not compile
+        if text in _CPP_SWAPS:
+            news = _CPP_SWAPS[text]
+        elif text.isdigit():
+            news = [str(int(text) + 1)] + ([str(int(text) - 1)] if int(text) > 0 else [])
+        elif text == ".contiguous()":
+            news = [""]
+        elif text == "TORCH_CHECK(":
+            news = ["(void)("]  # the check dropped: its condition and message evaluated, unused
+        else:
+            news = [_CPP_WORDS[text]]
+        out += [code[:m.start()] + new + code[m.end():] for new in news]
+    return out
+
+
+class CppSlip(_TextOperator):
+    """One slip in a Python string that holds C++ (a kata whose learner writes C++): an
+    operator swapped, a constant off by one, a TORCH_CHECK dropped, a ``.contiguous()``
+    dropped, ``sym_sizes`` -> ``sizes``. Mutants that do not compile are left out by the
+    judge (checker.mutants)."""
+
+    EXAMPLES = [('s = r"""TORCH_LIBRARY(ns, m) { f(a + b); }"""',
+                 's = r"""TORCH_LIBRARY(ns, m) { f(a - b); }"""')]
+
+    def edits(self, node):
+        if node.type != "string":
+            return []
+        code = _code(node)
+        if not any(marker in code for marker in _CPP_MARKERS):
+            return []
+        opening = re.match(r"[rRbBuU]*(\"\"\"|'''|\"|')", code)
+        if opening is None:
+            return []
+        head, quote = opening.group(0), opening.group(1)
+        body = code[len(head):len(code) - len(quote)]
+        return [_prefix(node) + head + variant + quote for variant in cpp_slips(body)]
+
+
 _OURS = (DropMethod, InPlaceToggle, ArgumentSlip, GradModeToggle, MembershipToggle,
-         RemoveStatement)
+         RemoveStatement, CppSlip)
 
 
 def operators() -> list[tuple[str, Operator]]:

@@ -325,9 +325,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     state = _state(item.config)
     if state is None:
         return (yield)
-    from checker.stuck import backstop
+    from checker.stuck import backstop, reset_excused
 
     state["running"] = check_id(item.nodeid)
+    reset_excused()
     backstop(2 * state["kata"].timeout)
     try:
         return (yield)

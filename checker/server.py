@@ -175,7 +175,8 @@ class Server:
             go = {"impl": req["impl"], "seed": seed, "diagnose": req["diagnose"],
                   "diagnose_budget": req.get("diagnose_budget", 0.2),
                   "memory_mb": req["memory_mb"], "report": report, "output": output,
-                  "cwd": req["cwd"], "only": req.get("only"), "sent": time.time()}
+                  "cwd": req["cwd"], "only": req.get("only"), "tty": req.get("tty"),
+                  "sent": time.time()}
             with contextlib.suppress(OSError):  # a process that died early is seen below
                 os.write(pipe, (json.dumps(go) + "\n").encode())
             with contextlib.suppress(OSError):

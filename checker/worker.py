@@ -106,6 +106,7 @@ def try_run(state_dir: Path, kata: Kata, impl: Path, *, seed: int | None, diagno
     sock = socket_path(state_dir)
     if not sock.exists():
         return None
+    from checker.launch import progress_tty
     from checker.leftovers import make_run_dir, sweep_run_dirs
 
     sweep_run_dirs()
@@ -117,6 +118,7 @@ def try_run(state_dir: Path, kata: Kata, impl: Path, *, seed: int | None, diagno
             "impl": str(impl), "seed": seed, "diagnose": diagnose,
             "diagnose_budget": diagnose_budget, "memory_mb": memory_mb,
             "wall": wall, "report": str(report), "output": str(output), "cwd": str(scratch), "only": only,
+            "tty": progress_tty(),
         }
         start = time.perf_counter()
         try:

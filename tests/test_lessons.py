@@ -57,6 +57,8 @@ def test_a_pointer_names_the_symbols_after_it():
     ("torch/nn/modules/no_such_file.py", (), True),
     ("c10/core/TensorImpl.h", ("version_counter_",), False),
     ("tools/autograd/derivatives.yaml", ("tanh_backward",), False),
+    ("torch/library.h", ("TORCH_LIBRARY_IMPL",), False),  # a C++ API header: torch/include
+    ("torch/library.h", ("no_such_macro_here",), True),
     ("torch/csrc/autograd/no_such_file.cpp", (), True),
 ])
 def test_a_wrong_pointer_is_reported(path, symbols, wrong):

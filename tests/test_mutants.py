@@ -74,3 +74,27 @@ def test_toml_entry_round_trips(tmp_path):
     data = read_toml(toml_entry(m, 'a "quoted" reason'), "x")
     entry = data["equivalent"][0]
     assert (entry["function"], entry["before"], entry["after"], entry.get("occurrence", 1)) == m.key
+
+
+CPP = '''def source() -> str:
+    return r"""
+#include <torch/library.h>
+at::Tensor f(const at::Tensor& x) {
+  TORCH_CHECK(x.dim() == 2, "f: 2-D, got ", x.dim());  // a + b in a comment stays
+  return x.expand({2, 3}).contiguous().sum_to_size(x.sym_sizes());
+}
+TORCH_LIBRARY(KATA_NS, m) { m.def("f(Tensor x) -> Tensor"); }
+"""
+'''
+
+
+def test_cpp_strings_get_cpp_slips_and_only_outside_literals_comments_and_includes():
+    afters = {m.after for m in mutants(CPP) if m.operator == "CppSlip"}
+    assert '(void)(x.dim() == 2, "f: 2-D, got ", x.dim()); // a + b in a comment stays' in afters
+    assert 'TORCH_CHECK(x.dim() != 2, "f: 2-D, got ", x.dim()); // a + b in a comment stays' in afters
+    assert "return x.expand({2, 3}).sum_to_size(x.sym_sizes());" in afters
+    assert "return x.expand({2, 3}).contiguous().sum_to_size(x.sizes());" in afters
+    assert not any("2-D" in a and "3-D" in a or "a - b" in a or "<torch" not in CPP for a in afters)
+    assert all(m.function == "source" for m in mutants(CPP))
+    assert mutants(CPP.replace("TORCH_LIBRARY", "NOT_CPP")) == [] or all(
+        m.operator != "CppSlip" for m in mutants(CPP.replace("TORCH_LIBRARY", "NOT_CPP")))

@@ -1,4 +1,4 @@
-"""Reference solution for kata 27 — ddp_by_hand."""
+"""Reference solution for kata 28 — ddp_by_hand."""
 
 from __future__ import annotations
 

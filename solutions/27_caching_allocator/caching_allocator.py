@@ -1,4 +1,4 @@
-"""Kata 26 — caching_allocator: PyTorch's CUDA caching allocator, simulated. Reference."""
+"""Kata 27 — caching_allocator: PyTorch's CUDA caching allocator, simulated. Reference."""
 
 from __future__ import annotations
 

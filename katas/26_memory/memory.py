@@ -1,4 +1,4 @@
-"""Kata 25 — memory: where the bytes go, and what keeps them alive.
+"""Kata 26 — memory: where the bytes go, and what keeps them alive.
 
 A tensor's memory is its *storage*: one block of bytes that every view of it shares, and
 that lives as long as anything refers to it — a view, a list, a closure, or an autograd

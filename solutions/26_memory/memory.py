@@ -1,4 +1,4 @@
-"""Reference solution for kata 25 — memory."""
+"""Reference solution for kata 26 — memory."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Kata 27 — ddp_by_hand: data parallel training with torch.distributed, written by hand.
+"""Kata 28 — ddp_by_hand: data parallel training with torch.distributed, written by hand.
 
 Data parallel training runs one copy of the model per process (a *rank*); each rank takes its
 own slice of the batch, and after backward the ranks average their gradients, so that every
