@@ -312,8 +312,8 @@ def by_behaviour(learner: Callable[..., Any], reference: Callable[..., Any],
                  in_time: Callable[[], bool]) -> tuple[list[Candidate], list[Candidate]]:
     """(matches, unseen). Matches: the candidates whose outputs equal the learner's on
     ``failing`` and on every input where any candidate or the reference tells them apart,
-    and that disagree with the reference on the failing input and on at least two more; the
-    most specific first. ``pools``: batches of recorded calls, the inputs of the failing
+    and that disagree with the reference on the failing input and on at least two more (a
+    function of no arguments has no more: its one outcome decides); the most specific first. ``pools``: batches of recorded calls, the inputs of the failing
     check's own run first; a further batch is drawn only while some candidate still lacks
     that evidence, or while several match (a further input may tell them apart). Several are
     returned only when no input seen separates them. Unseen: the candidates whose outputs
@@ -354,7 +354,8 @@ def by_behaviour(learner: Callable[..., Any], reference: Callable[..., Any],
                 len(alive) == 1 and all(evidence[cid] >= 2 for cid in alive)):
             break
     unseen = [c for c in candidates if not ever[c.id]]
-    found = sorted((c for c in alive.values() if evidence[c.id] >= 2),
+    needed = 0 if failing[:2] == ((), {}) and len(seen) == 1 else 2
+    found = sorted((c for c in alive.values() if evidence[c.id] >= needed),
                    key=lambda c: -evidence[c.id])
     return found, unseen
 

@@ -1,12 +1,15 @@
 """Every kata in the shipped catalog is proven: stub fails, solution passes, mistakes fail.
 
-The runs go through one warm check worker (torch imported once, a fork per run), the same
-machinery as `kata watch`, so the suite stays fast as the catalog grows.
+The runs go through two warm check workers (torch imported once, a fork per run), the same
+machinery as `kata watch`, started in the background as the session starts
+(tests/conftest.py, ``background``): the other tests run meanwhile, and these items, moved
+to the end, read the results.
 """
 
 from __future__ import annotations
 
 import ast
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -51,14 +54,19 @@ def test_kata_ships_enough_mistakes(name):
     assert not unknown, f"{name}: mistakes for unknown exercises: {unknown}"
 
 
+def _prove(run, name: str):
+    return prove_kata(CATALOG.get(name), seed=SEEDS[0], run=run, seeds=SEEDS[1:], diagnose=True)
+
+
+@pytest.mark.background(job=_prove)
 @pytest.mark.parametrize("name", NAMES)
-def test_kata_is_proven(name, proofs_run):
+def test_kata_is_proven(name, background_outcome):
     """On every seed of a fixed list: the stub fails every exercise (its failure does not
     depend on the seed: the first is enough), the solution passes, and each mistake fails its
     exercise. At the first seed, each failing mistake is diagnosed as itself, and as no
-    mistake whose code differs from its own (crosswise, checker.dev)."""
-    proofs = prove_kata(CATALOG.get(name), seed=SEEDS[0], run=proofs_run, seeds=SEEDS[1:],
-                        diagnose=True)
+    mistake whose code differs from its own (crosswise, checker.dev). Proven in the
+    background from the session's start (tests/conftest.py)."""
+    proofs = background_outcome
     bad = [p for p in proofs if not p.ok or p.diagnosed is False]
     assert not bad, "\n".join(f"{p.subject}: {p.detail}" for p in bad)
     mistakes = [p for p in proofs if p.subject.startswith("mistake:")]
@@ -70,20 +78,25 @@ def test_kata_is_proven(name, proofs_run):
 ALTERNATIVES = sorted((Path(__file__).parent / "alternatives").glob("*.py"))
 
 
+def _judge_alternative(run, path: Path):
+    kata = CATALOG.get(next(n for n in NAMES if path.stem.startswith(f"{n}_")))
+    source = path.read_text()
+    with tempfile.TemporaryDirectory(prefix="kata-alternative-") as tmp:
+        if "_solution_of" in source:
+            path = Path(tmp) / path.name
+            path.write_text(embed(kata.solution_path.read_text(), source,
+                                  {ex: ex for ex in kata.exercises},
+                                  label=f"alternative {path.stem}", namespace_name="_alternative"))
+        return judge_all(run, lambda seed: run(kata, path, seed=seed, diagnose=False), list(SEEDS))
+
+
+@pytest.mark.background(job=_judge_alternative)
 @pytest.mark.parametrize("path", ALTERNATIVES, ids=lambda p: p.stem)
-def test_alternative_correct_answers_pass(path, proofs_run, tmp_path):
+def test_alternative_correct_answers_pass(path, background_outcome):
     """Other correct answers (tests/alternatives/NAME_*.py) pass on every seed: the checks are
     never stricter than the contract. A file that takes the exercises it does not vary from
     the reference (``_solution_of``) is judged as one self-contained file, as a learner's is."""
-    kata = CATALOG.get(next(n for n in NAMES if path.stem.startswith(f"{n}_")))
-    source = path.read_text()
-    if "_solution_of" in source:
-        path = tmp_path / path.name
-        path.write_text(embed(kata.solution_path.read_text(), source,
-                              {ex: ex for ex in kata.exercises},
-                              label=f"alternative {path.stem}", namespace_name="_alternative"))
-    results = judge_all(proofs_run, lambda seed: proofs_run(kata, path, seed=seed, diagnose=False),
-                        list(SEEDS))
+    results = background_outcome
     for seed, result in zip(SEEDS, results, strict=True):
         assert result.passed, f"{path.name} fails with seed {seed}: {result.first_failure() or result.message}"
 
