@@ -76,11 +76,11 @@ def warm(tmp_path_factory):
 
 class Background:
     """The jobs of the items marked ``background(job=fn)``: ``fn(run, **params)`` for each, in
-    collection order, started as soon as collection ends, on a thread of their own through two
-    warm workers side by side (a RunPool, checker.dev). The catalog's proofs are hundreds of
-    small runs and the C++ kata's builds; the framework tests, which mostly wait on processes
-    of their own, leave a core idle meanwhile. The marked items are moved to the end of the
-    session, where each reads its job's result (``outcome``)."""
+    collection order, started as soon as collection ends, on a thread of their own through a
+    warm worker of their own (checker.dev.warm_runner). The C++ kata's proof is mostly the
+    compiler's time, one build after another; the framework tests, which mostly wait on
+    processes of their own, leave a core idle meanwhile. The marked items are moved to the
+    end of the session, where each reads its job's result (``outcome``)."""
 
     def __init__(self, items: list[pytest.Item]) -> None:
         import threading
@@ -99,12 +99,13 @@ class Background:
         import time
 
         from checker.dev import RunPool, warm_runner
+        from checker.runner import run_checks
 
         start = time.perf_counter()
         try:
-            with warm_runner(streams=2) as run:
-                if not (isinstance(run, RunPool) and run.width == 2):
-                    raise RuntimeError("the proof workers did not start")
+            with warm_runner() as run:
+                if isinstance(run, RunPool) or run is run_checks:
+                    raise RuntimeError("the background's check worker did not start")
                 for nodeid, fn, params in self.jobs:
                     future = self.futures[nodeid]
                     if self.stopping.is_set() or not future.set_running_or_notify_cancel():
@@ -137,8 +138,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(session, config, items: list[pytest.Item]) -> None:
-    marked = [item for item in items if item.get_closest_marker("background")]
-    items[:] = [item for item in items if not item.get_closest_marker("background")] + marked
+    """The framework tests first (the background's jobs run meanwhile), then the catalog's
+    proofs (tests/test_katas.py, two warm workers of their own), then the items that read
+    what the background found."""
+    def order(item: pytest.Item) -> int:
+        if item.get_closest_marker("background"):
+            return 2
+        return 1 if item.nodeid.startswith("tests/test_katas.py") else 0
+
+    items.sort(key=order)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -150,6 +158,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_sessionfinish(session, exitstatus) -> None:
     for background in _BACKGROUND:
         background.stop()
+
+
+@pytest.fixture(scope="session")
+def proofs_run():
+    """Two warm workers side by side on the shipped catalog (a RunPool, checker.dev): the
+    catalog's proofs are hundreds of small runs, judged two at a time."""
+    from checker.dev import RunPool, warm_runner
+
+    with warm_runner(streams=2) as run:
+        assert isinstance(run, RunPool) and run.width == 2, "the proof workers did not start"
+        yield run
 
 
 @pytest.fixture
@@ -218,18 +237,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    part = "waiting for them at the end" if report.nodeid in (
-        _BACKGROUND[0].futures if _BACKGROUND else ()) else "the other tests"
+    part = "catalog integrity (tests/test_katas.py)" if report.nodeid.startswith(
+        "tests/test_katas.py") else "framework"
     _TIMES[part] = _TIMES.get(part, 0.0) + report.duration
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    """The suite's duration: the catalog's proofs (in the background, from the start; they
-    grow with the catalog) and the other tests, which run meanwhile."""
+    """The suite's duration, split: the catalog-integrity proofs grow with the catalog; the
+    background's jobs ran alongside the framework tests."""
     import time
 
     total = time.perf_counter() - _START[0] if _START else sum(_TIMES.values())
     parts = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in sorted(_TIMES.items()))
     if _BACKGROUND:
-        parts = f"catalog proofs in the background {_BACKGROUND[0].seconds:.0f} s; {parts}"
+        parts += f"; in the background meanwhile {_BACKGROUND[0].seconds:.0f} s"
     terminalreporter.write_line(f"suite duration: {total:.0f} s ({parts})")

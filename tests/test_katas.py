@@ -1,9 +1,9 @@
 """Every kata in the shipped catalog is proven: stub fails, solution passes, mistakes fail.
 
 The runs go through two warm check workers (torch imported once, a fork per run), the same
-machinery as `kata watch`, started in the background as the session starts
-(tests/conftest.py, ``background``): the other tests run meanwhile, and these items, moved
-to the end, read the results.
+machinery as `kata watch`, so the suite stays fast as the catalog grows. The proofs run after
+the framework tests; a kata whose proof is mostly the compiler's time is proven from the
+session's start on a worker of its own, alongside the framework tests (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -54,19 +54,30 @@ def test_kata_ships_enough_mistakes(name):
     assert not unknown, f"{name}: mistakes for unknown exercises: {unknown}"
 
 
+# Katas whose proof is mostly the compiler's time: proven on a worker of their own from the
+# session's start, alongside the framework tests (tests/conftest.py, Background).
+IN_BACKGROUND = {"cpp_extension"}
+
+
 def _prove(run, name: str):
     return prove_kata(CATALOG.get(name), seed=SEEDS[0], run=run, seeds=SEEDS[1:], diagnose=True)
 
 
-@pytest.mark.background(job=_prove)
-@pytest.mark.parametrize("name", NAMES)
-def test_kata_is_proven(name, background_outcome):
+def _params(values, job, key=lambda v: v):
+    return [pytest.param(v, marks=pytest.mark.background(job=job)) if key(v) in IN_BACKGROUND
+            else v for v in values]
+
+
+@pytest.mark.parametrize("name", _params(NAMES, _prove))
+def test_kata_is_proven(name, request):
     """On every seed of a fixed list: the stub fails every exercise (its failure does not
     depend on the seed: the first is enough), the solution passes, and each mistake fails its
     exercise. At the first seed, each failing mistake is diagnosed as itself, and as no
-    mistake whose code differs from its own (crosswise, checker.dev). Proven in the
-    background from the session's start (tests/conftest.py)."""
-    proofs = background_outcome
+    mistake whose code differs from its own (crosswise, checker.dev)."""
+    if request.node.get_closest_marker("background"):
+        proofs = request.getfixturevalue("background_outcome")
+    else:
+        proofs = _prove(request.getfixturevalue("proofs_run"), name)
     bad = [p for p in proofs if not p.ok or p.diagnosed is False]
     assert not bad, "\n".join(f"{p.subject}: {p.detail}" for p in bad)
     mistakes = [p for p in proofs if p.subject.startswith("mistake:")]
@@ -79,7 +90,7 @@ ALTERNATIVES = sorted((Path(__file__).parent / "alternatives").glob("*.py"))
 
 
 def _judge_alternative(run, path: Path):
-    kata = CATALOG.get(next(n for n in NAMES if path.stem.startswith(f"{n}_")))
+    kata = CATALOG.get(_kata_of(path))
     source = path.read_text()
     with tempfile.TemporaryDirectory(prefix="kata-alternative-") as tmp:
         if "_solution_of" in source:
@@ -90,13 +101,20 @@ def _judge_alternative(run, path: Path):
         return judge_all(run, lambda seed: run(kata, path, seed=seed, diagnose=False), list(SEEDS))
 
 
-@pytest.mark.background(job=_judge_alternative)
-@pytest.mark.parametrize("path", ALTERNATIVES, ids=lambda p: p.stem)
-def test_alternative_correct_answers_pass(path, background_outcome):
+def _kata_of(path: Path) -> str:
+    return next(n for n in NAMES if path.stem.startswith(f"{n}_"))
+
+
+@pytest.mark.parametrize("path", _params(ALTERNATIVES, _judge_alternative, _kata_of),
+                         ids=lambda p: p.stem)
+def test_alternative_correct_answers_pass(path, request):
     """Other correct answers (tests/alternatives/NAME_*.py) pass on every seed: the checks are
     never stricter than the contract. A file that takes the exercises it does not vary from
     the reference (``_solution_of``) is judged as one self-contained file, as a learner's is."""
-    results = background_outcome
+    if request.node.get_closest_marker("background"):
+        results = request.getfixturevalue("background_outcome")
+    else:
+        results = _judge_alternative(request.getfixturevalue("proofs_run"), path)
     for seed, result in zip(SEEDS, results, strict=True):
         assert result.passed, f"{path.name} fails with seed {seed}: {result.first_failure() or result.message}"
 

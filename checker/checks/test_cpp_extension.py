@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -270,6 +271,12 @@ def test_bound_function_keywords(impl, rng):
         fail(f"{what}: expected [2, 4, 3], got {got!r}.")
 
 
+def _names_shape(text: str, shape) -> bool:
+    """Whether ``text`` writes ``shape`` as a list or a tuple, every size in order."""
+    sizes = r"\s*,\s*".join(str(int(d)) for d in shape)
+    return bool(re.search(rf"[\[(]\s*{sizes}\s*,?\s*[\])]", text))
+
+
 @pytest.mark.exercise("bound_function")
 def test_bound_function_errors(impl, rng):
     fn = _module(impl)
@@ -279,9 +286,15 @@ def test_bound_function_errors(impl, rng):
             with guarded("broadcast_shape", fn, (list(a), list(b))), impl.rules():
                 got = fn(list(a), list(b))
         except ValueError as exc:
-            if not str(exc).strip():
+            text = str(exc)
+            if not text.strip():
                 fail(f"{what} raised ValueError with an empty message.\n  Try: say which "
                      "shapes do not broadcast.")
+            missing = [list(s) for s in (a, b) if not _names_shape(text, s)]
+            if missing:
+                fail(f"{what} raised ValueError({text.strip()[:200]!r}), which does not name "
+                     f"the shape {missing[0]}.\n  Try: write each shape in the message as a "
+                     "list, every size in order: [3, 4].")
             continue
         except Exception as exc:
             fail(f"{what} raised {type(exc).__name__}: {str(exc).strip()[:200]}\n  expected "
@@ -506,15 +519,18 @@ def test_meta_kernel_shapes(impl, rng):
                  f"tensor of shape {shape}, dtype {str(dtype)[6:]}, device meta.\n  Try: "
                  "at::empty_symint(broadcast shape, x.options()): options carry dtype and "
                  "device; a meta kernel never reads data.")
-    what = "sqdiff on meta tensors of different dtypes (float64, float32)"
-    try:
-        with guarded("sqdiff", op, ()), impl.rules():
-            got = op(torch.empty(2, dtype=torch.float64, device="meta"),
-                     torch.empty(2, dtype=torch.float32, device="meta"))
-    except RuntimeError:
-        return
-    fail(f"{what}: expected RuntimeError, got {describe(got)}.\n  Try: a meta kernel checks "
-         "its arguments like the real one (TORCH_CHECK), so errors surface while tracing.")
+    for what, dtypes in (("different dtypes (float64, float32)", (torch.float64, torch.float32)),
+                         ("an integer dtype (int64, int64)", (torch.int64, torch.int64))):
+        what = f"sqdiff on meta tensors of {what}"
+        try:
+            with guarded("sqdiff", op, ()), impl.rules():
+                got = op(torch.empty(2, dtype=dtypes[0], device="meta"),
+                         torch.empty(2, dtype=dtypes[1], device="meta"))
+        except RuntimeError:
+            continue
+        fail(f"{what}: expected RuntimeError, got {describe(got)}.\n  Try: a meta kernel "
+             "checks its arguments like the real one (TORCH_CHECK), so errors surface while "
+             "tracing.")
 
 
 @pytest.mark.exercise("meta_kernel")

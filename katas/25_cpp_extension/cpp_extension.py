@@ -38,7 +38,7 @@ def bound_function() -> str:
     ``broadcast_shape(a, b)`` takes two shapes (lists of non-negative ints; keyword names
     ``a`` and ``b``) and returns the shape they broadcast to, as a list of ints — what
     ``torch.broadcast_shapes(a, b)`` returns. Shapes that do not broadcast raise
-    ``ValueError`` with a message naming them. The module is ``PYBIND11_MODULE(
+    ``ValueError`` with a message naming both, each written as a list (``[3, 4]``). The module is ``PYBIND11_MODULE(
     TORCH_EXTENSION_NAME, m)``; no torch headers are needed.
 
     Example:
@@ -99,8 +99,8 @@ def meta_kernel() -> str:
 
     Only this piece: the checks pair it with a schema and CPU kernel of their own. It
     returns an empty contiguous tensor of the broadcast shape with x's dtype and device,
-    never reading data, and refuses different dtypes like the CPU kernel does
-    (``RuntimeError``). Sizes may be symbolic (torch.compile with dynamic shapes), so it
+    never reading data, and refuses what the CPU kernel refuses (different dtypes, a
+    dtype that is not floating point: ``RuntimeError``). Sizes may be symbolic (torch.compile with dynamic shapes), so it
     works on ``SymInt`` sizes. With it, ``torch.compile(fullgraph=True)`` captures the op.
 
     Example:

@@ -1,7 +1,7 @@
 """Another correct cpp_extension: lambdas bound and registered directly, the dtype switch
 written by hand instead of AT_DISPATCH, broadcasting through at::expand_outplace, a backward
 that computes only the gradients asked for (needs_input_grad), and a binding that builds a
-py::list."""
+py::list and writes the shapes of its error message with py::str."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ def bound_function() -> str:
     return r"""
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <string>
 #include <vector>
 
 namespace py = pybind11;
@@ -29,8 +30,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
           } else if (da == 1) {
             out.append(db);
           } else {
-            throw py::value_error("sizes " + std::to_string(da) + " and " +
-                                  std::to_string(db) + " do not broadcast");
+            // pybind11 writes a list as Python does: [2, 3]
+            throw py::value_error(std::string(py::str(py::cast(a))) + " and " +
+                                  std::string(py::str(py::cast(b))) + " do not broadcast");
           }
         }
         return out;
