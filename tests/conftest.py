@@ -76,10 +76,10 @@ def warm(tmp_path_factory):
 
 class Background:
     """The jobs of the items marked ``background(job=fn)``: ``fn(run, **params)`` for each, in
-    collection order, started as soon as collection ends, on a thread of their own through a
-    warm worker of their own (checker.dev.warm_runner). The C++ kata's proof is mostly the
-    compiler's time, one build after another; the framework tests, which mostly wait on
-    processes of their own, leave a core idle meanwhile. The marked items are moved to the
+    collection order, started as soon as collection ends, on a thread of their own through two
+    warm workers of their own side by side (a RunPool, checker.dev). The catalog's proofs are
+    hundreds of small runs and the C++ kata's builds; the framework tests, which mostly wait
+    on processes of their own, leave a core idle meanwhile. The marked items are moved to the
     end of the session, where each reads its job's result (``outcome``)."""
 
     def __init__(self, items: list[pytest.Item]) -> None:
@@ -99,13 +99,12 @@ class Background:
         import time
 
         from checker.dev import RunPool, warm_runner
-        from checker.runner import run_checks
 
         start = time.perf_counter()
         try:
-            with warm_runner() as run:
-                if isinstance(run, RunPool) or run is run_checks:
-                    raise RuntimeError("the background's check worker did not start")
+            with warm_runner(streams=2) as run:
+                if not (isinstance(run, RunPool) and run.width == 2):
+                    raise RuntimeError("the background's check workers did not start")
                 for nodeid, fn, params in self.jobs:
                     future = self.futures[nodeid]
                     if self.stopping.is_set() or not future.set_running_or_notify_cancel():

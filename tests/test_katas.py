@@ -1,9 +1,9 @@
 """Every kata in the shipped catalog is proven: stub fails, solution passes, mistakes fail.
 
 The runs go through two warm check workers (torch imported once, a fork per run), the same
-machinery as `kata watch`, so the suite stays fast as the catalog grows. The proofs run after
-the framework tests; a kata whose proof is mostly the compiler's time is proven from the
-session's start on a worker of its own, alongside the framework tests (tests/conftest.py).
+machinery as `kata watch`, so the suite stays fast as the catalog grows. They start with the
+session, alongside the framework tests (tests/conftest.py, Background); these items come last
+and read what the proofs found.
 """
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ def test_kata_ships_enough_mistakes(name):
     assert not unknown, f"{name}: mistakes for unknown exercises: {unknown}"
 
 
-# Katas whose proof is mostly the compiler's time: proven on a worker of their own from the
-# session's start, alongside the framework tests (tests/conftest.py, Background).
-IN_BACKGROUND = {"cpp_extension"}
+# Every kata's proof starts with the session, through two workers of its own, alongside the
+# framework tests, which mostly wait on processes of their own (tests/conftest.py, Background).
+IN_BACKGROUND = set(NAMES)
 
 
 def _prove(run, name: str):

@@ -124,6 +124,8 @@ def meta_kernel() -> str:
 TORCH_LIBRARY_IMPL(KATA_NS, Meta, m) {
   m.impl("sqdiff", [](const at::Tensor& x, const at::Tensor& y) {
     TORCH_CHECK(x.scalar_type() == y.scalar_type(), "sqdiff wants the same dtype for x and y");
+    TORCH_CHECK(x.is_floating_point(), "sqdiff works on floating-point tensors, not ",
+                x.scalar_type());
     return at::empty_symint(at::infer_size_symdimvector(x.sym_sizes(), y.sym_sizes()),
                             x.options());
   });

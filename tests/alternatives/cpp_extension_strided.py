@@ -12,9 +12,17 @@ def bound_function() -> str:
 #include <pybind11/stl.h>
 #include <algorithm>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
+static std::string listed(const std::vector<int64_t>& shape) {
+  std::string out;
+  for (int64_t d : shape) out += (out.empty() ? "" : ", ") + std::to_string(d);
+  return "[" + out + "]";
+}
+
 std::vector<int64_t> broadcast_shape(std::vector<int64_t> a, std::vector<int64_t> b) {
+  const std::string named = listed(a) + " and " + listed(b);
   std::reverse(a.begin(), a.end());
   std::reverse(b.begin(), b.end());
   if (a.size() < b.size()) std::swap(a, b);
@@ -22,7 +30,7 @@ std::vector<int64_t> broadcast_shape(std::vector<int64_t> a, std::vector<int64_t
     if (a[i] == 1) {
       a[i] = b[i];
     } else if (b[i] != 1 && b[i] != a[i]) {
-      throw std::invalid_argument("the shapes do not broadcast");
+      throw std::invalid_argument("the shapes " + named + " do not broadcast");
     }
   }
   std::reverse(a.begin(), a.end());
