@@ -74,91 +74,6 @@ def warm(tmp_path_factory):
         proc.wait(timeout=10)
 
 
-class Background:
-    """The jobs of the items marked ``background(job=fn)``: ``fn(run, **params)`` for each, in
-    collection order, started as soon as collection ends, on a thread of their own through two
-    warm workers of their own side by side (a RunPool, checker.dev). The catalog's proofs are
-    hundreds of small runs and the C++ kata's builds; the framework tests, which mostly wait
-    on processes of their own, leave a core idle meanwhile. The marked items are moved to the
-    end of the session, where each reads its job's result (``outcome``)."""
-
-    def __init__(self, items: list[pytest.Item]) -> None:
-        import threading
-        from concurrent.futures import Future
-
-        self.jobs = [(item.nodeid, item.get_closest_marker("background").kwargs["job"],
-                      dict(getattr(getattr(item, "callspec", None), "params", {})))
-                     for item in items]
-        self.futures: dict[str, Future] = {nodeid: Future() for nodeid, _, _ in self.jobs}
-        self.stopping = threading.Event()
-        self.seconds = 0.0
-        self.thread = threading.Thread(target=self._run, name="kata-background", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        import time
-
-        from checker.dev import RunPool, warm_runner
-
-        start = time.perf_counter()
-        try:
-            with warm_runner(streams=2) as run:
-                if not (isinstance(run, RunPool) and run.width == 2):
-                    raise RuntimeError("the background's check workers did not start")
-                for nodeid, fn, params in self.jobs:
-                    future = self.futures[nodeid]
-                    if self.stopping.is_set() or not future.set_running_or_notify_cancel():
-                        continue
-                    try:
-                        future.set_result(fn(run, **params))
-                    except BaseException as exc:  # noqa: BLE001 — the item reports it
-                        future.set_exception(exc)
-        except BaseException as exc:  # noqa: BLE001
-            for future in self.futures.values():
-                if not future.done():
-                    future.set_exception(exc)
-        finally:
-            self.seconds = time.perf_counter() - start
-
-    def outcome(self, nodeid: str):
-        return self.futures[nodeid].result()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=120)
-
-
-_BACKGROUND: list[Background] = []
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "background(job): run job(run, **params) in the background "
-                                       "from the session's start (tests/conftest.py Background)")
-
-
-def pytest_collection_modifyitems(session, config, items: list[pytest.Item]) -> None:
-    """The framework tests first (the background's jobs run meanwhile), then the catalog's
-    proofs (tests/test_katas.py, two warm workers of their own), then the items that read
-    what the background found."""
-    def order(item: pytest.Item) -> int:
-        if item.get_closest_marker("background"):
-            return 2
-        return 1 if item.nodeid.startswith("tests/test_katas.py") else 0
-
-    items.sort(key=order)
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    marked = [item for item in session.items if item.get_closest_marker("background")]
-    if marked and not session.config.option.collectonly:
-        _BACKGROUND.append(Background(marked))
-
-
-def pytest_sessionfinish(session, exitstatus) -> None:
-    for background in _BACKGROUND:
-        background.stop()
-
-
 @pytest.fixture(scope="session")
 def proofs_run():
     """Two warm workers side by side on the shipped catalog (a RunPool, checker.dev): the
@@ -168,12 +83,6 @@ def proofs_run():
     with warm_runner(streams=2) as run:
         assert isinstance(run, RunPool) and run.width == 2, "the proof workers did not start"
         yield run
-
-
-@pytest.fixture
-def background_outcome(request):
-    """What the background job of this item returned (or raised)."""
-    return _BACKGROUND[0].outcome(request.node.nodeid)
 
 
 @pytest.fixture
@@ -242,12 +151,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    """The suite's duration, split: the catalog-integrity proofs grow with the catalog; the
-    background's jobs ran alongside the framework tests."""
+    """The suite's duration, split: the catalog-integrity proofs grow with the catalog."""
     import time
 
     total = time.perf_counter() - _START[0] if _START else sum(_TIMES.values())
     parts = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in sorted(_TIMES.items()))
-    if _BACKGROUND:
-        parts += f"; in the background meanwhile {_BACKGROUND[0].seconds:.0f} s"
     terminalreporter.write_line(f"suite duration: {total:.0f} s ({parts})")
