@@ -313,8 +313,9 @@ def by_behaviour(learner: Callable[..., Any], reference: Callable[..., Any],
     """(matches, unseen). Matches: the candidates whose outputs equal the learner's on
     ``failing`` and on every input where any candidate or the reference tells them apart,
     and that disagree with the reference on the failing input and on at least two more (a
-    function of no arguments has no more: its one outcome decides); the most specific first. ``pools``: batches of recorded calls, the inputs of the failing
-    check's own run first; a further batch is drawn only while some candidate still lacks
+    function of no arguments has no more: its one outcome decides); the most specific
+    first. ``pools``: batches of recorded calls, the inputs of the failing check's own run
+    first; a further batch is drawn only while some candidate still lacks
     that evidence, or while several match (a further input may tell them apart). Several are
     returned only when no input seen separates them. Unseen: the candidates whose outputs
     never differ from the reference's on the first batch (their slip shows later, e.g. in a
