@@ -159,3 +159,49 @@ def test_a_correct_file_that_uses_its_scratch_folder_and_threads_passes(judge_fi
     from test_cheats import SOLUTION_REST
 
     assert judge_file("gamma", source + SOLUTION_REST).passed
+
+
+# A learner's permute_meta that validates nothing: on the first bad `dims` it rebinds the check
+# module's `expect_raises` to a stand-in that checks nothing and puts the original back after
+# the check's last use, and only then raises. The judge compares its own modules as every
+# call into learner code ends, whether the call returned or raised.
+RAISE_AFTER_PATCHING = '''
+import sys
+
+_patched = []
+
+
+def permute_meta(shape, strides, dims):
+    n = len(shape)
+    if sorted(d % n if n else d for d in dims) != list(range(n)) and not _patched:
+        module = sys.modules["checker.checks.test_strides"]
+        real, uses = module.expect_raises, []
+
+        def nothing_checked(*args, **kwargs):
+            uses.append(1)
+            if len(uses) == 7:  # the check's last use: the original is back before it ends
+                module.expect_raises = real
+
+        module.expect_raises = nothing_checked
+        _patched.append(1)
+        raise ValueError("not a permutation")
+    dims = [d % n for d in dims]
+    return tuple(shape[d] for d in dims), tuple(strides[d] for d in dims)
+'''
+
+
+@pytest.mark.parametrize("path", ["cold", "warm"])
+def test_a_patch_made_by_a_call_that_raises_is_caught(request, tmp_path, path):
+    from checker.catalog import load_catalog
+    from checker.runner import run_checks
+
+    kata = load_catalog().get("strides")
+    solution = kata.solution_path.read_text()
+    source = solution.replace("def permute_meta(", "def _reference_permute_meta(", 1)
+    learner = tmp_path / "strides.py"
+    learner.write_text(source + RAISE_AFTER_PATCHING)
+    run = run_checks if path == "cold" else request.getfixturevalue("warm")
+    result = run(kata, learner, seed=11, diagnose=False, only="permute_meta")
+    assert not result.passed, result
+    message = next(e for e in result.exercises if e.name == "permute_meta").message
+    assert "test_strides.expect_raises" in message, message

@@ -30,9 +30,9 @@ Events refused (as CPython 3.10-3.13 raise them; see the README's table):
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
-import threading
 import types
 from collections.abc import Callable
 
@@ -76,22 +76,31 @@ def _make_hook(controls: frozenset) -> Callable[[str, tuple], None]:
     functions, copies of this module's tables, the snapshot's own ``changes``. Learner code
     that rebinds any of them later (``builtins.getattr``, a name of this module reached
     through ``sys.modules``) does not change what the hook does; the integrity snapshot then
-    names the change."""
+    names the change.
+
+    It runs for every audited event of the process, so the frequent ones that are never
+    refused return first, before anything else is looked at: reads of a function's
+    ``__code__`` and other non-frame attributes, ``id()``, and code swaps of functions that
+    are not the judge's (the rules swap torch's). A control event (a rules window opening or
+    closing) then costs the caller check and a few assignments."""
     import inspect
     import traceback
 
     helpers = frozenset({inspect.__file__, traceback.__file__})
-    state: dict = {"depth": 0, "processes": False, "scratch": "", "learner": frozenset(),
-                   "sealed": (), "run": None, "changes": None, "functions": frozenset()}
-    busy = threading.local()
-    getframe = sys._getframe
-    getattr_, isinstance_, str_, len_, any_, all_, bool_, max_, int_ = (
-        getattr, isinstance, str, len, any, all, bool, max, int)
+    state: dict = {"scratch": "", "learner": frozenset(), "sealed": (), "run": None}
+    depth = 0  # open rules windows
+    processes = False  # whether the innermost window allows starting processes
+    changes: Callable[[bool], list[str]] | None = None  # the snapshot's comparison
+    functions: frozenset = frozenset()  # the judge's functions, whose code may not be swapped
+    busy: set = set()  # the threads running the hook now (its own events are not judged)
+    get_ident, getframe = _thread.get_ident, sys._getframe
+    isinstance_, str_, len_, any_, all_, bool_, max_, int_ = (
+        isinstance, str, len, any, all, bool, max, int)
     tuple_, frozenset_, bytes_, type_ = tuple, frozenset, bytes, type
     function_type = types.FunctionType
     abspath, fsdecode, fspath_type, sep = os.path.abspath, os.fsdecode, os.PathLike, os.sep
     always, frames, frame_attrs = dict(_ALWAYS), dict(_FRAMES), frozenset(_FRAME_ATTRS)
-    processes, paths, write_flags, control_event = _PROCESSES, _PATHS, _WRITE_FLAGS, _CONTROL
+    processes_events, paths, write_flags, control_event = _PROCESSES, _PATHS, _WRITE_FLAGS, _CONTROL
     judge_packages, refused, snapshot_of, error_of = (
         frozenset(JUDGE_PACKAGES), Refused, Snapshot, tamper_error)
 
@@ -105,22 +114,27 @@ def _make_hook(controls: frozenset) -> Callable[[str, tuple], None]:
 
     def learner_caller() -> bool:
         frame = getframe(3)  # the hook, the check below, then the code that caused the event
-        while frame is not None and frame.f_code.co_filename in helpers:
+        while frame is not None:
+            filename = frame.f_code.co_filename
+            if filename not in helpers:
+                return filename in state["learner"]
             frame = frame.f_back
-        return frame is not None and frame.f_code.co_filename in state["learner"]
+        return False
 
     def inside(path: str | None, roots) -> bool:
         return path is not None and any_(path == r or path.startswith(r + sep) for r in roots)
 
     def verify(near_only: bool = False) -> None:
-        if state["changes"] is not None:
-            changed = state["changes"](near_only)
+        if changes is not None:
+            changed = changes(near_only)
             if changed:
                 raise error_of(changed)
 
     def judge(event: str, args: tuple) -> str | None:
         """Why ``event`` is refused now, or None."""
-        active = state["depth"] > 0
+        if event in frames:  # (the hook lets through only frame reads and the judge's functions)
+            return frames[event] if learner_caller() else None
+        active = depth > 0
         if event == "open":
             path = path_of(args[0])
             flags = args[2] if len_(args) > 2 and isinstance_(args[2], int_) else 0
@@ -149,16 +163,8 @@ def _make_hook(controls: frozenset) -> Callable[[str, tuple], None]:
             if (active or learner_caller()) and len_(args) > 1 and learner_caller():
                 state["learner"] = state["learner"] | {fsdecode(args[1])}
             return None
-        if event in frames:
-            if event == "object.__setattr__":
-                # (a plain function: see hook) hashed by identity, never by a metaclass's __hash__
-                judged = args[0] in state["functions"]
-                return frames[event] if judged and learner_caller() else None
-            if event == "object.__getattr__" and args[1] not in frame_attrs:
-                return None
-            return frames[event] if learner_caller() else None
         why = always.get(event)
-        if why is None and event.startswith(processes) and not state["processes"]:
+        if why is None and event.startswith(processes_events) and not processes:
             why = "starting processes"
         if why is None and event.startswith("ctypes."):
             why = "calling native code through ctypes"
@@ -167,43 +173,52 @@ def _make_hook(controls: frozenset) -> Callable[[str, tuple], None]:
         return None
 
     def control(args: tuple) -> None:
+        nonlocal depth, processes, changes, functions
         if getframe(2).f_code not in controls:
             raise refused("only the judge opens and closes the sandbox")
-        op, *rest = args
-        if op == "configure":
-            learner, scratch, run, sealed = rest
+        op = args[0]
+        if op == "enter":
+            depth += 1
+            processes = bool_(args[1])
+        elif op == "leave":  # as the outermost window closes, the near comparison
+            depth = max_(0, depth - 1)
+            if not depth:
+                verify(near_only=True)
+        elif op == "verify":
+            verify()
+        elif op == "configure":
+            learner, scratch, run, sealed = args[1:]
             state.update(learner=frozenset_({learner}), scratch=scratch, run=run,
                          sealed=tuple_(sealed))
-        elif op == "snapshot" and state["changes"] is None:
-            snapshot = snapshot_of(*rest)
-            state.update(changes=snapshot.changes, functions=snapshot.functions)
-        elif op == "enter":
-            state["depth"] += 1
-            state["processes"] = bool_(rest[0])
-        elif op == "leave":
-            state["depth"] = max_(0, state["depth"] - 1)
-        elif op == "verify" and not (rest == ["near"] and state["depth"]):
-            verify(near_only=rest == ["near"])  # "near": as the outermost window closes
+        elif op == "snapshot" and changes is None:
+            snapshot = snapshot_of(*args[1:])
+            changes, functions = snapshot.changes, snapshot.functions
 
     def hook(event: str, args: tuple) -> None:
-        if event == "builtins.id":
-            return  # the most frequent event of all, and never refused
-        if event == "sys.addaudithook":
+        if event == "object.__getattr__":
+            if args[1] not in frame_attrs:
+                return  # by far the most frequent event (every read of a function's __code__)
+        elif event == "builtins.id":
+            return  # frequent, and never refused
+        elif event == "object.__setattr__":
+            # a function's code or defaults swapped (the rules swap torch's): refused only for
+            # the judge's own functions. A plain function is hashed by identity, never by a
+            # metaclass's __hash__; anything else (a class) is not judged here.
+            if type_(args[0]) is not function_type or args[0] not in functions:
+                return
+        elif event == "sys.addaudithook":
             raise refused("adding an audit hook is off-limits in kata code")
-        if event == "object.__getattr__" and args[1] not in frame_attrs:
-            return  # by far the most frequent event (every read of a function's __code__)
-        if event == "object.__setattr__" and type_(args[0]) is not function_type:
-            return  # a class's attribute set (the rules swap callables): refused for functions only
-        if getattr_(busy, "on", False):
-            return
-        busy.on = True
+        me = get_ident()
+        if me in busy:
+            return  # an event of the hook's own (its frame reads)
+        busy.add(me)
         try:
             if event == control_event:
                 control(args)
                 return
             why = judge(event, args)
         finally:
-            busy.on = False
+            busy.discard(me)
         if why is not None:
             raise refused(f"{why} is off-limits in kata code (the sandbox refused `{event}`)")
 
@@ -217,7 +232,7 @@ def install() -> None:
     """Add the hook to this interpreter, once (it stays for the life of the process)."""
     if not _installed:
         sys.addaudithook(_make_hook(frozenset(f.__code__ for f in (
-            configure, protect, enter, leave, check, verify))))
+            configure, protect, enter, leave, verify))))
         _installed.append(True)
 
 
@@ -245,14 +260,10 @@ def enter(allow_processes: bool) -> None:
 
 
 def leave() -> None:
-    """Learner code has returned (the rules window closes)."""
+    """Learner code has returned, or raised (the rules window closes). As the outermost
+    window closes, the checker's own modules, the builtins and the guarded comparison
+    functions must be as they were (TamperError): one control event does both."""
     _audit(_CONTROL, "leave")
-
-
-def check() -> None:
-    """After each call into learner code: the checker's own modules, the builtins and the
-    guarded comparison functions must be as they were (TamperError)."""
-    _audit(_CONTROL, "verify", "near")
 
 
 def verify() -> None:

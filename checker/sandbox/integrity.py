@@ -119,28 +119,29 @@ def _verifier(entries: list[list], near: int) -> Callable[[bool], list[str]]:
     fast: dict[int, tuple] = {}
 
     def prepared(count: int) -> tuple:
-        """For the first ``count`` entries: whole namespaces and their lengths, the getters
-        and keys of the named ones, and every value they held, in the order compared."""
-        whole, lengths, getters, keys, values, named = [], [], [], [], [], []
+        """For the first ``count`` entries, built once (until something changed): the live
+        value views of the whole namespaces and their lengths, the getters and keys of the
+        named ones, and every value they held, in the order compared."""
+        views, lengths, getters, keys, values, named = [], [], [], [], [], []
         for _, _, ns, entry_keys, entry_values, _, quick, _ in entries[:count]:
             if quick is not None:  # a whole namespace: all its values, in order
-                whole.append(ns)
+                views.append(values_of(ns))
                 lengths.append(len_(quick))
                 values.extend(quick)
             else:
                 getters.append(ns.get)
                 keys.append(entry_keys)
                 named.extend(entry_values)
-        return whole, lengths, getters, keys, tuple_(values + named)
+        return tuple_(views), lengths, tuple_(getters), tuple_(keys), tuple_(values + named)
 
     def unchanged(count: int) -> bool:
-        if count not in fast:
-            fast[count] = prepared(count)
-        whole, lengths, getters, keys, values = fast[count]
-        if list_(map_(len_, whole)) != lengths:
+        ready = fast.get(count)
+        if ready is None:
+            ready = fast[count] = prepared(count)
+        views, lengths, getters, keys, values = ready
+        if list_(map_(len_, views)) != lengths:
             return False
-        now = chain(flatten(map_(values_of, whole)), flatten(map_(map_, getters, keys)))
-        return all_(map_(is_, now, values))
+        return all_(map_(is_, chain(flatten(views), flatten(map_(map_, getters, keys))), values))
 
     def put(owner: Any, key: str, value: Any) -> None:
         if isinstance_(owner, type_):

@@ -3,8 +3,9 @@
 Every call into the learner's code (checker.learner) runs inside ``rules_window(rules,
 filename)``: forbidden callables raise, forbidden imports are refused, the process cannot be
 left, the kata's rules at the dispatcher are in force (checker.sandbox.dispatch), the audit
-hook refuses what learner code may not do (checker.sandbox.audit), and on the way out the
-judge's own modules must be untouched and no thread the call started may still be running.
+hook refuses what learner code may not do (checker.sandbox.audit), and on the way out (also
+when the call raised) no thread the call started may still be running and the judge's own
+modules must be untouched.
 """
 
 from __future__ import annotations
@@ -33,17 +34,25 @@ def prepare_rules(rules: Rules) -> None:
 
 @contextlib.contextmanager
 def rules_window(rules: Rules, filename: str) -> Iterator[None]:
+    """The window opens with one control event to the audit hook and closes with one: the
+    closing one (also when the call raised) compares the judge's near namespaces with the
+    snapshot as the outermost window closes, after the call's threads have ended and the
+    forbidden callables are back, and raises TamperError if learner code changed them."""
     before = _thread._count()
     _plan(rules)  # the dispatcher rules' set-up (importing torch) is the judge's, before the hook
-    with forbid_callables(rules), forbid_imports(rules, filename), no_escape(rules.allow_processes):
-        audit.enter(rules.allow_processes)
-        try:
-            with dispatcher_rules(rules):  # innermost: the guards' own work runs outside it
-                yield
-        finally:
-            audit.leave()
-            _no_threads_left(before)
-    audit.check()  # raises TamperError if the checker's modules were changed
+    entered = False
+    try:
+        with forbid_callables(rules), forbid_imports(rules, filename), no_escape(rules.allow_processes):
+            audit.enter(rules.allow_processes)
+            entered = True
+            try:
+                with dispatcher_rules(rules):  # innermost: the guards' own work runs outside it
+                    yield
+            finally:
+                _no_threads_left(before)  # still inside: a thread's last steps are the learner's
+    finally:
+        if entered:
+            audit.leave()  # raises TamperError if the checker's modules were changed
 
 
 def _no_threads_left(before: int) -> None:
