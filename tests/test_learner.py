@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 import torch
@@ -113,6 +114,33 @@ def test_snapshot_lets_a_module_gain_attributes_but_not_lose_them():
     assert snapshot.changes() == []
     del module.f
     assert snapshot.changes() == ["m.f"] and module.f is print
+
+
+@pytest.mark.parametrize("tags", [True, False], ids=["version-tags", "by-identity"])
+def test_snapshot_compares_only_what_changed_and_misses_nothing(tags, monkeypatch):
+    """Where the interpreter keeps dict version tags (CPython 3.10-3.13), a call compares only
+    the namespaces whose tag moved; elsewhere every value. Both see the same changes."""
+    import types
+
+    from checker.sandbox import integrity
+
+    if not tags:
+        monkeypatch.setattr(integrity, "_tag_cells", lambda namespaces: None)
+    elif sys.implementation.name == "cpython" and sys.version_info[:2] <= (3, 13):
+        assert integrity._tag_cells([{}]) is not None, "this interpreter's dicts keep version tags"
+    module, near = types.ModuleType("m"), types.ModuleType("n")
+    module.f, module.g, near.h = print, len, repr
+    snapshot = Snapshot([("n", near, ("h",)), ("m", module, None)], 1)
+    module.unguarded = 1  # a name the near part does not hold: no alarm, near or full
+    near.other = 2
+    assert snapshot.changes(True) == [] and snapshot.changes() == []
+    near.h = str
+    assert snapshot.changes(True) == ["n.h"] and near.h is repr
+    module.g = abs
+    assert snapshot.changes(True) == [] and snapshot.changes() == ["m.g"] and module.g is len
+    module.f = abs
+    module.f = print  # changed and put back: nothing to name
+    assert snapshot.changes() == []
 
 
 def test_assert_close_reports_largest_error_and_index():

@@ -134,7 +134,24 @@ def _verifier(entries: list[list], near: int) -> Callable[[bool], list[str]]:
                 named.extend(entry_values)
         return tuple_(views), lengths, tuple_(getters), tuple_(keys), tuple_(values + named)
 
+    def same(i: int) -> bool:
+        """Entry ``i`` holds what the snapshot recorded (a whole namespace may have grown)."""
+        _, _, ns, keys, values, _, quick, _ = entries[i]
+        if quick is None:
+            return all_(map_(is_, map_(ns.get, keys), values))
+        return len_(ns) == len_(quick) and all_(map_(is_, values_of(ns), quick))
+
     def unchanged(count: int) -> bool:
+        if cells is not None:  # the namespaces' version tags: only a namespace that changed
+            now = list_(map_(tag_of, cells[:count]))  # (or was watched) is compared
+            if now == tags[:count]:
+                return True
+            for i in range_(count):
+                if now[i] != tags[i]:
+                    if not same(i):
+                        return False
+                    tags[i] = now[i]
+            return True
         ready = fast.get(count)
         if ready is None:
             ready = fast[count] = prepared(count)
@@ -155,11 +172,9 @@ def _verifier(entries: list[list], near: int) -> Callable[[bool], list[str]]:
             return []
         changed = []
         for i in range_(count):
+            if same(i):
+                continue
             label, owner, ns, keys, values, whole_class, quick, skip = entries[i]
-            if quick is None and all_(map_(is_, map_(ns.get, keys), values)):
-                continue
-            if quick is not None and len_(ns) == len_(quick) and all_(map_(is_, values_of(ns), quick)):
-                continue
             for key, value in zip_(keys, values):
                 if ns.get(key, missing) is not value:
                     changed.append(f"{label}.{key}")
@@ -175,9 +190,49 @@ def _verifier(entries: list[list], near: int) -> Callable[[bool], list[str]]:
                 entries[i] = [label, owner, ns, keys, tuple_(map_(ns.get, keys)), whole_class,
                               tuple_(values_of(ns)), skip]
         fast.clear()
+        if cells is not None:
+            tags[:] = map_(tag_of, cells)
         return changed
 
+    cells = _tag_cells([entry[2] for entry in entries])
+    tag_of = operator.attrgetter("value")
+    tags = list_(map_(tag_of, cells)) if cells is not None else []
     return changes
+
+
+def _tag_cells(namespaces: list) -> list | None:
+    """A live view of each namespace's dict version tag (PEP 509: CPython 3.10-3.13 give a
+    dict a new tag on every change; a watcher may also set low bits), read without a call
+    into the dict, or None where this interpreter does not behave so (then every value is
+    compared). A tag that moved only sends its namespace to the comparison by identity."""
+    if sys.implementation.name != "cpython" or not (3, 10) <= sys.version_info[:2] <= (3, 13):
+        return None
+    import ctypes
+    import gc
+
+    offset = 2 * ctypes.sizeof(ctypes.c_void_p) + ctypes.sizeof(ctypes.c_ssize_t)
+
+    def dict_of(ns: Any) -> dict:
+        return ns if type(ns) is dict else gc.get_referents(ns)[0]  # a class's mappingproxy
+
+    def cell(d: dict) -> Any:
+        return ctypes.c_uint64.from_address(id(d) + offset)
+
+    class Probe:
+        pass
+
+    probe = {"a": 1}
+    of_probe, of_class = cell(probe), cell(dict_of(vars(Probe)))
+    seen = [of_probe.value, of_probe.value]
+    for change in (lambda: probe.__setitem__("a", 2), lambda: probe.update(b=3),
+                   lambda: probe.pop("b")):
+        change()
+        seen.append(of_probe.value)
+    before = of_class.value
+    Probe.x = 1
+    if seen[0] != seen[1] or len(set(seen[1:])) != 4 or of_class.value == before:
+        return None
+    return [cell(dict_of(ns)) for ns in namespaces]
 
 
 def tamper_error(changed: list[str]) -> TamperError:
