@@ -240,7 +240,6 @@ def _hints(raw: object, source: str, name: str) -> tuple[tuple[str, tuple[str, .
     return tuple((ex, tuple(t.strip() for t in tiers)) for ex, tiers in raw.items())
 
 
-@cache
 def load_catalog(path: Path | None = None, parsed: Path | None = None) -> Catalog:
     """Load a catalog file (default: the shipped one); its data root is the folder above it.
 
@@ -248,6 +247,11 @@ def load_catalog(path: Path | None = None, parsed: Path | None = None) -> Catalo
     the file's contents: importing tomllib and parsing cost about 20 ms of a command that
     should answer in a blink.
     """
+    return _load_catalog(path, parsed)  # one cache entry however it is called
+
+
+@cache
+def _load_catalog(path: Path | None, parsed: Path | None) -> Catalog:
     shipped = (data_root() / "katas" / "catalog.toml").resolve()
     path = (path or shipped).resolve()
     data = path.read_bytes()
@@ -270,3 +274,6 @@ def load_catalog(path: Path | None = None, parsed: Path | None = None) -> Catalo
                 atomic_write(parsed, json.dumps({"key": key, "data": raw}))
     return catalog_from(raw, str(path), root=path.parent.parent,
                         catalog_file=None if path == shipped else path)
+
+
+load_catalog.cache_clear = _load_catalog.cache_clear  # type: ignore[attr-defined]

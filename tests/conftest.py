@@ -74,15 +74,74 @@ def warm(tmp_path_factory):
         proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def proofs_run():
-    """Two warm workers side by side on the shipped catalog (a RunPool, checker.dev): the
-    catalog's proofs are hundreds of small runs, judged two at a time."""
-    from checker.dev import RunPool, warm_runner
+# The catalog's proofs (tests/test_katas.py) are hundreds of small runs: they run in the
+# background from the session's start (tests/background_proofs.py), and the tests that assert
+# on them run last.
+PROOF_TESTS = ("tests/test_katas.py::test_kata_is_proven[",
+               "tests/test_katas.py::test_alternative_correct_answers_pass[")
+_BACKGROUND: list = []
 
-    with warm_runner(streams=2) as run:
-        assert isinstance(run, RunPool) and run.width == 2, "the proof workers did not start"
-        yield run
+
+class BackgroundProofs:
+    """The background proofs' process and the folder it writes each result to."""
+
+    def __init__(self, katas: list[str], alternatives: list[str]):
+        import subprocess
+        import tempfile
+
+        self.out = Path(tempfile.mkdtemp(prefix="kata-proofs-"))
+        subprocess.run([sys.executable, str(Path(__file__).parent / "background_proofs.py"),
+                        str(self.out), str(os.getpid()), "--katas", *katas,
+                        "--alternatives", *alternatives], check=True, timeout=60)
+
+    def result(self, key: str, timeout: float = 3600.0):
+        """The result named ``key`` (waiting for it); fails if the process ended without it."""
+        import json
+        import time
+
+        path, deadline = self.out / f"{key}.json", time.monotonic() + timeout
+        while not path.exists():
+            if (self.out / "done").exists() and not path.exists() or time.monotonic() > deadline:
+                log = (self.out / "log.txt").read_text() if (self.out / "log.txt").exists() else ""
+                pytest.fail(f"the background proofs gave no result for {key}:\n{log[-4000:]}")
+            time.sleep(0.2)
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and "error" in data:
+            pytest.fail(f"{key}: the proof raised\n{data['error']}")
+        return data
+
+    def stop(self) -> None:
+        import signal
+
+        try:
+            pid = int((self.out / "pid").read_text())
+            os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected what will not run
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    proofs = [item for item in items if item.nodeid.startswith(PROOF_TESTS)]
+    if not proofs or config.option.collectonly:
+        return
+    items[:] = [item for item in items if not item.nodeid.startswith(PROOF_TESTS)] + proofs
+    katas = [i.callspec.params["name"] for i in proofs if i.nodeid.startswith(PROOF_TESTS[0])]
+    alternatives = [str(i.callspec.params["path"]) for i in proofs
+                    if i.nodeid.startswith(PROOF_TESTS[1])]
+    _BACKGROUND.append(BackgroundProofs(katas, alternatives))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for background in _BACKGROUND:
+        background.stop()
+
+
+@pytest.fixture(scope="session")
+def background_proofs() -> BackgroundProofs:
+    assert _BACKGROUND, "the background proofs were not started"
+    return _BACKGROUND[0]
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
 """Every kata in the shipped catalog is proven: stub fails, solution passes, mistakes fail.
 
-The runs go through one warm check worker (torch imported once, a fork per run), the same
-machinery as `kata watch`, so the suite stays fast as the catalog grows.
+The runs go through two warm check workers (torch imported once, a fork per run), the same
+machinery as `kata watch`, in a process of their own that starts with the session and runs
+beside the other tests at a low priority (tests/background_proofs.py); the tests that assert
+on its results run last.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from checker.catalog import load_catalog
-from checker.dev import SEEDS, judge_all, mistake_counts, prove_kata
-from checker.mistakes import embed, load_mistakes
+from checker.dev import SEEDS, Proof, mistake_counts, prove_kata
+from checker.mistakes import load_mistakes
 
 CATALOG = load_catalog()
 NAMES = CATALOG.names()
@@ -57,13 +59,14 @@ def test_kata_ships_enough_mistakes(name):
 
 
 @pytest.mark.parametrize("name", PROVEN)
-def test_kata_is_proven(name, proofs_run):
+def test_kata_is_proven(name, background_proofs):
     """On every seed of a fixed list: the stub fails every exercise (its failure does not
     depend on the seed: the first is enough), the solution passes, and each mistake fails its
     exercise. At the first seed, each failing mistake is diagnosed as itself, and as no
-    mistake whose code differs from its own (crosswise, checker.dev)."""
-    proofs = prove_kata(CATALOG.get(name), seed=SEEDS[0], run=proofs_run, seeds=SEEDS[1:],
-                        diagnose=True)
+    mistake whose code differs from its own (crosswise, checker.dev). The proof ran in the
+    background (tests/background_proofs.py: prove_kata at SEEDS, through two warm workers)."""
+    proofs = [Proof(**p) for p in background_proofs.result(f"kata-{name}")]
+    assert [p.subject for p in proofs][:2] == ["stub", "solution"]
     bad = [p for p in proofs if not p.ok or p.diagnosed is False]
     assert not bad, "\n".join(f"{p.subject}: {p.detail}" for p in bad)
     mistakes = [p for p in proofs if p.subject.startswith("mistake:")]
@@ -77,21 +80,15 @@ ALTERNATIVES = sorted(p for p in (Path(__file__).parent / "alternatives").glob("
 
 
 @pytest.mark.parametrize("path", ALTERNATIVES, ids=lambda p: p.stem)
-def test_alternative_correct_answers_pass(path, proofs_run, tmp_path):
+def test_alternative_correct_answers_pass(path, background_proofs):
     """Other correct answers (tests/alternatives/NAME_*.py) pass on every seed: the checks are
     never stricter than the contract. A file that takes the exercises it does not vary from
-    the reference (``_solution_of``) is judged as one self-contained file, as a learner's is."""
-    kata = CATALOG.get(next(n for n in NAMES if path.stem.startswith(f"{n}_")))
-    source = path.read_text()
-    if "_solution_of" in source:
-        path = tmp_path / path.name
-        path.write_text(embed(kata.solution_path.read_text(), source,
-                              {ex: ex for ex in kata.exercises},
-                              label=f"alternative {path.stem}", namespace_name="_alternative"))
-    results = judge_all(proofs_run, lambda seed: proofs_run(kata, path, seed=seed, diagnose=False),
-                        list(SEEDS))
-    for seed, result in zip(SEEDS, results, strict=True):
-        assert result.passed, f"{path.name} fails with seed {seed}: {result.first_failure() or result.message}"
+    the reference (``_solution_of``) is judged as one self-contained file, as a learner's is
+    (judged in the background: tests/background_proofs.py)."""
+    results = background_proofs.result(f"alt-{path.stem}")
+    assert [seed for seed, _, _ in results] == list(SEEDS)
+    for seed, passed, why in results:
+        assert passed, f"{path.name} fails with seed {seed}: {why}"
 
 
 def test_prepare_hooks_compute_exactly_what_their_check_will_ask_for():
