@@ -1,14 +1,13 @@
-"""The catalog's proofs, run in the background while the rest of the suite runs.
+"""The catalog's proofs, in a process of their own, for the suite's proof tests.
 
     python tests/background_proofs.py OUT_DIR SUITE_PID --katas NAME... --alternatives PATH...
 
-Started by tests/conftest.py as the session starts: it detaches (a process of its own, below
-no test, so no test that ends or counts its own descendants ever meets it), lowers its
-priority (nice 19: the suite's own tests, some of which time things, keep the cores when they
-want them) and proves each kata, then judges each alternative correct answer on every seed,
-through two warm workers, as tests/test_katas.py did before. Each result is written to
-OUT_DIR/<key>.json as it is known; the tests that assert on them run last and wait for theirs.
-It ends when it is done, when told to (SIGTERM), or when the suite's process is gone.
+Started by tests/conftest.py when the first proof test runs (they run last): it detaches (a
+process of its own, below no test, so no test that ends or counts its own descendants ever
+meets it, and no test's patching reaches it), proves each kata, then judges each alternative
+correct answer on every seed, through two warm workers. Each result is written to
+OUT_DIR/<key>.json as it is known, and each proof test waits for its own. It ends when it is
+done, when told to (SIGTERM), or when the suite's process is gone.
 """
 
 from __future__ import annotations
@@ -103,7 +102,6 @@ def main() -> None:
     os.setsid()
     if os.fork():
         os._exit(0)
-    os.nice(19)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the workers stop on the way out
     (args.out / "pid").write_text(str(os.getpid()))
     watch_suite(args.suite_pid)

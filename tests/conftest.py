@@ -74,12 +74,14 @@ def warm(tmp_path_factory):
         proc.wait(timeout=10)
 
 
-# The catalog's proofs (tests/test_katas.py) are hundreds of small runs: they run in the
-# background from the session's start (tests/background_proofs.py), and the tests that assert
-# on them run last.
+# The catalog's proofs (tests/test_katas.py) are hundreds of small runs: the tests that assert
+# on them run last, and the first of them starts them all in a process of their own
+# (tests/background_proofs.py), which writes each result as it is known. (Run beside the other
+# tests, they cost those that time things their margins: they run alone.)
 PROOF_TESTS = ("tests/test_katas.py::test_kata_is_proven[",
                "tests/test_katas.py::test_alternative_correct_answers_pass[")
 _BACKGROUND: list = []
+_JOBS: list = []  # the katas and the alternatives whose proofs this session asserts on
 
 
 class BackgroundProofs:
@@ -127,10 +129,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not proofs or config.option.collectonly:
         return
     items[:] = [item for item in items if not item.nodeid.startswith(PROOF_TESTS)] + proofs
-    katas = [i.callspec.params["name"] for i in proofs if i.nodeid.startswith(PROOF_TESTS[0])]
-    alternatives = [str(i.callspec.params["path"]) for i in proofs
-                    if i.nodeid.startswith(PROOF_TESTS[1])]
-    _BACKGROUND.append(BackgroundProofs(katas, alternatives))
+    _JOBS[:] = [[i.callspec.params["name"] for i in proofs if i.nodeid.startswith(PROOF_TESTS[0])],
+                [str(i.callspec.params["path"]) for i in proofs
+                 if i.nodeid.startswith(PROOF_TESTS[1])]]
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -140,7 +141,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.fixture(scope="session")
 def background_proofs() -> BackgroundProofs:
-    assert _BACKGROUND, "the background proofs were not started"
+    """The proofs of every kata and alternative this session runs, started on first use."""
+    if not _BACKGROUND:
+        assert _JOBS, "no proof tests were collected"
+        _BACKGROUND.append(BackgroundProofs(*_JOBS))
     return _BACKGROUND[0]
 
 

@@ -1,9 +1,8 @@
 """Every kata in the shipped catalog is proven: stub fails, solution passes, mistakes fail.
 
 The runs go through two warm check workers (torch imported once, a fork per run), the same
-machinery as `kata watch`, in a process of their own that starts with the session and runs
-beside the other tests at a low priority (tests/background_proofs.py); the tests that assert
-on its results run last.
+machinery as `kata watch`, in a process of their own (tests/background_proofs.py) that the
+first proof test starts; the proof tests run last.
 """
 
 from __future__ import annotations
@@ -63,8 +62,8 @@ def test_kata_is_proven(name, background_proofs):
     """On every seed of a fixed list: the stub fails every exercise (its failure does not
     depend on the seed: the first is enough), the solution passes, and each mistake fails its
     exercise. At the first seed, each failing mistake is diagnosed as itself, and as no
-    mistake whose code differs from its own (crosswise, checker.dev). The proof ran in the
-    background (tests/background_proofs.py: prove_kata at SEEDS, through two warm workers)."""
+    mistake whose code differs from its own (crosswise, checker.dev). The proof runs in a
+    process of its own (tests/background_proofs.py: prove_kata at SEEDS, two warm workers)."""
     proofs = [Proof(**p) for p in background_proofs.result(f"kata-{name}")]
     assert [p.subject for p in proofs][:2] == ["stub", "solution"]
     bad = [p for p in proofs if not p.ok or p.diagnosed is False]
@@ -84,7 +83,7 @@ def test_alternative_correct_answers_pass(path, background_proofs):
     """Other correct answers (tests/alternatives/NAME_*.py) pass on every seed: the checks are
     never stricter than the contract. A file that takes the exercises it does not vary from
     the reference (``_solution_of``) is judged as one self-contained file, as a learner's is
-    (judged in the background: tests/background_proofs.py)."""
+    (by tests/background_proofs.py)."""
     results = background_proofs.result(f"alt-{path.stem}")
     assert [seed for seed, _, _ in results] == list(SEEDS)
     for seed, passed, why in results:
