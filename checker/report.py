@@ -85,7 +85,15 @@ def merge_reports(parts: list[dict]) -> dict:
 
 
 def write_json(path: str | Path, data: dict) -> None:
-    """Write ``data`` to ``path`` whole or not at all (a reader never sees half a report)."""
+    """Write ``data`` to ``path`` whole or not at all (a reader never sees half a report).
+
+    A path that is not a regular file (``os.devnull``, where an armed check process that was
+    never told to run reports; a pipe) is written in place, never replaced: run as root, a
+    rename onto ``/dev/null`` would turn it into a plain file for every process."""
+    if os.path.exists(path) and not os.path.isfile(path):
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+        return
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh)

@@ -214,3 +214,26 @@ def test_leftovers_of_killed_runs_are_removed_by_the_next_command(workspace, tmp
     live.unlink()
     invoke("check")
     assert not run_dir.exists()
+
+
+def test_a_report_to_a_device_or_a_pipe_is_written_in_place_never_renamed_over(tmp_path):
+    """An armed check process reports to os.devnull until it is told where; run as root, a
+    rename onto /dev/null would have made it a plain file for every process."""
+    import stat
+    import threading
+
+    from checker.report import write_json
+
+    fifo, got = tmp_path / "report", []
+    os.mkfifo(fifo)
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    write_json(fifo, {"x": 2})
+    reader.join(10)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and json.loads(got[0]) == {"x": 2}
+    # (only once the pipe proved it: were it renamed over, so would /dev/null be, for good)
+    write_json(os.devnull, {"x": 1})
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode) and not Path(f"{os.devnull}.tmp").exists()
+    write_json(tmp_path / "plain.json", {"x": 3})  # a plain path: whole or not at all, as before
+    assert json.loads((tmp_path / "plain.json").read_text()) == {"x": 3}
+    assert not (tmp_path / "plain.json.tmp").exists()
