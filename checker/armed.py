@@ -92,7 +92,8 @@ class ArmedRun:
         each prepare hook took, by check id."""
         import numpy as np
 
-        from checker.plugin import check_seed, seed_everything
+        from checker.run_state import check_seed
+        from checker.seeding import seed_everything
 
         kept: dict[str, set[str]] = {}  # the checks this process runs, by module
         for item in session.items:

@@ -31,7 +31,6 @@ an int, an int not a float, a ``torch.Size`` not a tuple).
 from __future__ import annotations
 
 import contextlib
-import copy
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -39,8 +38,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from checker.diagnosis import observe  # imported with the judge, never inside a learner call
 from checker.helpers import describe, fail
+from checker.observed import _snapshot, observe, unobserved  # noqa: F401  (bound with the judge)
 
 _IN_PLACE: dict[str, set[str]] = {}
 _USES_RNG: set[str] = set()
@@ -106,41 +105,7 @@ def _restore(before: dict[str, Any], rng: dict[str, Any] | None) -> None:
         _RNG[k][1](value)
 
 
-@contextlib.contextmanager
-def unobserved() -> Iterator[None]:
-    """The guards' own torch work: the judge's, so the kata's dispatcher rules are off for it
-    (a check may hold a rules window open around the call), and hidden from a check's
-    TorchFunctionMode (an op counter must count the learner's calls only)."""
-    from checker.sandbox.dispatch import judge_code
-
-    with judge_code(), torch._C.DisableTorchFunction():
-        yield
-
-
 # ----------------------------------------------------------------------------- inputs
-
-
-def _snapshot(value: Any, depth: int = 0) -> Any:
-    """What must not change about ``value``: a copy of its contents and layout."""
-    if depth > 4:
-        return None
-    if isinstance(value, torch.Tensor):
-        with torch.no_grad():
-            data = value.detach().clone() if value.layout == torch.strided and not value.is_meta else None
-        return ("tensor", tuple(value.shape), value.stride() if value.layout == torch.strided
-                else None, value.storage_offset() if value.layout == torch.strided else None,
-                value.dtype, value.requires_grad, data)
-    if isinstance(value, np.ndarray):
-        return ("ndarray", value.shape, value.strides, value.dtype, value.copy())
-    if isinstance(value, list | tuple):
-        return (type(value).__name__, len(value), [_snapshot(v, depth + 1) for v in value])
-    if isinstance(value, dict):
-        return ("dict", list(value.keys()), [_snapshot(v, depth + 1) for v in value.values()])
-    if isinstance(value, set):
-        return ("set", copy.copy(value))
-    if value is None or isinstance(value, int | float | complex | str | bytes | torch.dtype):
-        return value  # immutable: kept so that outcomes compare (see checker.diagnosis)
-    return None
 
 
 def _same(a: Any, b: Any) -> bool:

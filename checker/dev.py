@@ -207,23 +207,3 @@ def mistake_counts(kata: Kata) -> dict[str, int]:
     for m in load_mistakes(kata.mistakes_module):
         counts[m.exercise] = counts.get(m.exercise, 0) + 1
     return counts
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m checker.dev NAME ...``: the same proof as ``kata dev check NAME ...``."""
-    import sys
-
-    import click
-
-    from checker.cli import main as cli
-
-    try:
-        cli(["dev", "check", *(argv if argv is not None else sys.argv[1:])], standalone_mode=False)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -31,91 +31,23 @@ the mistake fails.
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-# Open recordings and counts, innermost last. Stacks mutated in place, never rebound: the
-# module is part of the judge the integrity snapshot compares after every learner call.
-_TRACES: list[list[Call]] = []
-_COUNTS: list[dict[str, int]] = []
+from checker.observed import (  # noqa: F401  (the recording layer, below the guards)
+    Call,
+    _context,
+    counting,
+    fresh,
+    observe,
+    outcome,
+    recording,
+)
+from checker.seeding import seed_everything
+
 _MAX_POOL = 150
-
-
-@dataclass
-class Call:
-    name: str
-    inputs: tuple | None  # a deep copy of (args, kwargs) before the call, and its context
-    outcome: Any
-
-
-@contextlib.contextmanager
-def recording() -> Iterator[list[Call]]:
-    """Record every guarded call into learner code made inside the block."""
-    _TRACES.append([])
-    try:
-        yield _TRACES[-1]
-    finally:
-        _TRACES.pop()
-
-
-@contextlib.contextmanager
-def counting() -> Iterator[dict[str, int]]:
-    """Count the guarded calls into learner code made inside the block, per function name."""
-    _COUNTS.append({})
-    try:
-        yield _COUNTS[-1]
-    finally:
-        _COUNTS.pop()
-
-
-def observe(name: str, args: tuple, kwargs: dict, invoke: Callable[[], Any]) -> Any:
-    """``invoke()``, counted while counting, recorded (inputs copied) while recording."""
-    if _COUNTS:
-        _COUNTS[-1][name] = _COUNTS[-1].get(name, 0) + 1
-    trace = _TRACES[-1] if _TRACES else None
-    if trace is None:
-        return invoke()
-    from checker.contracts import unobserved
-
-    with unobserved():
-        try:
-            inputs = (*fresh((args, kwargs)), _context())
-        except Exception:
-            inputs = None
-    try:
-        result = invoke()
-    except Exception as exc:
-        trace.append(Call(name, inputs, ("raised", type(exc).__name__)))
-        raise
-    with unobserved():
-        try:
-            done = outcome(result, args, kwargs)
-        except Exception as exc:
-            done = ("unreadable result", type(exc).__name__)
-        trace.append(Call(name, inputs, done))
-    return result
-
-
-def outcome(result: Any, args: tuple, kwargs: dict) -> Any:
-    """What a call did: its result (with which argument it aliases) and its arguments after."""
-    from checker.contracts import _snapshot
-
-    storages = [_ptr(a) for a in (*args, *kwargs.values())]
-    aliases = _ptr(result)
-    return (_snapshot(result), storages.index(aliases) if aliases in storages and aliases else -1,
-            _snapshot((args, kwargs)))
-
-
-def _ptr(value: Any) -> int | None:
-    import torch
-
-    if isinstance(value, torch.Tensor) and value.layout == torch.strided:
-        return value.untyped_storage().data_ptr()
-    return None
 
 
 def _tolerance(dtype: Any) -> tuple[float, float]:
@@ -162,61 +94,6 @@ def alike(a: Any, b: Any) -> bool:
     return a == b
 
 
-def fresh(value: Any) -> Any:
-    """A deep copy of a call's inputs that keeps what ``copy.deepcopy`` drops and a contract
-    may hinge on: a NumPy array's strides (negative ones too), byte order and read-only flag,
-    and a tensor's conjugate and negative bits. Aliases stay aliases."""
-    return _fresh(value, {})
-
-
-def _fresh(value: Any, memo: dict) -> Any:
-    import numpy as np
-    import torch
-
-    if id(value) in memo:
-        return memo[id(value)]
-    if type(value) is tuple:
-        out = tuple(_fresh(v, memo) for v in value)
-    elif type(value) is list:
-        out = [_fresh(v, memo) for v in value]
-    elif type(value) is dict:
-        out = {k: _fresh(v, memo) for k, v in value.items()}
-    elif type(value) is np.ndarray and value.size and value.dtype.kind != "O":
-        out = _array_copy(value)
-    elif type(value) is torch.Tensor and (value.is_conj() or value.is_neg()):
-        with torch.no_grad():
-            plain = value.detach().resolve_conj() if value.is_neg() else value.detach()
-            if value.is_neg():  # the stored values: negate the resolved ones back
-                out = torch._neg_view(copy.deepcopy(torch._neg_view(plain)))
-            else:
-                out = copy.deepcopy(plain.conj()).conj()
-        out.requires_grad_(value.requires_grad)
-    else:
-        return copy.deepcopy(value, memo)
-    memo[id(value)] = out
-    return out
-
-
-def _array_copy(a: Any) -> Any:
-    """A copy of ``a`` laid out as ``a`` is: same dtype (byte order), strides and flags."""
-    import numpy as np
-
-    low = sum((n - 1) * s for n, s in zip(a.shape, a.strides, strict=True) if s < 0)
-    high = sum((n - 1) * s for n, s in zip(a.shape, a.strides, strict=True) if s > 0)
-    buffer = np.empty(high - low + a.itemsize, dtype=np.uint8)
-    out = np.ndarray(a.shape, dtype=a.dtype, buffer=buffer, offset=-low, strides=a.strides)
-    out[...] = a
-    out.flags.writeable = a.flags.writeable
-    return out
-
-
-def _context() -> tuple:
-    """The global settings a call ran under (a check may set them around it)."""
-    import torch
-
-    return (torch.get_default_dtype(), torch.is_grad_enabled())
-
-
 def call_on(fn: Callable[..., Any], inputs: tuple, guard: str | None = None) -> Any:
     """The outcome of ``fn`` on a fresh copy of ``inputs``, under the call's recorded context;
     ``guard``: the name to run trusted code under the learner's guards with (the outcome is
@@ -224,7 +101,6 @@ def call_on(fn: Callable[..., Any], inputs: tuple, guard: str | None = None) -> 
     import torch
 
     from checker.contracts import call_guarded
-    from checker.plugin import seed_everything
     from checker.sandbox.dispatch import judge_code
 
     with judge_code():  # the diagnosis' own set-up is the judge's, not the learner's
@@ -288,7 +164,6 @@ def run_check(item: Any, impl: Any, seed: int) -> tuple[list[Call], str | None]:
     ``seed`` and its parameters come from its own last run; without them: ([], NOT_RUN)."""
     import numpy as np
 
-    from checker.plugin import seed_everything
     from checker.verdict import signature
 
     params = getattr(getattr(item, "callspec", None), "params", {})

@@ -24,27 +24,23 @@ the check's seed before it runs.
 from __future__ import annotations
 
 import contextlib
-import random
 import sys
 import time
-import zlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from checker.printed import lines_of, recording
-from checker.report import REPORT_VERSION, check_id, summarize, write_json
+from checker.report import check_id, run_report, write_json
+from checker.run_state import ALL, COUNTS, STATE, check_seed, exercise_of, not_applicable, state_of
 from checker.sandbox.errors import TamperError
 from checker.sandbox.session import seal, tampered
+from checker.seeding import seed_everything
 from checker.verdict import phase_problem, signature
 
-_STATE = pytest.StashKey[dict]()
 _INDEX = pytest.StashKey[int]()  # a check's position in the whole collected session
 _ENTRY = pytest.StashKey[dict]()  # a check's entry in the report, once it has one
-_COUNTS = pytest.StashKey[dict]()  # calls into learner code per function, for the diagnosis
 _PRINTED = pytest.StashKey[tuple]()  # the last lines the check's call printed (checker.printed)
-_ALL = pytest.StashKey[list]()  # every collected check, before a warm worker's split: their inputs
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -78,7 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
     catalog_path = config.getoption("--kata-catalog")
     catalog = load_catalog(Path(catalog_path) if catalog_path else None)
     kata = catalog.get(config.getoption("--kata"))
-    config.stash[_STATE] = {"kata": kata}
+    config.stash[STATE] = {"kata": kata}
     begin_run(config, impl=config.getoption("--kata-impl") or str(kata.stub_path),
               seed=config.getoption("--kata-seed"), report=config.getoption("--kata-report"),
               diagnose=config.getoption("--kata-diagnose"),
@@ -100,7 +96,7 @@ def begin_run(config: pytest.Config, *, impl: str | Path, seed: int | None, repo
         seed = random_seed()
     config.option.kata_report = report
     config.option.kata_diagnose = diagnose
-    _state(config).update({
+    state_of(config).update({
         "seed": int(seed),
         "impl_path": Path(impl).resolve(),
         "results": {},
@@ -111,7 +107,7 @@ def begin_run(config: pytest.Config, *, impl: str | Path, seed: int | None, repo
         "only": only,
         "streams": (sys.stdout, sys.stderr),  # the judge's, before learner code loads
     })
-    seal(kata=_state(config)["kata"], impl=_state(config)["impl_path"], report=report)
+    seal(kata=state_of(config)["kata"], impl=state_of(config)["impl_path"], report=report)
     from checker.stuck import tell_runner
 
     tell_runner(report)
@@ -125,50 +121,11 @@ def protect(session: pytest.Session) -> None:
                          if getattr(item, "module", None) is not None}))
 
 
-def _state(config: pytest.Config) -> dict | None:
-    return config.stash.get(_STATE, None)
-
-
 def pytest_report_header(config: pytest.Config) -> str | None:
-    state = _state(config)
+    state = state_of(config)
     if state is None:
         return None
     return f"torch-katas: kata={state['kata'].name} seed={state['seed']} impl={state['impl_path']}"
-
-
-def _device_available(kind: str) -> bool:
-    """Whether this machine has a torch device of ``kind`` ("cpu", "cuda", "xpu", ...)."""
-    if kind == "cpu":
-        return True
-    import torch
-
-    module = getattr(torch, kind, None)
-    try:
-        return bool(module is not None and module.is_available())
-    except Exception:  # a backend that cannot even tell: none here
-        return False
-
-
-def not_applicable(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Take the checks this machine cannot run (``needs_device``) out of ``items`` and note
-    them, with why, for the report. Decided at collection: no learner code has run yet."""
-    state = _state(config)
-    if state is None:
-        return
-    kept, dropped = [], []
-    for item in items:
-        marker = item.get_closest_marker("needs_device")
-        kind = str(marker.args[0]) if marker and marker.args else None
-        if kind is None or _device_available(kind):
-            kept.append(item)
-            continue
-        dropped.append(item)
-        state.setdefault("not_applicable", {}).setdefault(_exercise_of(item) or "?", []).append(
-            {"id": check_id(item.nodeid),
-             "reason": f"needs a {kind} device, and this machine has none"})
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = kept
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -176,12 +133,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     not_applicable(config, items)
     for index, item in enumerate(items):  # before a warm worker splits them between processes
         item.stash[_INDEX] = index
-    config.stash[_ALL] = list(items)
+    config.stash[ALL] = list(items)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> None:
-    state = _state(session.config)
+    state = state_of(session.config)
     if state is None:
         return
     # Load the file once up front: a file that cannot load fails every exercise the same way.
@@ -190,7 +147,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     from checker.stuck import cap_recursion, watch_swallowed
 
     if state.get("only"):  # the other exercises' checks neither run nor count as collected
-        session.items[:] = [i for i in session.items if _exercise_of(i) == state["only"]]
+        session.items[:] = [i for i in session.items if exercise_of(i) == state["only"]]
         state["collected"] = {state["only"]: state.get("collected", {}).get(state["only"], [])}
     watch_swallowed(state)
     cap_recursion()
@@ -202,27 +159,6 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     except Exception as exc:  # a forbidden API at import time, and the like
         state["load_error"] = {"message": f"{type(exc).__name__}: {exc}", "line": None}
     sys.stdout, sys.stderr = state["streams"]  # what the judge writes never reaches learner code
-
-
-def check_seed(config: pytest.Config, nodeid: str) -> int:
-    """The seed of one check: the run's seed and the check's id, hashed."""
-    state = _state(config)
-    base = state["seed"] if state else 0
-    return zlib.crc32(f"{base}:{nodeid}".encode()) & 0x7FFFFFFF
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's global generators, as every check starts."""
-    random.seed(seed)
-    import numpy as np
-
-    np.random.seed(seed % 2**32)
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        if torch.cuda.is_available():
-            torch.manual_seed(seed)
-        else:  # the CPU generator is all there is: skip manual_seed's lazy per-device queueing
-            torch.default_generator.manual_seed(seed)
 
 
 @pytest.fixture
@@ -239,13 +175,13 @@ def rng(seed: int):
 
 @pytest.fixture(autouse=True)
 def _kata_seeded(request: pytest.FixtureRequest) -> None:
-    if _state(request.config) is not None:
+    if state_of(request.config) is not None:
         seed_everything(check_seed(request.config, request.node.nodeid))
 
 
 @pytest.fixture
 def impl(request: pytest.FixtureRequest):
-    state = _state(request.config)
+    state = state_of(request.config)
     if state is None:
         pytest.skip("no --kata given: these checks run through `kata check`")
     if state["load_error"]:
@@ -256,17 +192,12 @@ def impl(request: pytest.FixtureRequest):
     return Impl(module, state["kata"].rules)
 
 
-def _exercise_of(item: pytest.Item) -> str | None:
-    marker = item.get_closest_marker("exercise")
-    return marker.args[0] if marker and marker.args else None
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """Record each check once: passed only when its setup, call and teardown all were clean
     (see checker.verdict); anything else becomes a failure, for pytest's own count too."""
     outcome = yield
-    state = _state(item.config)
+    state = state_of(item.config)
     if state is None:
         return
     report = outcome.get_result()
@@ -276,7 +207,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     problem = tamper or phase_problem(report, call, state["impl_path"])
     if problem is None and report.when != "call":
         return  # a clean setup or teardown: the call decides
-    exercise = _exercise_of(item)
+    exercise = exercise_of(item)
     entry = item.stash.get(_ENTRY, None)
     if entry is None:
         entry = {"id": check_id(item.nodeid), "index": item.stash.get(_INDEX, 0),
@@ -300,7 +231,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                   for t in state["results"].get(exercise, []))
     if (report.failed and report.when == "call" and exercise and not _timed_out(call)
             and not earlier and item.config.getoption("--kata-diagnose")):
-        entry["diagnosis"] = _diagnose(item, exercise, signature(call.excinfo.value), state)
+        from checker.diagnose_check import diagnose
+
+        entry["diagnosis"] = diagnose(item, exercise, signature(call.excinfo.value), state)
     if not report.failed:
         report.outcome, report.longrepr = "failed", problem
     if hasattr(report, "wasxfail"):
@@ -311,18 +244,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 def pytest_collection_finish(session: pytest.Session) -> None:
     """The checks this process will run, by exercise: a check missing from the results at the
     end did not run to completion, and fails its exercise."""
-    state = _state(session.config)
+    state = state_of(session.config)
     if state is not None:
         collected: dict[str, list[str]] = {}
         for item in session.items:
-            collected.setdefault(_exercise_of(item) or "?", []).append(check_id(item.nodeid))
+            collected.setdefault(exercise_of(item) or "?", []).append(check_id(item.nodeid))
         state["collected"] = collected
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     """The backstop of checker.stuck, armed for this check and then for the gap after it."""
-    state = _state(item.config)
+    state = state_of(item.config)
     if state is None:
         return (yield)
     from checker.stuck import backstop, reset_excused
@@ -341,9 +274,8 @@ def pytest_runtest_call(item: pytest.Item):
     """A deep traceback (unbounded recursion) is cut before pytest and the report read it;
     what the call prints is kept (its last lines, for a failure); with diagnosis on, the calls
     into learner code are counted per function."""
-    import contextlib
 
-    state = _state(item.config)
+    state = state_of(item.config)
     counted = state is not None and item.config.getoption("--kata-diagnose")
     if counted:
         from checker.diagnosis import counting
@@ -362,7 +294,7 @@ def pytest_runtest_call(item: pytest.Item):
             raise
         finally:
             if counted:
-                item.stash[_COUNTS] = dict(counts)
+                item.stash[COUNTS] = dict(counts)
             if held is not None:
                 item.stash[_PRINTED] = lines_of(held)
 
@@ -374,154 +306,15 @@ def _timed_out(call: pytest.CallInfo) -> bool:
     return is_timeout(call.excinfo.value if call.excinfo else None)
 
 
-def _diagnose(item: pytest.Item, exercise: str, target: str, state: dict) -> list[dict]:
-    """The diagnosis is the judge's own work (the rules stay off for it), and a bonus: if it
-    cannot finish, the failure stands without a name."""
-    from checker.sandbox.dispatch import judge_code
-
-    try:
-        with judge_code():
-            return _diagnose_by_behaviour(item, exercise, target, state)
-    except (Exception, pytest.fail.Exception):  # out of time, or failed: names nothing
-        return []
-
-
-def _diagnose_by_behaviour(item: pytest.Item, exercise: str, target: str,
-                           state: dict) -> list[dict]:
-    """Name the known mistakes of ``exercise`` that the learner's code behaves like (see
-    checker.diagnosis), the most specific first; none when none is proven to match."""
-    from checker import diagnosis
-    from checker.learner import Impl, load_module
-    from checker.mistakes import _solution_of, load_mistakes
-
-    kata = state["kata"]
-    deadline = time.perf_counter() + state["diagnose_budget"]
-    funcargs = getattr(item, "funcargs", None)
-    if funcargs is None or "impl" not in funcargs:
-        return []
-    import signal
-
-    left = signal.getitimer(signal.ITIMER_REAL)[0]  # pytest-timeout's timer for this check
-    # the diagnosis gets its own budget on top (the learner's replays stay bounded)
-    if left or signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, signal.SIG_IGN, None):
-        signal.setitimer(signal.ITIMER_REAL, left + min(state["diagnose_budget"], 600.0))
-    from checker.stuck import backstop
-
-    backstop(2 * kata.timeout + min(state["diagnose_budget"], 600.0))
-    learner = funcargs["impl"]
-    seed = check_seed(item.config, item.nodeid)
-
-    def variant(func=None, label="the known mistake"):
-        module = load_module(kata.solution_path, kata.rules)
-        if func is not None:
-            setattr(module, exercise, func)
-        return Impl(module, kata.rules, label=label)
-
-    mistakes = [m for m in load_mistakes(kata.mistakes_module) if m.exercise == exercise and m.named]
-    with contextlib.suppress(Exception):  # loaded as the judge: the mistakes that wrap it
-        _solution_of(kata.name)  # cannot read the solution's file inside the rules window
-    reference = variant(label="the reference")
-    trace, _ = diagnosis.run_check(item, reference, seed)
-    failing = diagnosis.failing_input(trace, exercise, item.stash.get(_COUNTS, {}).get(exercise, 0))
-    if failing is not None:
-        found, unseen = diagnosis.by_behaviour(
-            getattr(learner, exercise), getattr(reference.module, exercise),
-            [diagnosis.Candidate(m.id, m.misconception, m.func) for m in mistakes],
-            failing, _pools(item, exercise, reference, trace, deadline), exercise,
-            reference.rules, lambda: time.perf_counter() < deadline)
-        if found:
-            return [{"id": c.id, "misconception": c.misconception} for c in found]
-        mistakes = [m for m in mistakes if m.id in {c.id for c in unseen}]
-    # No output to compare (checks that drive learner classes, slips that show only later):
-    # the same failure on this seed and on two more where the mistake fails.
-    found = []
-    for m in mistakes:
-        impl, alike, tried = variant(m.func), 0, 0
-        if diagnosis.run_check(item, impl, seed)[1] != target:
-            continue
-        while alike < 2 and tried < 4 and time.perf_counter() < deadline:
-            tried += 1
-            theirs = diagnosis.run_check(item, impl, seed + tried)[1]
-            if theirs is not None:
-                if diagnosis.run_check(item, learner, seed + tried)[1] != theirs:
-                    break
-                alike += 1
-        if alike >= 2:
-            found.append((m, impl))
-    return [{"id": m.id, "misconception": m.misconception}
-            for m, _ in _separate(found, item, exercise, learner, deadline)]
-
-
-def _separate(found: list[tuple], item: pytest.Item, exercise: str, learner: object,
-              deadline: float) -> list[tuple]:
-    """Of mistakes that fail the failing check as the learner's code does, those that fail
-    as it does, too, on each further check run (:func:`_probes`) where they fail unalike;
-    several only when no check run tells them apart."""
-    from checker import diagnosis
-
-    for other, seed in _probes(item, exercise):
-        if len(found) < 2 or time.perf_counter() > deadline:
-            break
-        texts = [diagnosis.run_check(other, impl, seed)[1] for _, impl in found]
-        if diagnosis.NOT_RUN not in texts and len(set(texts)) > 1:
-            mine = diagnosis.run_check(other, learner, seed)[1]
-            found = [f for f, text in zip(found, texts, strict=True) if text == mine]
-    return found
-
-
-_EXTRA_SEEDS = 8  # further draws of the exercise's checks, while candidates stay unseparated
-
-
-def _probes(item: pytest.Item, exercise: str) -> Iterator[tuple[pytest.Item, int]]:
-    """The further runs of the checks of ``exercise`` that may tell candidates apart, as
-    (check, seed): every other check at its seed, then the checks that draw inputs at their
-    seed plus one, two, ... (the same draws on every run)."""
-    for extra in range(_EXTRA_SEEDS + 1):
-        for other in item.config.stash.get(_ALL, item.session.items):
-            drawn = {"rng", "seed"} & set(other.fixturenames)  # else no other inputs to draw
-            if (other is not item if not extra else drawn) and _exercise_of(other) == exercise:
-                yield other, check_seed(item.config, other.nodeid) + extra
-
-
-def _pools(item: pytest.Item, exercise: str, reference: object, trace: list,
-           deadline: float) -> Iterator[list]:
-    """Batches of the reference's calls in the checks of ``exercise``, each run only when
-    the diagnosis asks for more: ``trace`` (the failing check's), then each of
-    :func:`_probes`."""
-    from checker import diagnosis
-
-    yield trace
-    for other, seed in _probes(item, exercise):
-        if time.perf_counter() > deadline:
-            return
-        yield diagnosis.run_check(other, reference, seed)[0]
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    state = _state(session.config)
+    state = state_of(session.config)
     if state is None:
         return
     changed = tampered()
     if changed and not state["load_error"]:
         state["load_error"] = {"message": changed, "line": None}
     path = session.config.getoption("--kata-report")
-    kata = state["kata"]
-    strays = sorted(set(state["results"]) - set(kata.exercises))
-    report = {
-        "format_version": REPORT_VERSION,
-        "kata": kata.name,
-        "impl": str(state["impl_path"]),
-        "seed": state["seed"],
-        "load_error": state["load_error"],
-        "exercises": summarize(kata.exercises, state["results"], state.get("collected", {}),
-                               state.get("not_applicable", {})),
-        "results": state["results"],
-        "collected": state.get("collected", {}),
-        "not_applicable": state.get("not_applicable", {}),
-        "unassigned": strays,
-        "duration": round(time.perf_counter() - state["started"], 4),
-        "armed": state["armed"],  # see checker.armed
-    }
+    report = run_report(state, duration=time.perf_counter() - state["started"])
     if path:
         try:
             write_json(path, report)

@@ -98,3 +98,23 @@ def write_json(path: str | Path, data: dict) -> None:
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh)
     os.replace(tmp, path)
+
+
+def run_report(state: dict, *, duration: float) -> dict:
+    """The report of a check run, from the plugin's state as the session ends."""
+    kata = state["kata"]
+    return {
+        "format_version": REPORT_VERSION,
+        "kata": kata.name,
+        "impl": str(state["impl_path"]),
+        "seed": state["seed"],
+        "load_error": state["load_error"],
+        "exercises": summarize(kata.exercises, state["results"], state.get("collected", {}),
+                               state.get("not_applicable", {})),
+        "results": state["results"],
+        "collected": state.get("collected", {}),
+        "not_applicable": state.get("not_applicable", {}),
+        "unassigned": sorted(set(state["results"]) - set(kata.exercises)),
+        "duration": round(duration, 4),
+        "armed": state["armed"],  # see checker.armed
+    }

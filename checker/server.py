@@ -34,77 +34,12 @@ from pathlib import Path
 
 from checker.armed_set import BINS, Armed, fingerprint, kill_process
 from checker.outcome import exit_fits
+from checker.preload import PRELOAD, preimport_checks, stale, watched_files
 from checker.reaper import become_subreaper, kill_descendants
 from checker.stuck import OVERDUE_POLL_S, overdue
 from checker.tail import TAIL_BYTES as OUTPUT_LOG_BYTES
 from checker.tail import OutputTail
 from checker.worker import HEARTBEAT_S, PROTOCOL, socket_path
-
-PRELOAD = (
-    "numpy", "torch", "torch._dynamo", "torch.optim", "torch.func", "torch.utils.data",
-    "torch.testing", "torch.utils.flop_counter", "torch.utils.checkpoint", "torch.library",
-    "torch.utils._python_dispatch", "torch._dynamo.testing",
-    "pytest", "_pytest.config", "_pytest.main", "_pytest.python", "_pytest.runner",
-    "_pytest.fixtures", "_pytest.assertion.rewrite", "_pytest.terminal", "pytest_timeout",
-    "checker.plugin", "checker.helpers", "checker.learner", "checker.mistakes", "checker.armed",
-)
-
-
-
-def _watched_files() -> dict[str, float]:
-    """The checker package's own modules this process imported, with their mtimes."""
-    here = Path(__file__).resolve().parent
-    out = {}
-    for module in list(sys.modules.values()):
-        f = getattr(module, "__file__", None)
-        if f and Path(f).resolve().is_relative_to(here):
-            with contextlib.suppress(OSError):
-                out[f] = os.stat(f).st_mtime_ns
-    return out
-
-
-def _stale(watched: dict[str, float]) -> bool:
-    for f, mtime in watched.items():
-        try:
-            if os.stat(f).st_mtime_ns != mtime:
-                return True
-        except OSError:
-            return True
-    return False
-
-
-def _preimport_checks(req: dict) -> bool:
-    """Import a shipped kata's check module here, once, so children inherit it ready.
-
-    Check modules warm torch up at import (a first backward, torch.func, a dynamo compile:
-    1-4 s that would otherwise be paid by every child). The worker runs with one intra-op
-    thread, so this computation starts no OpenMP pool that a forked child could hang on.
-    pytest in the child finds the module in sys.modules under the same name and reuses it
-    (its asserts are not rewritten; checks state their failures in their own messages).
-    The kata's rules windows are worked out here too, once (checker.sandbox.window), rather
-    than by every armed process. Returns True when a module was imported.
-    """
-    import gc
-    import importlib
-
-    if req.get("catalog"):
-        return False  # only the shipped catalog's checks live in checker.checks
-    name = f"checker.checks.test_{req['kata']}"
-    if name in sys.modules:
-        return False
-    try:
-        importlib.import_module(name)
-    except Exception:
-        sys.modules.pop(name, None)  # the child will import it itself and report the error
-        return False
-    with contextlib.suppress(Exception):  # the child works it out itself, and reports a bad rule
-        from checker.catalog import load_catalog
-        from checker.sandbox.window import prepare_rules
-
-        prepare_rules(load_catalog().get(req["kata"]).rules)  # the windows' plans (50-70 ms)
-    gc.collect()
-    gc.freeze()
-    return True
 
 
 def _output_fifo(path: str) -> OutputTail:
@@ -325,7 +260,7 @@ def serve(state_dir: Path, idle_timeout: float = IDLE_TIMEOUT) -> None:
 
     torch.set_num_threads(1)  # any warm-up computation here stays single-threaded
     become_subreaper()  # what escapes a check process comes back here to be killed
-    watched = _watched_files()
+    watched = watched_files()
     gc.collect()
     gc.freeze()
     sock_path = socket_path(state_dir)
@@ -356,13 +291,13 @@ def serve(state_dir: Path, idle_timeout: float = IDLE_TIMEOUT) -> None:
                 elif req.get("op") == "stop":
                     conn.sendall(b'{"ok": true}\n')
                     return
-                elif _stale(watched) or req.get("protocol") != PROTOCOL:
+                elif stale(watched) or req.get("protocol") != PROTOCOL:
                     conn.sendall(b'{"ok": false, "stale": true}\n')
                     return  # the client falls back; the next `kata watch` starts a fresh worker
                 else:
                     with _heartbeat(conn, threading.Lock()):
-                        if _preimport_checks(req):
-                            watched = _watched_files()
+                        if preimport_checks(req):
+                            watched = watched_files()
                         reply = server.run(conn, req)
                     rearm = (req["kata"], req["catalog"])
                     expect = {"seed": req.get("seed"), "only": req.get("only")}

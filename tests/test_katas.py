@@ -118,7 +118,7 @@ def test_adam_prepare_hooks_leave_the_trajectory_each_check_uses():
     import numpy as np
 
     from checker.learner import Impl, load_module
-    from checker.plugin import seed_everything
+    from checker.seeding import seed_everything
 
     module = importlib.import_module("checker.checks.test_adam")
     kata = CATALOG.get("adam")

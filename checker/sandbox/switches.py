@@ -12,13 +12,10 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from checker.sandbox.errors import ForbiddenAPI
 from checker.sandbox.forbid import resolve
-
-if TYPE_CHECKING:
-    from checker.sandbox.dispatch import Policy
 
 # The dispatcher's own off-switches. They stay usable by the checks and by torch itself; while a
 # window is on, a call that would take the kata's modes out of the way raises instead.
@@ -40,7 +37,7 @@ _SWITCHES = (
 )
 
 @contextlib.contextmanager
-def switched(policy: Policy, on: bool) -> Iterator[None]:
+def switched(policy: Any, on: bool) -> Iterator[None]:
     was, policy.on = policy.on, on
     try:
         yield
@@ -64,8 +61,9 @@ def _holders(objs: list[Any], where: tuple[str, ...] = ("torch",)) -> dict[int, 
     return found
 
 
-def switches(policy: Policy, function_mode: Any, dispatch_mode: Any) -> list[tuple[Any, str, Any]]:
-    """(owner, attribute, stand-in) for the dispatcher's off-switches (see _SWITCHES), torch's
+def switches(policy: Any, function_mode: Any, dispatch_mode: Any) -> list[tuple[Any, str, Any]]:
+    """(owner, attribute, stand-in) for ``policy`` (a checker.sandbox.dispatch.Policy, which
+    imports this module) and the dispatcher's off-switches (see _SWITCHES), torch's
     printing (run with the rules off) and thread starts (the new thread gets the modes too:
     mode stacks are per thread)."""
     import _thread
