@@ -17,6 +17,7 @@ import pytest
 
 from checker.plugin import protect
 from checker.report import check_id
+from checker.run_state import check_seed, exercise_of
 
 
 def share(items: list, index: int, bins: int, costs: dict[str, tuple[float, float]]) -> list:
@@ -47,11 +48,6 @@ def share(items: list, index: int, bins: int, costs: dict[str, tuple[float, floa
         owner[i] = b
         loads[b] += run[i]
     return [item for i, item in enumerate(items) if owner[i] == index]
-
-
-def _exercise(item) -> str | None:
-    marker = item.get_closest_marker("exercise")
-    return marker.args[0] if marker and marker.args else None
 
 
 class ArmedRun:
@@ -92,7 +88,6 @@ class ArmedRun:
         each prepare hook took, by check id."""
         import numpy as np
 
-        from checker.run_state import check_seed
         from checker.seeding import seed_everything
 
         kept: dict[str, set[str]] = {}  # the checks this process runs, by module
@@ -109,7 +104,7 @@ class ArmedRun:
                 with contextlib.suppress(Exception):
                     warm(kept[module.__name__])
             prepare = getattr(getattr(item, "function", None), "kata_prepare", None)
-            if prepare is not None and self.only and _exercise(item) != self.only:
+            if prepare is not None and self.only and exercise_of(item) != self.only:
                 prepare = None  # a guess: were it wrong, the check computes its own reference
             if prepare is not None:
                 seed = check_seed(session.config, item.nodeid)
