@@ -9,6 +9,7 @@ whose code differs from its own (checker.diagnosis).
 from __future__ import annotations
 
 import contextlib
+import functools
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -121,10 +122,17 @@ def judge_all(run: RunFn, judge: Callable, jobs: list) -> list[CheckResult]:
 
 def _code(m: Mistake) -> str:
     """A mistake's code without its name and decorator: two mistakes alike here are one."""
+    return _func_code(m.func)
+
+
+@functools.cache
+def _func_code(func) -> str:
+    """Parsed once per function: a proof compares every named mistake with every other
+    (reading the source again each time cost a quarter of a proof's time)."""
     import ast
     import inspect
 
-    node = ast.parse(inspect.getsource(m.func).lstrip()).body[0]
+    node = ast.parse(inspect.getsource(func).lstrip()).body[0]
     node.name, node.decorator_list = "_", []
     return ast.dump(node)
 

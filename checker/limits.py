@@ -30,13 +30,34 @@ def limit_child(memory_mb: int, parent: int) -> None:
     limit_resources(memory_mb)
 
 
+def memory_limit() -> int:
+    """Which resource caps a check process's memory.
+
+    ``RLIMIT_AS`` (every mapping) where no CUDA device is. Where one is, CUDA reserves
+    address space far beyond any such cap as it starts (unified addressing: about the host's
+    and the devices' memory together), so a check that replays on the GPU could not even
+    create a tensor there; the cap is then ``RLIMIT_DATA`` (Linux >= 4.7: private writable
+    memory, which is what malloc, tensors and arrays take; the audit hook refuses learner code
+    the shared anonymous mappings it does not count). ``KATA_MEMORY_CAP`` = ``as`` or
+    ``data`` chooses."""
+    import resource
+
+    chosen = os.environ.get("KATA_MEMORY_CAP", "").strip().lower()
+    if chosen in ("as", "data"):
+        return resource.RLIMIT_AS if chosen == "as" else resource.RLIMIT_DATA
+    return resource.RLIMIT_DATA if os.path.exists(CUDA_CONTROL_DEVICE) else resource.RLIMIT_AS
+
+
+CUDA_CONTROL_DEVICE = "/dev/nvidiactl"  # NVIDIA's driver makes it; nothing else does
+
+
 def limit_resources(memory_mb: int) -> None:
     """Cap this process's memory, file size, process count and core dumps. Hard limits
     equal the soft ones: no code run afterwards can raise them again."""
     import resource
 
     limits = [
-        (resource.RLIMIT_AS, memory_mb * 1024 * 1024),
+        (memory_limit(), memory_mb * 1024 * 1024),
         (resource.RLIMIT_FSIZE, MAX_OUTPUT_BYTES),
         (resource.RLIMIT_NPROC, MAX_PROCESSES),
         (resource.RLIMIT_CORE, 0),

@@ -186,3 +186,46 @@ def test_memory_exhaustion_is_contained(gamma, tmp_path):
     result = run_checks(gamma, path, seed=1, memory_mb=2048)
     assert result.status in ("failed", "crashed")
     assert not exercise(result, "double").ok if result.exercises else True
+
+
+def test_anonymous_shared_memory_is_refused(gamma, judge, tmp_path):
+    """Shared anonymous mappings escape RLIMIT_DATA, the memory cap where a CUDA device is:
+    learner code may not make one (a file's mapping, as numpy.memmap makes, is not refused)."""
+    result = judge(gamma, tmp_path, textwrap.dedent("""
+        import mmap
+        import torch
+
+        def double(x):
+            hog = mmap.mmap(-1, 1 << 20)
+            return 2 * x
+    """) + SOLUTION_REST)
+    assert "mapping anonymous shared memory" in exercise(result, "double").message
+
+
+@pytest.mark.parametrize("cap", ["as", "data"])
+def test_memory_exhaustion_is_contained_under_either_cap(gamma, tmp_path, monkeypatch, cap):
+    """Where a CUDA device is, the cap is RLIMIT_DATA (checker.limits.memory_limit): a hog of
+    private memory stops there as it does under RLIMIT_AS."""
+    monkeypatch.setenv("KATA_MEMORY_CAP", cap)
+    path = tmp_path / "hog.py"
+    path.write_text("import torch\n\ndef double(x):\n    hog = torch.ones(6 * 2**30, dtype=torch.uint8)\n"
+                    "    return 2 * x + hog[0] - 1\n" + SOLUTION_REST)
+    result = run_checks(gamma, path, seed=1, memory_mb=2048)
+    assert result.status in ("failed", "crashed")
+    assert not exercise(result, "double").ok if result.exercises else True
+    if result.exercises:
+        assert "memory" in exercise(result, "double").message.lower()
+
+
+def test_the_memory_cap_follows_the_machine(monkeypatch):
+    import resource
+
+    from checker import limits
+
+    monkeypatch.delenv("KATA_MEMORY_CAP", raising=False)
+    monkeypatch.setattr(limits, "CUDA_CONTROL_DEVICE", "/nonexistent/nvidiactl")
+    assert limits.memory_limit() == resource.RLIMIT_AS
+    monkeypatch.setattr(limits, "CUDA_CONTROL_DEVICE", "/dev/null")  # any node that exists
+    assert limits.memory_limit() == resource.RLIMIT_DATA
+    monkeypatch.setenv("KATA_MEMORY_CAP", "as")
+    assert limits.memory_limit() == resource.RLIMIT_AS

@@ -23,6 +23,7 @@ Events refused (as CPython 3.10-3.13 raise them; see the README's table):
 - files: ``open`` for writing, ``os.remove``, ``os.rename``, ``os.replace``, ``os.rmdir``,
   ``os.mkdir``, ``os.chmod``, ``os.chown``, ``os.link``, ``os.symlink``, ``os.truncate``,
   ``os.utime``, ``shutil.rmtree`` anywhere but the run's scratch folder; ``os.chdir``;
+  ``mmap.__new__`` of anonymous memory (shared: ``RLIMIT_DATA`` would not count it);
   ``open`` for reading of the checker's checks, mistakes and the reference solutions
 - imports: ``import`` of the checker, pytest, _pytest and pluggy packages (an import of a
   module already loaded raises no event: checker.sandbox.forbid refuses those by name)
@@ -162,6 +163,10 @@ def _make_hook(controls: frozenset) -> Callable[[str, tuple], None]:
         if event == "compile":
             if (active or learner_caller()) and len_(args) > 1 and learner_caller():
                 state["learner"] = state["learner"] | {fsdecode(args[1])}
+            return None
+        if event == "mmap.__new__":  # (fileno, length, access, offset); -1: anonymous
+            if args[0] == -1 and (active or learner_caller()):
+                return "mapping anonymous shared memory (outside the memory cap)"
             return None
         why = always.get(event)
         if why is None and event.startswith(processes_events) and not processes:
