@@ -45,6 +45,19 @@ def _device_available(kind: str) -> bool:
         return False
 
 
+def _why_not(kind: str) -> str:
+    """Why a check that needs a ``kind`` device cannot run here."""
+    import os
+
+    from checker.limits import CUDA_CONTROL_DEVICE
+
+    if kind == "cuda" and os.path.exists(CUDA_CONTROL_DEVICE):  # a driver, but no CUDA here
+        return ("needs a cuda device: this machine has an NVIDIA driver, but CUDA did not start "
+                "in the check process (with KATA_MEMORY_CAP=as, the address-space cap stops it; "
+                "unset it)")
+    return f"needs a {kind} device, and this machine has none"
+
+
 def not_applicable(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Take the checks this machine cannot run (``needs_device``) out of ``items`` and note
     them, with why, for the report. Decided at collection: no learner code has run yet."""
@@ -61,7 +74,7 @@ def not_applicable(config: pytest.Config, items: list[pytest.Item]) -> None:
         dropped.append(item)
         state.setdefault("not_applicable", {}).setdefault(exercise_of(item) or "?", []).append(
             {"id": check_id(item.nodeid),
-             "reason": f"needs a {kind} device, and this machine has none"})
+             "reason": _why_not(kind)})
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
