@@ -258,3 +258,15 @@ def test_the_verdict_names_a_check_that_was_not_applicable():
     render.show_result(out, result)
     text = out.export_text()
     assert "✓ square" in text and f"not applicable here, not counted: {why}" in text
+
+
+def test_a_gpu_check_dropped_on_a_machine_with_a_driver_says_why(monkeypatch):
+    """A machine with NVIDIA's driver where CUDA did not start in the check process (under
+    KATA_MEMORY_CAP=as it cannot) is not told it has no GPU."""
+    from checker import limits, run_state
+
+    monkeypatch.setattr(limits, "CUDA_CONTROL_DEVICE", "/nonexistent/nvidiactl")
+    assert run_state._why_not("cuda") == "needs a cuda device, and this machine has none"
+    monkeypatch.setattr(limits, "CUDA_CONTROL_DEVICE", "/dev/null")  # a node that exists
+    assert "has an NVIDIA driver, but CUDA did not start" in run_state._why_not("cuda")
+    assert run_state._why_not("xpu") == "needs a xpu device, and this machine has none"
