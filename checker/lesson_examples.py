@@ -1,7 +1,9 @@
 """Run one kata's teaching examples as doctests in this process (the child side of lint-lessons).
 
-Run as ``python -m checker.lesson_examples NAME``, one fresh process per kata, so that no
-example sees another kata's state (torch.compile caches, modes, seeds). Three sources:
+Run as ``python -m checker.lesson_examples NAME`` (in this process) or ``python -m
+checker.lesson_examples --each NAME [NAME ...]``: each kata then runs in a process of its own,
+forked from this one once it imported torch (a few at a time), so that no example sees
+another kata's state (torch.compile caches, modes, seeds). Three sources:
 
 - ``lesson.md``: every fenced block whose info string is ``pycon`` is a doctest; the blocks
   run in order in one namespace, like one interpreter session;
@@ -11,7 +13,9 @@ example sees another kata's state (torch.compile caches, modes, seeds). Three so
 
 Expected output is compared with ``ELLIPSIS`` and ``NORMALIZE_WHITESPACE``: write ``...``
 for the part of a long message that does not matter. The last line of stdout is a JSON list
-of failures, each ``{"where": ..., "example": ..., "expected": ..., "got": ...}``.
+of failures, each ``{"where": ..., "example": ..., "expected": ..., "got": ...}`` (with
+``--each``: an object of such lists by kata name, and for a kata whose process crashed,
+``{"crashed": "its last output"}`` instead of a list).
 """
 
 from __future__ import annotations
@@ -98,8 +102,70 @@ def run_kata(name: str) -> list[dict[str, str]]:
     return runner.found
 
 
+def _forked(name: str, folder: str) -> tuple[int, str]:
+    """Start ``name``'s examples in a forked child whose output and result go to files in
+    ``folder``; returns (pid, the result file)."""
+    import os
+
+    result = os.path.join(folder, f"{name}.json")
+    output = os.path.join(folder, f"{name}.txt")
+    pid = os.fork()
+    if pid:
+        return pid, result
+    code = 1
+    try:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        found = run_kata(name)
+        with open(result, "w", encoding="utf-8") as fh:
+            json.dump(found, fh)
+        code = 0
+    except BaseException:  # noqa: BLE001 (the child must never return into the loop)
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def run_katas(names: list[str], width: int) -> dict[str, object]:
+    """Each kata's failures, every kata in a child forked from this process, ``width`` at a
+    time; a child that ends without a result gives ``{"crashed": its output's tail}``."""
+    import os
+    import tempfile
+
+    import torch  # once, here: every child inherits it
+
+    torch.set_num_threads(1)  # no thread pool started before the forks (OpenMP in a child)
+    results: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="kata-examples-") as folder:
+        waiting, running = list(names), {}
+        while waiting or running:
+            while waiting and len(running) < width:
+                name = waiting.pop(0)
+                running[_forked(name, folder)[0]] = name
+            pid, _ = os.wait()
+            name = running.pop(pid, None)
+            if name is None:
+                continue
+            try:
+                with open(os.path.join(folder, f"{name}.json"), encoding="utf-8") as fh:
+                    results[name] = json.load(fh)
+            except (OSError, ValueError):
+                with open(os.path.join(folder, f"{name}.txt"), encoding="utf-8",
+                          errors="replace") as fh:
+                    results[name] = {"crashed": fh.read()[-2000:]}
+    return results
+
+
 def main(argv: list[str]) -> int:
-    failures = run_kata(argv[0])
+    if argv[:1] == ["--each"]:
+        import os
+
+        failures: object = run_katas(argv[1:], max(1, min(4, os.cpu_count() or 1)))
+    else:
+        failures = run_kata(argv[0])
     sys.stdout.write("\n" + json.dumps(failures) + "\n")
     return 0
 

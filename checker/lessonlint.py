@@ -15,7 +15,7 @@ by ``execute``). Write the path first, then what it holds.
   recorded from a checkout of PyTorch at a release tag with
   ``python -m checker.lessonlint record PYTORCH_GIT_DIR [--tag v2.13.0]``.
 
-Examples are run by :mod:`checker.lesson_examples` in one child process per kata.
+Examples are run by :mod:`checker.lesson_examples`: one child process that forks one per kata.
 """
 
 from __future__ import annotations
@@ -136,29 +136,41 @@ def pointer_findings(kata: Kata) -> list[Finding]:
 
 def example_findings(kata: Kata, timeout: float = 300.0) -> list[Finding]:
     """Run the kata's lesson, note and docstring examples in a fresh process."""
-    proc = subprocess.run([sys.executable, "-m", "checker.lesson_examples", kata.name],
-                          capture_output=True, text=True, timeout=timeout,
+    return examples_of([kata], timeout)[kata.name]
+
+
+def examples_of(katas: list[Kata], timeout: float = 300.0) -> dict[str, list[Finding]]:
+    """Every kata's example findings, from one child process that imports torch once and
+    forks a process per kata (checker.lesson_examples): ``timeout`` is per kata."""
+    names = [k.name for k in katas]
+    proc = subprocess.run([sys.executable, "-m", "checker.lesson_examples", "--each", *names],
+                          capture_output=True, text=True, timeout=timeout * len(katas),
                           cwd=PACKAGE_DIR.parent)
     lines = proc.stdout.strip().splitlines()
     try:
-        failures = json.loads(lines[-1])
+        found = json.loads(lines[-1])
     except (IndexError, json.JSONDecodeError):
-        return [Finding(kata.name, "examples", f"the example run crashed:\n{proc.stderr[-2000:]}")]
-    return [Finding(kata.name, f["where"],
-                    f"{f['example']}\nexpected:\n{f['expected']}\ngot:\n{f['got']}")
-            for f in failures]
+        found = {}
+    out: dict[str, list[Finding]] = {}
+    for name in names:
+        failures = found.get(name) if isinstance(found, dict) else None
+        if not isinstance(failures, list):
+            why = (failures or {}).get("crashed") if isinstance(failures, dict) else None
+            out[name] = [Finding(name, "examples", "the example run crashed:\n"
+                                 + (why or proc.stderr[-2000:]))]
+            continue
+        out[name] = [Finding(name, f["where"],
+                             f"{f['example']}\nexpected:\n{f['expected']}\ngot:\n{f['got']}")
+                     for f in failures]
+    return out
 
 
 def lint(katas: list[Kata], *, examples: bool = True) -> dict[str, list[Finding]]:
-    """Findings per kata; the example runs (one child process each) go a few at a time."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
+    """Findings per kata; the example runs go through one child process (a fork per kata)."""
     found = {kata.name: pointer_findings(kata) for kata in katas}
-    if examples:
-        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            for kata, extra in zip(katas, pool.map(example_findings, katas), strict=True):
-                found[kata.name] += extra
+    if examples and katas:
+        for name, extra in examples_of(katas).items():
+            found[name] += extra
     return found
 
 

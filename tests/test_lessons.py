@@ -108,3 +108,18 @@ def test_lint_lessons_command_fails_on_a_finding(monkeypatch):
         "strides": [lessonlint.Finding("strides", "lesson.md", "a wrong example")]})
     result = CliRunner().invoke(main, ["dev", "lint-lessons", "strides", "--no-examples"])
     assert result.exit_code == 1 and "a wrong example" in result.output
+
+
+def test_a_kata_whose_example_process_crashes_is_reported_and_the_others_still_run():
+    """The examples run in one process per kata, forked from one that imported torch: a
+    child that ends without a result is a finding of its own kata only."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "checker.lesson_examples", "--each",
+                           "numpy_backprop", "no_such_kata"], capture_output=True, text=True,
+                          timeout=120, cwd=lessonlint.PACKAGE_DIR.parent)
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert found["numpy_backprop"] == []
+    assert "no_such_kata" in found["no_such_kata"]["crashed"]
