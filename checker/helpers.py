@@ -405,6 +405,31 @@ def trajectory_picture(expected: Sequence[float], got: Sequence[float], height: 
     return "\n".join(rows)
 
 
+def opcheck_failures(op: Any, args: tuple, utils: tuple[str, ...]) -> dict[str, Any]:
+    """``torch.library.opcheck(op, args)`` over the tests ``utils``: those that did not
+    succeed, by name (opcheck's warnings silenced). What opcheck itself raises propagates."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = torch.library.opcheck(op, args, test_utils=utils, raise_exception=False)
+    return {name: r for name, r in results.items() if r != "SUCCESS"}
+
+
+def opcheck_message(failed: dict[str, Any], what: str, clean: Callable[[str], str],
+                    hints: dict[str, str] | None = None) -> str:
+    """What :func:`opcheck_failures` found, as a failure: each failed test's first line
+    (through ``clean``, which hides generated names), then the hint of each that has one."""
+    def first(result: Any) -> str:
+        text = str(result).strip()
+        return text.splitlines()[0] if text else ""
+
+    lines = "\n".join(f"    {name}: {type(r).__name__}: {clean(first(r))}"
+                      for name, r in failed.items())
+    specific = "".join(f"  Try: {(hints or {})[n]}\n" for n in failed if n in (hints or {}))
+    return f"torch.library.opcheck({what}) failed:\n{lines}\n{specific}".rstrip()
+
+
 def skip_guard_latency_profile() -> None:
     """Dynamo times every new set of guards after flushing the CPU caches, only to log it
     (about 0.1 s of a small compile on a small machine). Checks count compiles and never

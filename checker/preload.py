@@ -18,7 +18,26 @@ PRELOAD = (
     "pytest", "_pytest.config", "_pytest.main", "_pytest.python", "_pytest.runner",
     "_pytest.fixtures", "_pytest.assertion.rewrite", "_pytest.terminal", "pytest_timeout",
     "checker.plugin", "checker.helpers", "checker.learner", "checker.mistakes", "checker.armed",
+    # what configuring pytest imports (beside its own plugins, see preload_modules): each
+    # armed process would import them again, about 25 ms of its 75
+    "checker.stuck", "_pytest._argcomplete", "faulthandler", "pdb", "readline", "numpy.testing",
+    "sysconfig",
 )
+
+
+def preload_modules() -> None:
+    """Import :data:`PRELOAD` and every plugin module pytest registers by default, so that
+    an armed process (forked from the worker) imports nothing to configure pytest."""
+    import importlib
+
+    names = list(PRELOAD)
+    with contextlib.suppress(Exception):
+        from _pytest.config import default_plugins
+
+        names += [f"_pytest.{plugin}" for plugin in default_plugins]
+    for name in names:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
 
 
 def watched_files() -> dict[str, float]:

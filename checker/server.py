@@ -34,7 +34,7 @@ from pathlib import Path
 
 from checker.armed_set import BINS, Armed, fingerprint, kill_process
 from checker.outcome import exit_fits
-from checker.preload import PRELOAD, preimport_checks, stale, watched_files
+from checker.preload import preimport_checks, preload_modules, stale, watched_files
 from checker.reaper import become_subreaper, kill_descendants
 from checker.stuck import OVERDUE_POLL_S, overdue
 from checker.tail import TAIL_BYTES as OUTPUT_LOG_BYTES
@@ -244,7 +244,6 @@ IDLE_TIMEOUT = 30 * 60  # seconds without a request after which the worker exits
 def serve(state_dir: Path, idle_timeout: float = IDLE_TIMEOUT) -> None:
     import fcntl
     import gc
-    import importlib
 
     # One worker per workspace: a second one (two checks started it at once) leaves at once.
     lock = open(f"{socket_path(state_dir)}.lock", "a")  # noqa: SIM115 - held until exit
@@ -253,9 +252,7 @@ def serve(state_dir: Path, idle_timeout: float = IDLE_TIMEOUT) -> None:
     except OSError:
         return
 
-    for name in PRELOAD:
-        with contextlib.suppress(Exception):
-            importlib.import_module(name)
+    preload_modules()
     import torch
 
     torch.set_num_threads(1)  # any warm-up computation here stays single-threaded

@@ -2,7 +2,8 @@
 
     python tests/background_proofs.py OUT_DIR SUITE_PID --katas NAME... --alternatives PATH...
 
-Started by tests/conftest.py when the first proof test runs (they run last): it detaches (a
+Started by tests/conftest.py as the first test that times nothing starts (beside the other
+tests; those that assert on the proofs run last): it detaches (a
 process of its own, below no test, so no test that ends or counts its own descendants ever
 meets it, and no test's patching reaches it), proves each kata, then judges each alternative
 correct answer on every seed, through two warm workers. Each result is written to

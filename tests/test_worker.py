@@ -216,3 +216,47 @@ def test_the_worker_learns_each_checks_run_and_prepare_time(tmp_path):
     assert reply["ok"]
     learned = server.costs[("k", None)]
     assert learned["test_a"] == pytest.approx((0.01, 0.2)) and learned["test_b"] == pytest.approx((0.1, 0.0))
+
+
+ARMED_IMPORTS = r'''
+import json, os, sys
+from pathlib import Path
+os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+from checker.preload import preimport_checks, preload_modules
+preload_modules()
+import torch
+torch.set_num_threads(1)
+preimport_checks({"kata": "strides"})
+import pytest
+from checker.armed import ArmedRun
+from checker.catalog import load_catalog
+from checker.launch import pytest_args
+kata = load_catalog().get("strides")
+before = set(sys.modules)
+read, write = os.pipe()
+if os.fork() == 0:
+    class Probe(ArmedRun):
+        def _wait(self):
+            os.write(write, json.dumps(sorted(set(sys.modules) - before)).encode())
+            os._exit(0)
+    pytest.main(pytest_args(kata, kata.stub_path, 1, Path(os.devnull), diagnose=False),
+                plugins=[Probe(-1, 0, 1, {}, None)])
+    os._exit(1)
+os.close(write)
+os.wait()
+print(os.read(read, 1 << 20).decode())
+'''
+
+
+def test_an_armed_process_imports_nothing_to_configure_pytest():
+    """The worker imports what configuring and collecting a kata's checks needs (pytest's
+    own plugins and what they import), so that no armed process imports it again: that was
+    a third of arming one (checker.preload.preload_modules)."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", ARMED_IMPORTS], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []

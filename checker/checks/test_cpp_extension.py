@@ -28,7 +28,16 @@ import torch
 
 from checker.contracts import guarded
 from checker.cppbuild import NOT_BUILT, BuildError, Built, Chunk, build, cache_root, chunk_in
-from checker.helpers import assert_close, describe, fail, layouts, random_shape, require_torch
+from checker.helpers import (
+    assert_close,
+    describe,
+    fail,
+    layouts,
+    opcheck_failures,
+    opcheck_message,
+    random_shape,
+    require_torch,
+)
 
 pytestmark = pytest.mark.kata("cpp_extension")
 
@@ -209,20 +218,13 @@ def _pairs(rng, count: int = 3) -> list[tuple[tuple[int, ...], tuple[int, ...]]]
 
 def _opcheck(clean: _Clean, op, args, utils: tuple[str, ...], what: str,
              hints: dict[str, str] | None = None) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            results = torch.library.opcheck(op, args, test_utils=utils, raise_exception=False)
-        except Exception as exc:
-            fail(clean(f"torch.library.opcheck({what}) raised {type(exc).__name__}: "
-                       f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"))
-    failed = {name: r for name, r in results.items() if r != "SUCCESS"}
+    try:
+        failed = opcheck_failures(op, args, utils)
+    except Exception as exc:
+        fail(clean(f"torch.library.opcheck({what}) raised {type(exc).__name__}: "
+                   f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"))
     if failed:
-        lines = "\n".join(f"    {name}: {type(r).__name__}: "
-                          f"{clean(str(r).strip().splitlines()[0] if str(r).strip() else '')}"
-                          for name, r in failed.items())
-        specific = "".join(f"  Try: {(hints or {})[n]}\n" for n in failed if n in (hints or {}))
-        fail(f"torch.library.opcheck({what}) failed:\n{lines}\n{specific}".rstrip())
+        fail(opcheck_message(failed, what, clean, hints))
 
 
 # ----------------------------------------------------------------------------- bound_function

@@ -26,6 +26,8 @@ from checker.helpers import (
     describe,
     fail,
     layouts,
+    opcheck_failures,
+    opcheck_message,
     random_shape,
     require_torch,
     skip_guard_latency_profile,
@@ -168,20 +170,12 @@ _warm()
 
 def _opcheck(ns: _Namespaced, op, args, utils: tuple[str, ...], what: str,
              hints: dict[str, str] | None = None) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            results = torch.library.opcheck(op, args, test_utils=utils, raise_exception=False)
-        except Exception as exc:
-            ns.error(f"torch.library.opcheck({what})", exc)
-    failed = {name: r for name, r in results.items() if r != "SUCCESS"}
+    try:
+        failed = opcheck_failures(op, args, utils)
+    except Exception as exc:
+        ns.error(f"torch.library.opcheck({what})", exc)
     if failed:
-        lines = "\n".join(
-            f"    {name}: {type(r).__name__}: {ns.clean(str(r).strip().splitlines()[0] if str(r).strip() else '')}"
-            for name, r in failed.items()
-        )
-        specific = "".join(f"  Try: {(hints or {})[name]}\n" for name in failed if name in (hints or {}))
-        ns.fail(f"torch.library.opcheck({what}) failed:\n{lines}\n{specific}"
+        ns.fail(opcheck_message(failed, what, ns.clean, hints) + "\n"
                 "  Try: test_schema checks the declared mutations against what the kernel "
                 "really writes; test_faketensor runs your fake impl against the real kernel; "
                 "test_aot_dispatch_dynamic traces the op (and its backward) with symbolic shapes.")
