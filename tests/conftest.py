@@ -86,7 +86,7 @@ TIMED_TESTS = tuple(f"tests/{name}.py::" for name in (
     "test_runner", "test_progress"))
 _BACKGROUND: list = []
 _JOBS: list = []  # the katas and the alternatives whose proofs this session asserts on
-_START: list = []  # the test as which the proofs start
+_PROOFS_START_AS: list = []  # the test as which the proofs start
 
 
 class BackgroundProofs:
@@ -136,14 +136,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     timed = [item for item in items if item.nodeid.startswith(TIMED_TESTS)]
     rest = [item for item in items if not item.nodeid.startswith((*PROOF_TESTS, *TIMED_TESTS))]
     items[:] = timed + rest + proofs
-    _START[:] = [(rest or proofs)[0].nodeid]
+    _PROOFS_START_AS[:] = [(rest or proofs)[0].nodeid]
     _JOBS[:] = [[i.callspec.params["name"] for i in proofs if i.nodeid.startswith(PROOF_TESTS[0])],
                 [str(i.callspec.params["path"]) for i in proofs
                  if i.nodeid.startswith(PROOF_TESTS[1])]]
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if _START and item.nodeid == _START[0] and not _BACKGROUND:
+    if _PROOFS_START_AS and item.nodeid == _PROOFS_START_AS[0] and not _BACKGROUND:
         _BACKGROUND.append(BackgroundProofs(*_JOBS))
 
 
