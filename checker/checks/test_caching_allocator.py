@@ -236,6 +236,10 @@ EDGE_TRACES = [
     ("a large block leaves a remainder of exactly 1 MiB, which is NOT split off",
      [("malloc", 9 * MiB), ("free", 0), ("malloc", 19 * MiB), ("malloc", 12 * MiB), ("free", 3),
       ("malloc", 11 * MiB), ("malloc", 9 * MiB), ("malloc", 10 * MiB)], None),
+    ("a request that rounds up leaves exactly 1 MiB of the block: NOT split off (the rule "
+     "looks at the rounded size, never at the request as made)",
+     [("malloc", 9 * MiB), ("malloc", 10 * MiB - 1), ("malloc", 9 * MiB),
+      ("malloc", 10 * MiB - 511), ("malloc", 9 * MiB), ("malloc", 10 * MiB - 300)], None),
     ("a large block leaves 1 MiB + 512 B, which is split off",
      [("malloc", 9 * MiB), ("free", 0), ("malloc", 19 * MiB - 512), ("malloc", MiB + 512)], None),
     ("a 10 MiB - 1 B request rounds to 10 MiB: a segment of its own, not a 20 MiB one",
@@ -650,9 +654,19 @@ def compare_stats(impl, trace, capacity, label: str, expected: dict | None = Non
          f"the reference's state after it:\n{picture(steps[-1].after)}\n  Try: {STATS_HINT}")
 
 
+# Model-only traces: a cap of 0 (no cudaMalloc may succeed) is not replayed on a GPU.
+ZERO_CAP_TRACES = [
+    ("a capacity of 0: every cudaMalloc fails, each malloc is retried once and runs out",
+     [("malloc", 1), ("free", 0), ("malloc", 3 * MiB)], 0),
+    ("a capacity of 0 after an empty_cache", [("empty_cache",), ("malloc", 25 * MiB),
+                                               ("malloc", 512)], 0),
+    ("a capacity of 0 and one large request", [("malloc", 11 * MiB + 1)], 0),
+]
+
+
 @pytest.mark.exercise("memory_stats")
 def test_memory_stats_edge_traces(impl):
-    for label, trace, capacity in EDGE_TRACES:
+    for label, trace, capacity in EDGE_TRACES + ZERO_CAP_TRACES:
         compare_stats(impl, trace, capacity, label)
     compare_stats(impl, [], None, "an empty trace")
 
@@ -673,18 +687,26 @@ def test_memory_stats_under_a_capacity(impl, rng):
 
 @pytest.mark.exercise("memory_stats")
 def test_memory_stats_rejects_a_free_of_nothing(impl):
-    for trace, why in (([("malloc", 512), ("free", 0), ("free", 0)], "a double free"),
-                       ([("malloc", 512), ("free", 5)], "a free of no malloc"),
-                       ([("empty_cache",), ("free", 0)], "a free of an empty_cache"),
-                       ([("malloc", 512), ("alloc", 512)], "an op that is not one"),
-                       ([("reset",)], "an op that is not one"),
-                       ([("malloc", 512), ("flush", "empty_cache")], "an op that is not one")):
-        expect_raises(ValueError, lambda t=trace: impl.memory_stats(t, None),
-                      f"memory_stats({trace}), {why}",
+    failed = "a malloc that ran out of memory, freed twice"
+    for trace, capacity, why in (
+            ([("malloc", 512), ("free", 0), ("free", 0)], None, "a double free"),
+            ([("malloc", 512), ("free", 5)], None, "a free of no malloc"),
+            ([("empty_cache",), ("free", 0)], None, "a free of an empty_cache"),
+            ([("malloc", 60 * MiB), ("free", 0), ("free", 0)], 50 * MiB, failed),
+            ([("malloc", 100), ("malloc", 40 * MiB), ("free", 1), ("malloc", 200), ("free", 1)],
+             30 * MiB, failed),
+            ([("malloc", 3 * MiB), ("free", 0), ("free", 0), ("malloc", 512)], 0, failed),
+            ([("malloc", 0)], None, "a malloc of 0 bytes (malloc() refuses it)"),
+            ([("malloc", 512), ("malloc", -1)], None, "a malloc of -1 bytes"),
+            ([("malloc", 512), ("alloc", 512)], None, "an op that is not one"),
+            ([("reset",)], None, "an op that is not one"),
+            ([("malloc", 512), ("flush", "empty_cache")], None, "an op that is not one")):
+        expect_raises(ValueError, lambda t=trace, c=capacity: impl.memory_stats(t, c),
+                      f"memory_stats({trace}, capacity={capacity}), {why}",
                       hint="a free must name the position of a malloc in the trace that has not "
-                      "been freed yet (a malloc that ran out of memory may be freed: it does "
-                      "nothing), and an op is malloc, free or empty_cache; raise ValueError "
-                      "otherwise.")
+                      "been freed yet (a malloc that ran out of memory may be freed once: it "
+                      "does nothing), a malloc asks for 1 byte or more, and an op is malloc, "
+                      "free or empty_cache; raise ValueError otherwise.")
 
 
 # ----------------------------------------------------------------------------- on a real GPU

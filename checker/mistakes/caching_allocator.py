@@ -79,7 +79,7 @@ def one_mib_is_large(nbytes):
 
 
 def _malloc(state, nbytes, *, best=True, pools=True, small_min=512, large_more=MiB,
-            large_inclusive=False, front=True, highest_tie=False, place="end"):
+            large_inclusive=False, front=True, highest_tie=False, place="end", raw_rest=False):
     """malloc with one part of the policy changed."""
     ref = _ref()
     size = ref.round_size(nbytes)
@@ -106,7 +106,10 @@ def _malloc(state, nbytes, *, best=True, pools=True, small_min=512, large_more=M
         block, b, at = segment, 0, start
     address, kind, blocks = segments[s]
     rest = block - size
-    if kind == "small":
+    if raw_rest:  # the remainder the unrounded request would leave decides the split
+        split = rest > 0 and (block - nbytes >= small_min if kind == "small"
+                              else block - nbytes > large_more)
+    elif kind == "small":
         split = rest >= small_min
     else:
         split = rest >= large_more if large_inclusive else rest > large_more
@@ -148,6 +151,11 @@ def pools_mixed(state, nbytes):
 @mistake("malloc", "Handed out the END of the block and kept the remainder in front: the allocator keeps the front for the request.")
 def remainder_in_front(state, nbytes):
     return _malloc(state, nbytes, front=False)
+
+
+@mistake("malloc", "Whether to split was decided on the request as made, not on its rounded size: a block that leaves exactly 1 MiB after the rounded size was split.")
+def splits_on_the_request(state, nbytes):
+    return _malloc(state, nbytes, raw_rest=True)
 
 
 @mistake("malloc", "Equal best fits were broken towards the highest address: the lowest address wins.")
@@ -229,7 +237,8 @@ def compacts(state):
 
 
 def _stats(trace, capacity=None, *, flush=True, keep_flush=True, inclusive=False,
-           peaks=True, requested=False, inactive_all=False, active_reserved=False):
+           peaks=True, requested=False, inactive_all=False, active_reserved=False,
+           zero_is_no_cap=False, failed_stays=False):
     """memory_stats with one part of the accounting changed."""
     ref = _ref()
     state, handed, asked = (), {}, {}
@@ -240,7 +249,8 @@ def _stats(trace, capacity=None, *, flush=True, keep_flush=True, inclusive=False
 
     def over(st, before):
         grew = reserved(st) > reserved(before)  # a cudaMalloc happened
-        return capacity is not None and grew and (
+        capped = bool(capacity) if zero_is_no_cap else capacity is not None
+        return capped and grew and (
             reserved(st) >= capacity if inclusive else reserved(st) > capacity)
 
     for position, op in enumerate(trace):
@@ -259,7 +269,7 @@ def _stats(trace, capacity=None, *, flush=True, keep_flush=True, inclusive=False
         elif op[0] == "free":
             if op[1] not in handed:
                 raise ValueError(op)
-            address = handed.pop(op[1])
+            address = handed[op[1]] if failed_stays and handed[op[1]] is None else handed.pop(op[1])
             if address is not None:
                 state = ref.free(state, address)
                 asked.pop(address, None)
@@ -326,3 +336,13 @@ def oom_undoes_the_flush(trace, capacity=None):
 @mistake("memory_stats", "A new segment that would reach the capacity exactly was refused: only going OVER it fails.")
 def capacity_is_exclusive(trace, capacity=None):
     return _stats(trace, capacity, inclusive=True)
+
+
+@mistake("memory_stats", "A capacity of 0 was taken as no capacity (`if capacity:`): 0 is a cap, under which every cudaMalloc fails.")
+def zero_capacity_is_none(trace, capacity=None):
+    return _stats(trace, capacity, zero_is_no_cap=True)
+
+
+@mistake("memory_stats", "A malloc that ran out of memory could be freed again and again: its one free does nothing, a second is a double free.")
+def failed_malloc_freed_twice(trace, capacity=None):
+    return _stats(trace, capacity, failed_stays=True)

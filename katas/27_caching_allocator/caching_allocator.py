@@ -129,11 +129,12 @@ def memory_stats(trace: list[tuple], capacity: int | None = None) -> dict[str, i
         ("empty_cache",)      as empty_cache() above
 
     ``capacity``: None (cudaMalloc always succeeds) or the most bytes the allocator may
-    hold from CUDA at once (``torch.cuda.set_per_process_memory_fraction``). A cudaMalloc
-    that would go over it fails, and the allocator reacts as the lesson tells; a malloc that
-    still fails hands out nothing, and a later free of it does nothing. Raise ValueError for
-    a free that does not name a malloc of the trace that is still allocated, and for an op
-    that is none of the three.
+    hold from CUDA at once (``torch.cuda.set_per_process_memory_fraction``; 0 is a cap
+    too). A cudaMalloc that would go over it fails, and the allocator reacts as the lesson
+    tells; a malloc that still fails hands out nothing, and its one later free does nothing.
+    Raise ValueError for a malloc that malloc() refuses, for a free that does not name a
+    malloc of the trace that is still allocated (a failed malloc freed twice is a double
+    free), and for an op that is none of the three.
 
     Example:
         >>> stats = memory_stats([("malloc", 1000), ("malloc", 3 * MiB), ("free", 0)])
