@@ -85,6 +85,9 @@ def fixed_groups():
         ("a slice alone (its base's storage stays whole)", [base[2:3, 1:4]]),
         ("an empty slice of a larger tensor", [base[:0]]),
         ("a tensor and its .detach() (no _base, same storage)", [base, base.detach()]),
+        ("a .detach() of a slice (no _base, yet its storage is the whole base's)",
+         [base[2:].detach()]),
+        ("a .detach() of a middle slice and a row", [base[1:3].detach(), base[4]]),
         ("a transpose and .contiguous() of it (a copy)", [base.t(), base.t().contiguous()]),
         ("a tensor and .contiguous() of it (already contiguous: itself)", [base, base.contiguous()]),
         ("a tensor and its clone", [base, base.clone()]),
@@ -191,6 +194,9 @@ def compact_cases(rng):
         ("a broadcast of one element of a larger tensor", big[1:2, 2:3].expand(n, m)),
         ("a broadcast of a gapped row", big[1:2, ::2].expand(n, 3)),
         ("a broadcast that is empty", expanded((0, m), 1)),
+        ("an empty broadcast along its stride-0 dim", torch.randn(1, m, dtype=F64).expand(0, m)),
+        ("int16 values over a storage of an odd number of bytes",
+         torch.arange(2 * m + 1, dtype=torch.uint8)[:2 * m].view(torch.int16)),
         ("float32 bytes of a float64 storage", big[1:3].view(torch.float32)),
         ("int32 values, transposed", torch.arange(n * m, dtype=torch.int32).reshape(n, m).t()),
         ("a 3-d broadcast in the middle", torch.randn(n, 1, m, dtype=F64).expand(n, 4, m)),
@@ -279,6 +285,12 @@ BAD_TRACES = [
      "trace is corrupt."),
     ("a free whose size differs from the block's", [(100, 32), (200, 8), (100, -16)],
      "a free releases the whole block that was allocated at that address."),
+    ("a free larger than its block", [(100, 8), (200, 4), (100, -16)],
+     "a free releases exactly the block that was allocated at that address: no more, no less."),
+    ("an allocation of another size at an address that is still allocated",
+     [(100, 8), (200, 4), (100, 16)],
+     "an address is live from its allocation to its free, whatever the sizes: a second "
+     "allocation there means the trace is corrupt."),
     ("the same block freed twice", [(100, 32), (100, -32), (100, -32)],
      "remember which addresses the trace already freed; freeing one again (before a new "
      "allocation there) is a double free."),
@@ -434,6 +446,17 @@ class Square(nn.Module):
         return x * x
 
 
+class Scaled(nn.Module):
+    """x times a buffer: the mul saves the buffer (which exists anyway) for x's gradient."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.register_buffer("scale", torch.linspace(0.5, 1.5, width))
+
+    def forward(self, x):
+        return x * self.scale
+
+
 class NoGrad(nn.Module):
     def __init__(self, inner: nn.Module):
         super().__init__()
@@ -463,7 +486,12 @@ RECIPES = {
     "a frozen first layer": lambda d, h: [frozen(nn.Linear(d, h)), nn.Tanh(), nn.Linear(h, 2)],
     "x times x": lambda d, h: [Square(), nn.Linear(d, h), nn.Sigmoid()],
     "all frozen": lambda d, h: [frozen(nn.Linear(d, h)), nn.Tanh(), frozen(nn.Linear(h, 2))],
+    "a layer scaled by a buffer": lambda d, h: [nn.Linear(d, h), Scaled(h), nn.Tanh()],
+    "BatchNorm in training (it saves its running statistics, buffers)":
+        lambda d, h: [nn.Linear(d, h), nn.BatchNorm1d(h), nn.Tanh()],
+    "slices of x itself, first": lambda d, h: [Halves(), nn.Linear(d // 2 + 1, 2)],
 }
+X_NEEDS_GRAD = ("all frozen", "slices of x itself, first")  # else x's requires_grad is drawn
 MENU = (
     lambda d, h: nn.Linear(d, h), lambda d, h: nn.Tanh(), lambda d, h: nn.Sigmoid(),
     lambda d, h: nn.ReLU(), lambda d, h: Detach(), lambda d, h: Halves(), lambda d, h: Square(),
@@ -525,7 +553,7 @@ def test_saved_bytes_counts_what_the_graph_keeps(impl, rng, mode):
         n, d, h = random_shape(rng, 3, 3, 8)
         model = build(layers_of, d, h)
         reference = copy.deepcopy(model)
-        x_grad = bool(rng.integers(2)) or label == "all frozen"
+        x_grad = bool(rng.integers(2)) or label in X_NEEDS_GRAD
         x = torch.randn(n, d, dtype=F64, requires_grad=x_grad)
         x_ref = x.detach().clone().requires_grad_(x_grad)
         exclude = {storage_key(t) for t in (*reference.parameters(), *reference.buffers(), x_ref)}
