@@ -119,6 +119,7 @@ _SHAPE_PAIRS = [
     ((), ()), ((3,), ()), ((), (2, 3)), ((1,), (4,)), ((4,), (1,)), ((0,), (1,)),
     ((1,), (0,)), ((5, 0), (1, 0)), ((2, 1, 4), (3, 1)), ((3, 1), (2, 1, 4)), ((1, 1), (1,)),
     ((2, 2), (2,)), ((6, 1, 1), (1, 5, 1)),
+    ((2, 1), (2,)), ((2, 1), (1, 2)),  # as many elements, other shapes: still a broadcast
 ]
 _NOT_BROADCASTABLE = [((3,), (4,)), ((2, 3), (3, 2)), ((0,), (2,)), ((2, 1), (4, 3)),
                       ((5, 2, 3), (4, 1))]
@@ -251,7 +252,7 @@ def _call_bound(impl, fn, a, b, keywords: bool = False):
 @pytest.mark.exercise("bound_function")
 def test_bound_function_values(impl, rng):
     fn = _module(impl)
-    for a, b in _pairs(rng):
+    for a, b in _pairs(rng) + [((2**31,), (1,)), ((3, 1), (2**33,))]:  # sizes past 32 bits
         got, what = _call_bound(impl, fn, a, b)
         expected = list(torch.broadcast_shapes(a, b))
         if type(got) is not list or any(type(v) is not int for v in got) or got != expected:
@@ -374,6 +375,10 @@ def test_cpu_operator_checks(impl, rng):
         (torch.randn(3, dtype=torch.float64), torch.randn(3, dtype=torch.float32),
          "same dtype", "x and y of different dtypes (float64, float32)"),
         (torch.arange(3), torch.arange(3), "floating-point", "integer x and y (int64)"),
+        (torch.randn(3, dtype=torch.complex64), torch.randn(3, dtype=torch.complex64),
+         "floating-point", "complex x and y (complex64)"),
+        (torch.ones(3, dtype=torch.bool), torch.zeros(3, dtype=torch.bool), "floating-point",
+         "boolean x and y"),
         (torch.randn(2, 3), torch.randn(3, 2), None, "x (2, 3) and y (3, 2), not broadcastable"),
     ]
     for x, y, phrase, label in cases:
@@ -462,6 +467,35 @@ def test_autograd_kernel_gradients(impl, rng):
 
 
 @pytest.mark.exercise("autograd_kernel")
+def test_autograd_kernel_notices_inputs_changed_in_place(impl, rng):
+    """What backward reads must be what forward saw: an input changed in place after the
+    forward makes backward refuse, as (x - y) ** 2 does (the saved tensors' versions)."""
+    clean = _Clean()
+    op = _autograd_op(impl, clean)
+    n = int(random_shape(rng, 1)[0])
+    base = torch.randn(n, dtype=torch.float64, requires_grad=True)
+    x, y = base * 1, torch.randn(n, dtype=torch.float64)
+    what = f"out = sqdiff(x, y) for x ({n},) requiring grad, then x.add_(100), then out.sum().backward()"
+    with guarded("sqdiff", op, (x, y)), _native(impl, what, clean):
+        out = op(x, y)
+    with torch.no_grad():
+        x.add_(100)
+    try:
+        with impl.rules():
+            out.sum().backward()
+    except RuntimeError as exc:
+        if "inplace" in str(exc) or "in-place" in str(exc):
+            return
+        first = clean(str(exc).strip()).splitlines()
+        fail(f"{what} raised RuntimeError: {first[0] if first else ''}")
+    fail(f"{what}: backward ran and gave base.grad = {base.grad.tolist()[:4]}..., computed from "
+         "the changed x (torch's own (x - y) ** 2 refuses: \"one of the variables needed for "
+         "gradient computation has been modified by an inplace operation\").\n  Try: keep what "
+         "backward needs with ctx->save_for_backward(...) and read it back with "
+         "ctx->get_saved_variables(): saved variables remember their version.")
+
+
+@pytest.mark.exercise("autograd_kernel")
 def test_autograd_kernel_gradcheck(impl, rng):
     clean = _Clean()
     op = _autograd_op(impl, clean)
@@ -521,8 +555,18 @@ def test_meta_kernel_shapes(impl, rng):
                  f"tensor of shape {shape}, dtype {str(dtype)[6:]}, device meta.\n  Try: "
                  "at::empty_symint(broadcast shape, x.options()): options carry dtype and "
                  "device; a meta kernel never reads data.")
+    x = torch.empty(4, 3, device="meta").t()  # (3, 4), strides (1, 3): the output is still (4, 1)
+    what = "sqdiff on meta tensors x (3, 4) transposed (strides (1, 3)), y (4,), float32"
+    out = _call_op(impl, clean, op, x, torch.empty(4, device="meta"), what)
+    if type(out) is not torch.Tensor or tuple(out.shape) != (3, 4) or not out.is_contiguous():
+        fail(f"{what}: the Meta kernel returned {describe(out)}; expected a contiguous tensor "
+             "of shape (3, 4), as the CPU kernel returns.\n  Try: a fake output must have the "
+             "real one's strides: make it from the broadcast shape, not like an input.")
     for what, dtypes in (("different dtypes (float64, float32)", (torch.float64, torch.float32)),
-                         ("an integer dtype (int64, int64)", (torch.int64, torch.int64))):
+                         ("an integer dtype (int64, int64)", (torch.int64, torch.int64)),
+                         ("a complex dtype (complex64, complex64)",
+                          (torch.complex64, torch.complex64)),
+                         ("bool (bool, bool)", (torch.bool, torch.bool))):
         what = f"sqdiff on meta tensors of {what}"
         try:
             with guarded("sqdiff", op, ()), impl.rules():

@@ -315,15 +315,18 @@ def call_in_rank(impl, name: str, note: Callable[[str], None], where: str, *args
 
 class Net(nn.Module):
     """A small model with a float32 parameter among float64 ones, one frozen parameter (no
-    gradient, in no bucket) and one parameter used twice."""
+    gradient, in no bucket) and one parameter used twice; with ``spare``, a last parameter
+    that requires grad but that the forward never uses (its .grad stays None)."""
 
-    def __init__(self, d: int, h1: int, h2: int) -> None:
+    def __init__(self, d: int, h1: int, h2: int, spare: bool = False) -> None:
         super().__init__()
         self.fc1 = nn.Linear(d, h1, dtype=torch.float64)
         self.gain = nn.Parameter(torch.ones(h1, dtype=torch.float32))
         self.fc2 = nn.Linear(h1, h2, dtype=torch.float64)
         self.shift = nn.Parameter(torch.zeros(h2, dtype=torch.float64), requires_grad=False)
         self.head = nn.Linear(h2, 1, dtype=torch.float64)
+        if spare:
+            self.spare = nn.Parameter(torch.zeros(h2, dtype=torch.float64))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.tanh(self.fc1(x) * self.gain.double())
@@ -340,11 +343,13 @@ class Case:
     steps: int = 3
     bucket_bytes: int = 0
     micro: tuple[int, ...] = ()  # micro-batches per step (NoSyncGradSync)
+    spare: bool = False  # the model gets a trainable parameter its forward never uses
+    left_out: tuple[int, ...] = ()  # trainable parameters the buckets leave out
 
 
 def make_net(case: Case, salt: int = 0) -> Net:
     torch.manual_seed(case.seed * 7 + salt)  # inside a rank or the oracle: the check's own RNG
-    net = Net(*case.sizes)
+    net = Net(*case.sizes, spare=case.spare)
     with torch.no_grad():
         for p in net.parameters():
             p.copy_(torch.randn(p.shape, dtype=p.dtype) * 0.6)
@@ -567,8 +572,22 @@ def average_body(cases: list[Case]):
                 loss_of(net, x[rows], y[rows], case.n).backward()
                 start = len(log)
                 with Recorder(log):
-                    call_in_rank(impl, "average_gradients", note, f"{case.label}, step {step + 1}",
-                                 net)
+                    try:
+                        call_in_rank(impl, "average_gradients", note,
+                                     f"{case.label}, step {step + 1}", net)
+                    except Exception as exc:
+                        unused = [n for n, p in net.named_parameters()
+                                  if p.requires_grad and p.grad is None]
+                        info = _exception(exc, impl)
+                        if not unused or _is_comm_error(info):
+                            raise
+                        where = f" (your file, line {info['line']})" if info["line"] else ""
+                        raise AssertionError(
+                            f"{info['type']}{where}: {info['message']}\n  The model has a "
+                            f"parameter that requires grad but that this forward never used "
+                            f"({', '.join(unused)}): its .grad is None, and there is nothing to "
+                            "average. Try: reduce the gradients that exist; a .grad that is "
+                            "None stays None.") from None
                 steps.append(grads(net))
                 logs.append(log[start:])
                 sgd(net)
@@ -587,7 +606,9 @@ def test_average_gradients(impl, rng):
     sizes = tuple(int(v) for v in rng.choice(np.arange(2, 8), size=3, replace=False))
     cases = [Case("fixed case", seed=11, sizes=(3, 4, 2), n=2, steps=3),
              Case("random case", int(rng.integers(100, 10_000)), sizes, int(rng.integers(1, 4)),
-                  steps=2)]
+                  steps=2),
+             Case("fixed case, `spare` requires grad but is never used", seed=12,
+                  sizes=(2, 3, 4), n=2, steps=2, spare=True)]
     results = run_ranks(impl, average_body(cases), world)
     for i, case in enumerate(cases):
         compare_steps([got[i]["steps"] for got in results], reference(case, world), case,
@@ -604,8 +625,10 @@ F64, F32, F16 = torch.float64, torch.float32, torch.float16
 
 
 def make_params(spec: list[tuple]) -> list[torch.Tensor]:
-    """(shape, dtype, requires_grad) -> tensors (only their sizes and dtypes matter)."""
-    return [torch.zeros(shape, dtype=dtype, requires_grad=rg) for shape, dtype, rg in spec]
+    """(shape, dtype, requires_grad[, device]) -> tensors (only their sizes, dtypes and devices
+    matter; "meta" tensors hold no data)."""
+    return [torch.zeros(shape, dtype=dtype, requires_grad=rg, device=rest[0] if rest else "cpu")
+            for shape, dtype, rg, *rest in spec]
 
 
 def torch_buckets(params: list[torch.Tensor], bucket_bytes: int) -> list[list[int]]:
@@ -620,6 +643,7 @@ def torch_buckets(params: list[torch.Tensor], bucket_bytes: int) -> list[list[in
 def show_params(params: list[torch.Tensor]) -> str:
     return "[" + ", ".join(
         f"{p.numel() * p.element_size()}B {str(p.dtype).replace('torch.', '')}"
+        + ("" if p.device.type == "cpu" else f" on {p.device.type}")
         + ("" if p.requires_grad else " frozen") for p in params) + "]"
 
 
@@ -637,6 +661,9 @@ BUCKET_CORPUS = [
                                           ((3,), F64, True)], 48),
     ("a parameter larger than bucket_bytes", [((10,), F64, True), ((1,), F64, True),
                                               ((1,), F64, True)], 16),
+    ("one dtype on two devices", [((2,), F64, True, "cpu"), ((3,), F64, True, "meta"),
+                                  ((1,), F64, True, "cpu"), ((2,), F64, True, "meta"),
+                                  ((2,), F32, True, "meta")], 24),
 ]
 
 
@@ -661,7 +688,8 @@ def check_assignment(impl, label: str, spec: list[tuple], bucket_bytes: int) -> 
                                     for b in got):
         fail(f"{call} returned {describe(got)}; expected a list of lists of int indices.")
     assert_equal(got, expected, call,
-                 hint="each dtype fills its own bucket, in index order, skipping parameters that "
+                 hint="each dtype (on each device) fills its own bucket, in index order, "
+                 "skipping parameters that "
                  "do not require grad; a bucket is full once its bytes (numel * element_size) "
                  "reach bucket_bytes or more; keep the buckets left filling at the end; return "
                  "them by smallest index, largest first.")
@@ -703,7 +731,8 @@ def bucket_body(cases: list[Case], cls: str):
         for case in cases:
             net = make_net(case)
             params = list(net.parameters())
-            plan = torch_buckets(params, case.bucket_bytes)
+            plan = [b for b in ([i for i in bucket if i not in case.left_out]
+                                for bucket in torch_buckets(params, case.bucket_bytes)) if b]
             for i, p in enumerate(params):
                 if p.requires_grad:
                     p.register_post_accumulate_grad_hook(lambda _, i=i: log.append(("acc", i)))
@@ -733,19 +762,40 @@ def bucket_body(cases: list[Case], cls: str):
                             _in_window(impl, "no_sync", lambda s=sync, loss=loss: _backward_in(
                                 s.no_sync(), loss))
                         else:
-                            _in_window(impl, "backward", loss.backward)
+                            try:
+                                _in_window(impl, "backward", loss.backward)
+                            except Exception as exc:
+                                _explain_left_out(exc, impl, case)
+                                raise
                 log.append(("wait",))
                 note(f"in `wait()` ({case.label}, step {step + 1})")
                 with Recorder(log):
                     _in_window(impl, "wait", sync.wait)
                     if step == len(case.micro or (1,) * case.steps) - 1:
                         _in_window(impl, "wait", sync.wait)  # nothing started since: a no-op
+                for i in case.left_out:  # what no bucket holds, the check averages itself
+                    dist.all_reduce(params[i].grad)
+                    params[i].grad /= world
                 steps.append({"grads": grads(net), "events": log[start:]})
                 sgd(net)
             out.append({"plan": plan, "steps": steps, "escaped": escaped,
                         "final": {n: p.detach().clone() for n, p in net.named_parameters()}})
         return out
     return body
+
+
+def _explain_left_out(exc: Exception, impl, case: Case) -> None:
+    """A learner exception in a backward whose buckets leave a trainable parameter out, told
+    as such (a peer's timeout is left to the usual report)."""
+    info = _exception(exc, impl)
+    if not case.left_out or _is_comm_error(info):
+        return
+    where = f" (your file, line {info['line']})" if info["line"] else ""
+    raise AssertionError(
+        f"{info['type']}{where}: {info['message']}\n  The buckets here leave parameters "
+        f"{' and '.join(map(str, case.left_out))} out, though they require grad: a parameter in "
+        "no bucket is left alone (someone else looks after its gradient). Try: let only the "
+        "bucketed parameters take part in your bucket bookkeeping.") from None
 
 
 def _backward_in(context, loss: torch.Tensor) -> None:
@@ -869,6 +919,8 @@ def test_bucketed_grad_sync(impl, rng):
         Case("fixed case, bucket_bytes=1", seed=6, sizes=(2, 3, 4), n=2, steps=2, bucket_bytes=1),
         Case("fixed case, one bucket per dtype", seed=7, sizes=(4, 2, 3), n=2, steps=2,
              bucket_bytes=10**6),
+        Case("fixed case, parameters 4 and 0 in no bucket", seed=9, sizes=(3, 4, 2), n=2,
+             steps=2, bucket_bytes=100, left_out=(4, 0)),
         Case("random case", int(rng.integers(100, 10_000)), sizes, int(rng.integers(1, 4)),
              steps=2, bucket_bytes=int(rng.choice([1, 40, 100, 200, 10**6]))),
     ], "BucketedGradSync")
@@ -883,4 +935,326 @@ def test_no_sync_grad_sync(impl, rng):
              micro=(3, 1, 2)),
         Case("random case", int(rng.integers(100, 10_000)), sizes, int(rng.integers(3, 5)),
              steps=3, bucket_bytes=int(rng.choice([1, 100, 10**6])), micro=micro),
+    ], "NoSyncGradSync")
+
+
+# ----------------------------------------------------------------------------- the sync objects in use
+
+
+def _ints(rank: int, k: int) -> torch.Tensor:
+    """Rank ``rank``'s data for backward ``k`` of a usage scenario: small integers, in float64,
+    so that every sum and mean below is exact."""
+    g = torch.Generator().manual_seed(7919 * k + rank)
+    return torch.randint(-4, 5, (5,), generator=g).double()
+
+
+def _pair() -> list[nn.Parameter]:
+    return [nn.Parameter(torch.zeros(3, dtype=torch.float64)),
+            nn.Parameter(torch.zeros(2, dtype=torch.float64))]
+
+
+def _pair_loss(pair: list[nn.Parameter], rank: int, k: int, used=(0, 1)) -> torch.Tensor:
+    """A loss whose gradient for parameter 0 is rank's data k[:3], for parameter 1 k[3:]."""
+    v = _ints(rank, k)
+    parts = [(pair[0] * v[:3]).sum(), (pair[1] * v[3:]).sum()]
+    return sum(parts[i] for i in used)
+
+
+def _pair_mean(ks: list[tuple[int, tuple[int, ...]]], world: int) -> list[torch.Tensor]:
+    """The mean over ranks of what the pair's .grad accumulates over backwards (k, used)."""
+    out = [torch.zeros(3, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)]
+    for rank in range(world):
+        for k, used in ks:
+            v = _ints(rank, k)
+            for i in used:
+                out[i] += v[:3] if i == 0 else v[3:]
+    return [t / world for t in out]
+
+
+class _Driver:
+    """A usage scenario's calls to learner code in one rank, each under the kata's rules, with
+    what it made (the rank's log: collectives, and marks the scenario leaves)."""
+
+    def __init__(self, impl, log: list, note: Callable[[str], None], label: str) -> None:
+        self.impl, self.log, self.note, self.label = impl, log, note, label
+
+    def new(self, cls: str, params: list, buckets: list[list[int]]):
+        self.note(f"in `{cls}(params, {buckets})` ({self.label})")
+        return _in_window(self.impl, cls, lambda: getattr(self.impl, cls)(params, buckets))
+
+    def call(self, name: str, what: str, run: Callable[[], Any]) -> list[tuple]:
+        self.note(f"in {what} ({self.label})")
+        start = len(self.log)
+        with Recorder(self.log):
+            _in_window(self.impl, name, run)
+        return self.log[start:]
+
+
+def _made(events: list[tuple]) -> list[tuple]:
+    return [(e[1], e[2], e[3]) for e in events if e[0] == "c10d"]
+
+
+def _grads(params: list) -> list[torch.Tensor | None]:
+    return [None if p.grad is None else p.grad.detach().clone() for p in params]
+
+
+def _expect_made(label: str, what: str, events: list[tuple], want: list[tuple], why: str) -> None:
+    if _made(events) != want:
+        expected = summary([("c10d", *w) for w in want]) if want else "no collective"
+        fail(f"{label}: {what} made {summary(events)}; expected {expected}.\n  {why}")
+
+
+def _expect_grads(label: str, got: list, want: list[torch.Tensor], hint: str) -> None:
+    for i, (have, exp) in enumerate(zip(got, want, strict=True)):
+        if have is None:
+            fail(f"{label}: parameter {i}'s .grad is None after wait(); expected {describe(exp)}.")
+        assert_close(have, exp, f"{label}: parameter {i}'s .grad after wait()", rtol=0, atol=0,
+                     hint=hint)
+
+
+AR5 = ("all_reduce", (5,), "float64")  # one bucket holding a whole pair
+
+
+def _two_backwards(d: _Driver, rank: int, cls: str) -> dict:
+    pair = _pair()
+    sync = d.new(cls, pair, [[0, 1]])
+    first = d.call("backward", "the first backward", _pair_loss(pair, rank, 1).backward)
+    dist.barrier()  # the first backward's buckets are done on every rank (a flat tensor may be reused)
+    second = d.call("backward", "the second backward, with no wait() since the first",
+                    _pair_loss(pair, rank, 2).backward)
+    waited = d.call("wait", "the wait() after both", sync.wait)
+    return {"events": [first, second, waited], "grads": _grads(pair)}
+
+
+def _check_two_backwards(label: str, got: dict, world: int) -> None:
+    first, second, waited = got["events"]
+    _expect_made(label, "the first backward", first, [AR5],
+                 "The one bucket (parameters [0, 1]) goes out once its last gradient is in.")
+    _expect_made(label, "the second backward", second, [AR5],
+                 "Every backward sends each bucket once its last gradient is in, whether or not "
+                 "wait() ran since the one before. Try: have a bucket ready to count again as "
+                 "soon as it goes out.")
+    _expect_made(label, "wait()", waited, [], "wait() starts no collective: it only waits.")
+    _expect_grads(label, got["grads"], _pair_mean([(1, (0, 1)), (2, (0, 1))], world),
+                  "each .grad then holds the sum of both backwards' gradients, and wait() must "
+                  "leave its mean over ranks: wait for every bucket started since the last "
+                  "wait(), and write them back in the order they started (the last holds the "
+                  "sums).")
+
+
+def _two_objects(d: _Driver, rank: int, cls: str) -> dict:
+    a, b = _pair(), _pair()
+    sync_a = d.new(cls, a, [[1], [0]])
+    sync_b = d.new(cls, b, [[0, 1]])
+    d.call("backward", "model A's backward", _pair_loss(a, rank, 3).backward)
+    d.call("backward", "model B's backward", _pair_loss(b, rank, 4).backward)
+    waited_a = d.call("wait", "A's wait()", sync_a.wait)
+    waited_b = d.call("wait", "B's wait()", sync_b.wait)
+    return {"events": [waited_a, waited_b], "grads": [_grads(a), _grads(b)]}
+
+
+_OWN_STATE = ("two objects must not share state (each holds its own buckets, counts, started "
+              "work and switches): look for anything your classes keep on the class itself "
+              "rather than on self.")
+
+
+def _check_two_objects(label: str, got: dict, world: int) -> None:
+    for which, events in zip("AB", got["events"], strict=True):
+        _expect_made(label, f"{which}'s wait()", events, [], "wait() starts no collective.")
+    for which, grads, k in (("A", got["grads"][0], 3), ("B", got["grads"][1], 4)):
+        _expect_grads(f"{label}, model {which}", grads, _pair_mean([(k, (0, 1))], world),
+                      f"each object's wait() leaves the mean over ranks in its own model's "
+                      f".grad, and touches no other; {_OWN_STATE}")
+
+
+BIG = 2_000_000  # float32 elements: a bucket whose all_reduce outlasts a tiny one's
+
+
+def _big_first(d: _Driver, rank: int, cls: str) -> dict:
+    small = nn.Parameter(torch.zeros(3))
+    big = nn.Parameter(torch.zeros(BIG))
+    sync = d.new(cls, [small, big], [[1], [0]])
+    wrong = []
+    for step in range(3):
+        small.grad = big.grad = None
+        c = float(rank + 1)
+        loss = (small * c).sum() + (big * c).sum()  # big's gradient is accumulated first
+        d.call("backward", f"step {step + 1}'s backward", loss.backward)
+        d.call("wait", f"step {step + 1}'s wait()", sync.wait)
+        want = (1 + dist.get_world_size()) / 2
+        wrong.append([None if p.grad is None else int((p.grad != want).sum())
+                      for p in (big, small)])
+    return {"wrong": wrong}
+
+
+def _check_big_first(label: str, got: dict, world: int) -> None:
+    want = (1 + world) / 2
+    for step, counts in enumerate(got["wrong"]):
+        for name, size, bad in zip(("parameter 1 (the large bucket, started first)",
+                                    "parameter 0 (the tiny bucket, started last)"),
+                                   (BIG, 3), counts, strict=True):
+            if bad is None:
+                fail(f"{label}, step {step + 1}: {name} has no .grad after wait().")
+            if bad:
+                fail(f"{label}, step {step + 1}: after wait(), {bad} of the {size} elements of "
+                     f"{name}'s .grad do not hold the mean over ranks ({want:g}): wait() "
+                     "returned while that bucket's all_reduce was still going on (or never "
+                     "wrote it back).\n  A work object only tells about its own collective. "
+                     "Try: wait() waits for the work of every bucket started since the last "
+                     "wait() before it uses that bucket's result.")
+
+
+def _nested(d: _Driver, rank: int, cls: str) -> dict:
+    pair = _pair()
+    sync = d.new(cls, pair, [[0, 1]])
+    inner, outer, after = (_pair_loss(pair, rank, k) for k in (5, 6, 7))
+
+    def blocks() -> None:
+        with sync.no_sync():
+            with sync.no_sync():
+                inner.backward()
+            d.log.append(("mark",))
+            outer.backward()
+
+    events = d.call("no_sync", "a no_sync() block inside another", blocks)
+    mark = events.index(("mark",))
+    last = d.call("backward", "the backward after both blocks closed", after.backward)
+    waited = d.call("wait", "wait()", sync.wait)
+    return {"events": [events[:mark], events[mark + 1:], last, waited], "grads": _grads(pair)}
+
+
+def _check_nested(label: str, got: dict, world: int) -> None:
+    inner, outer, last, waited = got["events"]
+    _expect_made(label, "the backward inside both blocks", inner, [],
+                 "While no_sync() is open, backward starts no collective.")
+    _expect_made(label, "the backward after the inner block closed, still inside the outer one",
+                 outer, [], "Syncing resumes only once the OUTERMOST no_sync() block closes. "
+                 "Try: on closing, a block puts back the state it found when it opened (syncing "
+                 "may have been off already).")
+    _expect_made(label, "the backward after both blocks closed", last, [AR5],
+                 "Once every block is closed, the next backward sends the buckets as usual.")
+    _expect_made(label, "wait()", waited, [], "wait() starts no collective.")
+    _expect_grads(label, got["grads"], _pair_mean([(5, (0, 1)), (6, (0, 1)), (7, (0, 1))], world),
+                  "after the blocks, the backward that syncs sends the sums of all three "
+                  "backwards; wait() leaves their mean over ranks.")
+
+
+def _two_no_sync(d: _Driver, rank: int, cls: str) -> dict:
+    a, b = _pair(), _pair()
+    sync_a = d.new(cls, a, [[0, 1]])
+    sync_b = d.new(cls, b, [[1], [0]])
+    in_a, in_b, after_a = _pair_loss(a, rank, 8), _pair_loss(b, rank, 9), _pair_loss(a, rank, 10)
+
+    def block() -> None:
+        with sync_a.no_sync():
+            in_a.backward()
+            d.log.append(("mark",))
+            in_b.backward()
+            d.log.append(("mark",))
+            sync_b.wait()
+
+    events = d.call("no_sync", "A's no_sync() block, holding A's backward, then B's backward "
+                    "and B's wait()", block)
+    first = events.index(("mark",))
+    second = events.index(("mark",), first + 1)
+    last = d.call("backward", "A's backward after its block closed", after_a.backward)
+    d.call("wait", "A's wait()", sync_a.wait)
+    return {"events": [events[:first], events[first + 1:second], events[second + 1:], last],
+            "grads": [_grads(a), _grads(b)]}
+
+
+def _check_two_no_sync(label: str, got: dict, world: int) -> None:
+    in_a, in_b, waited_b, last = got["events"]
+    _expect_made(label, "A's backward inside A's no_sync()", in_a, [],
+                 "While no_sync() is open, its object's backward starts no collective.")
+    _expect_made(label, "B's backward (B is not in no_sync(), only A is)", in_b,
+                 [("all_reduce", (2,), "float64"), ("all_reduce", (3,), "float64")],
+                 f"One object's no_sync() pauses that object only. Try: {_OWN_STATE}")
+    _expect_made(label, "B's wait()", waited_b, [], "wait() starts no collective.")
+    _expect_made(label, "A's backward after its block closed", last, [AR5],
+                 "Once the block is closed, the next backward sends the buckets as usual.")
+    _expect_grads(f"{label}, model A", got["grads"][0], _pair_mean([(8, (0, 1)), (10, (0, 1))],
+                                                                    world),
+                  "A's backward after the block sends the sums of both; wait() leaves the mean.")
+    _expect_grads(f"{label}, model B", got["grads"][1], _pair_mean([(9, (0, 1))], world),
+                  f"B syncs as usual while A is in no_sync(); {_OWN_STATE}")
+
+
+def _partial(d: _Driver, rank: int, cls: str) -> dict:
+    pair = _pair()
+    for i, p in enumerate(pair):  # before the learner's hooks: they run first
+        p.register_post_accumulate_grad_hook(lambda _, i=i: d.log.append(("acc", i)))
+    sync = d.new(cls, pair, [[0, 1]])
+    d.call("backward", "step 1's backward", _pair_loss(pair, rank, 11).backward)
+    d.call("wait", "step 1's wait()", sync.wait)
+    for p in pair:
+        p.grad.zero_()
+    only_0 = _pair_loss(pair, rank, 12, used=(0,))
+    d.call("no_sync", "step 2's no_sync() block, whose backward uses parameter 0 only",
+           lambda: _backward_in(sync.no_sync(), only_0))
+    synced = d.call("backward", "step 2's backward after the block",
+                    _pair_loss(pair, rank, 13).backward)
+    d.call("wait", "step 2's wait()", sync.wait)
+    step2 = _grads(pair)
+    for p in pair:
+        p.grad.zero_()
+    d.call("backward", "step 3's backward", _pair_loss(pair, rank, 14).backward)
+    d.call("wait", "step 3's wait()", sync.wait)
+    return {"synced": synced, "grads": [step2, _grads(pair)]}
+
+
+def _check_partial(label: str, got: dict, world: int) -> None:
+    synced = got["synced"]
+    _expect_made(f"{label}, step 2", "the backward after the no_sync() block", synced, [AR5],
+                 "The bucket goes out once in the backward that syncs.")
+    seen = [e[1] for e in synced[:next(k for k, e in enumerate(synced) if e[0] == "c10d")]
+            if e[0] == "acc"]
+    if sorted(seen) != [0, 1]:
+        fail(f"{label}, step 2: in the backward after the no_sync() block, your code started "
+             f"the bucket's all_reduce once {'only parameter ' + str(seen[0]) if seen else 'no'}"
+             "'s gradient had been accumulated in that backward; the bucket is [0, 1]: it goes "
+             "out once both are in.\n  The backward inside no_sync() used parameter 0 only, and "
+             "inside no_sync() nothing counts toward a bucket being ready. Try: leave the "
+             "bucket bookkeeping untouched while no_sync() is open.")
+    _expect_grads(f"{label}, step 2", got["grads"][0],
+                  _pair_mean([(12, (0,)), (13, (0, 1))], world),
+                  "the backward after the block sends the sums of both micro-batches.")
+    _expect_grads(f"{label}, step 3", got["grads"][1], _pair_mean([(14, (0, 1))], world),
+                  "a plain step after the no_sync() step: the bucket bookkeeping must be as "
+                  "fresh as before.")
+
+
+def usage_body(scenarios: list, cls: str):
+    def body(rank, impl, log, note):
+        return [run(_Driver(impl, log, note, label), rank, cls) for label, run, _ in scenarios]
+    return body
+
+
+def check_usage(impl, scenarios: list, cls: str) -> None:
+    results = run_ranks(impl, usage_body(scenarios, cls))
+    for k, (label, _, check) in enumerate(scenarios):
+        for r, per_rank in enumerate(results):
+            check(f"rank {r}, {label}", per_rank[k], WORLD)
+
+
+@pytest.mark.exercise("BucketedGradSync")
+def test_bucketed_grad_sync_in_use(impl):
+    check_usage(impl, [
+        ("two backwards, then one wait()", _two_backwards, _check_two_backwards),
+        ("two objects (A: buckets [[1], [0]], B: [[0, 1]]): A's backward, B's backward, A's "
+         "wait(), B's wait()", _two_objects, _check_two_objects),
+        (f"a bucket of {BIG} float32 elements started first, a tiny one last", _big_first,
+         _check_big_first),
+    ], "BucketedGradSync")
+
+
+@pytest.mark.exercise("NoSyncGradSync")
+def test_no_sync_grad_sync_in_use(impl):
+    check_usage(impl, [
+        ("nested no_sync() blocks", _nested, _check_nested),
+        ("two objects (A: buckets [[0, 1]], B: [[1], [0]])", _two_no_sync, _check_two_no_sync),
+        ("a micro-batch inside no_sync() that leaves parameter 1 unused", _partial,
+         _check_partial),
+        ("two objects (A: buckets [[1], [0]], B: [[0, 1]]): A's backward, B's backward, A's "
+         "wait(), B's wait()", _two_objects, _check_two_objects),
     ], "NoSyncGradSync")

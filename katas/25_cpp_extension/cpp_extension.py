@@ -11,8 +11,11 @@ prepares the header once, about a minute on a small machine; `kata lesson` says 
 
 What the checks give every build:
 - ``KATA_NS``: the operator namespace, a macro (``TORCH_LIBRARY(KATA_NS, m)``), and
-  ``KATA_NS_STR``, the same as a string literal. Each distinct source gets its own, so
-  rebuilding never collides with an earlier version in the same process.
+  ``KATA_NS_STR``, the same as a string literal. Each distinct source gets its own, so a
+  rebuilt operator never collides with an earlier version's in the same process. (Plain
+  C++ functions are another matter: two builds loaded into one process that both define a
+  global ``sqdiff_cpu`` may both run the first one's. Keep helpers ``static`` or in an
+  anonymous namespace.)
 - ``TORCH_EXTENSION_NAME``: the Python module's name, for ``PYBIND11_MODULE``.
 - No implicit ``#include <torch/extension.h>``: include what you use (the lesson lists the
   headers; torch/extension.h works too, but costs seconds on every rebuild).
