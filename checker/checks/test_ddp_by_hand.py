@@ -450,13 +450,20 @@ class Bcast(nn.Module):
         self.norm = nn.BatchNorm1d(h, dtype=torch.float64)
         self.out = nn.Linear(h, k, dtype=torch.float64)
         self.frozen = nn.Parameter(torch.zeros(k, dtype=torch.float64), requires_grad=False)
+        # a buffer the state_dict leaves out: still the module's, still broadcast
+        self.register_buffer("scratch", torch.zeros(h, dtype=torch.float64), persistent=False)
+
+
+def held(net: nn.Module) -> dict[str, torch.Tensor]:
+    """Every parameter and every buffer of ``net`` by name (non-persistent buffers too)."""
+    return {**dict(net.named_parameters()), **dict(net.named_buffers())}
 
 
 def bcast_net(sizes: tuple[int, int, int], seed: int, rank: int) -> Bcast:
     torch.manual_seed(seed * 10 + rank)
     net = Bcast(*sizes)
     with torch.no_grad():
-        for t in net.state_dict().values():
+        for t in held(net).values():
             if t.is_floating_point():
                 t.copy_(torch.randn(t.shape, dtype=t.dtype))
             else:
@@ -469,17 +476,17 @@ def bcast_body(cases: list[tuple[str, tuple[int, int, int], int, int]]):
         out = []
         for label, sizes, seed, src in cases:
             net = bcast_net(sizes, seed, rank)
-            held = {**dict(net.named_parameters()), **dict(net.named_buffers())}
-            flags = {n: t.requires_grad for n, t in held.items()}
+            before = held(net)
+            flags = {n: t.requires_grad for n, t in before.items()}
             start = len(log)
             with Recorder(log):  # src None: left to its default, rank 0
                 returned = call_in_rank(impl, "broadcast_parameters", note, label, net,
                                         *(() if src is None else (src,)))
-            now = {**dict(net.named_parameters()), **dict(net.named_buffers())}
+            now = held(net)
             out.append({
                 "returned": None if returned is None else describe(returned),
                 "values": {n: t.detach().clone() for n, t in now.items()},
-                "replaced": sorted(n for n in held if now.get(n) is not held[n]),
+                "replaced": sorted(n for n in before if now.get(n) is not before[n]),
                 "flags": {n: t.requires_grad for n, t in now.items()},
                 "flags_before": flags,
                 "log": log[start:],
@@ -510,7 +517,8 @@ def check_broadcast(impl, cases) -> None:
     results = run_ranks(impl, bcast_body(cases))
     for i, (label, sizes, seed, given) in enumerate(cases):
         src = 0 if given is None else given
-        states = [bcast_net(sizes, seed, r).state_dict() for r in range(WORLD)]
+        states = [{n: t.detach() for n, t in held(bcast_net(sizes, seed, r)).items()}
+                  for r in range(WORLD)]
         call = (f"broadcast_parameters(module{'' if given is None else f', src={src}'}) "
                 f"({label}, {WORLD} ranks)")
         lines = []
@@ -534,7 +542,8 @@ def check_broadcast(impl, cases) -> None:
             fail(f"{call}: afterwards every tensor of every rank should hold rank {src}'s "
                  "values, but\n" + "\n".join(lines) + f"\n{made}\n  Try: every rank, rank "
                  "src included, broadcasts every parameter and every buffer (running "
-                 "statistics and counters too) from src, into the module's own tensors.")
+                 "statistics and counters too, and buffers the state_dict leaves out) from "
+                 "src, into the module's own tensors.")
         for r, per_case in enumerate(results):
             got = per_case[i]
             if got["replaced"]:

@@ -1,4 +1,4 @@
-"""An alternative correct ddp_by_hand: the state_dict's tensors broadcast, one flat all_reduce
+"""An alternative correct ddp_by_hand: detached parameters and buffers broadcast, one flat all_reduce
 per dtype in average_gradients, torch's own flatten helpers, sets of missing gradients, and a
 class-based no_sync context manager."""
 
@@ -13,8 +13,8 @@ from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 
 def broadcast_parameters(module: nn.Module, src: int = 0) -> None:
-    for t in module.state_dict(keep_vars=False).values():  # detached, sharing the storage
-        dist.broadcast(t, src=src)
+    for t in [*module.parameters(), *module.buffers()]:  # non-persistent buffers too
+        dist.broadcast(t.detach(), src=src)  # detached, sharing the storage
 
 
 def average_gradients(module: nn.Module) -> None:
