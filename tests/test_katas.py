@@ -19,7 +19,7 @@ from checker.mistakes import load_mistakes
 CATALOG = load_catalog()
 NAMES = CATALOG.names()
 # The C++ kata's proof compiles about twenty sources and three precompiled headers (about
-# 170 s on a fresh cache here), which would bring the README command (15 min) too close to
+# 170 s on a fresh cache here), which would bring the README command (15-17 min) too close to
 # its 20 minutes: it is `kata dev check cpp_extension`'s, and its mutation run's. Its other
 # tests stay here.
 PROVEN_ELSEWHERE = {"cpp_extension"}
