@@ -134,11 +134,6 @@ def pointer_findings(kata: Kata) -> list[Finding]:
             if (msg := check_pointer(p))]
 
 
-def example_findings(kata: Kata, timeout: float = 300.0) -> list[Finding]:
-    """Run the kata's lesson, note and docstring examples in a fresh process."""
-    return examples_of([kata], timeout)[kata.name]
-
-
 def examples_of(katas: list[Kata], timeout: float = 300.0) -> dict[str, list[Finding]]:
     """Every kata's example findings, from one child process that imports torch once and
     forks a process per kata (checker.lesson_examples): ``timeout`` is per kata."""

@@ -30,6 +30,9 @@ def limit_child(memory_mb: int, parent: int) -> None:
     limit_resources(memory_mb)
 
 
+CUDA_CONTROL_DEVICE = "/dev/nvidiactl"  # NVIDIA's driver makes it; nothing else does
+
+
 def memory_limit() -> int:
     """Which resource caps a check process's memory.
 
@@ -46,9 +49,6 @@ def memory_limit() -> int:
     if chosen in ("as", "data"):
         return resource.RLIMIT_AS if chosen == "as" else resource.RLIMIT_DATA
     return resource.RLIMIT_DATA if os.path.exists(CUDA_CONTROL_DEVICE) else resource.RLIMIT_AS
-
-
-CUDA_CONTROL_DEVICE = "/dev/nvidiactl"  # NVIDIA's driver makes it; nothing else does
 
 
 def limit_resources(memory_mb: int) -> None:

@@ -18,8 +18,9 @@ PRELOAD = (
     "pytest", "_pytest.config", "_pytest.main", "_pytest.python", "_pytest.runner",
     "_pytest.fixtures", "_pytest.assertion.rewrite", "_pytest.terminal", "pytest_timeout",
     "checker.plugin", "checker.helpers", "checker.learner", "checker.mistakes", "checker.armed",
-    # what configuring pytest imports (beside its own plugins, see preload_modules): each
-    # armed process would import them again, about 25 ms of its 75
+    # what configuring pytest imports (beside its own plugins, see preload_modules), so that
+    # no armed process imports anything to arm (few were left to import in a worker that had
+    # already judged a run: arming stays about 60 ms of CPU, most of it pytest's own set-up)
     "checker.stuck", "_pytest._argcomplete", "faulthandler", "pdb", "readline", "numpy.testing",
     "sysconfig",
 )

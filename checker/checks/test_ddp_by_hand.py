@@ -587,16 +587,13 @@ def average_body(cases: list[Case]):
                     except Exception as exc:
                         unused = [n for n, p in net.named_parameters()
                                   if p.requires_grad and p.grad is None]
-                        info = _exception(exc, impl)
-                        if not unused or _is_comm_error(info):
-                            raise
-                        where = f" (your file, line {info['line']})" if info["line"] else ""
-                        raise AssertionError(
-                            f"{info['type']}{where}: {info['message']}\n  The model has a "
-                            f"parameter that requires grad but that this forward never used "
-                            f"({', '.join(unused)}): its .grad is None, and there is nothing to "
-                            "average. Try: reduce the gradients that exist; a .grad that is "
-                            "None stays None.") from None
+                        if unused:
+                            _explain(exc, impl, (
+                                "The model has a parameter that requires grad but that this "
+                                f"forward never used ({', '.join(unused)}): its .grad is None, "
+                                "and there is nothing to average. Try: reduce the gradients "
+                                "that exist; a .grad that is None stays None."))
+                        raise
                 steps.append(grads(net))
                 logs.append(log[start:])
                 sgd(net)
@@ -774,7 +771,14 @@ def bucket_body(cases: list[Case], cls: str):
                             try:
                                 _in_window(impl, "backward", loss.backward)
                             except Exception as exc:
-                                _explain_left_out(exc, impl, case)
+                                if case.left_out:
+                                    _explain(exc, impl, (
+                                        "The buckets here leave parameters "
+                                        f"{' and '.join(map(str, case.left_out))} out, though "
+                                        "they require grad: a parameter in no bucket is left "
+                                        "alone (someone else looks after its gradient). Try: "
+                                        "let only the bucketed parameters take part in your "
+                                        "bucket bookkeeping."))
                                 raise
                 log.append(("wait",))
                 note(f"in `wait()` ({case.label}, step {step + 1})")
@@ -793,18 +797,14 @@ def bucket_body(cases: list[Case], cls: str):
     return body
 
 
-def _explain_left_out(exc: Exception, impl, case: Case) -> None:
-    """A learner exception in a backward whose buckets leave a trainable parameter out, told
-    as such (a peer's timeout is left to the usual report)."""
+def _explain(exc: Exception, impl, why: str) -> None:
+    """Raise a learner exception in a rank again as a failure that says ``why`` the case
+    provoked it; a peer's timeout or closed connection is left to the usual report."""
     info = _exception(exc, impl)
-    if not case.left_out or _is_comm_error(info):
+    if _is_comm_error(info):
         return
     where = f" (your file, line {info['line']})" if info["line"] else ""
-    raise AssertionError(
-        f"{info['type']}{where}: {info['message']}\n  The buckets here leave parameters "
-        f"{' and '.join(map(str, case.left_out))} out, though they require grad: a parameter in "
-        "no bucket is left alone (someone else looks after its gradient). Try: let only the "
-        "bucketed parameters take part in your bucket bookkeeping.") from None
+    raise AssertionError(f"{info['type']}{where}: {info['message']}\n  {why}") from None
 
 
 def _backward_in(context, loss: torch.Tensor) -> None:
